@@ -1,0 +1,120 @@
+# arbiter: build, private PostgreSQL, run, test.
+# `make run` and `make test` are the two commands a newcomer needs; both
+# install what is missing (make deps) and start the private cluster first.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+LDLIBS   = -lmicrohttpd -ljansson -lpq -lpthread -lm
+VERSION := 0.1.0
+COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DEFS     = -DARBITER_VERSION='"$(VERSION)"' -DARBITER_COMMIT='"$(COMMIT)"'
+
+SRC      := $(wildcard src/*.c)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+BENCH_C  := $(wildcard tests/bench/*_bench.c)
+MIGRATIONS := $(sort $(wildcard sql/*.sql))
+
+B  = build
+BA = build/asan
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+PY     = /usr/bin/python3
+DBCTL  = deploy/local/pgctl.sh
+export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
+
+.PHONY: all deps build run db db-stop migrate test unit api-test asan asan-test bench fuzz clean lint
+.DEFAULT_GOAL := all
+
+all: build
+build: $(B)/arbiter
+
+# ---- dependencies (Debian 12, as root): install only what is absent ----
+DEB_PKGS = build-essential pkg-config clang libmicrohttpd-dev libjansson-dev libpq-dev \
+           postgresql-15 postgresql-client-15 libcmocka-dev python3-pytest \
+           python3-jsonschema python3-yaml curl wrk xxd
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all present"; fi
+
+# ---- compile ----
+$(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
+	@mkdir -p $(@D)
+	sh deploy/local/embed.sh $(MIGRATIONS) > $@
+
+$(B)/%.o: src/%.c $(wildcard include/arbiter/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+
+$(B)/gen/migrations.o: $(B)/gen/migrations.c
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+
+LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(B)/gen/migrations.o
+
+$(B)/arbiter: $(LIB_OBJ) $(B)/main.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+
+# sanitizer build: same sources, separate tree
+$(BA)/%.o: src/%.c $(wildcard include/arbiter/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+$(BA)/gen/migrations.o: $(B)/gen/migrations.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
+ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(BA)/gen/migrations.o
+$(BA)/arbiter: $(ASAN_OBJ) $(BA)/main.o
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+$(BA)/tests/%: tests/unit/%.c $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
+
+UNIT_BIN      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+UNIT_BIN_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRC))
+
+# ---- private PostgreSQL (skipped when ARBITER_DATABASE_URL is set) ----
+db:
+	@if [ -z "$$ARBITER_DATABASE_URL" ]; then bash $(DBCTL) start; fi
+db-stop:
+	@bash $(DBCTL) stop
+
+migrate: deps build db
+	@ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}" $(B)/arbiter migrate
+
+run: deps build db
+	@export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
+	$(B)/arbiter migrate && exec $(B)/arbiter serve
+
+# ---- tests ----
+unit: $(UNIT_BIN)
+	@sh tests/run_unit.sh $(UNIT_BIN)
+
+api-test: build db
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/api
+
+test: deps build db
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory api-test
+	@$(MAKE) --no-print-directory asan-test
+
+asan: $(BA)/arbiter $(UNIT_BIN_ASAN)
+asan-test: deps asan db
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  sh tests/run_unit.sh $(UNIT_BIN_ASAN)
+	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ARBITER_BIN=$(CURDIR)/$(BA)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/api
+
+clean:
+	rm -rf $(B)

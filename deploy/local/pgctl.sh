@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The private PostgreSQL 15 cluster behind `make run` and `make test`.
+#
+#   pgctl.sh start      init (once) and start the cluster, create role+db "arbiter"
+#   pgctl.sh stop       stop it (data stays)
+#   pgctl.sh status     exit 0 when running
+#   pgctl.sh url        libpq connection string for the service (role arbiter)
+#   pgctl.sh admin-url  connection string for the superuser (tests, tampering)
+#   pgctl.sh dir        where the cluster lives
+#
+# The server must run as the `postgres` system user (initdb refuses root).
+# It lives in ./var/pg when that user can reach it; a checkout under /root
+# cannot be reached, so the cluster then lives in /var/tmp/arbiter-<hash>/pg
+# and ./var/pg.location remembers where. ARBITER_PG_DIR overrides both
+# (tests use it for throwaway clusters).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+var="$repo/var"
+pgbin=${ARBITER_PGBIN:-/usr/lib/postgresql/15/bin}
+pguser=postgres
+
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$pguser" -- "$@"; else "$@"; fi; }
+
+cluster_dir() {
+	if [ -n "${ARBITER_PG_DIR:-}" ]; then echo "$ARBITER_PG_DIR"; return; fi
+	if [ -f "$var/pg.location" ]; then cat "$var/pg.location"; return; fi
+	mkdir -p "$var"
+	local d="$var/pg"
+	mkdir -p "$d"
+	if [ "$(id -u)" = 0 ]; then
+		chown "$pguser": "$d"
+		if ! runuser -u "$pguser" -- test -w "$d" 2>/dev/null; then
+			rmdir "$d" 2>/dev/null || true
+			d="/var/tmp/arbiter-$(printf '%s' "$repo" | sha1sum | cut -c1-12)/pg"
+			mkdir -p "$d"
+			chown "$pguser": "$d" "$(dirname "$d")"
+		fi
+	fi
+	echo "$d" > "$var/pg.location"
+	echo "$d"
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+cluster_port() {
+	local d=$1 p
+	if [ -f "$d/port" ]; then cat "$d/port"; return; fi
+	for p in $(seq 54320 54420); do
+		if ! port_in_use "$p" && [ ! -e "$d/../.s.PGSQL.$p" ]; then
+			echo "$p" > "$d/port"; echo "$p"; return
+		fi
+	done
+	echo "pgctl: no free port in 54320-54420" >&2; exit 1
+}
+
+running() { as_pg "$pgbin/pg_ctl" -D "$1/data" status >/dev/null 2>&1; }
+
+psql_admin() {
+	local d=$1; shift
+	"$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$d" -p "$(cat "$d/port")" -U postgres -d postgres "$@"
+}
+
+start() {
+	local d port
+	[ -x "$pgbin/initdb" ] || { echo "pgctl: PostgreSQL 15 server not found in $pgbin (run make deps)" >&2; exit 1; }
+	d=$(cluster_dir)
+	mkdir -p "$d"
+	[ "$(id -u)" = 0 ] && chown "$pguser": "$d"
+	port=$(cluster_port "$d")
+	if [ ! -f "$d/data/PG_VERSION" ]; then
+		echo "pgctl: creating cluster in $d (port $port)"
+		as_pg "$pgbin/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1 \
+			|| { cat "$d/initdb.log" >&2; exit 1; }
+		cat >>"$d/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$d'
+max_connections = 300
+shared_buffers = 256MB
+logging_collector = off
+CONF
+	fi
+	if ! running "$d"; then
+		as_pg "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start >/dev/null \
+			|| { tail -20 "$d/server.log" >&2; exit 1; }
+	fi
+	psql_admin "$d" <<'SQL'
+SELECT 'CREATE ROLE arbiter LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter')\gexec
+SELECT 'CREATE DATABASE arbiter OWNER arbiter' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'arbiter')\gexec
+SQL
+}
+
+stop() {
+	local d
+	d=$(cluster_dir)
+	if [ -f "$d/data/PG_VERSION" ] && running "$d"; then
+		as_pg "$pgbin/pg_ctl" -D "$d/data" -m fast -w stop >/dev/null
+	fi
+}
+
+case "${1:-}" in
+start) start ;;
+stop) stop ;;
+status) d=$(cluster_dir); running "$d" ;;
+dir) cluster_dir ;;
+url) d=$(cluster_dir); echo "host=$d port=$(cluster_port "$d") dbname=arbiter user=arbiter" ;;
+admin-url) d=$(cluster_dir); echo "host=$d port=$(cluster_port "$d") dbname=postgres user=postgres" ;;
+*) echo "usage: $0 start|stop|status|url|admin-url|dir" >&2; exit 2 ;;
+esac

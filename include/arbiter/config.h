@@ -1,0 +1,27 @@
+/* Environment variables -> one immutable configuration, read once at start. */
+#ifndef ARBITER_CONFIG_H
+#define ARBITER_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include "arbiter/model.h"
+
+typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } ar_log_level;
+
+typedef struct {
+	char listen_host[64];
+	unsigned listen_port;
+	char database_url[1024];  /* empty: unset */
+	char policy_path[1024];
+	ar_log_level log_level;
+	int db_pool;
+	size_t max_body;          /* bytes */
+	unsigned max_connections;
+	unsigned max_per_ip;
+	unsigned request_timeout_s;
+	bool metrics_open;        /* /metrics without a key */
+} ar_config;
+
+/* Fills cfg from the environment; on a bad value returns false with msg
+ * naming the variable. */
+bool config_load(ar_config *cfg, char *msg, size_t msglen) AR_MUSTCHECK;
+#endif

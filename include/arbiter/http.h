@@ -1,0 +1,43 @@
+/*
+ * The HTTP edge: libmicrohttpd server, body limits, routing, problem+json.
+ * Handlers (api_*.c) see an ar_req and fill its response; they never touch
+ * libmicrohttpd themselves.
+ */
+#ifndef ARBITER_HTTP_H
+#define ARBITER_HTTP_H
+
+#include <jansson.h>
+#include "arbiter/app.h"
+#include "arbiter/router.h"
+
+#define HTTP_MAX_HEADERS 4
+
+typedef struct ar_req ar_req;
+
+/* Request accessors (valid during the handler). */
+const char *req_header(ar_req *r, const char *name);
+const char *req_query(ar_req *r, const char *name);
+const char *req_body(ar_req *r, size_t *len);
+const char *req_param(ar_req *r, size_t i);     /* path parameter i */
+ar_app *req_app(ar_req *r);
+const char *req_id(ar_req *r);
+
+/* Responses. The json body is STOLEN (decref'd by the edge after sending). */
+void req_reply_json(ar_req *r, int status, json_t *body);
+void req_reply_text(ar_req *r, int status, const char *content_type, const char *text, size_t len);
+void req_reply_problem(ar_req *r, const ar_err *err);
+/* Adds a response header (name and value copied). */
+void req_add_header(ar_req *r, const char *name, const char *value);
+/* Remembers the case the request touched, for the log line. */
+void req_set_case(ar_req *r, const char *case_id);
+
+typedef struct http_server http_server;
+
+/* Starts serving on cfg->listen_host:listen_port. NULL with msg on failure. */
+http_server *http_start(ar_app *app, char *msg, size_t msglen);
+/* Stops accepting, lets in-flight requests finish (up to grace_ms), stops. */
+void http_stop(http_server *h, int grace_ms);
+
+/* The problem document for an error (new reference). */
+json_t *http_problem_json(const ar_err *err, const char *instance);
+#endif

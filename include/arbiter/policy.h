@@ -1,0 +1,154 @@
+/*
+ * The adjudication policy and the engine that applies it.
+ *
+ * A policy is one JSON document (deploy/policy/default.json documents every
+ * key). policy_load() validates it completely and returns an immutable
+ * object: it may be shared read-only between threads without locks, and a
+ * reload builds a new one and swaps the pointer (the old one is freed by
+ * whoever holds the last reference; this module does no reference counting).
+ *
+ * policy_adjudicate() is pure: (case input, buyer history, policy, now) ->
+ * decision. It does no I/O and keeps no state; the caller gathers the inputs.
+ */
+#ifndef ARBITER_POLICY_H
+#define ARBITER_POLICY_H
+
+#include <jansson.h>
+
+#include "arbiter/model.h"
+
+typedef struct policy policy;
+
+/*
+ * Parses and validates a policy document (the text, not a path: the caller
+ * reads files). Returns NULL on any invalid content, with err set to 422
+ * type "invalid-policy" and one field error per problem found (up to
+ * AR_ERR_MAX_FIELDS), each naming the JSON pointer and the reason.
+ * The caller frees the result with policy_free().
+ */
+policy *policy_load(const char *json_text, size_t len, ar_err *err);
+void policy_free(policy *p);          /* accepts NULL */
+
+/* The document's "version" string; owned by p. */
+const char *policy_version(const policy *p);
+
+/*
+ * The canonical text of the document (compact, keys sorted), owned by p.
+ * Stable for equal documents, so it is the input for the version hash the
+ * store keeps.
+ */
+const char *policy_text(const policy *p);
+
+/* The active document as JSON (for GET /v1/policy). New reference: the
+ * caller json_decref()s it. NULL only when out of memory. */
+json_t *policy_to_json(const policy *p);
+
+/*
+ * Deadline durations by name: seller_response, buyer_ship_back,
+ * seller_receipt, buyer_reply, arbitration, complaint_first_response,
+ * complaint_first_response_major, reminder_before, after_sale_watch.
+ * A shop listed under "shops" may override any of them; shop_id may be NULL.
+ * Returns false for an unknown name.
+ */
+bool policy_duration(const policy *p, const char *name, const char *shop_id,
+		     int64_t *out_ms) AR_MUSTCHECK;
+
+/*
+ * What the store knows about the buyer beyond the case itself; all zero when
+ * unknown. The windows (7 and 30 days) are the store's queries, not policy.
+ */
+typedef struct {
+	int64_t cases_last_7d;             /* cases the buyer opened in the 7 days before this one */
+	int64_t same_text_other_shops_30d; /* other shops that got the same description in 30 days */
+} policy_history;
+
+typedef enum {
+	POLICY_OUTCOME_AUTO_APPROVE,
+	POLICY_OUTCOME_SELLER_REVIEW,
+	POLICY_OUTCOME_MANUAL_REVIEW,
+	POLICY_OUTCOME_INELIGIBLE
+} policy_outcome;
+
+typedef enum {
+	POLICY_FAULT_SELLER,
+	POLICY_FAULT_BUYER,
+	POLICY_FAULT_CARRIER,
+	POLICY_FAULT_UNDETERMINED
+} policy_fault;
+
+typedef enum {
+	POLICY_PAYER_NONE,
+	POLICY_PAYER_SELLER,
+	POLICY_PAYER_BUYER,
+	POLICY_PAYER_INSURER
+} policy_payer;
+
+typedef enum {
+	POLICY_RULE_PASS,
+	POLICY_RULE_FAIL,
+	POLICY_RULE_FIRED,
+	POLICY_RULE_SKIPPED
+} policy_rule_result;
+
+#define POLICY_MAX_RULES 48
+#define POLICY_MAX_SIGNALS 8
+#define POLICY_RULE_ID_LEN 80
+#define POLICY_RULE_REASON_LEN 201   /* 200 characters + NUL */
+#define POLICY_VERSION_LEN 64        /* the loader refuses longer versions */
+#define POLICY_REMEDY_LEN 64
+
+typedef struct {
+	char id[POLICY_RULE_ID_LEN];
+	policy_rule_result result;
+	char reason[POLICY_RULE_REASON_LEN];
+} policy_rule_trace;
+
+/* A plain value: no pointers, copy it freely. */
+typedef struct ar_decision {
+	policy_outcome outcome;
+	policy_fault fault;
+	struct {
+		int64_t item_cents;
+		int64_t shipping_cents;
+		int64_t penalty_cents;
+		int64_t total_cents;        /* the most the buyer is owed */
+		char currency[AR_CURRENCY_LEN + 1];
+	} refund;
+	bool return_required;
+	policy_payer return_shipping_payer;   /* NONE when nothing goes back */
+	int64_t insurance_payout_cents;       /* -1 when no insurance applies */
+	policy_payer repair_cost_payer;       /* NONE unless kind is repair */
+	char remedy[POLICY_REMEDY_LEN];       /* "" unless a category rule fired */
+	bool major;                           /* complaints: severity major */
+	struct {
+		int score;
+		size_t n_signals;
+		char signals[POLICY_MAX_SIGNALS][32];
+	} risk;
+	size_t n_rules;
+	policy_rule_trace rules[POLICY_MAX_RULES];
+	char policy_version[POLICY_VERSION_LEN];
+} ar_decision;
+
+/*
+ * Decides a case. Returns false only when the policy refuses the input
+ * outright (err: 422 type "policy-refused", field errors "/evidence" for
+ * missing required evidence, "/requested_cents" above the most owed,
+ * "/currency" for a currency other than the policy's, "/order/..." for
+ * negative amounts). Ineligibility is not an error: it is an outcome.
+ * h may be NULL (no history). out is fully overwritten.
+ */
+bool policy_adjudicate(const policy *p, const ar_case_input *in,
+		       const policy_history *h, ar_time now, ar_decision *out,
+		       ar_err *err) AR_MUSTCHECK;
+
+const char *policy_outcome_name(policy_outcome o);
+const char *policy_fault_name(policy_fault f);
+const char *policy_payer_name(policy_payer p);
+const char *policy_rule_result_name(policy_rule_result r);
+
+/* The case's `decision` field. New reference (caller decrefs); NULL only
+ * when out of memory. */
+json_t *policy_decision_to_json(const ar_decision *d);
+
+#endif

@@ -1,0 +1,427 @@
+/* Case routes: open (with adjudication), read, list, audit trail; health. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/api.h"
+#include "arbiter/casefsm.h"
+#include "arbiter/codec.h"
+#include "arbiter/log.h"
+
+#define LIST_DEFAULT 50
+#define LIST_MAX 500
+
+/* What the policy's decision means for a new case: where it opens, which
+ * deadlines it arms, whether a refund is instructed at once. */
+typedef struct {
+	ar_decision dec;
+	fsm_state state;
+	bool manual_review;
+	bool instruct_refund;
+	unsigned deadlines;
+	int64_t after_ms[FSM_DEADLINE__COUNT];
+} open_plan;
+
+static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
+{
+	switch (d) {
+	case FSM_DEADLINE_SELLER_RESPONSE:
+		if (manual_review)
+			return "escalate_to_arbitration";
+		return kind == AR_KIND_REFUND ? "auto_refund" : "auto_accept";
+	case FSM_DEADLINE_BUYER_SHIP_BACK: return "close_expired";
+	case FSM_DEADLINE_SELLER_RECEIPT: return "auto_refund";
+	case FSM_DEADLINE_BUYER_REPLY: return "close_expired";
+	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
+	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
+	default: return "none";
+	}
+}
+
+/* Durations of the deadlines `mask` arms, from the policy (shop overrides
+ * included). Caller holds the policy read lock. */
+static bool plan_deadlines(const policy *p, const ar_case_input *in, bool major,
+			   unsigned mask, int64_t after_ms[], ar_err *err)
+{
+	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
+		const char *name = fsm_deadline_name((fsm_deadline)d);
+		if (!(mask & FSM_DEADLINE_BIT(d)))
+			continue;
+		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
+			name = "complaint_first_response_major";
+		if (!policy_duration(p, name, in->order.shop_id, &after_ms[d])) {
+			ar_err_set(err, 500, "internal", "Internal error",
+				   "the policy has no duration '%s'", name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
+{
+	bool ok = false;
+
+	memset(pl, 0, sizeof(*pl));
+	pthread_rwlock_rdlock(&app->policy_lock);
+	if (!policy_adjudicate(app->policy, in, NULL, app_now(), &pl->dec, err))
+		goto done;
+	pl->state = fsm_initial_state(in->kind);
+	switch (pl->dec.outcome) {
+	case POLICY_OUTCOME_AUTO_APPROVE:
+		if (in->kind == AR_KIND_REFUND) {
+			pl->state = FSM_STATE_REFUND_PENDING;
+			pl->instruct_refund = true;
+		} else if (in->kind != AR_KIND_COMPLAINT) {
+			pl->state = FSM_STATE_AWAITING_BUYER_RETURN;
+		}
+		break;
+	case POLICY_OUTCOME_MANUAL_REVIEW:
+		pl->manual_review = true;
+		break;
+	case POLICY_OUTCOME_INELIGIBLE:
+		if (in->kind != AR_KIND_COMPLAINT)
+			pl->state = FSM_STATE_AWAITING_BUYER_REPLY;
+		break;
+	case POLICY_OUTCOME_SELLER_REVIEW:
+		break;
+	}
+	pl->deadlines = fsm_deadlines_for(in->kind, pl->state);
+	ok = plan_deadlines(app->policy, in, pl->dec.major, pl->deadlines, pl->after_ms, err);
+done:
+	pthread_rwlock_unlock(&app->policy_lock);
+	return ok;
+}
+
+/* The refund breakdown a payment system acts on. New reference. */
+static json_t *refund_json(const ar_decision *d, int64_t total, const char *reason)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
+			 "item_cents", (json_int_t)d->refund.item_cents,
+			 "shipping_cents", (json_int_t)d->refund.shipping_cents,
+			 "penalty_cents", (json_int_t)d->refund.penalty_cents,
+			 "total_cents", (json_int_t)total,
+			 "currency", d->refund.currency, "reason", reason);
+}
+
+/* Adds the fields the state machine owns (allowed_actions). */
+void api_decorate_case(json_t *c)
+{
+	fsm_case fc;
+	fsm_action acts[FSM_ACTION__COUNT];
+	unsigned n;
+	json_t *arr = json_array();
+
+	memset(&fc, 0, sizeof(fc));
+	if (!arr)
+		return;
+	if (ar_kind_parse(json_string_value(json_object_get(c, "kind")), &fc.kind) &&
+	    fsm_state_parse(json_string_value(json_object_get(c, "state")), &fc.state)) {
+		fc.manual_review = json_is_true(json_object_get(c, "manual_review"));
+		fc.has_offer = json_is_integer(json_object_get(c, "offer_cents"));
+		fc.agreement_pending = json_is_true(json_object_get(c, "agreement_pending"));
+		n = fsm_allowed_any(&fc, acts, FSM_ACTION__COUNT);
+		for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++)
+			json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
+	}
+	json_object_set_new(c, "allowed_actions", arr);
+}
+
+static void reply_case(ar_req *r, int status, json_t *c)
+{
+	char etag[32];
+	json_int_t version = json_integer_value(json_object_get(c, "version"));
+
+	api_decorate_case(c);
+	snprintf(etag, sizeof(etag), "\"%" JSON_INTEGER_FORMAT "\"", version);
+	req_add_header(r, "ETag", etag);
+	req_set_case(r, json_string_value(json_object_get(c, "id")));
+	req_reply_json(r, status, c);
+}
+
+void api_cases_create(ar_req *r)
+{
+	ar_app *app = req_app(r);
+	ar_err err;
+	size_t len;
+	const char *body = req_body(r, &len);
+	json_t *root = NULL, *order = NULL, *evidence = NULL, *decision = NULL;
+	json_t *open_data = NULL, *refund_data = NULL, *out = NULL;
+	ar_case_input in;
+	open_plan *pl = malloc(sizeof(*pl));
+	store_new_case nc;
+	char loc[96];
+
+	ar_err_init(&err);
+	if (!pl) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		goto fail;
+	}
+	root = codec_parse_body(body, len, &err);
+	if (!root || !codec_decode_case(root, &in, &err))
+		goto fail;
+	if (!plan_open(app, &in, pl, &err))
+		goto fail;
+	order = codec_order_to_json(&in.order);
+	evidence = codec_case_input_evidence_to_json(&in);
+	decision = policy_decision_to_json(&pl->dec);
+	open_data = json_pack("{s:s,s:s,s:O}", "kind", ar_kind_name(in.kind),
+			      "reason", ar_reason_name(in.reason), "decision", decision);
+	if (!order || !evidence || !decision || !open_data) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		goto fail;
+	}
+
+	memset(&nc, 0, sizeof(nc));
+	nc.in = &in;
+	nc.state = fsm_state_name(pl->state);
+	nc.order_doc = order;
+	nc.evidence = evidence;
+	nc.decision = decision;
+	nc.manual_review = pl->manual_review;
+	nc.refund_cents = -1;
+	nc.policy_version = pl->dec.policy_version;
+	nc.actor_role = "frontend";
+	nc.actor_id = "anonymous";
+	nc.events[nc.n_events++] = (store_event){ "open", NULL, nc.state, open_data };
+	if (pl->instruct_refund) {
+		nc.refund_cents = pl->dec.refund.total_cents;
+		refund_data = refund_json(&pl->dec, pl->dec.refund.total_cents, "auto_approve");
+		if (!refund_data) {
+			ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+			goto fail;
+		}
+		nc.events[nc.n_events++] = (store_event){ "refund.instructed", nc.state,
+							  nc.state, refund_data };
+	}
+	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
+		if (!(pl->deadlines & FSM_DEADLINE_BIT(d)))
+			continue;
+		nc.deadlines[nc.n_deadlines++] = (store_deadline){
+			fsm_deadline_name((fsm_deadline)d), pl->after_ms[d],
+			on_expiry(in.kind, (fsm_deadline)d, pl->manual_review) };
+	}
+	if (!store_case_create(app->db, &nc, &out, &err))
+		goto fail;
+	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
+	req_add_header(r, "Location", loc);
+	reply_case(r, 201, out);
+	goto done;
+fail:
+	req_reply_problem(r, &err);
+done:
+	json_decref(refund_data);
+	json_decref(open_data);
+	json_decref(decision);
+	json_decref(evidence);
+	json_decref(order);
+	json_decref(root);
+	free(pl);
+}
+
+void api_adjudicate(ar_req *r)
+{
+	ar_app *app = req_app(r);
+	ar_err err;
+	size_t len;
+	const char *body = req_body(r, &len);
+	json_t *root = NULL, *out = NULL, *dl;
+	ar_case_input in;
+	open_plan *pl = malloc(sizeof(*pl));
+
+	ar_err_init(&err);
+	if (!pl) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		goto fail;
+	}
+	root = codec_parse_body(body, len, &err);
+	if (!root || !codec_decode_case(root, &in, &err) || !plan_open(app, &in, pl, &err))
+		goto fail;
+	dl = json_array();
+	for (int d = 0; dl && d < FSM_DEADLINE__COUNT; d++) {
+		if (!(pl->deadlines & FSM_DEADLINE_BIT(d)))
+			continue;
+		json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
+			fsm_deadline_name((fsm_deadline)d), "after_ms", (json_int_t)pl->after_ms[d],
+			"on_expiry", on_expiry(in.kind, (fsm_deadline)d, pl->manual_review)));
+	}
+	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", policy_decision_to_json(&pl->dec),
+			"state", fsm_state_name(pl->state), "deadlines", dl,
+			"stored", 0);
+	if (!out) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		goto fail;
+	}
+	req_reply_json(r, 200, out);
+	goto done;
+fail:
+	req_reply_problem(r, &err);
+done:
+	json_decref(root);
+	free(pl);
+}
+
+void api_case_get(ar_req *r)
+{
+	ar_err err;
+	json_t *c;
+
+	ar_err_init(&err);
+	req_set_case(r, req_param(r, 0));
+	if (!store_case_get(req_app(r)->db, req_param(r, 0), NULL, &c, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	reply_case(r, 200, c);
+}
+
+void api_case_events(ar_req *r)
+{
+	ar_err err;
+	json_t *items;
+
+	ar_err_init(&err);
+	req_set_case(r, req_param(r, 0));
+	if (!store_case_events(req_app(r)->db, req_param(r, 0), NULL, &items, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_json(r, 200, json_pack("{s:o}", "items", items));
+}
+
+static void query_time(ar_req *r, const char *name, ar_time *out, ar_err *err)
+{
+	const char *v = req_query(r, name);
+	char ptr[64];
+
+	*out = AR_TIME_NONE;
+	if (!v)
+		return;
+	if (!ar_time_parse(v, out)) {
+		snprintf(ptr, sizeof(ptr), "/query/%s", name);
+		ar_err_field(err, ptr, "must be an RFC 3339 timestamp");
+	}
+}
+
+static void query_id(ar_req *r, const char *name, const char **out, ar_err *err)
+{
+	const char *v = req_query(r, name);
+	char ptr[64];
+
+	*out = v;
+	if (v && (!*v || !codec_utf8_len_ok(v, AR_MAX_ID_LEN))) {
+		snprintf(ptr, sizeof(ptr), "/query/%s", name);
+		ar_err_field(err, ptr, "must be 1 to %d characters", AR_MAX_ID_LEN);
+	}
+}
+
+void api_cases_list(ar_req *r)
+{
+	store_list_query q;
+	ar_err err;
+	const char *v;
+	json_t *items;
+	char next[256];
+	fsm_state st;
+	ar_kind kind;
+
+	ar_err_init(&err);
+	memset(&q, 0, sizeof(q));
+	q.limit = LIST_DEFAULT;
+	query_id(r, "shop_id", &q.shop_id, &err);
+	query_id(r, "buyer_id", &q.buyer_id, &err);
+	query_id(r, "order_id", &q.order_id, &err);
+	q.state = req_query(r, "state");
+	if (q.state && !fsm_state_parse(q.state, &st))
+		ar_err_field(&err, "/query/state", "unknown state '%.64s'", q.state);
+	q.kind = req_query(r, "kind");
+	if (q.kind && !ar_kind_parse(q.kind, &kind))
+		ar_err_field(&err, "/query/kind", "must be one of refund, return, exchange, repair, complaint");
+	query_time(r, "created_after", &q.created_after, &err);
+	query_time(r, "created_before", &q.created_before, &err);
+	v = req_query(r, "limit");
+	if (v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (!*v || *end || n < 1 || n > LIST_MAX)
+			ar_err_field(&err, "/query/limit", "must be an integer from 1 to %d", LIST_MAX);
+		else
+			q.limit = (int)n;
+	}
+	v = req_query(r, "cursor");
+	if (v) {
+		q.has_cursor = store_cursor_decode(v, &q.cursor_us, q.cursor_id, sizeof(q.cursor_id));
+		if (!q.has_cursor)
+			ar_err_field(&err, "/query/cursor", "is not a cursor this service handed out");
+	}
+	if (ar_err_is_set(&err) ||
+	    !store_case_list(req_app(r)->db, &q, &items, next, sizeof(next), &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(items); i++)
+		api_decorate_case(json_array_get(items, i));
+	req_reply_json(r, 200, json_pack("{s:o,s:s?}", "items", items, "next_cursor",
+					 next[0] ? next : NULL));
+}
+
+void api_healthz(ar_req *r)
+{
+	req_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(ar_req *r)
+{
+	ar_app *app = req_app(r);
+	ar_err err;
+
+	ar_err_init(&err);
+	if (atomic_load(&app->draining)) {
+		ar_err_set(&err, 503, "draining", "Not ready", "the service is shutting down");
+		req_reply_problem(r, &err);
+		return;
+	}
+	if (!store_ready(app->db, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+void api_policy_get(ar_req *r)
+{
+	ar_app *app = req_app(r);
+	json_t *doc;
+
+	pthread_rwlock_rdlock(&app->policy_lock);
+	doc = policy_to_json(app->policy);
+	pthread_rwlock_unlock(&app->policy_lock);
+	req_reply_json(r, 200, doc);
+}
+
+void api_policy_put(ar_req *r)
+{
+	ar_app *app = req_app(r);
+	ar_err err;
+	size_t len;
+	const char *body = req_body(r, &len);
+	policy *p, *old;
+	json_t *doc;
+
+	ar_err_init(&err);
+	p = policy_load(body, len, &err);
+	if (!p) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	pthread_rwlock_wrlock(&app->policy_lock);
+	old = app->policy;
+	app->policy = p;
+	doc = policy_to_json(p);
+	pthread_rwlock_unlock(&app->policy_lock);
+	policy_free(old);
+	log_kv(LOG_INFO, "policy replaced", "request_id", req_id(r), "version",
+	       json_string_value(json_object_get(doc, "version")), NULL);
+	req_reply_json(r, 200, doc);
+}

@@ -1,0 +1,608 @@
+/* The request codec: body bytes -> JSON -> validated ar_case_input, and canonical order/evidence JSON (pure). */
+#include "arbiter/codec.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MSG_ENUM_MAX 240
+
+/* RFC 6901: "~" and "/" inside a key would otherwise change the pointer's meaning. */
+static void ptr_join(char *buf, size_t n, const char *prefix, const char *key)
+{
+	size_t w = 0;
+
+	if (n == 0)
+		return;
+	for (const char *p = prefix; *p && w + 1 < n; p++)
+		buf[w++] = *p;
+	if (w + 1 < n)
+		buf[w++] = '/';
+	for (const char *p = key; *p && w + 1 < n; p++) {
+		if (*p == '~' || *p == '/') {
+			if (w + 2 >= n)
+				break;
+			buf[w++] = '~';
+			buf[w++] = *p == '~' ? '0' : '1';
+		} else {
+			buf[w++] = *p;
+		}
+	}
+	buf[w] = '\0';
+}
+
+static void ptr_index(char *buf, size_t n, const char *prefix, size_t i)
+{
+	snprintf(buf, n, "%s/%zu", prefix, i);
+}
+
+/*
+ * Counts [ and { outside strings so that a hostile body cannot make jansson's
+ * recursive-descent parser go deep. Malformed input is left for jansson to
+ * describe; this scan only has to be right about depth.
+ */
+static bool depth_ok(const char *buf, size_t len, size_t max_depth)
+{
+	size_t depth = 0;
+	bool in_str = false, esc = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = buf[i];
+		if (in_str) {
+			if (esc)
+				esc = false;
+			else if (c == '\\')
+				esc = true;
+			else if (c == '"')
+				in_str = false;
+			continue;
+		}
+		if (c == '"') {
+			in_str = true;
+		} else if (c == '[' || c == '{') {
+			if (++depth > max_depth)
+				return false;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return true;
+}
+
+json_t *codec_parse_body(const char *buf, size_t len, ar_err *err)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	if (!buf) {
+		buf = "";
+		len = 0;
+	}
+	if (!depth_ok(buf, len, CODEC_MAX_DEPTH)) {
+		ar_err_set(err, 400, "nesting-too-deep", "Nesting too deep",
+			   "nesting too deep: at most %d levels of arrays and objects",
+			   CODEC_MAX_DEPTH);
+		return NULL;
+	}
+	/* DECODE_ANY so a scalar top level is a 422 "must be an object", like an array. */
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		if (json_error_code(&jerr) == json_error_duplicate_key)
+			ar_err_set(err, 400, "duplicate-key", "Duplicate key",
+				   "%s at byte offset %d", jerr.text, jerr.position);
+		else
+			ar_err_set(err, 400, "malformed-json", "Malformed JSON",
+				   "%s at byte offset %d", jerr.text, jerr.position);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		ar_err_field(err, "", "must be an object");
+		json_decref(root);
+		return NULL;
+	}
+	return root;
+}
+
+bool codec_utf8_len_ok(const char *s, size_t max_chars)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t count = 0;
+
+	if (!s)
+		return false;
+	while (*p) {
+		unsigned char c = *p;
+		size_t need;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			need = 0;
+			cp = c;
+		} else if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		p++;
+		for (size_t i = 0; i < need; i++, p++) {
+			if ((*p & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (*p & 0x3F);
+		}
+		/* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+		if ((need == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return false;
+		if (++count > max_chars)
+			return false;
+	}
+	return true;
+}
+
+/* C0, DEL and C1 (U+0080..U+009F, encoded C2 80..C2 9F). */
+static bool has_control(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (; *p; p++) {
+		if (*p < 0x20 || *p == 0x7F)
+			return true;
+		if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+			return true;
+	}
+	return false;
+}
+
+static bool given(json_t *v)
+{
+	return v && !json_is_null(v);
+}
+
+/* Reports a missing required field; true when the field is present. */
+static bool AR_MUSTCHECK present(json_t *v, bool required, const char *ptr, bool *ok, ar_err *err)
+{
+	if (given(v))
+		return true;
+	if (required) {
+		ar_err_field(err, ptr, "is required");
+		*ok = false;
+	}
+	return false;
+}
+
+bool codec_get_string(json_t *obj, const char *key, const char *ptr_prefix, bool required,
+		      size_t max_chars, const char **out, ar_err *err)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = json_object_get(obj, key);
+	const char *s;
+	bool ok = true;
+
+	*out = NULL;
+	ptr_join(ptr, sizeof(ptr), ptr_prefix, key);
+	if (!present(v, required, ptr, &ok, err))
+		return ok;
+	if (!json_is_string(v)) {
+		ar_err_field(err, ptr, "must be a string");
+		return false;
+	}
+	s = json_string_value(v);
+	if (s[0] == '\0' || !codec_utf8_len_ok(s, max_chars)) {
+		ar_err_field(err, ptr, "must be 1 to %zu characters long", max_chars);
+		return false;
+	}
+	*out = s;
+	return true;
+}
+
+bool codec_get_cents(json_t *obj, const char *key, const char *ptr_prefix, bool required,
+		     int64_t *out, ar_err *err)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = json_object_get(obj, key);
+	json_int_t n;
+	bool ok = true;
+
+	*out = -1;
+	ptr_join(ptr, sizeof(ptr), ptr_prefix, key);
+	if (!present(v, required, ptr, &ok, err))
+		return ok;
+	/* Reals (1.5, and even 1.0) and numeric strings are refused: money is exact. */
+	if (!json_is_integer(v) || (n = json_integer_value(v)) < 0) {
+		ar_err_field(err, ptr, "must be a non-negative integer");
+		return false;
+	}
+	if (n > CODEC_MAX_CENTS) {
+		ar_err_field(err, ptr, "must be at most %lld", CODEC_MAX_CENTS);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+bool codec_check_fields(json_t *obj, const char *const allowed[], const char *ptr_prefix,
+			ar_err *err)
+{
+	const char *key;
+	json_t *value;
+	bool ok = true;
+
+	json_object_foreach(obj, key, value) {
+		size_t i;
+		for (i = 0; allowed[i]; i++) {
+			if (strcmp(allowed[i], key) == 0)
+				break;
+		}
+		if (!allowed[i]) {
+			char ptr[AR_ERR_TEXT];
+			ptr_join(ptr, sizeof(ptr), ptr_prefix, key);
+			ar_err_field(err, ptr, "unknown field");
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+/* An identifier-like string: 1..max code points, no control characters. */
+static bool AR_MUSTCHECK get_id(json_t *obj, const char *key, const char *prefix, bool required,
+				size_t max_chars, const char **out, ar_err *err)
+{
+	if (!codec_get_string(obj, key, prefix, required, max_chars, out, err))
+		return false;
+	if (*out && has_control(*out)) {
+		char ptr[AR_ERR_TEXT];
+		ptr_join(ptr, sizeof(ptr), prefix, key);
+		ar_err_field(err, ptr, "must not contain control characters");
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
+static bool AR_MUSTCHECK get_bool(json_t *obj, const char *key, const char *prefix, bool *out,
+				  ar_err *err)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = json_object_get(obj, key);
+
+	if (!given(v))
+		return true;
+	if (!json_is_boolean(v)) {
+		ptr_join(ptr, sizeof(ptr), prefix, key);
+		ar_err_field(err, ptr, "must be true or false");
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+static bool AR_MUSTCHECK get_time(json_t *obj, const char *key, const char *prefix, bool required,
+				  ar_time *out, ar_err *err)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = json_object_get(obj, key);
+	bool ok = true;
+
+	*out = AR_TIME_NONE;
+	ptr_join(ptr, sizeof(ptr), prefix, key);
+	if (!present(v, required, ptr, &ok, err))
+		return ok;
+	if (!json_is_string(v) || !ar_time_parse(json_string_value(v), out)) {
+		*out = AR_TIME_NONE;
+		ar_err_field(err, ptr, "must be an RFC 3339 timestamp such as 2026-11-02T10:00:00Z");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A closed vocabulary. The message lists the accepted names so a caller can
+ * fix the request without reading documentation. *out is left alone when an
+ * optional field is not given, so the caller's default stands.
+ */
+static bool AR_MUSTCHECK get_enum(json_t *obj, const char *key, const char *prefix, bool required,
+				  const char *(*name)(int), int count, int *out, ar_err *err)
+{
+	char ptr[AR_ERR_TEXT], list[MSG_ENUM_MAX];
+	json_t *v = json_object_get(obj, key);
+	size_t w = 0;
+	bool ok = true;
+
+	ptr_join(ptr, sizeof(ptr), prefix, key);
+	if (!present(v, required, ptr, &ok, err))
+		return ok;
+	if (json_is_string(v)) {
+		for (int i = 0; i < count; i++) {
+			if (strcmp(name(i), json_string_value(v)) == 0) {
+				*out = i;
+				return true;
+			}
+		}
+	}
+	list[0] = '\0';
+	for (int i = 0; i < count && w < sizeof(list); i++) {
+		int k = snprintf(list + w, sizeof(list) - w, "%s%s", i ? ", " : "", name(i));
+		if (k < 0)
+			break;
+		w += (size_t)k;
+	}
+	ar_err_field(err, ptr, "must be one of %s", list);
+	return false;
+}
+
+static const char *kind_name_i(int i) { return ar_kind_name((ar_kind)i); }
+static const char *reason_name_i(int i) { return ar_reason_name((ar_reason)i); }
+static const char *evidence_name_i(int i) { return ar_evidence_kind_name((ar_evidence_kind)i); }
+static const char *insurance_name_i(int i) { return ar_insurance_name((ar_insurance)i); }
+
+static bool AR_MUSTCHECK get_currency(json_t *obj, char out[AR_CURRENCY_LEN + 1], ar_err *err)
+{
+	json_t *v = json_object_get(obj, "currency");
+	const char *s;
+
+	if (!given(v))
+		return true;
+	s = json_is_string(v) ? json_string_value(v) : "";
+	if (strlen(s) != AR_CURRENCY_LEN || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != AR_CURRENCY_LEN) {
+		ar_err_field(err, "/currency", "must be a 3-letter ISO 4217 code in upper case");
+		return false;
+	}
+	memcpy(out, s, AR_CURRENCY_LEN + 1);
+	return true;
+}
+
+static bool url_ok(const char *s)
+{
+	size_t skip;
+
+	if (strncasecmp(s, "https://", 8) == 0)
+		skip = 8;
+	else if (strncasecmp(s, "http://", 7) == 0)
+		skip = 7;
+	else
+		return false;
+	/* A URL with a space or control character is a different URL to every parser. */
+	return s[skip] != '\0' && !strchr(s, ' ') && !has_control(s);
+}
+
+static bool sha256_ok(const char *s)
+{
+	return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+static bool AR_MUSTCHECK decode_evidence_item(json_t *item, const char *ptr, ar_evidence *ev,
+					      ar_err *err)
+{
+	static const char *const allowed[] = { "kind", "url", "sha256", NULL };
+	char fptr[AR_ERR_TEXT];
+	int kind = 0;
+	bool ok = true;
+
+	if (!json_is_object(item)) {
+		ar_err_field(err, ptr, "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(item, allowed, ptr, err) && ok;
+	ok = get_enum(item, "kind", ptr, true, evidence_name_i, AR_EVIDENCE__COUNT, &kind, err) && ok;
+	ev->kind = (ar_evidence_kind)kind;
+	if (codec_get_string(item, "url", ptr, true, AR_MAX_URL_LEN, &ev->url, err)) {
+		if (!url_ok(ev->url)) {
+			ptr_join(fptr, sizeof(fptr), ptr, "url");
+			ar_err_field(err, fptr, "must be an http:// or https:// URL");
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	if (codec_get_string(item, "sha256", ptr, false, 64, &ev->sha256, err)) {
+		if (ev->sha256 && !sha256_ok(ev->sha256)) {
+			ptr_join(fptr, sizeof(fptr), ptr, "sha256");
+			ar_err_field(err, fptr, "must be 64 lowercase hexadecimal digits");
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	return ok;
+}
+
+static bool AR_MUSTCHECK decode_evidence(json_t *root, ar_case_input *out, ar_err *err)
+{
+	json_t *arr = json_object_get(root, "evidence");
+	bool ok = true;
+
+	if (!given(arr))
+		return true;
+	if (!json_is_array(arr)) {
+		ar_err_field(err, "/evidence", "must be an array");
+		return false;
+	}
+	if (json_array_size(arr) > AR_MAX_EVIDENCE) {
+		ar_err_field(err, "/evidence", "must have at most %d items", AR_MAX_EVIDENCE);
+		return false;
+	}
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		char ptr[AR_ERR_TEXT];
+		ptr_index(ptr, sizeof(ptr), "/evidence", i);
+		ok = decode_evidence_item(json_array_get(arr, i), ptr, &out->evidence[i], err) && ok;
+	}
+	out->n_evidence = json_array_size(arr);
+	return ok;
+}
+
+static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
+{
+	static const char *const allowed[] = {
+		"id", "shop_id", "buyer_id", "sku", "category", "price_cents",
+		"shipping_fee_cents", "free_shipping", "paid_at", "promised_ship_by",
+		"shipped_at", "delivered_at", "warranty_until", "customized",
+		"return_shipping_insurance", "usage_km", NULL,
+	};
+	const char *p = "/order";
+	json_t *obj = json_object_get(root, "order");
+	int insurance = AR_INSURANCE_NONE;
+	bool ok = true;
+
+	if (!present(obj, true, p, &ok, err))
+		return false;
+	if (!json_is_object(obj)) {
+		ar_err_field(err, p, "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(obj, allowed, p, err) && ok;
+	ok = get_id(obj, "id", p, true, AR_MAX_ID_LEN, &o->id, err) && ok;
+	ok = get_id(obj, "shop_id", p, true, AR_MAX_ID_LEN, &o->shop_id, err) && ok;
+	ok = get_id(obj, "buyer_id", p, true, AR_MAX_ID_LEN, &o->buyer_id, err) && ok;
+	ok = get_id(obj, "sku", p, true, AR_MAX_ID_LEN, &o->sku, err) && ok;
+	ok = get_id(obj, "category", p, false, AR_MAX_ID_LEN, &o->category, err) && ok;
+	ok = codec_get_cents(obj, "price_cents", p, true, &o->price_cents, err) && ok;
+	ok = codec_get_cents(obj, "shipping_fee_cents", p, false, &o->shipping_fee_cents, err) && ok;
+	if (o->shipping_fee_cents < 0)
+		o->shipping_fee_cents = 0;
+	ok = get_bool(obj, "free_shipping", p, &o->free_shipping, err) && ok;
+	ok = get_time(obj, "paid_at", p, true, &o->paid_at, err) && ok;
+	ok = get_time(obj, "promised_ship_by", p, false, &o->promised_ship_by, err) && ok;
+	ok = get_time(obj, "shipped_at", p, false, &o->shipped_at, err) && ok;
+	ok = get_time(obj, "delivered_at", p, false, &o->delivered_at, err) && ok;
+	ok = get_time(obj, "warranty_until", p, false, &o->warranty_until, err) && ok;
+	ok = get_bool(obj, "customized", p, &o->customized, err) && ok;
+	ok = get_enum(obj, "return_shipping_insurance", p, false, insurance_name_i,
+		      AR_INSURANCE_SELLER + 1, &insurance, err) && ok;
+	o->insurance = (ar_insurance)insurance;
+	ok = codec_get_cents(obj, "usage_km", p, false, &o->usage_km, err) && ok;
+	return ok;
+}
+
+static bool AR_MUSTCHECK decode_buyer(json_t *root, ar_buyer *b, ar_err *err)
+{
+	static const char *const allowed[] = { "account_created_at", "orders_count", NULL };
+	json_t *obj = json_object_get(root, "buyer");
+	bool ok = true;
+
+	if (!given(obj))
+		return true;
+	if (!json_is_object(obj)) {
+		ar_err_field(err, "/buyer", "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(obj, allowed, "/buyer", err) && ok;
+	ok = get_time(obj, "account_created_at", "/buyer", false, &b->account_created_at, err) && ok;
+	ok = codec_get_cents(obj, "orders_count", "/buyer", false, &b->orders_count, err) && ok;
+	return ok;
+}
+
+bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
+{
+	static const char *const allowed[] = {
+		"kind", "reason", "description", "requested_cents", "currency",
+		"defect", "order", "evidence", "buyer", NULL,
+	};
+	int kind = 0, reason = 0;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	out->requested_cents = -1;
+	memcpy(out->currency, "CNY", sizeof(out->currency));
+	out->order.paid_at = out->order.promised_ship_by = out->order.shipped_at =
+		out->order.delivered_at = out->order.warranty_until = AR_TIME_NONE;
+	out->order.usage_km = -1;
+	out->buyer.account_created_at = AR_TIME_NONE;
+	out->buyer.orders_count = -1;
+
+	if (!json_is_object(root)) {
+		ar_err_field(err, "", "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(root, allowed, "", err) && ok;
+	ok = get_enum(root, "kind", "", true, kind_name_i, AR_KIND__COUNT, &kind, err) && ok;
+	out->kind = (ar_kind)kind;
+	ok = get_enum(root, "reason", "", true, reason_name_i, AR_REASON__COUNT, &reason, err) && ok;
+	out->reason = (ar_reason)reason;
+	ok = codec_get_string(root, "description", "", true, AR_MAX_DESCRIPTION, &out->description,
+			      err) && ok;
+	ok = codec_get_cents(root, "requested_cents", "", false, &out->requested_cents, err) && ok;
+	ok = get_currency(root, out->currency, err) && ok;
+	ok = get_id(root, "defect", "", false, AR_MAX_ID_LEN, &out->defect, err) && ok;
+	ok = decode_order(root, &out->order, err) && ok;
+	ok = decode_evidence(root, out, err) && ok;
+	ok = decode_buyer(root, &out->buyer, err) && ok;
+	return ok;
+}
+
+/* json_object_set_new steals v even on failure, and fails on v == NULL. */
+static bool AR_MUSTCHECK put(json_t *obj, const char *key, json_t *v)
+{
+	return json_object_set_new(obj, key, v) == 0;
+}
+
+static bool AR_MUSTCHECK put_str(json_t *obj, const char *key, const char *s)
+{
+	return !s || put(obj, key, json_string(s));
+}
+
+static bool AR_MUSTCHECK put_time(json_t *obj, const char *key, ar_time t)
+{
+	char buf[32];
+
+	if (t == AR_TIME_NONE)
+		return true;
+	ar_time_format(t, buf, sizeof(buf));
+	return put(obj, key, json_string(buf));
+}
+
+json_t *codec_order_to_json(const ar_order *o)
+{
+	json_t *j = json_object();
+
+	if (!j)
+		return NULL;
+	if (!put_str(j, "id", o->id) || !put_str(j, "shop_id", o->shop_id) ||
+	    !put_str(j, "buyer_id", o->buyer_id) || !put_str(j, "sku", o->sku) ||
+	    !put_str(j, "category", o->category) ||
+	    !put(j, "price_cents", json_integer(o->price_cents)) ||
+	    !put(j, "shipping_fee_cents", json_integer(o->shipping_fee_cents)) ||
+	    !put(j, "free_shipping", json_boolean(o->free_shipping)) ||
+	    !put_time(j, "paid_at", o->paid_at) ||
+	    !put_time(j, "promised_ship_by", o->promised_ship_by) ||
+	    !put_time(j, "shipped_at", o->shipped_at) ||
+	    !put_time(j, "delivered_at", o->delivered_at) ||
+	    !put_time(j, "warranty_until", o->warranty_until) ||
+	    !put(j, "customized", json_boolean(o->customized)) ||
+	    !put(j, "return_shipping_insurance", json_string(ar_insurance_name(o->insurance))))
+		goto fail;
+	if (o->usage_km >= 0 && !put(j, "usage_km", json_integer(o->usage_km)))
+		goto fail;
+	return j;
+fail:
+	json_decref(j);
+	return NULL;
+}
+
+json_t *codec_case_input_evidence_to_json(const ar_case_input *in)
+{
+	json_t *arr = json_array();
+
+	if (!arr)
+		return NULL;
+	for (size_t i = 0; i < in->n_evidence && i < AR_MAX_EVIDENCE; i++) {
+		const ar_evidence *ev = &in->evidence[i];
+		json_t *item = json_object();
+
+		/* append_new steals item, so the array's single decref frees it on failure. */
+		if (json_array_append_new(arr, item) != 0)
+			goto fail;
+		if (!put(item, "kind", json_string(ar_evidence_kind_name(ev->kind))) ||
+		    !put_str(item, "url", ev->url) || !put_str(item, "sha256", ev->sha256))
+			goto fail;
+	}
+	return arr;
+fail:
+	json_decref(arr);
+	return NULL;
+}

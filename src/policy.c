@@ -1,0 +1,1550 @@
+/* The adjudication policy: loads and validates the JSON document, and decides cases from it (pure, explainable). */
+#include "arbiter/policy.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS_PER_HOUR (3600LL * AR_MS_PER_SEC)
+#define MAX_AMOUNT_CENTS 100000000000LL   /* 1e9 major units: anything above is a typo */
+#define MAX_DAYS 36500
+#define MAX_CATEGORY_RULES 16
+#define BP_DENOMINATOR 10000              /* penalty rate in basis points */
+
+enum {
+	D_SELLER_RESPONSE,
+	D_BUYER_SHIP_BACK,
+	D_SELLER_RECEIPT,
+	D_BUYER_REPLY,
+	D_ARBITRATION,
+	D_COMPLAINT_FIRST,
+	D_COMPLAINT_FIRST_MAJOR,
+	D_REMINDER_BEFORE,
+	D_AFTER_SALE_WATCH,
+	D__COUNT
+};
+
+static const char *const duration_names[D__COUNT] = {
+	"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
+	"arbitration", "complaint_first_response", "complaint_first_response_major",
+	"reminder_before", "after_sale_watch",
+};
+
+/* Values a category or a shop may override; has_* says which were given. */
+typedef struct {
+	const char *name;                 /* borrowed from the document */
+	bool has_no_reason_days;
+	int64_t no_reason_days;
+	bool has_return_shipping;
+	int64_t return_shipping_cents;
+	bool has_dur[D__COUNT];
+	int64_t dur_ms[D__COUNT];
+} override;
+
+typedef struct {
+	char id[POLICY_RULE_ID_LEN];
+	const char *category;
+	unsigned reasons;                 /* bit per ar_reason */
+	int64_t window_days;              /* -1: no day window */
+	int64_t window_km;                /* -1: no distance window */
+	json_t *defects;                  /* borrowed array of strings */
+	const char *remedy;
+} category_rule;
+
+/*
+ * Strings are borrowed from doc, which is private and never handed out, so
+ * concurrent readers only ever read it.
+ */
+struct policy {
+	json_t *doc;
+	char *text;
+	const char *version;
+	char currency[AR_CURRENCY_LEN + 1];
+	int64_t dur_ms[D__COUNT];
+
+	int64_t no_reason_days;
+	unsigned no_reason_kinds;
+	unsigned no_reason_reasons;
+	json_t *excluded_categories;
+	bool exclude_customized;
+
+	int64_t missing_item_ms;
+
+	unsigned evidence_reasons;
+	unsigned evidence_kinds;
+
+	policy_fault fault[AR_REASON__COUNT];
+	unsigned return_required_reasons;
+
+	unsigned late_reasons;
+	int64_t penalty_bp;
+	int64_t penalty_cap_cents;
+
+	int64_t return_shipping_cents;
+	int64_t buyer_ins_min_cents;
+	int64_t buyer_ins_max_cents;
+	int64_t seller_share_cents;
+
+	unsigned major_reasons;
+	int64_t major_amount_cents;       /* 0: price never makes a complaint major */
+
+	int64_t new_account_days;
+	int64_t max_cases_7d;
+	int64_t max_same_text_shops;
+	int64_t w_new_account;
+	int64_t w_many_cases;
+	int64_t w_same_text;
+	int64_t manual_review_score;
+
+	category_rule rules[MAX_CATEGORY_RULES];
+	size_t n_rules;
+	override *categories;
+	size_t n_categories;
+	override *shops;
+	size_t n_shops;
+};
+
+static const char *const fault_names[] = { "seller", "buyer", "carrier", "undetermined" };
+
+/* ------------------------------------------------------------------ */
+/* validation helpers                                                  */
+
+typedef struct {
+	ar_err *err;
+	bool bad;
+} vctx;
+
+static void bad(vctx *c, const char *pointer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void bad(vctx *c, const char *pointer, const char *fmt, ...)
+{
+	char msg[AR_ERR_TEXT];
+	va_list ap;
+
+	c->bad = true;
+	ar_err_set(c->err, 422, "invalid-policy", "Invalid policy",
+		   "the policy document is invalid; nothing was changed");
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ar_err_field(c->err, pointer, "%s", msg);
+}
+
+/* RFC 6901: '~' and '/' inside a key must be escaped or the pointer lies. */
+static void join(char *out, size_t n, const char *base, const char *key)
+{
+	size_t o = strlen(base);
+
+	if (o >= n)
+		o = n - 1;
+	memmove(out, base, o);
+	if (o + 1 < n)
+		out[o++] = '/';
+	for (const char *k = key; *k && o + 1 < n; k++) {
+		if ((*k == '~' || *k == '/') && o + 2 < n) {
+			out[o++] = '~';
+			out[o++] = *k == '~' ? '0' : '1';
+		} else if (*k != '~' && *k != '/') {
+			out[o++] = *k;
+		} else {
+			break;
+		}
+	}
+	out[o] = '\0';
+}
+
+static void join_index(char *out, size_t n, const char *base, size_t i)
+{
+	char idx[24];
+	snprintf(idx, sizeof(idx), "%zu", i);
+	join(out, n, base, idx);
+}
+
+static void check_keys(vctx *c, json_t *obj, const char *base,
+		       const char *const *allowed)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		bool known = false;
+		for (size_t i = 0; allowed[i]; i++)
+			known = known || strcmp(allowed[i], key) == 0;
+		if (!known) {
+			char ptr[AR_ERR_TEXT];
+			join(ptr, sizeof(ptr), base, key);
+			bad(c, ptr, "unknown key");
+		}
+	}
+}
+
+/* Returns the member or NULL; reports "required" when it must exist. */
+static json_t *member(vctx *c, json_t *obj, const char *base, const char *key,
+		      bool required, char *ptr, size_t ptr_len)
+{
+	json_t *v = json_object_get(obj, key);
+
+	join(ptr, ptr_len, base, key);
+	if (!v && required)
+		bad(c, ptr, "required");
+	return v;
+}
+
+static json_t *get_object(vctx *c, json_t *obj, const char *base,
+			  const char *key, bool required, char *ptr, size_t ptr_len)
+{
+	json_t *v = member(c, obj, base, key, required, ptr, ptr_len);
+
+	if (v && !json_is_object(v)) {
+		bad(c, ptr, "must be an object");
+		return NULL;
+	}
+	return v;
+}
+
+static bool get_int(vctx *c, json_t *obj, const char *base, const char *key,
+		    bool required, int64_t min, int64_t max, int64_t *out)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+	json_int_t n;
+
+	if (!v)
+		return false;
+	if (!json_is_integer(v)) {
+		bad(c, ptr, "must be an integer");
+		return false;
+	}
+	n = json_integer_value(v);
+	if (n < min || n > max) {
+		if (n < 0 && min >= 0)
+			bad(c, ptr, "must not be negative");
+		else
+			bad(c, ptr, "must be between %lld and %lld",
+			    (long long)min, (long long)max);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+static bool get_bool(vctx *c, json_t *obj, const char *base, const char *key,
+		     bool required, bool *out)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+
+	if (!v)
+		return false;
+	if (!json_is_boolean(v)) {
+		bad(c, ptr, "must be true or false");
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+static bool check_name(vctx *c, const char *ptr, json_t *v, size_t max_len,
+		       const char **out)
+{
+	if (!json_is_string(v)) {
+		bad(c, ptr, "must be a string");
+		return false;
+	}
+	if (json_string_length(v) == 0 || json_string_length(v) > max_len ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		bad(c, ptr, "must be a non-empty string of at most %zu bytes", max_len);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+static bool get_string(vctx *c, json_t *obj, const char *base, const char *key,
+		       bool required, size_t max_len, const char **out)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+
+	return v && check_name(c, ptr, v, max_len, out);
+}
+
+static bool get_duration(vctx *c, json_t *obj, const char *base,
+			 const char *key, bool required, bool allow_zero,
+			 int64_t *out_ms)
+{
+	char ptr[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+	int64_t ms;
+
+	if (!v)
+		return false;
+	if (!json_is_string(v)) {
+		bad(c, ptr, "must be an ISO 8601 duration string such as \"P5D\"");
+		return false;
+	}
+	if (!ar_duration_parse(json_string_value(v), &ms)) {
+		bad(c, ptr, "\"%s\" is not an ISO 8601 duration (PnW, PnDTnHnMnS; no years or months)",
+		    json_string_value(v));
+		return false;
+	}
+	if (ms < 0 || (ms == 0 && !allow_zero)) {
+		bad(c, ptr, "must be longer than zero");
+		return false;
+	}
+	*out_ms = ms;
+	return true;
+}
+
+/* An array of strings, each accepted by parse(); sets one bit per value. */
+static bool get_name_set(vctx *c, json_t *obj, const char *base,
+			 const char *key, bool required, const char *what,
+			 bool (*parse)(const char *, int *), unsigned *mask)
+{
+	char ptr[AR_ERR_TEXT], item[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+	json_t *e;
+	size_t i;
+	unsigned m = 0;
+	bool ok = true;
+
+	if (!v)
+		return false;
+	if (!json_is_array(v)) {
+		bad(c, ptr, "must be an array of %s names", what);
+		return false;
+	}
+	json_array_foreach(v, i, e) {
+		int bit;
+		join_index(item, sizeof(item), ptr, i);
+		if (!json_is_string(e) || !parse(json_string_value(e), &bit)) {
+			bad(c, item, "not a known %s", what);
+			ok = false;
+			continue;
+		}
+		m |= 1u << bit;
+	}
+	if (ok)
+		*mask = m;
+	return ok;
+}
+
+static bool parse_reason(const char *s, int *out)
+{
+	ar_reason r;
+	if (!ar_reason_parse(s, &r))
+		return false;
+	*out = (int)r;
+	return true;
+}
+
+static bool parse_kind(const char *s, int *out)
+{
+	ar_kind k;
+	if (!ar_kind_parse(s, &k))
+		return false;
+	*out = (int)k;
+	return true;
+}
+
+static bool parse_evidence(const char *s, int *out)
+{
+	ar_evidence_kind k;
+	if (!ar_evidence_kind_parse(s, &k))
+		return false;
+	*out = (int)k;
+	return true;
+}
+
+/* An array of non-empty strings; returns it borrowed. */
+static json_t *get_string_array(vctx *c, json_t *obj, const char *base,
+				const char *key, bool required, bool non_empty)
+{
+	char ptr[AR_ERR_TEXT], item[AR_ERR_TEXT];
+	json_t *v = member(c, obj, base, key, required, ptr, sizeof(ptr));
+	json_t *e;
+	size_t i;
+	bool ok = true;
+
+	if (!v)
+		return NULL;
+	if (!json_is_array(v)) {
+		bad(c, ptr, "must be an array of strings");
+		return NULL;
+	}
+	if (non_empty && json_array_size(v) == 0) {
+		bad(c, ptr, "must not be empty");
+		return NULL;
+	}
+	json_array_foreach(v, i, e) {
+		const char *s;
+		join_index(item, sizeof(item), ptr, i);
+		ok = check_name(c, item, e, AR_MAX_ID_LEN, &s) && ok;
+	}
+	return ok ? v : NULL;
+}
+
+static bool in_string_array(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *e;
+
+	if (!arr || !s)
+		return false;
+	json_array_foreach(arr, i, e) {
+		if (strcmp(json_string_value(e), s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* loader sections                                                     */
+
+static void load_durations(vctx *c, json_t *obj, const char *base,
+			   bool required, bool *has, int64_t *ms)
+{
+	static const char *const keys[D__COUNT + 1] = {
+		"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
+		"arbitration", "complaint_first_response",
+		"complaint_first_response_major", "reminder_before",
+		"after_sale_watch", NULL,
+	};
+
+	check_keys(c, obj, base, keys);
+	for (int i = 0; i < D__COUNT; i++)
+		has[i] = get_duration(c, obj, base, duration_names[i], required,
+				      i == D_REMINDER_BEFORE, &ms[i]);
+}
+
+static void load_override(vctx *c, json_t *obj, const char *base, bool is_shop,
+			  override *o)
+{
+	static const char *const shop_keys[] = {
+		"no_reason_days", "return_shipping_cents", "durations", NULL,
+	};
+	static const char *const category_keys[] = {
+		"no_reason_days", "return_shipping_cents", NULL,
+	};
+	char ptr[AR_ERR_TEXT];
+	json_t *d;
+
+	check_keys(c, obj, base, is_shop ? shop_keys : category_keys);
+	o->has_no_reason_days = get_int(c, obj, base, "no_reason_days", false, 0,
+					MAX_DAYS, &o->no_reason_days);
+	o->has_return_shipping = get_int(c, obj, base, "return_shipping_cents",
+					 false, 0, MAX_AMOUNT_CENTS,
+					 &o->return_shipping_cents);
+	if (is_shop &&
+	    (d = get_object(c, obj, base, "durations", false, ptr, sizeof(ptr))))
+		load_durations(c, d, ptr, false, o->has_dur, o->dur_ms);
+}
+
+static override *load_overrides(vctx *c, json_t *root, const char *key,
+				bool is_shop, size_t *n_out)
+{
+	char base[AR_ERR_TEXT], ptr[AR_ERR_TEXT];
+	json_t *obj = get_object(c, root, "", key, false, base, sizeof(base));
+	const char *name;
+	json_t *v;
+	override *list;
+	size_t n = 0;
+
+	*n_out = 0;
+	if (!obj || json_object_size(obj) == 0)
+		return NULL;
+	list = calloc(json_object_size(obj), sizeof(*list));
+	if (!list) {
+		ar_err_set(c->err, 500, "internal", "Out of memory", "loading the policy");
+		c->bad = true;
+		return NULL;
+	}
+	json_object_foreach(obj, name, v) {
+		join(ptr, sizeof(ptr), base, name);
+		if (*name == '\0' || strlen(name) > AR_MAX_ID_LEN) {
+			bad(c, ptr, "the name must have 1 to %d bytes", AR_MAX_ID_LEN);
+			continue;
+		}
+		if (!json_is_object(v)) {
+			bad(c, ptr, "must be an object");
+			continue;
+		}
+		list[n].name = name;
+		load_override(c, v, ptr, is_shop, &list[n]);
+		n++;
+	}
+	*n_out = n;
+	return list;
+}
+
+static bool id_char_ok(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+}
+
+static void load_category_rules(vctx *c, json_t *root, policy *p)
+{
+	static const char *const keys[] = {
+		"id", "category", "reasons", "window_days", "window_km",
+		"defects", "remedy", NULL,
+	};
+	char base[AR_ERR_TEXT], ptr[AR_ERR_TEXT];
+	json_t *arr = member(c, root, "", "category_rules", false, base, sizeof(base));
+	json_t *r;
+	size_t i;
+
+	if (!arr)
+		return;
+	if (!json_is_array(arr)) {
+		bad(c, base, "must be an array of rules");
+		return;
+	}
+	if (json_array_size(arr) > MAX_CATEGORY_RULES) {
+		bad(c, base, "at most %d rules", MAX_CATEGORY_RULES);
+		return;
+	}
+	json_array_foreach(arr, i, r) {
+		category_rule *cr = &p->rules[p->n_rules];
+		const char *id = NULL;
+		bool has_days, has_km;
+
+		join_index(ptr, sizeof(ptr), base, i);
+		if (!json_is_object(r)) {
+			bad(c, ptr, "must be an object");
+			continue;
+		}
+		check_keys(c, r, ptr, keys);
+		cr->reasons = 1u << AR_REASON_QUALITY_DEFECT;
+		cr->window_days = cr->window_km = -1;
+		get_string(c, r, ptr, "category", true, AR_MAX_ID_LEN, &cr->category);
+		if (get_string(c, r, ptr, "id", false, AR_MAX_ID_LEN, &id)) {
+			for (const char *s = id; *s; s++) {
+				if (!id_char_ok(*s)) {
+					char idp[AR_ERR_TEXT];
+					join(idp, sizeof(idp), ptr, "id");
+					bad(c, idp, "only letters, digits, '_' and '-'");
+					id = NULL;
+					break;
+				}
+			}
+		}
+		get_name_set(c, r, ptr, "reasons", false, "reason", parse_reason,
+			     &cr->reasons);
+		has_days = get_int(c, r, ptr, "window_days", false, 1, MAX_DAYS,
+				   &cr->window_days);
+		has_km = get_int(c, r, ptr, "window_km", false, 1, 10000000,
+				 &cr->window_km);
+		if (!has_days && !has_km && !json_object_get(r, "window_days") &&
+		    !json_object_get(r, "window_km"))
+			bad(c, ptr, "needs window_days or window_km");
+		cr->defects = get_string_array(c, r, ptr, "defects", true, true);
+		get_string(c, r, ptr, "remedy", true, POLICY_REMEDY_LEN - 1, &cr->remedy);
+		if (!cr->category || (!id && json_object_get(r, "id")))
+			continue;
+		snprintf(cr->id, sizeof(cr->id), "R-CATEGORY-%s", id ? id : cr->category);
+		for (size_t j = 0; j < p->n_rules; j++) {
+			if (strcmp(p->rules[j].id, cr->id) == 0) {
+				bad(c, ptr, "duplicate rule id %s (give each rule an \"id\")",
+				    cr->id);
+				break;
+			}
+		}
+		p->n_rules++;
+	}
+}
+
+static void load_sections(vctx *c, json_t *root, policy *p)
+{
+	static const char *const root_keys[] = {
+		"version", "description", "currency", "durations", "no_reason",
+		"missing_item", "evidence", "fault", "return_required_for",
+		"late_shipment", "return_shipping", "complaints", "risk",
+		"category_rules", "categories", "shops", NULL,
+	};
+	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
+	json_t *o, *w;
+	const char *s;
+	bool has[D__COUNT];
+
+	check_keys(c, root, "", root_keys);
+	get_string(c, root, "", "version", true, POLICY_VERSION_LEN - 1, &p->version);
+	get_string(c, root, "", "description", false, 4000, &s);
+	if (get_string(c, root, "", "currency", true, AR_CURRENCY_LEN, &s)) {
+		if (strlen(s) != AR_CURRENCY_LEN || s[0] < 'A' || s[0] > 'Z' ||
+		    s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' || s[2] > 'Z')
+			bad(c, "/currency", "must be an ISO 4217 code such as \"CNY\"");
+		else
+			memcpy(p->currency, s, AR_CURRENCY_LEN + 1);
+	}
+
+	if ((o = get_object(c, root, "", "durations", true, ptr, sizeof(ptr))))
+		load_durations(c, o, ptr, true, has, p->dur_ms);
+
+	if ((o = get_object(c, root, "", "no_reason", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "days", "kinds", "reasons",
+			"excluded_categories", "exclude_customized", NULL };
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "days", true, 0, MAX_DAYS, &p->no_reason_days);
+		get_name_set(c, o, ptr, "kinds", true, "case kind", parse_kind,
+			     &p->no_reason_kinds);
+		get_name_set(c, o, ptr, "reasons", true, "reason", parse_reason,
+			     &p->no_reason_reasons);
+		p->excluded_categories = get_string_array(c, o, ptr,
+				"excluded_categories", true, false);
+		get_bool(c, o, ptr, "exclude_customized", true, &p->exclude_customized);
+	}
+
+	if ((o = get_object(c, root, "", "missing_item", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "report_within", NULL };
+		check_keys(c, o, ptr, k);
+		get_duration(c, o, ptr, "report_within", true, false, &p->missing_item_ms);
+	}
+
+	if ((o = get_object(c, root, "", "evidence", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "required_for", "accepted_kinds", NULL };
+		check_keys(c, o, ptr, k);
+		get_name_set(c, o, ptr, "required_for", true, "reason", parse_reason,
+			     &p->evidence_reasons);
+		get_name_set(c, o, ptr, "accepted_kinds", true, "evidence kind",
+			     parse_evidence, &p->evidence_kinds);
+		if (p->evidence_reasons && json_is_array(json_object_get(o, "accepted_kinds")) &&
+		    json_array_size(json_object_get(o, "accepted_kinds")) == 0) {
+			join(sub, sizeof(sub), ptr, "accepted_kinds");
+			bad(c, sub, "must not be empty while evidence is required");
+		}
+	}
+
+	for (int r = 0; r < AR_REASON__COUNT; r++)
+		p->fault[r] = POLICY_FAULT_UNDETERMINED;
+	if ((o = get_object(c, root, "", "fault", true, ptr, sizeof(ptr)))) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(o, key, v) {
+			ar_reason r;
+			int f = -1;
+			join(sub, sizeof(sub), ptr, key);
+			if (!ar_reason_parse(key, &r)) {
+				bad(c, sub, "unknown key: not a reason code");
+				continue;
+			}
+			for (int i = 0; i < 4 && json_is_string(v); i++)
+				if (strcmp(json_string_value(v), fault_names[i]) == 0)
+					f = i;
+			if (f < 0) {
+				bad(c, sub, "must be one of seller, buyer, carrier, undetermined");
+				continue;
+			}
+			p->fault[r] = (policy_fault)f;
+		}
+	}
+
+	get_name_set(c, root, "", "return_required_for", true, "reason",
+		     parse_reason, &p->return_required_reasons);
+
+	if ((o = get_object(c, root, "", "late_shipment", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "reasons", "penalty_basis_points",
+			"penalty_cap_cents", NULL };
+		check_keys(c, o, ptr, k);
+		get_name_set(c, o, ptr, "reasons", true, "reason", parse_reason,
+			     &p->late_reasons);
+		get_int(c, o, ptr, "penalty_basis_points", true, 0, BP_DENOMINATOR,
+			&p->penalty_bp);
+		get_int(c, o, ptr, "penalty_cap_cents", true, 0, MAX_AMOUNT_CENTS,
+			&p->penalty_cap_cents);
+	}
+
+	if ((o = get_object(c, root, "", "return_shipping", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "default_cents",
+			"buyer_insurance_min_cents", "buyer_insurance_max_cents",
+			"seller_insurance_seller_share_cents", NULL };
+		bool ok_min, ok_max;
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "default_cents", true, 0, MAX_AMOUNT_CENTS,
+			&p->return_shipping_cents);
+		ok_min = get_int(c, o, ptr, "buyer_insurance_min_cents", true, 0,
+				 MAX_AMOUNT_CENTS, &p->buyer_ins_min_cents);
+		ok_max = get_int(c, o, ptr, "buyer_insurance_max_cents", true, 0,
+				 MAX_AMOUNT_CENTS, &p->buyer_ins_max_cents);
+		if (ok_min && ok_max && p->buyer_ins_max_cents < p->buyer_ins_min_cents) {
+			join(sub, sizeof(sub), ptr, "buyer_insurance_max_cents");
+			bad(c, sub, "must not be below buyer_insurance_min_cents");
+		}
+		get_int(c, o, ptr, "seller_insurance_seller_share_cents", true, 0,
+			MAX_AMOUNT_CENTS, &p->seller_share_cents);
+	}
+
+	if ((o = get_object(c, root, "", "complaints", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "major_reasons", "major_amount_cents", NULL };
+		check_keys(c, o, ptr, k);
+		get_name_set(c, o, ptr, "major_reasons", true, "reason", parse_reason,
+			     &p->major_reasons);
+		get_int(c, o, ptr, "major_amount_cents", true, 0, MAX_AMOUNT_CENTS,
+			&p->major_amount_cents);
+	}
+
+	if ((o = get_object(c, root, "", "risk", true, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "new_account_days", "max_cases_7d",
+			"max_same_text_other_shops_30d", "weights",
+			"manual_review_score", NULL };
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "new_account_days", true, 0, MAX_DAYS,
+			&p->new_account_days);
+		get_int(c, o, ptr, "max_cases_7d", true, 0, 1000000, &p->max_cases_7d);
+		get_int(c, o, ptr, "max_same_text_other_shops_30d", true, 0, 1000000,
+			&p->max_same_text_shops);
+		get_int(c, o, ptr, "manual_review_score", true, 1, 1000,
+			&p->manual_review_score);
+		if ((w = get_object(c, o, ptr, "weights", true, sub, sizeof(sub)))) {
+			static const char *const wk[] = { "new_account",
+				"many_cases", "same_text", NULL };
+			check_keys(c, w, sub, wk);
+			get_int(c, w, sub, "new_account", true, 0, 1000, &p->w_new_account);
+			get_int(c, w, sub, "many_cases", true, 0, 1000, &p->w_many_cases);
+			get_int(c, w, sub, "same_text", true, 0, 1000, &p->w_same_text);
+		}
+	}
+
+	load_category_rules(c, root, p);
+	p->categories = load_overrides(c, root, "categories", false, &p->n_categories);
+	p->shops = load_overrides(c, root, "shops", true, &p->n_shops);
+}
+
+/* ------------------------------------------------------------------ */
+/* load, free, accessors                                               */
+
+policy *policy_load(const char *json_text, size_t len, ar_err *err)
+{
+	vctx c = { err, false };
+	json_error_t je;
+	policy *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		ar_err_set(err, 500, "internal", "Out of memory", "loading the policy");
+		return NULL;
+	}
+	if (!json_text) {
+		bad(&c, "", "no policy text");
+		goto fail;
+	}
+	p->doc = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!p->doc) {
+		ar_err_set(err, 422, "invalid-policy", "Invalid policy",
+			   "not valid JSON at line %d, column %d: %s", je.line,
+			   je.column, je.text);
+		ar_err_field(err, "", "%s", je.text);
+		goto fail;
+	}
+	if (!json_is_object(p->doc)) {
+		bad(&c, "", "the policy must be a JSON object");
+		goto fail;
+	}
+	load_sections(&c, p->doc, p);
+	if (c.bad)
+		goto fail;
+	p->text = json_dumps(p->doc, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!p->text) {
+		ar_err_set(err, 500, "internal", "Out of memory", "loading the policy");
+		goto fail;
+	}
+	return p;
+fail:
+	policy_free(p);
+	return NULL;
+}
+
+void policy_free(policy *p)
+{
+	if (!p)
+		return;
+	free(p->categories);
+	free(p->shops);
+	free(p->text);
+	json_decref(p->doc);
+	free(p);
+}
+
+const char *policy_version(const policy *p)
+{
+	return p->version;
+}
+
+const char *policy_text(const policy *p)
+{
+	return p->text;
+}
+
+/* Parsed again from the text so callers never share (or mutate) p's tree. */
+json_t *policy_to_json(const policy *p)
+{
+	return json_loads(p->text, 0, NULL);
+}
+
+static const override *find_override(const override *list, size_t n,
+				     const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i].name, name) == 0)
+			return &list[i];
+	return NULL;
+}
+
+bool policy_duration(const policy *p, const char *name, const char *shop_id,
+		     int64_t *out_ms)
+{
+	const override *shop = find_override(p->shops, p->n_shops, shop_id);
+
+	for (int i = 0; i < D__COUNT; i++) {
+		if (strcmp(duration_names[i], name) != 0)
+			continue;
+		*out_ms = shop && shop->has_dur[i] ? shop->dur_ms[i] : p->dur_ms[i];
+		return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* names                                                               */
+
+const char *policy_outcome_name(policy_outcome o)
+{
+	static const char *const n[] = { "auto_approve", "seller_review",
+		"manual_review", "ineligible" };
+	return (unsigned)o < 4 ? n[o] : "?";
+}
+
+const char *policy_fault_name(policy_fault f)
+{
+	return (unsigned)f < 4 ? fault_names[f] : "?";
+}
+
+const char *policy_payer_name(policy_payer p)
+{
+	static const char *const n[] = { "none", "seller", "buyer", "insurer" };
+	return (unsigned)p < 4 ? n[p] : "?";
+}
+
+const char *policy_rule_result_name(policy_rule_result r)
+{
+	static const char *const n[] = { "pass", "fail", "fired", "skipped" };
+	return (unsigned)r < 4 ? n[r] : "?";
+}
+
+/* ------------------------------------------------------------------ */
+/* adjudication                                                        */
+
+typedef struct {
+	const policy *p;
+	const ar_case_input *in;
+	const ar_order *o;
+	ar_time now;
+	const override *shop;
+	const override *cat;
+	ar_decision *d;
+	ar_err *err;
+	bool refused;
+	bool ineligible;
+	bool auto_ok;
+	bool shipped;
+	bool delivered;
+	int64_t penalty;
+} adj;
+
+static void trace(adj *a, const char *id, policy_rule_result r,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void trace(adj *a, const char *id, policy_rule_result r,
+		  const char *fmt, ...)
+{
+	policy_rule_trace *t;
+	va_list ap;
+
+	/* Sized for every rule plus MAX_CATEGORY_RULES; cannot overflow. */
+	if (a->d->n_rules >= POLICY_MAX_RULES)
+		return;
+	t = &a->d->rules[a->d->n_rules++];
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	t->result = r;
+	va_start(ap, fmt);
+	vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void refuse(adj *a, const char *pointer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void refuse(adj *a, const char *pointer, const char *fmt, ...)
+{
+	char msg[AR_ERR_TEXT];
+	va_list ap;
+
+	a->refused = true;
+	ar_err_set(a->err, 422, "policy-refused", "Refused by policy",
+		   "policy %s refuses this case", a->p->version);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ar_err_field(a->err, pointer, "%s", msg);
+}
+
+static bool has_bit(unsigned mask, int bit)
+{
+	return (mask >> bit) & 1u;
+}
+
+/* "2026-11-02T10:00:00Z": milliseconds only when there are some. */
+static void fmt_time(ar_time t, char *buf, size_t n)
+{
+	char *dot;
+
+	ar_time_format(t, buf, n);
+	dot = strstr(buf, ".000Z");
+	if (dot)
+		memcpy(dot, "Z", 2);
+}
+
+/* "10 days", "5 h", "7 days 00:00:01": exact, so a 1 s miss is visible. */
+static void fmt_span(int64_t ms, char *buf, size_t n)
+{
+	const char *sign = ms < 0 ? "-" : "";
+	int64_t v = ms < 0 ? -ms : ms;
+	int64_t days = v / AR_MS_PER_DAY, rem = v % AR_MS_PER_DAY;
+	int h = (int)(rem / MS_PER_HOUR), m = (int)(rem / 60000 % 60);
+	int s = (int)(rem / 1000 % 60), msr = (int)(rem % 1000);
+	char frac[8] = "";
+
+	if (rem == 0) {
+		snprintf(buf, n, "%s%lld day%s", sign, (long long)days,
+			 days == 1 ? "" : "s");
+		return;
+	}
+	if (days == 0 && rem % MS_PER_HOUR == 0) {
+		snprintf(buf, n, "%s%d h", sign, h);
+		return;
+	}
+	if (msr)
+		snprintf(frac, sizeof(frac), ".%03d", msr);
+	if (days)
+		snprintf(buf, n, "%s%lld day%s %02d:%02d:%02d%s", sign,
+			 (long long)days, days == 1 ? "" : "s", h, m, s, frac);
+	else
+		snprintf(buf, n, "%s%02d:%02d:%02d%s", sign, h, m, s, frac);
+}
+
+/* An exact value with 4 decimals, trailing zeros dropped ("50000.1"). */
+static void fmt_fixed4(int64_t whole, int64_t frac4, char *buf, size_t n)
+{
+	size_t len;
+
+	snprintf(buf, n, "%lld.%04lld", (long long)whole, (long long)frac4);
+	len = strlen(buf);
+	while (len > 0 && buf[len - 1] == '0')
+		buf[--len] = '\0';
+	if (len > 0 && buf[len - 1] == '.')
+		buf[--len] = '\0';
+}
+
+static void check_inputs(adj *a)
+{
+	const ar_case_input *in = a->in;
+	int accepted = 0;
+
+	if (in->currency[0] && strcmp(in->currency, a->p->currency) != 0)
+		refuse(a, "/currency", "policy %s settles in %s, not %s",
+		       a->p->version, a->p->currency, in->currency);
+	if (a->o->price_cents < 0 || a->o->price_cents > MAX_AMOUNT_CENTS)
+		refuse(a, "/order/price_cents", "must be between 0 and %lld",
+		       MAX_AMOUNT_CENTS);
+	if (a->o->shipping_fee_cents < 0 || a->o->shipping_fee_cents > MAX_AMOUNT_CENTS)
+		refuse(a, "/order/shipping_fee_cents", "must be between 0 and %lld",
+		       MAX_AMOUNT_CENTS);
+
+	if (!has_bit(a->p->evidence_reasons, (int)in->reason))
+		return;
+	for (size_t i = 0; i < in->n_evidence && i < AR_MAX_EVIDENCE; i++)
+		accepted += has_bit(a->p->evidence_kinds, (int)in->evidence[i].kind);
+	if (accepted == 0) {
+		trace(a, "R-EVIDENCE", POLICY_RULE_FAIL,
+		      "reason %s needs photo or video evidence; %zu item(s) given, none accepted",
+		      ar_reason_name(in->reason), in->n_evidence);
+		refuse(a, "/evidence",
+		       "reason %s requires evidence of an accepted kind (e.g. photo, video)",
+		       ar_reason_name(in->reason));
+	} else {
+		trace(a, "R-EVIDENCE", POLICY_RULE_PASS,
+		      "reason %s needs evidence: %d accepted item(s) given",
+		      ar_reason_name(in->reason), accepted);
+	}
+}
+
+static void rule_no_reason(adj *a)
+{
+	const policy *p = a->p;
+	const ar_order *o = a->o;
+	char t1[32], t2[32], span[48], src[96] = "";
+	int64_t days = p->no_reason_days;
+
+	if (!has_bit(p->no_reason_kinds, (int)a->in->kind) ||
+	    !has_bit(p->no_reason_reasons, (int)a->in->reason))
+		return;
+
+	/* The shop's own promise is the most specific, then the category's. */
+	if (a->shop && a->shop->has_no_reason_days) {
+		days = a->shop->no_reason_days;
+		snprintf(src, sizeof(src), " (shop %s)", a->shop->name);
+	} else if (a->cat && a->cat->has_no_reason_days) {
+		days = a->cat->no_reason_days;
+		snprintf(src, sizeof(src), " (category %s)", a->cat->name);
+	}
+	if (!a->delivered) {
+		trace(a, "R-NOREASON-7D", POLICY_RULE_PASS,
+		      "not delivered yet: the %lld-day window%s has not started",
+		      (long long)days, src);
+	} else {
+		int64_t elapsed = a->now - o->delivered_at;
+		bool ok = elapsed <= days * AR_MS_PER_DAY;
+
+		fmt_time(o->delivered_at, t1, sizeof(t1));
+		fmt_time(a->now, t2, sizeof(t2));
+		fmt_span(elapsed, span, sizeof(span));
+		trace(a, "R-NOREASON-7D", ok ? POLICY_RULE_PASS : POLICY_RULE_FAIL,
+		      "delivered %s, requested %s, %s %s %lld days%s: %s", t1, t2,
+		      span, ok ? "<=" : ">", (long long)days, src,
+		      ok ? "eligible" : "not eligible");
+		a->ineligible = a->ineligible || !ok;
+	}
+
+	if (o->category && in_string_array(p->excluded_categories, o->category)) {
+		trace(a, "R-EXCLUDED-CATEGORY", POLICY_RULE_FAIL,
+		      "category %s is excluded from no-reason returns: not eligible",
+		      o->category);
+		a->ineligible = true;
+	} else {
+		trace(a, "R-EXCLUDED-CATEGORY", POLICY_RULE_PASS,
+		      "category %s is not excluded", o->category ? o->category : "(none)");
+	}
+
+	if (o->customized && p->exclude_customized) {
+		trace(a, "R-CUSTOMIZED", POLICY_RULE_FAIL,
+		      "customized goods have no no-reason return: not eligible");
+		a->ineligible = true;
+	} else {
+		trace(a, "R-CUSTOMIZED", POLICY_RULE_PASS, "%s",
+		      o->customized ? "customized, but this policy does not exclude customized goods"
+				    : "goods not customized");
+	}
+}
+
+static void rule_missing_item(adj *a)
+{
+	char t1[32], t2[32], span[48], win[48];
+	int64_t elapsed;
+	bool ok;
+
+	if (a->in->reason != AR_REASON_MISSING_ITEM)
+		return;
+	fmt_span(a->p->missing_item_ms, win, sizeof(win));
+	if (!a->delivered) {
+		trace(a, "R-MISSING-24H", POLICY_RULE_SKIPPED,
+		      "no delivery recorded: the %s report window cannot be checked", win);
+		return;
+	}
+	elapsed = a->now - a->o->delivered_at;
+	ok = elapsed <= a->p->missing_item_ms;
+	fmt_time(a->o->delivered_at, t1, sizeof(t1));
+	fmt_time(a->now, t2, sizeof(t2));
+	fmt_span(elapsed, span, sizeof(span));
+	trace(a, "R-MISSING-24H", ok ? POLICY_RULE_PASS : POLICY_RULE_FAIL,
+	      "delivered %s, reported %s, %s %s %s: %s", t1, t2, span,
+	      ok ? "<=" : ">", win, ok ? "reported in time" : "reported too late");
+	a->ineligible = a->ineligible || !ok;
+}
+
+static void rule_categories(adj *a)
+{
+	const ar_order *o = a->o;
+
+	if (!o->category)
+		return;
+	for (size_t i = 0; i < a->p->n_rules; i++) {
+		const category_rule *r = &a->p->rules[i];
+		char why[256] = "", days_txt[96] = "", km_txt[64] = "";
+		bool in_days = true, in_km = true, defect_ok;
+
+		if (strcmp(r->category, o->category) != 0 ||
+		    !has_bit(r->reasons, (int)a->in->reason))
+			continue;
+		if (r->window_days >= 0) {
+			if (!a->delivered) {
+				in_days = false;
+				snprintf(days_txt, sizeof(days_txt), "not delivered");
+			} else {
+				int64_t elapsed = a->now - o->delivered_at;
+				char span[48];
+				in_days = elapsed <= r->window_days * AR_MS_PER_DAY;
+				fmt_span(elapsed, span, sizeof(span));
+				snprintf(days_txt, sizeof(days_txt), "%s since delivery %s %lld days",
+					 span, in_days ? "<=" : ">", (long long)r->window_days);
+			}
+		}
+		if (r->window_km >= 0) {
+			/* An unknown odometer cannot prove the window was kept. */
+			in_km = o->usage_km >= 0 && o->usage_km <= r->window_km;
+			if (o->usage_km < 0)
+				snprintf(km_txt, sizeof(km_txt), "usage_km not given");
+			else
+				snprintf(km_txt, sizeof(km_txt), "%lld km %s %lld km",
+					 (long long)o->usage_km, in_km ? "<=" : ">",
+					 (long long)r->window_km);
+		}
+		defect_ok = a->in->defect && in_string_array(r->defects, a->in->defect);
+		snprintf(why, sizeof(why), "%s%s%s, defect %s %s", days_txt,
+			 days_txt[0] && km_txt[0] ? ", " : "", km_txt,
+			 a->in->defect ? a->in->defect : "(none)",
+			 defect_ok ? "covered" : "not covered");
+		if (in_days && in_km && defect_ok) {
+			trace(a, r->id, POLICY_RULE_FIRED, "%s: %s", why, r->remedy);
+			if (a->in->kind != AR_KIND_COMPLAINT)
+				a->auto_ok = true;
+			snprintf(a->d->remedy, sizeof(a->d->remedy), "%s", r->remedy);
+		} else {
+			trace(a, r->id, POLICY_RULE_FAIL, "%s: rule does not apply", why);
+		}
+	}
+}
+
+/* amount * bp / 10000 rounded half up, split so no product can overflow. */
+static int64_t apply_bp(int64_t amount, int64_t bp, int64_t *frac4)
+{
+	int64_t q = amount / BP_DENOMINATOR, r = amount % BP_DENOMINATOR;
+
+	*frac4 = r * bp % BP_DENOMINATOR;
+	return q * bp + r * bp / BP_DENOMINATOR;
+}
+
+static void rule_late(adj *a)
+{
+	const policy *p = a->p;
+	const ar_order *o = a->o;
+	char t1[32], t2[32], raw[40], rate[24];
+	int64_t frac4, whole, rounded;
+	ar_time ship_ref;
+	bool late;
+
+	if (!has_bit(p->late_reasons, (int)a->in->reason))
+		return;
+	if (o->promised_ship_by == AR_TIME_NONE) {
+		trace(a, "R-LATE-PENALTY", POLICY_RULE_SKIPPED,
+		      "no promised ship-by time on the order: lateness cannot be shown");
+		return;
+	}
+	if (o->shipped_at == AR_TIME_NONE && o->delivered_at != AR_TIME_NONE) {
+		trace(a, "R-LATE-PENALTY", POLICY_RULE_SKIPPED,
+		      "delivered but no ship time recorded: lateness cannot be shown");
+		return;
+	}
+	/* Unshipped orders are judged at the time of the claim. */
+	ship_ref = o->shipped_at != AR_TIME_NONE ? o->shipped_at : a->now;
+	late = ship_ref > o->promised_ship_by;
+	fmt_time(o->promised_ship_by, t1, sizeof(t1));
+	fmt_time(ship_ref, t2, sizeof(t2));
+	if (!late) {
+		trace(a, "R-LATE-PENALTY", POLICY_RULE_FAIL,
+		      "promised ship by %s, %s %s: not late", t1,
+		      o->shipped_at != AR_TIME_NONE ? "shipped" : "still unshipped at", t2);
+		return;
+	}
+	whole = apply_bp(o->price_cents, p->penalty_bp, &frac4);
+	rounded = whole + (frac4 * 2 >= BP_DENOMINATOR ? 1 : 0);
+	a->penalty = rounded < p->penalty_cap_cents ? rounded : p->penalty_cap_cents;
+	fmt_fixed4(whole, frac4, raw, sizeof(raw));
+	fmt_fixed4(p->penalty_bp / 100, p->penalty_bp % 100 * 100, rate, sizeof(rate));
+	trace(a, "R-LATE-PENALTY", POLICY_RULE_FIRED,
+	      "promised ship by %s, %s %s: penalty %s %% of %lld = %s -> %lld%s",
+	      t1, o->shipped_at != AR_TIME_NONE ? "shipped" : "unshipped at", t2,
+	      rate, (long long)o->price_cents, raw, (long long)a->penalty,
+	      rounded > p->penalty_cap_cents ? " (capped)" : "");
+	if (a->in->kind == AR_KIND_REFUND || a->in->kind == AR_KIND_RETURN)
+		a->auto_ok = true;
+}
+
+static void money(adj *a)
+{
+	ar_decision *d = a->d;
+	const ar_order *o = a->o;
+	ar_kind kind = a->in->kind;
+	/* What the buyer actually paid for the outbound leg. */
+	int64_t paid_shipping = o->free_shipping ? 0 : o->shipping_fee_cents;
+
+	if (kind == AR_KIND_REFUND && !a->shipped) {
+		d->refund.item_cents = o->price_cents;
+		d->refund.shipping_cents = paid_shipping;
+		a->auto_ok = true;
+		trace(a, "R-UNSHIPPED-REFUND", POLICY_RULE_FIRED,
+		      "order never shipped: price %lld + shipping %lld refunded at once",
+		      (long long)o->price_cents, (long long)paid_shipping);
+	} else if (kind == AR_KIND_REFUND || kind == AR_KIND_RETURN) {
+		d->refund.item_cents = o->price_cents;
+		switch (d->fault) {
+		case POLICY_FAULT_BUYER:
+			trace(a, "R-REFUND-BUYER", POLICY_RULE_FIRED,
+			      "buyer at fault: price %lld back; %s",
+			      (long long)o->price_cents,
+			      o->free_shipping ? "free shipping: each side bears its own leg"
+					       : "outbound shipping stays with the seller, buyer pays the return");
+			break;
+		case POLICY_FAULT_CARRIER:
+			d->refund.shipping_cents = paid_shipping;
+			trace(a, "R-REFUND-CARRIER", POLICY_RULE_FIRED,
+			      "carrier at fault: seller refunds price %lld + shipping %lld and claims from the carrier",
+			      (long long)o->price_cents, (long long)paid_shipping);
+			break;
+		case POLICY_FAULT_SELLER:
+		case POLICY_FAULT_UNDETERMINED:
+			/* Undetermined shows the seller-fault ceiling: the most owed. */
+			d->refund.shipping_cents = paid_shipping;
+			trace(a, d->fault == POLICY_FAULT_SELLER ? "R-REFUND-SELLER"
+							       : "R-REFUND-UNDETERMINED",
+			      POLICY_RULE_FIRED,
+			      "%s: price %lld + outbound shipping %lld; seller bears the return",
+			      d->fault == POLICY_FAULT_SELLER ? "seller at fault"
+							      : "fault undetermined, at most",
+			      (long long)o->price_cents, (long long)paid_shipping);
+			break;
+		}
+	} else {
+		trace(a, "R-REFUND-NONE", POLICY_RULE_SKIPPED,
+		      "a %s case pays no refund%s", ar_kind_name(kind),
+		      kind == AR_KIND_COMPLAINT && a->penalty ? "; the late penalty is owed as compensation" : "");
+	}
+	if (kind == AR_KIND_REFUND || kind == AR_KIND_RETURN || kind == AR_KIND_COMPLAINT)
+		d->refund.penalty_cents = a->penalty;
+	d->refund.total_cents = d->refund.item_cents + d->refund.shipping_cents +
+				d->refund.penalty_cents;
+	memcpy(d->refund.currency, a->p->currency, sizeof(d->refund.currency));
+}
+
+static void rule_return(adj *a)
+{
+	ar_decision *d = a->d;
+	ar_kind kind = a->in->kind;
+
+	if (kind == AR_KIND_RETURN || kind == AR_KIND_EXCHANGE || kind == AR_KIND_REPAIR) {
+		d->return_required = true;
+	} else if (kind == AR_KIND_REFUND && a->delivered &&
+		   has_bit(a->p->return_required_reasons, (int)a->in->reason)) {
+		/* A kept defective item invites a second dispute (001). */
+		d->return_required = true;
+		trace(a, "R-RETURN-REQUIRED", POLICY_RULE_FIRED,
+		      "%s on delivered goods: the goods must come back before the refund",
+		      ar_reason_name(a->in->reason));
+	}
+	if (d->return_required)
+		d->return_shipping_payer = d->fault == POLICY_FAULT_BUYER
+						   ? POLICY_PAYER_BUYER : POLICY_PAYER_SELLER;
+}
+
+static void rule_repair(adj *a)
+{
+	ar_decision *d = a->d;
+	char t1[32], t2[32];
+	bool buyer_fault, in_warranty;
+
+	if (a->in->kind != AR_KIND_REPAIR)
+		return;
+	buyer_fault = d->fault == POLICY_FAULT_BUYER;
+	in_warranty = a->o->warranty_until != AR_TIME_NONE &&
+		      a->now <= a->o->warranty_until;
+	d->repair_cost_payer = in_warranty && !buyer_fault ? POLICY_PAYER_SELLER
+							   : POLICY_PAYER_BUYER;
+	/* Whoever pays the repair pays the way there and back. */
+	d->return_shipping_payer = d->repair_cost_payer;
+	fmt_time(a->now, t2, sizeof(t2));
+	if (a->o->warranty_until == AR_TIME_NONE) {
+		trace(a, "R-REPAIR-WARRANTY", POLICY_RULE_FIRED,
+		      "no warranty recorded on the order: buyer pays the repair");
+		return;
+	}
+	fmt_time(a->o->warranty_until, t1, sizeof(t1));
+	trace(a, "R-REPAIR-WARRANTY", POLICY_RULE_FIRED,
+	      "warranty until %s, requested %s (%s), %s: %s pays the repair", t1, t2,
+	      in_warranty ? "inside" : "expired",
+	      buyer_fault ? "buyer damage" : "not buyer damage",
+	      policy_payer_name(d->repair_cost_payer));
+}
+
+static void rule_insurance(adj *a)
+{
+	const policy *p = a->p;
+	const ar_order *o = a->o;
+	ar_decision *d = a->d;
+	int64_t cost;
+	const char *src;
+
+	if (o->insurance == AR_INSURANCE_NONE)
+		return;
+	if (!d->return_required) {
+		trace(a, "R-INSURANCE", POLICY_RULE_SKIPPED,
+		      "%s's return-shipping insurance: nothing is shipped back",
+		      ar_insurance_name(o->insurance));
+		return;
+	}
+	/* The outbound fee is the best estimate of the return leg we have. */
+	if (o->shipping_fee_cents > 0) {
+		cost = o->shipping_fee_cents;
+		src = "order shipping fee";
+	} else if (a->shop && a->shop->has_return_shipping) {
+		cost = a->shop->return_shipping_cents;
+		src = "shop default";
+	} else if (a->cat && a->cat->has_return_shipping) {
+		cost = a->cat->return_shipping_cents;
+		src = "category default";
+	} else {
+		cost = p->return_shipping_cents;
+		src = "policy default";
+	}
+	if (o->insurance == AR_INSURANCE_BUYER) {
+		int64_t pay = cost < p->buyer_ins_min_cents ? p->buyer_ins_min_cents
+			    : cost > p->buyer_ins_max_cents ? p->buyer_ins_max_cents : cost;
+		d->insurance_payout_cents = pay;
+		d->return_shipping_payer = POLICY_PAYER_INSURER;
+		trace(a, "R-INSURANCE", POLICY_RULE_FIRED,
+		      "buyer's insurance: return shipping %lld (%s), payout clamped to [%lld, %lld] = %lld",
+		      (long long)cost, src, (long long)p->buyer_ins_min_cents,
+		      (long long)p->buyer_ins_max_cents, (long long)pay);
+	} else {
+		int64_t seller = cost < p->seller_share_cents ? cost : p->seller_share_cents;
+		d->insurance_payout_cents = cost - seller;
+		d->return_shipping_payer = POLICY_PAYER_SELLER;
+		trace(a, "R-INSURANCE", POLICY_RULE_FIRED,
+		      "seller's insurance: return shipping %lld (%s), seller pays %lld, insurer %lld",
+		      (long long)cost, src, (long long)seller,
+		      (long long)(cost - seller));
+	}
+}
+
+static void rule_requested(adj *a)
+{
+	int64_t req = a->in->requested_cents;
+	int64_t max = a->d->refund.total_cents;
+
+	/* A complaint's compensation is negotiated, not capped by a refund. */
+	if (req < 0 || a->in->kind == AR_KIND_COMPLAINT)
+		return;
+	if (req > max) {
+		trace(a, "R-REQUESTED", POLICY_RULE_FAIL,
+		      "requested %lld > %lld, the most owed under this policy",
+		      (long long)req, (long long)max);
+		refuse(a, "/requested_cents",
+		       "requested %lld exceeds %lld, the most owed under policy %s",
+		       (long long)req, (long long)max, a->p->version);
+	} else {
+		trace(a, "R-REQUESTED", POLICY_RULE_PASS,
+		      "requested %lld <= %lld, the most owed", (long long)req,
+		      (long long)max);
+	}
+}
+
+static void rule_severity(adj *a)
+{
+	const policy *p = a->p;
+	bool by_reason, by_amount;
+
+	if (a->in->kind != AR_KIND_COMPLAINT)
+		return;
+	by_reason = has_bit(p->major_reasons, (int)a->in->reason);
+	by_amount = p->major_amount_cents > 0 &&
+		    a->o->price_cents >= p->major_amount_cents;
+	a->d->major = by_reason || by_amount;
+	trace(a, "R-COMPLAINT-SEVERITY", a->d->major ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
+	      "reason %s%s, price %lld %s %lld: %s", ar_reason_name(a->in->reason),
+	      by_reason ? " is a major reason" : "", (long long)a->o->price_cents,
+	      by_amount ? ">=" : "<", (long long)p->major_amount_cents,
+	      a->d->major ? "major" : "general");
+}
+
+static void add_signal(adj *a, const char *code, int64_t weight)
+{
+	ar_decision *d = a->d;
+
+	d->risk.score += (int)weight;
+	if (d->risk.n_signals < POLICY_MAX_SIGNALS)
+		snprintf(d->risk.signals[d->risk.n_signals++],
+			 sizeof(d->risk.signals[0]), "%s", code);
+}
+
+static void rule_risk(adj *a, const policy_history *h)
+{
+	const policy *p = a->p;
+	const ar_buyer *b = &a->in->buyer;
+	int64_t cases = h ? h->cases_last_7d : 0;
+	int64_t texts = h ? h->same_text_other_shops_30d : 0;
+
+	if (b->account_created_at == AR_TIME_NONE) {
+		trace(a, "R-RISK-NEW-ACCOUNT", POLICY_RULE_SKIPPED,
+		      "account creation time unknown");
+	} else {
+		int64_t age = a->now - b->account_created_at;
+		bool young = age <= p->new_account_days * AR_MS_PER_DAY;
+		bool fired = young && b->orders_count == 0;
+		char span[48];
+
+		fmt_span(age, span, sizeof(span));
+		trace(a, "R-RISK-NEW-ACCOUNT", fired ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
+		      "account age %s %s %lld days, %lld earlier orders%s", span,
+		      young ? "<=" : ">", (long long)p->new_account_days,
+		      (long long)b->orders_count, fired ? ": new account, +weight" : "");
+		if (fired)
+			add_signal(a, "new_account", p->w_new_account);
+	}
+
+	trace(a, "R-RISK-MANY-CASES",
+	      cases > p->max_cases_7d ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
+	      "%lld cases by this buyer in 7 days %s %lld", (long long)cases,
+	      cases > p->max_cases_7d ? ">" : "<=", (long long)p->max_cases_7d);
+	if (cases > p->max_cases_7d)
+		add_signal(a, "many_cases_7d", p->w_many_cases);
+
+	trace(a, "R-RISK-SAME-TEXT",
+	      texts > p->max_same_text_shops ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
+	      "same description sent to %lld other shops in 30 days %s %lld",
+	      (long long)texts, texts > p->max_same_text_shops ? ">" : "<=",
+	      (long long)p->max_same_text_shops);
+	if (texts > p->max_same_text_shops)
+		add_signal(a, "same_text_other_shops", p->w_same_text);
+
+	trace(a, "R-RISK-SCORE",
+	      a->d->risk.score >= p->manual_review_score ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
+	      "risk score %d %s %lld%s", a->d->risk.score,
+	      a->d->risk.score >= p->manual_review_score ? ">=" : "<",
+	      (long long)p->manual_review_score,
+	      a->d->risk.score >= p->manual_review_score ? ": manual review, never auto-rejected" : "");
+}
+
+bool policy_adjudicate(const policy *p, const ar_case_input *in,
+		       const policy_history *h, ar_time now, ar_decision *out,
+		       ar_err *err)
+{
+	adj a = { 0 };
+
+	memset(out, 0, sizeof(*out));
+	out->insurance_payout_cents = -1;
+	snprintf(out->policy_version, sizeof(out->policy_version), "%s", p->version);
+	if (now == AR_TIME_NONE || (unsigned)in->kind >= AR_KIND__COUNT ||
+	    (unsigned)in->reason >= AR_REASON__COUNT) {
+		ar_err_set(err, 500, "internal", "Internal error",
+			   "policy_adjudicate called without a clock or with an invalid kind/reason");
+		return false;
+	}
+	a.p = p;
+	a.in = in;
+	a.o = &in->order;
+	a.now = now;
+	a.d = out;
+	a.err = err;
+	a.shop = find_override(p->shops, p->n_shops, in->order.shop_id);
+	a.cat = find_override(p->categories, p->n_categories, in->order.category);
+	a.shipped = in->order.shipped_at != AR_TIME_NONE ||
+		    in->order.delivered_at != AR_TIME_NONE;
+	a.delivered = in->order.delivered_at != AR_TIME_NONE;
+
+	check_inputs(&a);
+	if (a.refused)
+		return false;
+
+	out->fault = p->fault[in->reason];
+	trace(&a, "R-FAULT", POLICY_RULE_FIRED, "reason %s: %s at fault",
+	      ar_reason_name(in->reason), policy_fault_name(out->fault));
+
+	rule_no_reason(&a);
+	rule_missing_item(&a);
+	rule_categories(&a);
+	rule_late(&a);
+	money(&a);
+	rule_return(&a);
+	rule_repair(&a);
+	rule_insurance(&a);
+	rule_requested(&a);
+	rule_severity(&a);
+	rule_risk(&a, h);
+	if (a.refused)
+		return false;
+
+	/* Policy facts beat risk; risk beats speed; complaints always get a human. */
+	if (a.ineligible)
+		out->outcome = POLICY_OUTCOME_INELIGIBLE;
+	else if (out->risk.score >= p->manual_review_score)
+		out->outcome = POLICY_OUTCOME_MANUAL_REVIEW;
+	else if (a.auto_ok && in->kind != AR_KIND_COMPLAINT)
+		out->outcome = POLICY_OUTCOME_AUTO_APPROVE;
+	else
+		out->outcome = POLICY_OUTCOME_SELLER_REVIEW;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* encoding                                                            */
+
+json_t *policy_decision_to_json(const ar_decision *d)
+{
+	json_t *root = json_object(), *refund = json_object(), *risk = json_object();
+	json_t *signals = json_array(), *rules = json_array();
+	int rc = 0;
+
+	if (!root) {
+		json_decref(refund);
+		json_decref(risk);
+		json_decref(signals);
+		json_decref(rules);
+		return NULL;
+	}
+	/* set_new steals each child even when it fails, so every attach runs
+	 * (no short-circuit) and then the root's one decref releases all. */
+	rc |= json_object_set_new(root, "refund", refund);
+	rc |= json_object_set_new(risk, "signals", signals);
+	rc |= json_object_set_new(root, "risk", risk);
+	rc |= json_object_set_new(root, "rules", rules);
+	if (rc)
+		goto fail;
+	if (json_object_set_new(root, "outcome", json_string(policy_outcome_name(d->outcome))) ||
+	    json_object_set_new(root, "fault", json_string(policy_fault_name(d->fault))) ||
+	    json_object_set_new(refund, "item_cents", json_integer(d->refund.item_cents)) ||
+	    json_object_set_new(refund, "shipping_cents", json_integer(d->refund.shipping_cents)) ||
+	    json_object_set_new(refund, "penalty_cents", json_integer(d->refund.penalty_cents)) ||
+	    json_object_set_new(refund, "total_cents", json_integer(d->refund.total_cents)) ||
+	    json_object_set_new(refund, "currency", json_string(d->refund.currency)) ||
+	    json_object_set_new(root, "return_required", json_boolean(d->return_required)) ||
+	    json_object_set_new(root, "return_shipping_payer",
+				json_string(policy_payer_name(d->return_shipping_payer))) ||
+	    json_object_set_new(root, "insurance_payout_cents",
+				d->insurance_payout_cents < 0 ? json_null()
+							      : json_integer(d->insurance_payout_cents)) ||
+	    json_object_set_new(root, "repair_cost_payer",
+				d->repair_cost_payer == POLICY_PAYER_NONE
+					? json_null()
+					: json_string(policy_payer_name(d->repair_cost_payer))) ||
+	    json_object_set_new(root, "remedy",
+				d->remedy[0] ? json_string(d->remedy) : json_null()) ||
+	    json_object_set_new(root, "severity", json_string(d->major ? "major" : "general")) ||
+	    json_object_set_new(risk, "score", json_integer(d->risk.score)) ||
+	    json_object_set_new(root, "policy_version", json_string(d->policy_version)))
+		goto fail;
+	for (size_t i = 0; i < d->risk.n_signals && i < POLICY_MAX_SIGNALS; i++)
+		if (json_array_append_new(signals, json_string(d->risk.signals[i])))
+			goto fail;
+	for (size_t i = 0; i < d->n_rules && i < POLICY_MAX_RULES; i++) {
+		const policy_rule_trace *t = &d->rules[i];
+		json_t *r = json_pack("{s:s, s:s, s:s}", "id", t->id, "result",
+				      policy_rule_result_name(t->result), "reason", t->reason);
+		if (json_array_append_new(rules, r))
+			goto fail;
+	}
+	return root;
+fail:
+	json_decref(root);
+	return NULL;
+}

@@ -1,0 +1,778 @@
+/* PostgreSQL access: connection pool, prepared statements, audit chain. */
+#include "arbiter/store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arbiter/log.h"
+#include "arbiter/migrations.h"
+
+#define ACQUIRE_WAIT_MS 5000
+#define BACKOFF_MAX_MS 2000
+
+enum stmt_id {
+	ST_CREATE,
+	ST_GET,
+	ST_EVENTS,
+	ST_EXISTS,
+	ST__COUNT
+};
+
+static const struct {
+	const char *name;
+	const char *sql;
+} stmts[ST__COUNT] = {
+	[ST_CREATE] = { "case_create",
+		"WITH c AS ("
+		"  INSERT INTO cases (id, shop_id, buyer_id, order_id, sku, kind, reason,"
+		"     state, outcome, currency, requested_cents, description, order_doc,"
+		"     evidence, decision, manual_review, refund_cents, policy_version)"
+		"  VALUES ('c_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3,"
+		"     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+		"  RETURNING *),"
+		" d AS ("
+		"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
+		"  SELECT c.id, x.name, now() + x.after_ms * interval '1 millisecond',"
+		"         x.on_expiry, 1"
+		"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text)"
+		"  RETURNING *),"
+		" e AS ("
+		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
+		"     from_state, to_state, data, policy_version)"
+		"  SELECT c.id, c.shop_id, $19, $20, x.action, x.from_state, x.to_state,"
+		"         coalesce(x.data, '{}'::jsonb), c.policy_version"
+		"    FROM c, ROWS FROM (json_to_recordset($21::json) AS (action text,"
+		"         from_state text, to_state text, data jsonb))"
+		"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
+		"   ORDER BY x.n"
+		"  RETURNING seq)"
+		" SELECT arbiter_case_json(ROW(c.*)::cases,"
+		"   (SELECT coalesce(json_agg(json_build_object('name', d.name,"
+		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
+		"      ORDER BY d.due_at, d.name), '[]'::json) FROM d)),"
+		"   (SELECT count(*) FROM e)"
+		"  FROM c" },
+	[ST_GET] = { "case_get",
+		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
+		"  FROM cases c WHERE c.id = $1 AND ($2::text IS NULL OR c.shop_id = $2)" },
+	[ST_EVENTS] = { "case_events",
+		"SELECT coalesce(json_agg(json_build_object('seq', e.seq,"
+		"   'at', arbiter_ts(e.at), 'actor', json_build_object('role', e.actor_role,"
+		"   'id', e.actor_id), 'action', e.action, 'from_state', e.from_state,"
+		"   'to_state', e.to_state, 'data', e.data, 'policy_version', e.policy_version,"
+		"   'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'))"
+		"   ORDER BY e.seq), '[]'::json)"
+		"  FROM case_events e WHERE e.case_id = $1" },
+	[ST_EXISTS] = { "case_exists",
+		"SELECT 1 FROM cases WHERE id = $1 AND ($2::text IS NULL OR shop_id = $2)" },
+};
+
+struct slot {
+	PGconn *conn;
+	bool busy;
+	uint32_t prepared;   /* bit per enum stmt_id */
+};
+
+struct store {
+	char *conninfo;
+	int size;
+	struct slot *slots;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int64_t next_connect_ms;   /* reconnect backoff while the database is down */
+	int backoff_ms;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void err_unavailable(ar_err *err, const char *why)
+{
+	ar_err_set(err, 503, "database-unavailable", "Database unavailable",
+		   "the database cannot be reached right now (%s); retry later", why);
+}
+
+static void err_internal(ar_err *err)
+{
+	ar_err_set(err, 500, "internal", "Internal error",
+		   "the request could not be completed; it has been logged");
+}
+
+store *store_open(const char *conninfo, int pool_size)
+{
+	store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->conninfo = strdup(conninfo);
+	s->slots = calloc((size_t)pool_size, sizeof(*s->slots));
+	if (!s->conninfo || !s->slots)
+		goto fail;
+	s->size = pool_size;
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&s->cv, NULL) != 0) {
+		pthread_mutex_destroy(&s->mu);
+		goto fail;
+	}
+	return s;
+fail:
+	free(s->slots);
+	free(s->conninfo);
+	free(s);
+	return NULL;
+}
+
+void store_close(store *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->size; i++)
+		PQfinish(s->slots[i].conn);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s->slots);
+	free(s->conninfo);
+	free(s);
+}
+
+void store_pool_stats_get(store *s, store_pool_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	out->size = s->size;
+	for (int i = 0; i < s->size; i++) {
+		if (s->slots[i].busy)
+			out->in_use++;
+		else if (!s->slots[i].conn)
+			out->broken++;
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+	const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
+	const char *vals[] = { conninfo, "3", "arbiter", NULL };
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
+/* Takes a pooled connection, connecting it if needed. Returns the slot index
+ * or -1 with err set (503 when the database cannot be reached). */
+static int acquire(store *s, ar_err *err)
+{
+	struct timespec deadline;
+	int idx = -1;
+	PGconn *conn;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += ACQUIRE_WAIT_MS / 1000;
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		for (int i = 0; i < s->size; i++) {
+			if (!s->slots[i].busy && (idx < 0 || s->slots[i].conn))
+				idx = i;
+		}
+		if (idx >= 0)
+			break;
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &deadline) == ETIMEDOUT) {
+			pthread_mutex_unlock(&s->mu);
+			err_unavailable(err, "all database connections are busy");
+			return -1;
+		}
+	}
+	s->slots[idx].busy = true;
+	if (s->slots[idx].conn) {
+		pthread_mutex_unlock(&s->mu);
+		return idx;
+	}
+	if (mono_ms() < s->next_connect_ms) {
+		s->slots[idx].busy = false;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		err_unavailable(err, "reconnecting");
+		return -1;
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	conn = connect_db(s->conninfo);
+	pthread_mutex_lock(&s->mu);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 100;
+		if (s->backoff_ms > BACKOFF_MAX_MS)
+			s->backoff_ms = BACKOFF_MAX_MS;
+		s->next_connect_ms = mono_ms() + s->backoff_ms;
+		s->slots[idx].busy = false;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		log_kv(LOG_WARN, "database connection failed", "error",
+		       PQerrorMessage(conn), NULL);
+		PQfinish(conn);
+		err_unavailable(err, "connection failed");
+		return -1;
+	}
+	s->backoff_ms = 0;
+	s->next_connect_ms = 0;
+	s->slots[idx].conn = conn;
+	s->slots[idx].prepared = 0;
+	pthread_mutex_unlock(&s->mu);
+	return idx;
+}
+
+static void release(store *s, int idx)
+{
+	struct slot *sl = &s->slots[idx];
+
+	pthread_mutex_lock(&s->mu);
+	if (sl->conn && (PQstatus(sl->conn) != CONNECTION_OK ||
+			 PQtransactionStatus(sl->conn) != PQTRANS_IDLE)) {
+		PQfinish(sl->conn);
+		sl->conn = NULL;
+	}
+	sl->busy = false;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Maps a failed result to the caller's error and logs what went wrong
+ * (SQLSTATE and primary message: never parameter values). */
+static void result_error(PGconn *conn, const PGresult *r, const char *what, ar_err *err)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+	if (PQstatus(conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
+	    (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P03") == 0))) {
+		log_kv(LOG_WARN, "database connection lost", "statement", what, NULL);
+		err_unavailable(err, "connection lost");
+		return;
+	}
+	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
+		      strcmp(state, "55P03") == 0)) {
+		ar_err_set(err, 503, "database-busy", "Try again",
+			   "the database asked to retry the transaction");
+		return;
+	}
+	log_kv(LOG_ERROR, "database error", "statement", what, "sqlstate",
+	       state ? state : "?", "error", msg ? msg : PQerrorMessage(conn), NULL);
+	err_internal(err);
+}
+
+/* Runs a prepared statement, preparing it on this connection first if
+ * needed. Returns the result (caller PQclear) or NULL with err set. */
+static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
+			   const char *const *vals, ar_err *err)
+{
+	struct slot *sl = &s->slots[idx];
+	PGresult *r;
+
+	if (!(sl->prepared & (1u << id))) {
+		r = PQprepare(sl->conn, stmts[id].name, stmts[id].sql, 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			result_error(sl->conn, r, stmts[id].name, err);
+			PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
+		sl->prepared |= 1u << id;
+	}
+	r = PQexecPrepared(sl->conn, stmts[id].name, n, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(sl->conn, r, stmts[id].name, err);
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static json_t *parse_json_cell(const PGresult *r, int row, int col, ar_err *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loadb(PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col),
+			       0, &jerr);
+	if (!j) {
+		log_kv(LOG_ERROR, "database returned invalid JSON", "error", jerr.text, NULL);
+		err_internal(err);
+	}
+	return j;
+}
+
+bool store_ready(store *s, ar_err *err)
+{
+	int idx = acquire(s, err);
+	PGresult *r;
+	bool ok = false;
+
+	if (idx < 0)
+		return false;
+	r = PQexec(s->slots[idx].conn, "SELECT count(*) FROM schema_migrations");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (state && strcmp(state, "42P01") == 0)
+			ar_err_set(err, 503, "not-migrated", "Not ready",
+				   "the database has no migrations applied (run arbiter migrate)");
+		else
+			result_error(s->slots[idx].conn, r, "ready", err);
+		goto done;
+	}
+	if (strtoull(PQgetvalue(r, 0, 0), NULL, 10) < ar_n_migrations) {
+		ar_err_set(err, 503, "not-migrated", "Not ready",
+			   "pending migrations (run arbiter migrate)");
+		goto done;
+	}
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+static bool exec_ok(PGconn *c, const char *sql, char *msg, size_t msglen)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok)
+		snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+bool store_migrate(const char *conninfo, FILE *out, char *msg, size_t msglen)
+{
+	PGconn *c = connect_db(conninfo);
+	bool ok = false;
+	size_t applied = 0;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(msg, msglen, "cannot connect: %s", PQerrorMessage(c));
+		goto fail;
+	}
+	if (!exec_ok(c, "SET client_min_messages = warning", msg, msglen) ||
+	    !exec_ok(c, "SELECT pg_advisory_lock(714628100)", msg, msglen) ||
+	    !exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+			"name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+		     msg, msglen))
+		goto fail;
+	for (size_t i = 0; i < ar_n_migrations; i++) {
+		const char *name = ar_migrations[i].name;
+		PGresult *r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE name = $1",
+					   1, NULL, &name, NULL, NULL, 0);
+		bool done;
+
+		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+			snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+			PQclear(r);
+			goto fail;
+		}
+		done = PQntuples(r) > 0;
+		PQclear(r);
+		if (done)
+			continue;
+		if (!exec_ok(c, "BEGIN", msg, msglen))
+			goto fail;
+		if (!exec_ok(c, ar_migrations[i].sql, msg, msglen)) {
+			char detail[512];
+			snprintf(detail, sizeof(detail), "%s", msg);
+			snprintf(msg, msglen, "migration %s failed: %s", name, detail);
+			goto fail;
+		}
+		r = PQexecParams(c, "INSERT INTO schema_migrations (name) VALUES ($1)",
+				 1, NULL, &name, NULL, NULL, 0);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+			PQclear(r);
+			goto fail;
+		}
+		PQclear(r);
+		if (!exec_ok(c, "COMMIT", msg, msglen))
+			goto fail;
+		fprintf(out, "migrate: applied %s\n", name);
+		applied++;
+	}
+	fprintf(out, "migrate: %zu applied, %zu total, schema up to date\n", applied,
+		ar_n_migrations);
+	ok = true;
+fail:
+	PQfinish(c);
+	return ok;
+}
+
+int store_verify(const char *conninfo, FILE *out)
+{
+	static const char *const sql =
+		"WITH x AS ("
+		"  SELECT e.case_id, e.seq, e.prev_hash, e.hash,"
+		"         arbiter_event_digest(e.prev_hash, e) AS want,"
+		"         lag(e.hash) OVER w AS lag_hash, row_number() OVER w AS rn"
+		"    FROM case_events e"
+		"  WINDOW w AS (PARTITION BY e.case_id ORDER BY e.seq))"
+		" SELECT case_id, seq,"
+		"   CASE WHEN seq <> rn THEN 'sequence gap: expected seq ' || rn"
+		"        WHEN prev_hash <> coalesce(lag_hash, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)"
+		"          THEN 'prev_hash does not match the previous event''s hash'"
+		"        ELSE 'hash does not match the event''s content' END"
+		"   FROM x"
+		"  WHERE seq <> rn OR hash <> want OR prev_hash <> coalesce(lag_hash,"
+		"        '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)"
+		"  ORDER BY case_id, seq LIMIT 1";
+	PGconn *c = connect_db(conninfo);
+	PGresult *r = NULL;
+	int rc = 2;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(out, "verify: cannot connect: %s", PQerrorMessage(c));
+		goto done;
+	}
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+		goto done;
+	}
+	if (PQntuples(r) > 0) {
+		fprintf(out, "verify: BROKEN case %s event seq %s: %s\n", PQgetvalue(r, 0, 0),
+			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+		rc = 1;
+		goto done;
+	}
+	PQclear(r);
+	r = PQexec(c, "SELECT c.id FROM cases c WHERE NOT EXISTS"
+		      " (SELECT 1 FROM case_events e WHERE e.case_id = c.id) LIMIT 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+		goto done;
+	}
+	if (PQntuples(r) > 0) {
+		fprintf(out, "verify: BROKEN case %s has no events\n", PQgetvalue(r, 0, 0));
+		rc = 1;
+		goto done;
+	}
+	PQclear(r);
+	r = PQexec(c, "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM case_events)");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+		goto done;
+	}
+	fprintf(out, "verify: ok: %s cases, %s events, every chain intact\n",
+		PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+	rc = 0;
+done:
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+static char *dump_or_null(json_t *j)
+{
+	return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+bool store_case_create(store *s, const store_new_case *nc, json_t **out_case, ar_err *err)
+{
+	const ar_case_input *in = nc->in;
+	json_t *dl = json_array(), *ev = json_array();
+	char *order_s = NULL, *evid_s = NULL, *dec_s = NULL, *dl_s = NULL, *ev_s = NULL;
+	char req[24], refund[24];
+	PGresult *r = NULL;
+	int idx = -1;
+	bool ok = false;
+
+	*out_case = NULL;
+	if (!dl || !ev)
+		goto oom;
+	for (size_t i = 0; i < nc->n_deadlines; i++) {
+		if (json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
+				nc->deadlines[i].name, "after_ms", (json_int_t)nc->deadlines[i].after_ms,
+				"on_expiry", nc->deadlines[i].on_expiry)))
+			goto oom;
+	}
+	for (size_t i = 0; i < nc->n_events; i++) {
+		const store_event *e = &nc->events[i];
+		json_t *o = json_pack("{s:s,s:s?,s:s,s:O?}", "action", e->action,
+				      "from_state", e->from_state, "to_state", e->to_state,
+				      "data", e->data);
+		if (json_array_append_new(ev, o))
+			goto oom;
+	}
+	order_s = dump_or_null(nc->order_doc);
+	evid_s = dump_or_null(nc->evidence);
+	dec_s = dump_or_null(nc->decision);
+	dl_s = json_dumps(dl, JSON_COMPACT);
+	ev_s = json_dumps(ev, JSON_COMPACT);
+	if (!order_s || !evid_s || !dl_s || !ev_s || (nc->decision && !dec_s))
+		goto oom;
+	snprintf(req, sizeof(req), "%" PRId64, in->requested_cents);
+	snprintf(refund, sizeof(refund), "%" PRId64, nc->refund_cents);
+	{
+		const char *vals[21] = {
+			in->order.shop_id, in->order.buyer_id, in->order.id, in->order.sku,
+			ar_kind_name(in->kind), ar_reason_name(in->reason), nc->state,
+			nc->outcome, in->currency, in->requested_cents >= 0 ? req : NULL,
+			in->description, order_s, evid_s, dec_s,
+			nc->manual_review ? "t" : "f", nc->refund_cents >= 0 ? refund : NULL,
+			nc->policy_version, dl_s, nc->actor_role, nc->actor_id, ev_s,
+		};
+		idx = acquire(s, err);
+		if (idx < 0)
+			goto done;
+		r = exec_stmt(s, idx, ST_CREATE, 21, vals, err);
+		if (!r)
+			goto done;
+		if (PQntuples(r) != 1) {
+			err_internal(err);
+			goto done;
+		}
+		*out_case = parse_json_cell(r, 0, 0, err);
+		ok = *out_case != NULL;
+	}
+	goto done;
+oom:
+	ar_err_set(err, 503, "overloaded", "Out of memory", "the server is out of memory");
+done:
+	PQclear(r);
+	if (idx >= 0)
+		release(s, idx);
+	free(order_s);
+	free(evid_s);
+	free(dec_s);
+	free(dl_s);
+	free(ev_s);
+	json_decref(dl);
+	json_decref(ev);
+	return ok;
+}
+
+static void err_not_found(ar_err *err, const char *id)
+{
+	ar_err_set(err, 404, "not-found", "Not found", "no case with id '%s'", id);
+}
+
+bool store_case_get(store *s, const char *id, const char *shop_scope,
+		    json_t **out_case, ar_err *err)
+{
+	const char *vals[2] = { id, shop_scope };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	*out_case = NULL;
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_GET, 2, vals, err);
+	if (!r)
+		goto done;
+	if (PQntuples(r) == 0) {
+		err_not_found(err, id);
+		goto done;
+	}
+	*out_case = parse_json_cell(r, 0, 0, err);
+	ok = *out_case != NULL;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_case_events(store *s, const char *id, const char *shop_scope,
+		       json_t **items, ar_err *err)
+{
+	const char *vals[2] = { id, shop_scope };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	*items = NULL;
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_EXISTS, 2, vals, err);
+	if (!r)
+		goto done;
+	if (PQntuples(r) == 0) {
+		err_not_found(err, id);
+		goto done;
+	}
+	PQclear(r);
+	r = exec_stmt(s, idx, ST_EVENTS, 1, vals, err);
+	if (!r)
+		goto done;
+	*items = parse_json_cell(r, 0, 0, err);
+	ok = *items != NULL;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+/* ---- list with keyset pagination ---- */
+
+static const char b64url[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen)
+{
+	char raw[AR_MAX_ID_LEN + 32];
+	size_t n = (size_t)snprintf(raw, sizeof(raw), "%" PRId64 ".%s", us, id);
+	size_t o = 0;
+
+	if (n >= sizeof(raw))
+		n = sizeof(raw) - 1;
+	for (size_t i = 0; i < n && o + 5 < outlen; i += 3) {
+		uint32_t v = (uint32_t)(unsigned char)raw[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)(unsigned char)raw[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)raw[i + 2];
+		out[o++] = b64url[(v >> 18) & 63];
+		out[o++] = b64url[(v >> 12) & 63];
+		if (i + 1 < n)
+			out[o++] = b64url[(v >> 6) & 63];
+		if (i + 2 < n)
+			out[o++] = b64url[v & 63];
+	}
+	out[o] = '\0';
+}
+
+static int b64val(char c)
+{
+	const char *p = c ? strchr(b64url, c) : NULL;
+	return p ? (int)(p - b64url) : -1;
+}
+
+bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen)
+{
+	char raw[AR_MAX_ID_LEN + 32];
+	size_t n = strlen(s), o = 0;
+	char *dot, *end;
+	long long v;
+
+	if (n == 0 || n % 4 == 1 || n > (sizeof(raw) - 1) / 3 * 4)
+		return false;
+	for (size_t i = 0; i < n; i += 4) {
+		int a = b64val(s[i]), b = b64val(s[i + 1]);
+		int c = i + 2 < n ? b64val(s[i + 2]) : 0;
+		int d = i + 3 < n ? b64val(s[i + 3]) : 0;
+		if (a < 0 || b < 0 || c < 0 || d < 0)
+			return false;
+		uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+		raw[o++] = (char)(w >> 16);
+		if (i + 2 < n)
+			raw[o++] = (char)(w >> 8);
+		if (i + 3 < n)
+			raw[o++] = (char)w;
+	}
+	raw[o] = '\0';
+	if (memchr(raw, '\0', o))
+		return false;
+	dot = strchr(raw, '.');
+	if (!dot || dot == raw)
+		return false;
+	*dot = '\0';
+	errno = 0;
+	v = strtoll(raw, &end, 10);
+	if (errno || *end || v < 0)
+		return false;
+	if (strlen(dot + 1) == 0 || strlen(dot + 1) >= idlen)
+		return false;
+	*us = v;
+	snprintf(id, idlen, "%s", dot + 1);
+	return true;
+}
+
+bool store_case_list(store *s, const store_list_query *q, json_t **items,
+		     char *next_cursor, size_t cursor_len, ar_err *err)
+{
+	char sql[1536], ta[40], tb[40], cur_us[24], lim[16];
+	const char *vals[12];
+	int n = 0, idx = -1;
+	size_t pos;
+	PGresult *r = NULL;
+	bool ok = false;
+
+	*items = NULL;
+	next_cursor[0] = '\0';
+	pos = (size_t)snprintf(sql, sizeof(sql),
+		"SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,"
+		" arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c WHERE true");
+#define FILTER(col, val) \
+	do { \
+		if (val) { \
+			vals[n++] = (val); \
+			pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos, \
+						" AND c." col " = $%d", n); \
+		} \
+	} while (0)
+	FILTER("shop_id", q->shop_scope);
+	FILTER("shop_id", q->shop_id);
+	FILTER("state", q->state);
+	FILTER("kind", q->kind);
+	FILTER("buyer_id", q->buyer_id);
+	FILTER("order_id", q->order_id);
+#undef FILTER
+	if (q->created_after != AR_TIME_NONE) {
+		ar_time_format(q->created_after, ta, sizeof(ta));
+		vals[n++] = ta;
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+					" AND c.created_at > $%d::timestamptz", n);
+	}
+	if (q->created_before != AR_TIME_NONE) {
+		ar_time_format(q->created_before, tb, sizeof(tb));
+		vals[n++] = tb;
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+					" AND c.created_at < $%d::timestamptz", n);
+	}
+	if (q->has_cursor) {
+		snprintf(cur_us, sizeof(cur_us), "%" PRId64, q->cursor_us);
+		vals[n++] = cur_us;
+		vals[n++] = q->cursor_id;
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+			" AND (c.created_at, c.id) < ('epoch'::timestamptz + $%d::bigint"
+			" * interval '1 microsecond', $%d)", n - 1, n);
+	}
+	snprintf(lim, sizeof(lim), "%d", q->limit + 1);
+	vals[n++] = lim;
+	snprintf(sql + pos, sizeof(sql) - pos,
+		 " ORDER BY c.created_at DESC, c.id DESC LIMIT $%d", n);
+
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "case_list", err);
+		goto done;
+	}
+	*items = json_array();
+	if (!*items)
+		goto done;
+	for (int i = 0; i < PQntuples(r) && i < q->limit; i++) {
+		json_t *c = parse_json_cell(r, i, 2, err);
+		if (!c || json_array_append_new(*items, c))
+			goto done;
+	}
+	if (PQntuples(r) > q->limit) {
+		int last = q->limit - 1;
+		store_cursor_encode(strtoll(PQgetvalue(r, last, 0), NULL, 10),
+				    PQgetvalue(r, last, 1), next_cursor, cursor_len);
+	}
+	ok = true;
+done:
+	if (!ok) {
+		json_decref(*items);
+		*items = NULL;
+	}
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
