@@ -20,7 +20,8 @@ typedef struct {
 	bool manual_review;
 	bool instruct_refund;
 	unsigned deadlines;
-	int64_t after_ms[FSM_DEADLINE__COUNT];
+	size_t n_deadlines;
+	store_deadline deadlines_out[STORE_MAX_DEADLINES];
 } open_plan;
 
 static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
@@ -39,24 +40,32 @@ static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
 	}
 }
 
-/* Durations of the deadlines `mask` arms, from the policy (shop overrides
- * included). Caller holds the policy read lock. */
-static bool plan_deadlines(const policy *p, const ar_case_input *in, bool major,
-			   unsigned mask, int64_t after_ms[], ar_err *err)
+bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
+		   bool manual_review, unsigned mask, store_deadline out[], size_t *n,
+		   ar_err *err)
 {
-	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
+	bool ok = true;
+
+	*n = 0;
+	pthread_rwlock_rdlock(&app->policy_lock);
+	for (int d = 0; d < FSM_DEADLINE__COUNT && ok; d++) {
 		const char *name = fsm_deadline_name((fsm_deadline)d);
-		if (!(mask & FSM_DEADLINE_BIT(d)))
+		int64_t ms;
+		if (!(mask & FSM_DEADLINE_BIT(d)) || *n >= STORE_MAX_DEADLINES)
 			continue;
 		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
 			name = "complaint_first_response_major";
-		if (!policy_duration(p, name, in->order.shop_id, &after_ms[d])) {
+		if (!policy_duration(app->policy, name, shop_id, &ms)) {
 			ar_err_set(err, 500, "internal", "Internal error",
 				   "the policy has no duration '%s'", name);
-			return false;
+			ok = false;
+			break;
 		}
+		out[(*n)++] = (store_deadline){ fsm_deadline_name((fsm_deadline)d), ms,
+						on_expiry(kind, (fsm_deadline)d, manual_review) };
 	}
-	return true;
+	pthread_rwlock_unlock(&app->policy_lock);
+	return ok;
 }
 
 static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
@@ -88,10 +97,12 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 		break;
 	}
 	pl->deadlines = fsm_deadlines_for(in->kind, pl->state);
-	ok = plan_deadlines(app->policy, in, pl->dec.major, pl->deadlines, pl->after_ms, err);
+	ok = true;
 done:
 	pthread_rwlock_unlock(&app->policy_lock);
-	return ok;
+	return ok && api_deadlines(app, in->kind, in->order.shop_id, pl->dec.major,
+				   pl->manual_review, pl->deadlines, pl->deadlines_out,
+				   &pl->n_deadlines, err);
 }
 
 /* The refund breakdown a payment system acts on. New reference. */
@@ -128,7 +139,7 @@ void api_decorate_case(json_t *c)
 	json_object_set_new(c, "allowed_actions", arr);
 }
 
-static void reply_case(ar_req *r, int status, json_t *c)
+void api_reply_case(ar_req *r, int status, json_t *c)
 {
 	char etag[32];
 	json_int_t version = json_integer_value(json_object_get(c, "version"));
@@ -161,6 +172,11 @@ void api_cases_create(ar_req *r)
 	root = codec_parse_body(body, len, &err);
 	if (!root || !codec_decode_case(root, &in, &err))
 		goto fail;
+	if (!auth_sees_shop(req_identity(r), in.order.shop_id)) {
+		ar_err_set(&err, 403, "forbidden", "Forbidden",
+			   "this key may not open cases for shop '%.64s'", in.order.shop_id);
+		goto fail;
+	}
 	if (!plan_open(app, &in, pl, &err))
 		goto fail;
 	order = codec_order_to_json(&in.order);
@@ -182,8 +198,9 @@ void api_cases_create(ar_req *r)
 	nc.manual_review = pl->manual_review;
 	nc.refund_cents = -1;
 	nc.policy_version = pl->dec.policy_version;
-	nc.actor_role = "frontend";
-	nc.actor_id = "anonymous";
+	nc.actor_role = fsm_role_name(req_identity(r)->role);
+	nc.actor_id = req_identity(r)->key_id;
+	nc.idem_key = req_header(r, "Idempotency-Key");
 	nc.events[nc.n_events++] = (store_event){ "open", NULL, nc.state, open_data };
 	if (pl->instruct_refund) {
 		nc.refund_cents = pl->dec.refund.total_cents;
@@ -195,18 +212,13 @@ void api_cases_create(ar_req *r)
 		nc.events[nc.n_events++] = (store_event){ "refund.instructed", nc.state,
 							  nc.state, refund_data };
 	}
-	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
-		if (!(pl->deadlines & FSM_DEADLINE_BIT(d)))
-			continue;
-		nc.deadlines[nc.n_deadlines++] = (store_deadline){
-			fsm_deadline_name((fsm_deadline)d), pl->after_ms[d],
-			on_expiry(in.kind, (fsm_deadline)d, pl->manual_review) };
-	}
+	for (size_t i = 0; i < pl->n_deadlines; i++)
+		nc.deadlines[nc.n_deadlines++] = pl->deadlines_out[i];
 	if (!store_case_create(app->db, &nc, &out, &err))
 		goto fail;
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
 	req_add_header(r, "Location", loc);
-	reply_case(r, 201, out);
+	api_reply_case(r, 201, out);
 	goto done;
 fail:
 	req_reply_problem(r, &err);
@@ -239,13 +251,10 @@ void api_adjudicate(ar_req *r)
 	if (!root || !codec_decode_case(root, &in, &err) || !plan_open(app, &in, pl, &err))
 		goto fail;
 	dl = json_array();
-	for (int d = 0; dl && d < FSM_DEADLINE__COUNT; d++) {
-		if (!(pl->deadlines & FSM_DEADLINE_BIT(d)))
-			continue;
+	for (size_t i = 0; dl && i < pl->n_deadlines; i++)
 		json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
-			fsm_deadline_name((fsm_deadline)d), "after_ms", (json_int_t)pl->after_ms[d],
-			"on_expiry", on_expiry(in.kind, (fsm_deadline)d, pl->manual_review)));
-	}
+			pl->deadlines_out[i].name, "after_ms", (json_int_t)pl->deadlines_out[i].after_ms,
+			"on_expiry", pl->deadlines_out[i].on_expiry));
 	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", policy_decision_to_json(&pl->dec),
 			"state", fsm_state_name(pl->state), "deadlines", dl,
 			"stored", 0);
@@ -269,11 +278,11 @@ void api_case_get(ar_req *r)
 
 	ar_err_init(&err);
 	req_set_case(r, req_param(r, 0));
-	if (!store_case_get(req_app(r)->db, req_param(r, 0), NULL, &c, &err)) {
+	if (!store_case_get(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &c, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
-	reply_case(r, 200, c);
+	api_reply_case(r, 200, c);
 }
 
 void api_case_events(ar_req *r)
@@ -283,7 +292,7 @@ void api_case_events(ar_req *r)
 
 	ar_err_init(&err);
 	req_set_case(r, req_param(r, 0));
-	if (!store_case_events(req_app(r)->db, req_param(r, 0), NULL, &items, &err)) {
+	if (!store_case_events(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &items, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -329,6 +338,7 @@ void api_cases_list(ar_req *r)
 	ar_err_init(&err);
 	memset(&q, 0, sizeof(q));
 	q.limit = LIST_DEFAULT;
+	q.shop_scope = auth_scope(req_identity(r));
 	query_id(r, "shop_id", &q.shop_id, &err);
 	query_id(r, "buyer_id", &q.buyer_id, &err);
 	query_id(r, "order_id", &q.order_id, &err);

@@ -11,6 +11,7 @@
 
 #include "arbiter/api.h"
 #include "arbiter/log.h"
+#include "arbiter/sha256.h"
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -22,7 +23,9 @@ struct ar_req {
 	http_server *srv;
 	struct MHD_Connection *conn;
 	const char *method;
+	const char *url;
 	route_match route;
+	ar_identity ident;
 	bool routed;
 	char *body;
 	size_t body_len, body_cap;
@@ -66,6 +69,11 @@ const char *req_param(ar_req *r, size_t i)
 ar_app *req_app(ar_req *r)
 {
 	return r->srv->app;
+}
+
+const ar_identity *req_identity(ar_req *r)
+{
+	return &r->ident;
 }
 
 const char *req_id(ar_req *r)
@@ -195,6 +203,122 @@ static bool json_content_type(const char *ct)
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
 
+/* Coarse role gates; scope and per-state rules are the handlers' and the
+ * state machine's. */
+static bool role_may(route_id id, route_method m, fsm_role role)
+{
+	switch (id) {
+	case ROUTE_CASES:
+		return m != M_POST || role == FSM_ROLE_FRONTEND;
+	case ROUTE_ADJUDICATIONS:
+		return role != FSM_ROLE_PAYMENT && role != FSM_ROLE_OPS;
+	case ROUTE_POLICY:
+		return m != M_PUT || role == FSM_ROLE_ADMIN;
+	case ROUTE_KEYS:
+	case ROUTE_KEY:
+		return role == FSM_ROLE_ADMIN;
+	default:
+		return true;
+	}
+}
+
+static void route(ar_req *r, route_id id, route_method m);
+
+static const char *resp_header(ar_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->n_headers; i++) {
+		if (strcasecmp(r->hname[i], name) == 0)
+			return r->hvalue[i];
+	}
+	return NULL;
+}
+
+/*
+ * Runs a creating/acting POST at most once per (API key, Idempotency-Key):
+ * a retry with the same body gets the stored answer again, another body
+ * 422, a retry while the first is running 409.
+ */
+static void idempotent(ar_req *r, route_id id)
+{
+	store *db = r->srv->app->db;
+	const char *key = req_header(r, "Idempotency-Key");
+	size_t n = strlen(key), ulen = strlen(r->url);
+	uint8_t digest[SHA256_LEN];
+	char fp[2 * SHA256_LEN + 1];
+	char *buf;
+	idem_state st;
+	idem_replay rep;
+	ar_err err;
+	bool ok = n > 0 && n <= 255;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = key[i] >= 0x21 && key[i] <= 0x7e;
+	if (!ok) {
+		problem(r, 422, "validation", "Invalid Idempotency-Key",
+			"Idempotency-Key must be 1 to 255 visible ASCII characters");
+		return;
+	}
+	buf = malloc(ulen + r->body_len + 8);
+	if (!buf) {
+		problem(r, 503, "overloaded", "Out of memory", "try again");
+		return;
+	}
+	n = (size_t)sprintf(buf, "%s %s\n", r->method, r->url);
+	if (r->body_len)
+		memcpy(buf + n, r->body, r->body_len);
+	sha256(buf, n + r->body_len, digest);
+	free(buf);
+	sha256_hex(digest, fp);
+
+	ar_err_init(&err);
+	if (!store_idem_begin(db, r->ident.key_id, key, fp, (int)r->srv->app->cfg.request_timeout_s * 2,
+			      &st, &rep, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	switch (st) {
+	case IDEM_REPLAY:
+		req_reply_text(r, rep.status, rep.status >= 400 ? "application/problem+json"
+							       : "application/json",
+			       rep.body, strlen(rep.body));
+		if (rep.etag[0])
+			req_add_header(r, "ETag", rep.etag);
+		if (rep.location[0])
+			req_add_header(r, "Location", rep.location);
+		req_add_header(r, "Idempotent-Replayed", "true");
+		free(rep.body);
+		return;
+	case IDEM_IN_FLIGHT:
+		problem(r, 409, "idempotency-in-flight", "Conflict",
+			"a request with this Idempotency-Key is still being processed");
+		return;
+	case IDEM_MISMATCH:
+		problem(r, 422, "idempotency-mismatch", "Idempotency-Key reused",
+			"this Idempotency-Key was used with a different request");
+		return;
+	case IDEM_NEW:
+		break;
+	}
+	route(r, id, M_POST);
+	if (r->status >= 500 || !r->resp) {
+		store_idem_abandon(db, r->ident.key_id, key);
+		return;
+	}
+	ar_err_init(&err);
+	{
+		char *body = strndup(r->resp, r->resp_len);
+		const char *etag = resp_header(r, "ETag"), *loc = resp_header(r, "Location");
+		if (!body || !store_idem_finish(db, r->ident.key_id, key, r->status, body,
+						etag ? etag : "", loc ? loc : "", &err)) {
+			/* The change is committed; the client has its answer. A retry
+			 * will take the claim over after the lease and, for a create,
+			 * find the case by its idempotency key. */
+			log_kv(LOG_WARN, "idempotency reply not stored", "request_id", r->request_id, NULL);
+		}
+		free(body);
+	}
+}
+
 static void dispatch(ar_req *r)
 {
 	route_method m = router_method(r->method);
@@ -213,6 +337,33 @@ static void dispatch(ar_req *r)
 			"the body must be application/json");
 		return;
 	}
+	if (strncmp(router_template(id), "/v1/", 4) == 0) {
+		ar_err err;
+		ar_err_init(&err);
+		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
+			if (err.status == 401)
+				req_add_header(r, "WWW-Authenticate", "Bearer realm=\"arbiter\"");
+			req_reply_problem(r, &err);
+			return;
+		}
+		if (!role_may(id, m, r->ident.role)) {
+			char detail[128];
+			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
+				 fsm_role_name(r->ident.role), r->method, router_template(id));
+			problem(r, 403, "forbidden", "Forbidden", detail);
+			return;
+		}
+	}
+	if (m == M_POST && (id == ROUTE_CASES || id == ROUTE_CASE_ACTIONS) &&
+	    req_header(r, "Idempotency-Key")) {
+		idempotent(r, id);
+		return;
+	}
+	route(r, id, m);
+}
+
+static void route(ar_req *r, route_id id, route_method m)
+{
 	switch (id) {
 	case ROUTE_HEALTHZ: api_healthz(r); break;
 	case ROUTE_READYZ: api_readyz(r); break;
@@ -224,6 +375,15 @@ static void dispatch(ar_req *r)
 		break;
 	case ROUTE_CASE: api_case_get(r); break;
 	case ROUTE_CASE_EVENTS: api_case_events(r); break;
+	case ROUTE_CASE_ACTIONS: api_case_action(r); break;
+	case ROUTE_EVENTS: api_events_feed(r); break;
+	case ROUTE_KEYS:
+		if (m == M_POST)
+			api_keys_create(r);
+		else
+			api_keys_list(r);
+		break;
+	case ROUTE_KEY: api_key_revoke(r); break;
 	case ROUTE_ADJUDICATIONS: api_adjudicate(r); break;
 	case ROUTE_POLICY:
 		if (m == M_PUT)
@@ -272,6 +432,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->srv = srv;
 		r->conn = conn;
 		r->method = method;
+		r->url = url;
 		clock_gettime(CLOCK_MONOTONIC, &r->start);
 		make_request_id(r);
 		r->routed = router_match(url, &r->route);

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
 #include "arbiter/app.h"
+#include "arbiter/auth.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
 #include "arbiter/store.h"
@@ -17,6 +19,7 @@ static const char usage[] =
 	"  serve    serve the HTTP API (the default)\n"
 	"  migrate  apply pending SQL migrations (safe to run from several replicas)\n"
 	"  verify   walk every case's audit hash chain; exit 1 at the first broken link\n"
+	"  keys     manage API keys (arbiter keys --help)\n"
 	"  version  print the version and commit\n"
 	"\n"
 	"Configuration is read from the environment: ARBITER_LISTEN (127.0.0.1:8080),\n"
@@ -140,10 +143,112 @@ done:
 	return rc;
 }
 
+static const char keys_usage[] =
+	"usage: arbiter keys create --role ROLE --name NAME [--shop SHOP]... [--senior]\n"
+	"       arbiter keys list\n"
+	"       arbiter keys revoke KEY_ID\n"
+	"\n"
+	"Roles: frontend, seller, agent, arbiter, payment, ops, admin. A seller key\n"
+	"has exactly one --shop; other keys without --shop see every shop (e.g. the\n"
+	"marketplace's own frontend). The key is printed once; only its hash is stored.\n";
+
+static int cmd_keys(int argc, char **argv)
+{
+	ar_config cfg;
+	store *db = NULL;
+	ar_err err;
+	int rc = load_config(&cfg, true);
+	const char *sub = argc > 2 ? argv[2] : "";
+
+	if (rc)
+		return rc;
+	if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke")) {
+		fputs(keys_usage, strcmp(sub, "--help") && strcmp(sub, "help") ? stderr : stdout);
+		return strcmp(sub, "--help") && strcmp(sub, "help") ? 2 : 0;
+	}
+	db = store_open(cfg.database_url, 1);
+	if (!db)
+		return 1;
+	ar_err_init(&err);
+	rc = 1;
+	if (strcmp(sub, "create") == 0) {
+		const char *role = NULL, *name = NULL;
+		char shops[1100] = "", key[96], id[AUTH_ID_LEN + 1];
+		size_t pos = 0;
+		bool senior = false;
+		for (int i = 3; i < argc; i++) {
+			if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+				role = argv[++i];
+			} else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+				name = argv[++i];
+			} else if (strcmp(argv[i], "--shop") == 0 && i + 1 < argc) {
+				i++;
+				if (pos + strlen(argv[i]) + 2 < sizeof(shops))
+					pos += (size_t)snprintf(shops + pos, sizeof(shops) - pos, "%s%s",
+								pos ? "," : "", argv[i]);
+			} else if (strcmp(argv[i], "--senior") == 0) {
+				senior = true;
+			} else {
+				fprintf(stderr, "arbiter keys create: unexpected '%s'\n%s", argv[i], keys_usage);
+				rc = 2;
+				goto done;
+			}
+		}
+		if (!role || !name) {
+			fputs(keys_usage, stderr);
+			rc = 2;
+			goto done;
+		}
+		if (!auth_key_create(db, role, shops, name, senior, key, sizeof(key), id, &err))
+			goto fail;
+		printf("%s\n", key);
+		fprintf(stderr, "created key %s (role %s); store it now, it is not shown again\n", id, role);
+	} else if (strcmp(sub, "list") == 0) {
+		json_t *items;
+		size_t i;
+		json_t *k;
+		if (!store_key_list(db, &items, &err))
+			goto fail;
+		printf("%-12s  %-8s  %-6s  %-24s  %-24s  %s\n", "ID", "ROLE", "SENIOR", "SHOPS", "REVOKED", "NAME");
+		json_array_foreach(items, i, k) {
+			char *shops = json_dumps(json_object_get(k, "shops"), JSON_COMPACT | JSON_ENCODE_ANY);
+			const char *rv = json_string_value(json_object_get(k, "revoked_at"));
+			printf("%-12s  %-8s  %-6s  %-24s  %-24s  %s\n",
+			       json_string_value(json_object_get(k, "id")),
+			       json_string_value(json_object_get(k, "role")),
+			       json_is_true(json_object_get(k, "senior")) ? "yes" : "no",
+			       shops ? shops : "", rv ? rv : "-",
+			       json_string_value(json_object_get(k, "name")));
+			free(shops);
+		}
+		json_decref(items);
+	} else {
+		if (argc < 4) {
+			fputs(keys_usage, stderr);
+			rc = 2;
+			goto done;
+		}
+		if (!store_key_revoke(db, argv[3], &err))
+			goto fail;
+		printf("revoked %s\n", argv[3]);
+	}
+	rc = 0;
+	goto done;
+fail:
+	fprintf(stderr, "arbiter keys %s: %s\n", sub, err.detail);
+	for (size_t i = 0; i < err.n_fields; i++)
+		fprintf(stderr, "  %s: %s\n", err.fields[i].pointer, err.fields[i].message);
+done:
+	store_close(db);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "serve";
 
+	if (strcmp(cmd, "keys") == 0)
+		return cmd_keys(argc, argv);
 	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
 		fputs(usage, stdout);
 		return 0;

@@ -1167,7 +1167,8 @@ static void rule_late(adj *a)
 	      "promised ship by %s, %s %s: penalty %s %% of %lld = %s -> %lld%s",
 	      t1, o->shipped_at != AR_TIME_NONE ? "shipped" : "unshipped at", t2,
 	      rate, (long long)o->price_cents, raw, (long long)a->penalty,
-	      rounded > p->penalty_cap_cents ? " (capped)" : "");
+	      whole > p->penalty_cap_cents ||
+		      (whole == p->penalty_cap_cents && frac4 > 0) ? " (capped)" : "");
 	if (a->in->kind == AR_KIND_REFUND || a->in->kind == AR_KIND_RETURN)
 		a->auto_ok = true;
 }
@@ -1502,36 +1503,34 @@ json_t *policy_decision_to_json(const ar_decision *d)
 		json_decref(rules);
 		return NULL;
 	}
-	/* set_new steals each child even when it fails, so every attach runs
+	/* set_new steals each value even when it fails, so every attach runs
 	 * (no short-circuit) and then the root's one decref releases all. */
+	rc |= json_object_set_new(root, "outcome", json_string(policy_outcome_name(d->outcome)));
+	rc |= json_object_set_new(root, "fault", json_string(policy_fault_name(d->fault)));
+	rc |= json_object_set_new(refund, "item_cents", json_integer(d->refund.item_cents));
+	rc |= json_object_set_new(refund, "shipping_cents", json_integer(d->refund.shipping_cents));
+	rc |= json_object_set_new(refund, "penalty_cents", json_integer(d->refund.penalty_cents));
+	rc |= json_object_set_new(refund, "total_cents", json_integer(d->refund.total_cents));
+	rc |= json_object_set_new(refund, "currency", json_string(d->refund.currency));
 	rc |= json_object_set_new(root, "refund", refund);
+	rc |= json_object_set_new(root, "return_required", json_boolean(d->return_required));
+	rc |= json_object_set_new(root, "return_shipping_payer",
+				  json_string(policy_payer_name(d->return_shipping_payer)));
+	rc |= json_object_set_new(root, "insurance_payout_cents",
+				  d->insurance_payout_cents < 0 ? json_null()
+								: json_integer(d->insurance_payout_cents));
+	rc |= json_object_set_new(root, "repair_cost_payer",
+				  d->repair_cost_payer == POLICY_PAYER_NONE
+					  ? json_null()
+					  : json_string(policy_payer_name(d->repair_cost_payer)));
+	rc |= json_object_set_new(root, "remedy", d->remedy[0] ? json_string(d->remedy) : json_null());
+	rc |= json_object_set_new(root, "severity", json_string(d->major ? "major" : "general"));
+	rc |= json_object_set_new(risk, "score", json_integer(d->risk.score));
 	rc |= json_object_set_new(risk, "signals", signals);
 	rc |= json_object_set_new(root, "risk", risk);
 	rc |= json_object_set_new(root, "rules", rules);
+	rc |= json_object_set_new(root, "policy_version", json_string(d->policy_version));
 	if (rc)
-		goto fail;
-	if (json_object_set_new(root, "outcome", json_string(policy_outcome_name(d->outcome))) ||
-	    json_object_set_new(root, "fault", json_string(policy_fault_name(d->fault))) ||
-	    json_object_set_new(refund, "item_cents", json_integer(d->refund.item_cents)) ||
-	    json_object_set_new(refund, "shipping_cents", json_integer(d->refund.shipping_cents)) ||
-	    json_object_set_new(refund, "penalty_cents", json_integer(d->refund.penalty_cents)) ||
-	    json_object_set_new(refund, "total_cents", json_integer(d->refund.total_cents)) ||
-	    json_object_set_new(refund, "currency", json_string(d->refund.currency)) ||
-	    json_object_set_new(root, "return_required", json_boolean(d->return_required)) ||
-	    json_object_set_new(root, "return_shipping_payer",
-				json_string(policy_payer_name(d->return_shipping_payer))) ||
-	    json_object_set_new(root, "insurance_payout_cents",
-				d->insurance_payout_cents < 0 ? json_null()
-							      : json_integer(d->insurance_payout_cents)) ||
-	    json_object_set_new(root, "repair_cost_payer",
-				d->repair_cost_payer == POLICY_PAYER_NONE
-					? json_null()
-					: json_string(policy_payer_name(d->repair_cost_payer))) ||
-	    json_object_set_new(root, "remedy",
-				d->remedy[0] ? json_string(d->remedy) : json_null()) ||
-	    json_object_set_new(root, "severity", json_string(d->major ? "major" : "general")) ||
-	    json_object_set_new(risk, "score", json_integer(d->risk.score)) ||
-	    json_object_set_new(root, "policy_version", json_string(d->policy_version)))
 		goto fail;
 	for (size_t i = 0; i < d->risk.n_signals && i < POLICY_MAX_SIGNALS; i++)
 		if (json_array_append_new(signals, json_string(d->risk.signals[i])))

@@ -19,6 +19,8 @@ static const struct {
 	[ROUTE_EVENTS] = { "/v1/events", M_GET, "GET" },
 	[ROUTE_ADJUDICATIONS] = { "/v1/adjudications", M_POST, "POST" },
 	[ROUTE_POLICY] = { "/v1/policy", M_GET | M_PUT, "GET, PUT" },
+	[ROUTE_KEYS] = { "/v1/keys", M_GET | M_POST, "GET, POST" },
+	[ROUTE_KEY] = { "/v1/keys/{id}", M_DELETE, "DELETE" },
 };
 
 /* An id segment: what the service hands out, nothing that needs escaping. */

@@ -19,6 +19,10 @@ enum stmt_id {
 	ST_GET,
 	ST_EVENTS,
 	ST_EXISTS,
+	ST_APPLY,
+	ST_FEED,
+	ST_KEY_GET,
+	ST_KEY_TOUCH,
 	ST__COUNT
 };
 
@@ -30,9 +34,11 @@ static const struct {
 		"WITH c AS ("
 		"  INSERT INTO cases (id, shop_id, buyer_id, order_id, sku, kind, reason,"
 		"     state, outcome, currency, requested_cents, description, order_doc,"
-		"     evidence, decision, manual_review, refund_cents, policy_version)"
+		"     evidence, decision, manual_review, refund_cents, policy_version,"
+		"     idem_scope, idem_key)"
 		"  VALUES ('c_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3,"
-		"     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+		"     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+		"     CASE WHEN $22::text IS NULL THEN NULL ELSE $20 END, $22)"
 		"  RETURNING *),"
 		" d AS ("
 		"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
@@ -58,7 +64,8 @@ static const struct {
 		"  FROM c" },
 	[ST_GET] = { "case_get",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
-		"  FROM cases c WHERE c.id = $1 AND ($2::text IS NULL OR c.shop_id = $2)" },
+		"  FROM cases c WHERE c.id = $1"
+		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	[ST_EVENTS] = { "case_events",
 		"SELECT coalesce(json_agg(json_build_object('seq', e.seq,"
 		"   'at', arbiter_ts(e.at), 'actor', json_build_object('role', e.actor_role,"
@@ -68,7 +75,76 @@ static const struct {
 		"   ORDER BY e.seq), '[]'::json)"
 		"  FROM case_events e WHERE e.case_id = $1" },
 	[ST_EXISTS] = { "case_exists",
-		"SELECT 1 FROM cases WHERE id = $1 AND ($2::text IS NULL OR shop_id = $2)" },
+		"SELECT 1 FROM cases WHERE id = $1"
+		"   AND ($2::text[] IS NULL OR shop_id = ANY ($2::text[]))" },
+	[ST_APPLY] = { "case_apply",
+		"WITH u AS ("
+		"  UPDATE cases SET state = $3, outcome = $4, version = version + 1,"
+		"     updated_at = now(),"
+		"     offer_cents = CASE $5::text WHEN 'set' THEN $6::bigint"
+		"                   WHEN 'clear' THEN NULL ELSE offer_cents END,"
+		"     agreement_pending = CASE $7::text WHEN 'set' THEN true"
+		"                   WHEN 'clear' THEN false ELSE agreement_pending END,"
+		"     refund_cents = coalesce($8::bigint, refund_cents),"
+		"     evidence = coalesce($9::json, evidence)"
+		"   WHERE id = $1 AND version = $2"
+		"     AND ($10::text[] IS NULL OR shop_id = ANY ($10::text[]))"
+		"     AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM case_deadlines d"
+		"          WHERE d.case_id = $1 AND d.name = $11 AND d.armed_version = $12))"
+		"  RETURNING *),"
+		" del AS ("
+		"  DELETE FROM case_deadlines d USING u"
+		"   WHERE d.case_id = u.id"
+		"     AND (($13::boolean AND d.name <> ALL ($14::text[])) OR d.name = $11)"
+		"  RETURNING d.name),"
+		" ins AS ("
+		"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
+		"  SELECT u.id, x.name, now() + x.after_ms * interval '1 millisecond',"
+		"         x.on_expiry, u.version"
+		"    FROM u, json_to_recordset($15::json) AS x(name text, after_ms bigint, on_expiry text)"
+		"   WHERE $13::boolean"
+		"  ON CONFLICT (case_id, name) DO UPDATE SET due_at = EXCLUDED.due_at,"
+		"     on_expiry = EXCLUDED.on_expiry, armed_version = EXCLUDED.armed_version,"
+		"     reminded = false"
+		"  RETURNING *),"
+		" e AS ("
+		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
+		"     from_state, to_state, data, policy_version)"
+		"  SELECT u.id, u.shop_id, $16, $17, x.action, x.from_state, x.to_state,"
+		"         coalesce(x.data, '{}'::jsonb), u.policy_version"
+		"    FROM u, ROWS FROM (json_to_recordset($18::json) AS (action text,"
+		"         from_state text, to_state text, data jsonb))"
+		"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
+		"   ORDER BY x.n"
+		"  RETURNING seq)"
+		" SELECT arbiter_case_json(ROW(u.*)::cases, CASE WHEN $13::boolean THEN"
+		"   (SELECT coalesce(json_agg(json_build_object('name', i.name,"
+		"      'due_at', arbiter_ts(i.due_at), 'on_expiry', i.on_expiry)"
+		"      ORDER BY i.due_at, i.name), '[]'::json) FROM ins i)"
+		"   ELSE (SELECT coalesce(json_agg(json_build_object('name', d.name,"
+		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
+		"      ORDER BY d.due_at, d.name), '[]'::json) FROM case_deadlines d"
+		"      WHERE d.case_id = u.id AND d.name IS DISTINCT FROM $11) END),"
+		"   (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
+		"  FROM u" },
+	[ST_FEED] = { "event_feed",
+		"SELECT e.xid::text, e.id, json_build_object('cursor', '', 'case_id', e.case_id,"
+		"   'shop_id', e.shop_id, 'seq', e.seq, 'at', arbiter_ts(e.at),"
+		"   'actor', json_build_object('role', e.actor_role, 'id', e.actor_id),"
+		"   'action', e.action, 'from_state', e.from_state, 'to_state', e.to_state,"
+		"   'data', e.data, 'policy_version', e.policy_version,"
+		"   'hash', encode(e.hash, 'hex'))"
+		"  FROM case_events e"
+		" WHERE (e.xid, e.id) > ($1::xid8, $2::bigint)"
+		"   AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
+		"   AND ($3::text[] IS NULL OR e.shop_id = ANY ($3::text[]))"
+		" ORDER BY e.xid, e.id LIMIT $4" },
+	[ST_KEY_GET] = { "key_get",
+		"SELECT encode(secret_hash, 'hex'), role, coalesce(shops::text, ''), senior,"
+		"       revoked_at IS NOT NULL FROM api_keys WHERE id = $1" },
+	[ST_KEY_TOUCH] = { "key_touch",
+		"UPDATE api_keys SET last_used_at = now() WHERE id = $1"
+		"   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')" },
 };
 
 struct slot {
@@ -268,12 +344,15 @@ static void result_error(PGconn *conn, const PGresult *r, const char *what, ar_e
 }
 
 /* Runs a prepared statement, preparing it on this connection first if
- * needed. Returns the result (caller PQclear) or NULL with err set. */
-static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
-			   const char *const *vals, ar_err *err)
+ * needed. Returns the result (caller PQclear) or NULL with err set; a
+ * failure whose SQLSTATE is `quiet` returns NULL with err untouched, for
+ * callers that handle that one failure themselves. */
+static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,
+				 const char *const *vals, ar_err *err, const char *quiet)
 {
 	struct slot *sl = &s->slots[idx];
 	PGresult *r;
+	const char *state;
 
 	if (!(sl->prepared & (1u << id))) {
 		r = PQprepare(sl->conn, stmts[id].name, stmts[id].sql, 0, NULL);
@@ -287,11 +366,19 @@ static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
 	}
 	r = PQexecPrepared(sl->conn, stmts[id].name, n, vals, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
-		result_error(sl->conn, r, stmts[id].name, err);
+		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (!(quiet && state && strcmp(state, quiet) == 0))
+			result_error(sl->conn, r, stmts[id].name, err);
 		PQclear(r);
 		return NULL;
 	}
 	return r;
+}
+
+static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
+			   const char *const *vals, ar_err *err)
+{
+	return exec_stmt_quiet(s, idx, id, n, vals, err, NULL);
 }
 
 static json_t *parse_json_cell(const PGresult *r, int row, int col, ar_err *err)
@@ -514,18 +601,33 @@ bool store_case_create(store *s, const store_new_case *nc, json_t **out_case, ar
 	snprintf(req, sizeof(req), "%" PRId64, in->requested_cents);
 	snprintf(refund, sizeof(refund), "%" PRId64, nc->refund_cents);
 	{
-		const char *vals[21] = {
+		const char *vals[22] = {
 			in->order.shop_id, in->order.buyer_id, in->order.id, in->order.sku,
 			ar_kind_name(in->kind), ar_reason_name(in->reason), nc->state,
 			nc->outcome, in->currency, in->requested_cents >= 0 ? req : NULL,
 			in->description, order_s, evid_s, dec_s,
 			nc->manual_review ? "t" : "f", nc->refund_cents >= 0 ? refund : NULL,
 			nc->policy_version, dl_s, nc->actor_role, nc->actor_id, ev_s,
+			nc->idem_key,
 		};
 		idx = acquire(s, err);
 		if (idx < 0)
 			goto done;
-		r = exec_stmt(s, idx, ST_CREATE, 21, vals, err);
+		r = exec_stmt_quiet(s, idx, ST_CREATE, 22, vals, err, "23505");
+		if (!r && nc->idem_key && !ar_err_is_set(err)) {
+			/* The case of this Idempotency-Key exists already: its first
+			 * request committed but never stored its reply. */
+			const char *iv[2] = { nc->actor_id, nc->idem_key };
+			r = PQexecParams(s->slots[idx].conn,
+				"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c"
+				" WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, NULL, iv, NULL, NULL, 0);
+			if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+				result_error(s->slots[idx].conn, r, "case_by_idem", err);
+				goto done;
+			}
+		}
+		if (!r && !ar_err_is_set(err))
+			err_internal(err);
 		if (!r)
 			goto done;
 		if (PQntuples(r) != 1) {
@@ -713,7 +815,11 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 						" AND c." col " = $%d", n); \
 		} \
 	} while (0)
-	FILTER("shop_id", q->shop_scope);
+	if (q->shop_scope) {
+		vals[n++] = q->shop_scope;
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+					" AND c.shop_id = ANY ($%d::text[])", n);
+	}
 	FILTER("shop_id", q->shop_id);
 	FILTER("state", q->state);
 	FILTER("kind", q->kind);
@@ -775,4 +881,407 @@ done:
 	PQclear(r);
 	release(s, idx);
 	return ok;
+}
+
+static json_t *deadlines_json(const store_deadline *d, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "name", d[i].name,
+				"after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *events_json(const store_event *e, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_pack("{s:s,s:s?,s:s,s:O?}", "action",
+				e[i].action, "from_state", e[i].from_state, "to_state",
+				e[i].to_state, "data", e[i].data))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static const char *op_name(store_op op)
+{
+	return op == STORE_SET ? "set" : op == STORE_CLEAR ? "clear" : "keep";
+}
+
+bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_err *err)
+{
+	json_t *dl = deadlines_json(ch->deadlines, ch->n_deadlines);
+	json_t *ev = events_json(ch->events, ch->n_events);
+	char *dl_s = NULL, *ev_s = NULL, *evid_s = NULL;
+	char ver[16], offer[24], refund[24], armed[16], names[256];
+	size_t np = 0;
+	PGresult *r = NULL;
+	int idx = -1;
+	bool ok = false;
+
+	*out_case = NULL;
+	dl_s = dl ? json_dumps(dl, JSON_COMPACT) : NULL;
+	ev_s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	evid_s = ch->evidence ? json_dumps(ch->evidence, JSON_COMPACT) : NULL;
+	if (!dl_s || !ev_s || (ch->evidence && !evid_s)) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		goto done;
+	}
+	names[np++] = '{';
+	for (size_t i = 0; i < ch->n_deadlines; i++)
+		np += (size_t)snprintf(names + np, sizeof(names) - np, "%s%s", i ? "," : "",
+				       ch->deadlines[i].name);
+	snprintf(names + np, sizeof(names) - np, "}");
+	snprintf(ver, sizeof(ver), "%d", ch->expected_version);
+	snprintf(offer, sizeof(offer), "%" PRId64, ch->offer_cents);
+	snprintf(refund, sizeof(refund), "%" PRId64, ch->refund_cents);
+	snprintf(armed, sizeof(armed), "%d", ch->consume_armed_version);
+	{
+		const char *vals[18] = {
+			ch->case_id, ver, ch->state, ch->outcome, op_name(ch->offer),
+			ch->offer == STORE_SET ? offer : NULL, op_name(ch->agreement),
+			ch->refund_cents >= 0 ? refund : NULL, evid_s, ch->shop_scope,
+			ch->consume_deadline, ch->consume_deadline ? armed : NULL,
+			ch->replace_deadlines ? "t" : "f", names, dl_s, ch->actor_role,
+			ch->actor_id, ev_s,
+		};
+		idx = acquire(s, err);
+		if (idx < 0)
+			goto done;
+		r = exec_stmt(s, idx, ST_APPLY, 18, vals, err);
+		if (!r)
+			goto done;
+		if (PQntuples(r) == 0) {
+			ar_err_set(err, 412, "stale", "Precondition failed",
+				   "case %s is no longer at version %d; read it again",
+				   ch->case_id, ch->expected_version);
+			goto done;
+		}
+		*out_case = parse_json_cell(r, 0, 0, err);
+		ok = *out_case != NULL;
+	}
+done:
+	PQclear(r);
+	if (idx >= 0)
+		release(s, idx);
+	free(dl_s);
+	free(ev_s);
+	free(evid_s);
+	json_decref(dl);
+	json_decref(ev);
+	return ok;
+}
+
+/* Feed cursor: "<xid>.<event id>", both decimal; "" or "0" is the start. */
+bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
+		json_t **items, char *next_cursor, size_t cursor_len, ar_err *err)
+{
+	char xid[24] = "0", id[24] = "0", lim[16];
+	const char *vals[4] = { xid, id, shop_scope, lim };
+	PGresult *r = NULL;
+	int idx;
+	bool ok = false;
+
+	*items = NULL;
+	snprintf(next_cursor, cursor_len, "%s", after && *after ? after : "0.0");
+	if (after && *after) {
+		const char *dot = strchr(after, '.');
+		size_t xl = dot ? (size_t)(dot - after) : 0;
+		bool good = dot && xl > 0 && xl < sizeof(xid) && strlen(dot + 1) > 0 &&
+			    strlen(dot + 1) < sizeof(id) &&
+			    strspn(after, "0123456789") == xl &&
+			    strspn(dot + 1, "0123456789") == strlen(dot + 1);
+		if (!good) {
+			ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+			return false;
+		}
+		memcpy(xid, after, xl);
+		xid[xl] = '\0';
+		snprintf(id, sizeof(id), "%s", dot + 1);
+	}
+	snprintf(lim, sizeof(lim), "%d", limit);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_FEED, 4, vals, err);
+	if (!r)
+		goto done;
+	*items = json_array();
+	if (!*items)
+		goto done;
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *e = parse_json_cell(r, i, 2, err);
+		char cur[64];
+		if (!e)
+			goto done;
+		snprintf(cur, sizeof(cur), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		json_object_set_new(e, "cursor", json_string(cur));
+		if (json_array_append_new(*items, e))
+			goto done;
+		snprintf(next_cursor, cursor_len, "%s", cur);
+	}
+	ok = true;
+done:
+	if (!ok) {
+		json_decref(*items);
+		*items = NULL;
+	}
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+bool store_key_get(store *s, const char *id, store_key *out, ar_err *err)
+{
+	const char *vals[1] = { id };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+	const char *hex;
+
+	memset(out, 0, sizeof(*out));
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_KEY_GET, 1, vals, err);
+	if (!r)
+		goto done;
+	if (PQntuples(r) == 0) {
+		ar_err_set(err, 401, "unauthorized", "Unauthorized", "unknown API key");
+		goto done;
+	}
+	hex = PQgetvalue(r, 0, 0);
+	if (strlen(hex) != 64) {
+		err_internal(err);
+		goto done;
+	}
+	for (int i = 0; i < 32; i++)
+		out->secret_hash[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	snprintf(out->role, sizeof(out->role), "%s", PQgetvalue(r, 0, 1));
+	snprintf(out->shops, sizeof(out->shops), "%s", PQgetvalue(r, 0, 2));
+	out->senior = PQgetvalue(r, 0, 3)[0] == 't';
+	out->revoked = PQgetvalue(r, 0, 4)[0] == 't';
+	PQclear(r);
+	r = exec_stmt(s, idx, ST_KEY_TOUCH, 1, vals, err);
+	ok = r != NULL;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_key_insert(store *s, const char *id, const unsigned char hash[32],
+		      const char *role, const char *shops_literal, const char *name,
+		      bool senior, ar_err *err)
+{
+	char hex[65];
+	const char *vals[6] = { id, hex, role, shops_literal && *shops_literal ? shops_literal : NULL,
+				name, senior ? "t" : "f" };
+	PGresult *r;
+	int idx;
+	bool ok;
+
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", hash[i]);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+			 "INSERT INTO api_keys (id, secret_hash, role, shops, name, senior)"
+			 " VALUES ($1, decode($2, 'hex'), $3, $4::text[], $5, $6)",
+			 6, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		result_error(s->slots[idx].conn, r, "key_insert", err);
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_key_list(store *s, json_t **items, ar_err *err)
+{
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	*items = NULL;
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexec(s->slots[idx].conn,
+		   "SELECT coalesce(json_agg(json_build_object('id', id, 'role', role,"
+		   " 'shops', shops, 'name', name, 'senior', senior,"
+		   " 'created_at', arbiter_ts(created_at),"
+		   " 'last_used_at', arbiter_ts(last_used_at),"
+		   " 'revoked_at', arbiter_ts(revoked_at)) ORDER BY created_at, id), '[]'::json)"
+		   " FROM api_keys");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "key_list", err);
+		goto done;
+	}
+	*items = parse_json_cell(r, 0, 0, err);
+	ok = *items != NULL;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_key_revoke(store *s, const char *id, ar_err *err)
+{
+	const char *vals[1] = { id };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+			 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
+			 1, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(s->slots[idx].conn, r, "key_revoke", err);
+		goto done;
+	}
+	if (strcmp(PQcmdTuples(r), "0") == 0) {
+		ar_err_set(err, 404, "not-found", "Not found", "no API key '%s'", id);
+		goto done;
+	}
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_idem_begin(store *s, const char *scope, const char *key, const char *fp_hex,
+		      int lease_s, idem_state *state, idem_replay *replay, ar_err *err)
+{
+	char lease[16];
+	const char *vals[4] = { scope, key, fp_hex, lease };
+	PGresult *r = NULL;
+	int idx;
+	bool ok = false;
+
+	memset(replay, 0, sizeof(*replay));
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	/* Claim the key, or take over a claim whose owner must be dead (older
+	 * than the lease) or a reply older than the 24 h retention. */
+	r = PQexecParams(s->slots[idx].conn,
+		"INSERT INTO idempotency_keys AS k (scope, key, fingerprint)"
+		" VALUES ($1, $2, decode($3, 'hex'))"
+		" ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+		"   state = 'in_flight', status = NULL, response = NULL, created_at = now()"
+		" WHERE (k.state = 'in_flight' AND k.created_at < now() - $4::int * interval '1 second')"
+		"    OR k.created_at < now() - interval '24 hours'"
+		" RETURNING 1", 4, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "idem_claim", err);
+		goto done;
+	}
+	if (PQntuples(r) == 1) {
+		*state = IDEM_NEW;
+		ok = true;
+		goto done;
+	}
+	PQclear(r);
+	r = PQexecParams(s->slots[idx].conn,
+		"SELECT fingerprint = decode($3, 'hex'), state, status, response,"
+		"       coalesce(etag, ''), coalesce(location, '')"
+		"  FROM idempotency_keys WHERE scope = $1 AND key = $2",
+		3, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "idem_get", err);
+		goto done;
+	}
+	if (PQntuples(r) == 0) {
+		ar_err_set(err, 409, "idempotency-in-flight", "Conflict",
+			   "a request with this Idempotency-Key is being processed; retry");
+		goto done;
+	}
+	if (PQgetvalue(r, 0, 0)[0] != 't') {
+		*state = IDEM_MISMATCH;
+	} else if (strcmp(PQgetvalue(r, 0, 1), "done") != 0) {
+		*state = IDEM_IN_FLIGHT;
+	} else {
+		*state = IDEM_REPLAY;
+		replay->status = atoi(PQgetvalue(r, 0, 2));
+		replay->body = strdup(PQgetvalue(r, 0, 3));
+		snprintf(replay->etag, sizeof(replay->etag), "%s", PQgetvalue(r, 0, 4));
+		snprintf(replay->location, sizeof(replay->location), "%s", PQgetvalue(r, 0, 5));
+		if (!replay->body) {
+			ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+			goto done;
+		}
+	}
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_idem_finish(store *s, const char *scope, const char *key, int status,
+		       const char *body, const char *etag, const char *location, ar_err *err)
+{
+	char st[8];
+	const char *vals[6] = { scope, key, st, body, etag, location };
+	PGresult *r;
+	int idx;
+	bool ok;
+
+	snprintf(st, sizeof(st), "%d", status);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+		"UPDATE idempotency_keys SET state = 'done', status = $3::int, response = $4,"
+		"       etag = $5, location = $6 WHERE scope = $1 AND key = $2",
+		6, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		result_error(s->slots[idx].conn, r, "idem_finish", err);
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+void store_idem_abandon(store *s, const char *scope, const char *key)
+{
+	const char *vals[2] = { scope, key };
+	ar_err err;
+	PGresult *r;
+	int idx;
+
+	ar_err_init(&err);
+	idx = acquire(s, &err);
+	if (idx < 0)
+		return;
+	r = PQexecParams(s->slots[idx].conn,
+		"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'",
+		2, NULL, vals, NULL, NULL, 0);
+	PQclear(r);
+	release(s, idx);
 }

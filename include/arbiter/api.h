@@ -12,6 +12,18 @@ void api_case_events(ar_req *r);
 void api_adjudicate(ar_req *r);
 void api_policy_get(ar_req *r);
 void api_policy_put(ar_req *r);
+void api_case_action(ar_req *r);
+void api_events_feed(ar_req *r);
+void api_keys_list(ar_req *r);
+void api_keys_create(ar_req *r);
+void api_key_revoke(ar_req *r);
+/* The deadlines `mask` arms for a case of this kind and shop, durations
+ * from the active policy; out holds STORE_MAX_DEADLINES. */
+bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
+		   bool manual_review, unsigned mask, store_deadline out[], size_t *n,
+		   ar_err *err) AR_MUSTCHECK;
+/* Replies with a case: allowed_actions added, ETag from its version; c stolen. */
+void api_reply_case(ar_req *r, int status, json_t *c);
 /* Adds allowed_actions (from the state machine) to a case document. */
 void api_decorate_case(json_t *c);
 #endif

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include "arbiter/app.h"
+#include "arbiter/auth.h"
 #include "arbiter/router.h"
 
 #define HTTP_MAX_HEADERS 4
@@ -20,6 +21,8 @@ const char *req_query(ar_req *r, const char *name);
 const char *req_body(ar_req *r, size_t *len);
 const char *req_param(ar_req *r, size_t i);     /* path parameter i */
 ar_app *req_app(ar_req *r);
+/* The authenticated caller (every /v1 route has one). */
+const ar_identity *req_identity(ar_req *r);
 const char *req_id(ar_req *r);
 
 /* Responses. The json body is STOLEN (decref'd by the edge after sending). */

@@ -67,7 +67,8 @@ typedef struct {
 	bool manual_review;
 	int64_t refund_cents;     /* -1: none decided */
 	const char *policy_version;
-	const char *actor_role, *actor_id;
+	const char *actor_role, *actor_id;   /* actor_id is also the idempotency scope */
+	const char *idem_key;                /* Idempotency-Key or NULL */
 	size_t n_events;
 	store_event events[STORE_MAX_EVENTS];
 	size_t n_deadlines;
@@ -77,8 +78,8 @@ typedef struct {
 bool store_case_create(store *s, const store_new_case *nc, json_t **out_case,
 		       ar_err *err) AR_MUSTCHECK;
 
-/* shop_scope: NULL = every shop, else the case must belong to that shop
- * (anything else is 404, so ids leak nothing). */
+/* shop_scope: NULL = every shop, else a PostgreSQL array literal of the
+ * shops the caller may see; a case outside it is 404, so ids leak nothing. */
 bool store_case_get(store *s, const char *id, const char *shop_scope,
 		    json_t **out_case, ar_err *err) AR_MUSTCHECK;
 
@@ -98,6 +99,90 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 
 bool store_case_events(store *s, const char *id, const char *shop_scope,
 		       json_t **items, ar_err *err) AR_MUSTCHECK;
+
+/*
+ * One change to an existing case, committed with its audit events and
+ * deadline changes in a single statement, and only if the case is still at
+ * expected_version (optimistic concurrency: If-Match for HTTP, the version
+ * the scheduler read for an expiry). A lost race is 412 "stale".
+ */
+typedef enum { STORE_KEEP, STORE_SET, STORE_CLEAR } store_op;
+
+typedef struct {
+	const char *case_id;
+	const char *shop_scope;         /* PostgreSQL array literal of shops, NULL = all */
+	int expected_version;
+	const char *state;              /* the state after the change */
+	const char *outcome;            /* NULL unless terminal */
+	store_op offer;                 /* SET uses offer_cents */
+	int64_t offer_cents;
+	store_op agreement;
+	int64_t refund_cents;           /* -1: keep */
+	json_t *evidence;               /* borrowed; NULL keeps the case's evidence */
+	bool replace_deadlines;         /* state changed: cancel all but these, arm these */
+	size_t n_deadlines;
+	store_deadline deadlines[STORE_MAX_DEADLINES];
+	const char *consume_deadline;   /* expiry: this deadline row must still exist */
+	int consume_armed_version;
+	const char *actor_role, *actor_id;
+	size_t n_events;
+	store_event events[STORE_MAX_EVENTS];
+} store_change;
+
+bool store_case_apply(store *s, const store_change *ch, json_t **out_case,
+		      ar_err *err) AR_MUSTCHECK;
+
+/* The commit-ordered event feed: events after the cursor that every reader
+ * will ever see in this order (see sql/001_foundation.sql, case_events.xid). */
+bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
+		json_t **items, char *next_cursor, size_t cursor_len,
+		ar_err *err) AR_MUSTCHECK;
+
+/* API keys (only the secret's SHA-256 is stored). */
+typedef struct {
+	char role[16];
+	char shops[1024];   /* PostgreSQL array literal, "" = every shop */
+	bool senior;
+	bool revoked;
+	unsigned char secret_hash[32];
+} store_key;
+
+/* false + 401-ready err "unknown key" when absent; 503 when unreachable. */
+bool store_key_get(store *s, const char *id, store_key *out, ar_err *err) AR_MUSTCHECK;
+bool store_key_insert(store *s, const char *id, const unsigned char hash[32],
+		      const char *role, const char *shops_literal, const char *name,
+		      bool senior, ar_err *err) AR_MUSTCHECK;
+/* items: new array of {id, role, shops, name, senior, created_at, last_used_at, revoked_at} */
+bool store_key_list(store *s, json_t **items, ar_err *err) AR_MUSTCHECK;
+/* 404 when no such key */
+bool store_key_revoke(store *s, const char *id, ar_err *err) AR_MUSTCHECK;
+
+/*
+ * Idempotency-Key bookkeeping. begin() claims (scope, key) for a request
+ * whose fingerprint is the SHA-256 of method, path and body:
+ *   IDEM_NEW       claimed: run the request, then finish() or abandon();
+ *   IDEM_REPLAY    done before: *replay holds status, body, etag, location;
+ *   IDEM_IN_FLIGHT the first request is still running (409);
+ *   IDEM_MISMATCH  the key was used with another request (422).
+ * A claim older than the request timeout is taken over (its owner died).
+ */
+typedef enum { IDEM_NEW, IDEM_REPLAY, IDEM_IN_FLIGHT, IDEM_MISMATCH } idem_state;
+
+typedef struct {
+	int status;
+	char *body;          /* malloc'd; caller frees */
+	char etag[32];
+	char location[128];
+} idem_replay;
+
+bool store_idem_begin(store *s, const char *scope, const char *key, const char *fp_hex,
+		      int lease_s, idem_state *state, idem_replay *replay,
+		      ar_err *err) AR_MUSTCHECK;
+bool store_idem_finish(store *s, const char *scope, const char *key, int status,
+		       const char *body, const char *etag, const char *location,
+		       ar_err *err) AR_MUSTCHECK;
+/* Drops a claim whose request failed without a replayable answer (5xx). */
+void store_idem_abandon(store *s, const char *scope, const char *key);
 
 /* Opaque list cursor <-> (created_at µs, id); pure. */
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);

@@ -1,0 +1,550 @@
+/* Case actions through the state machine, the event feed, and API keys. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/api.h"
+#include "arbiter/casefsm.h"
+#include "arbiter/codec.h"
+#include "arbiter/log.h"
+
+#define TEXT_MAX 4000
+#define SHORT_MAX 200
+
+/* Fields each action takes besides "action"; NULL-terminated. */
+static const char *const *action_fields(fsm_action a)
+{
+	static const char *const none[] = { "action", NULL };
+	static const char *const accept[] = { "action", "note", NULL };
+	static const char *const reject[] = { "action", "reason", NULL };
+	static const char *const offer[] = { "action", "refund_cents", "message", NULL };
+	static const char *const receipt[] = { "action", "condition", "note", NULL };
+	static const char *const ship[] = { "action", "carrier", "tracking_no", NULL };
+	static const char *const escalate[] = { "action", "statement", NULL };
+	static const char *const withdraw[] = { "action", "reason", NULL };
+	static const char *const evidence[] = { "action", "evidence", NULL };
+	static const char *const note[] = { "action", "text", NULL };
+	static const char *const agreement[] = { "action", "terms", "channel", "compensation_cents", NULL };
+	static const char *const ack[] = { "action", "message", NULL };
+	static const char *const resolve[] = { "action", "resolution", "compensation_cents", "message", NULL };
+	static const char *const rule[] = { "action", "in_favour_of", "refund_cents", "fault", "statement", NULL };
+	static const char *const executed[] = { "action", "payment_ref", NULL };
+
+	switch (a) {
+	case FSM_ACTION_ACCEPT: return accept;
+	case FSM_ACTION_REJECT: return reject;
+	case FSM_ACTION_OFFER: return offer;
+	case FSM_ACTION_CONFIRM_RECEIPT: return receipt;
+	case FSM_ACTION_SHIP_REPLACEMENT:
+	case FSM_ACTION_SHIP_BACK: return ship;
+	case FSM_ACTION_ESCALATE: return escalate;
+	case FSM_ACTION_WITHDRAW: return withdraw;
+	case FSM_ACTION_ADD_EVIDENCE: return evidence;
+	case FSM_ACTION_NOTE: return note;
+	case FSM_ACTION_RECORD_AGREEMENT: return agreement;
+	case FSM_ACTION_ACKNOWLEDGE: return ack;
+	case FSM_ACTION_RESOLVE: return resolve;
+	case FSM_ACTION_RULE: return rule;
+	case FSM_ACTION_REFUND_EXECUTED: return executed;
+	default: return none;
+	}
+}
+
+static bool one_of(const char *v, const char *const set[])
+{
+	for (size_t i = 0; v && set[i]; i++) {
+		if (strcmp(v, set[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void enum_field(json_t *body, const char *key, bool required, const char *const set[],
+		       const char *help, const char **out, ar_err *err)
+{
+	char ptr[64];
+
+	snprintf(ptr, sizeof(ptr), "/%s", key);
+	if (!codec_get_string(body, key, "", required, 64, out, err))
+		return;
+	if (*out && !one_of(*out, set))
+		ar_err_field(err, ptr, "must be one of %s", help);
+}
+
+/* Field readers for action bodies: a bad field is recorded in err (all of
+ * them are reported together), the value left NULL / -1. */
+static void want_str(json_t *o, const char *key, bool required, size_t max,
+		     const char **out, ar_err *err)
+{
+	if (!codec_get_string(o, key, "", required, max, out, err))
+		*out = NULL;
+}
+
+static void want_cents(json_t *o, const char *key, bool required, int64_t *out, ar_err *err)
+{
+	if (!codec_get_cents(o, key, "", required, out, err))
+		*out = -1;
+}
+
+/* Validates new evidence items and appends them to a copy of the case's
+ * evidence; NULL with err on a bad item or more than AR_MAX_EVIDENCE. */
+static json_t *merged_evidence(json_t *existing, json_t *items, ar_err *err)
+{
+	static const char *const fields[] = { "kind", "url", "sha256", NULL };
+	json_t *all;
+	size_t i;
+	json_t *it;
+
+	if (!json_is_array(items) || json_array_size(items) == 0) {
+		ar_err_field(err, "/evidence", "must be a non-empty array");
+		return NULL;
+	}
+	if (json_array_size(existing) + json_array_size(items) > AR_MAX_EVIDENCE) {
+		ar_err_field(err, "/evidence", "a case holds at most %d evidence items", AR_MAX_EVIDENCE);
+		return NULL;
+	}
+	json_array_foreach(items, i, it) {
+		char pre[32];
+		const char *kind, *url, *sha;
+		ar_evidence_kind k;
+		snprintf(pre, sizeof(pre), "/evidence/%zu", i);
+		if (!json_is_object(it)) {
+			ar_err_field(err, pre, "must be an object");
+			continue;
+		}
+		if (!codec_check_fields(it, fields, pre, err))
+			continue;
+		if (codec_get_string(it, "kind", pre, true, 16, &kind, err) &&
+		    !ar_evidence_kind_parse(kind, &k)) {
+			char p2[48];
+			snprintf(p2, sizeof(p2), "%s/kind", pre);
+			ar_err_field(err, p2, "must be one of photo, video, chat_log, logistics, document");
+		}
+		if (codec_get_string(it, "url", pre, true, AR_MAX_URL_LEN, &url, err) &&
+		    strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+			char p2[48];
+			snprintf(p2, sizeof(p2), "%s/url", pre);
+			ar_err_field(err, p2, "must be an http(s) URL");
+		}
+		if (codec_get_string(it, "sha256", pre, false, 64, &sha, err) && sha &&
+		    (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)) {
+			char p2[48];
+			snprintf(p2, sizeof(p2), "%s/sha256", pre);
+			ar_err_field(err, p2, "must be 64 lowercase hexadecimal digits");
+		}
+	}
+	if (ar_err_is_set(err))
+		return NULL;
+	all = json_deep_copy(existing);
+	if (!all || json_array_extend(all, items)) {
+		json_decref(all);
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return NULL;
+	}
+	return all;
+}
+
+/* "3", "\"3\"" and W/"3" all name version 3. */
+static bool parse_if_match(const char *h, int *version)
+{
+	char *end;
+	long v;
+
+	if (strncmp(h, "W/", 2) == 0)
+		h += 2;
+	if (*h == '"')
+		h++;
+	v = strtol(h, &end, 10);
+	if (end == h || v < 1 || v > 1000000000)
+		return false;
+	if (*end == '"')
+		end++;
+	if (*end)
+		return false;
+	*version = (int)v;
+	return true;
+}
+
+static int64_t json_int(json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+/* The 409 body: which state the case is in and what this role may do now. */
+static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, const ar_err *err)
+{
+	fsm_action acts[FSM_ACTION__COUNT];
+	unsigned n = fsm_allowed(fc, role, acts, FSM_ACTION__COUNT);
+	json_t *p = http_problem_json(err, NULL), *arr = json_array();
+
+	for (unsigned i = 0; arr && i < n && i < FSM_ACTION__COUNT; i++)
+		json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
+	if (p) {
+		json_object_set_new(p, "state", json_string(fsm_state_name(fc->state)));
+		json_object_set_new(p, "allowed_actions", arr);
+		json_object_set_new(p, "request_id", json_string(req_id(r)));
+		arr = NULL;
+	}
+	json_decref(arr);
+	req_reply_text(r, 0, NULL, "", 0);
+	{
+		char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
+		req_reply_text(r, err->status, "application/problem+json", s ? s : "", s ? strlen(s) : 0);
+		free(s);
+	}
+	json_decref(p);
+}
+
+/* The refund breakdown a payment system acts on (new reference). */
+static json_t *refund_event(json_t *decision, int64_t total, const char *why)
+{
+	json_t *rf = json_object_get(decision, "refund");
+	bool full = total == json_int(rf, "total_cents", -1);
+
+	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
+			 "item_cents", (json_int_t)(full ? json_int(rf, "item_cents", 0) : total),
+			 "shipping_cents", (json_int_t)(full ? json_int(rf, "shipping_cents", 0) : 0),
+			 "penalty_cents", (json_int_t)(full ? json_int(rf, "penalty_cents", 0) : 0),
+			 "total_cents", (json_int_t)total,
+			 "currency", json_string_value(json_object_get(rf, "currency")) ?
+				     json_string_value(json_object_get(rf, "currency")) : "CNY",
+			 "reason", why);
+}
+
+void api_case_action(ar_req *r)
+{
+	static const char *const conditions[] = { "as_sent", "damaged_by_buyer", "not_received", NULL };
+	static const char *const channels[] = { "phone", "chat", NULL };
+	static const char *const resolutions[] = { "refund", "compensation", "replacement",
+						   "apology", "explanation", NULL };
+	static const char *const favours[] = { "buyer", "seller", "split", NULL };
+	static const char *const faults[] = { "seller", "buyer", "carrier", NULL };
+	ar_app *app = req_app(r);
+	const ar_identity *who = req_identity(r);
+	const char *id = req_param(r, 0), *ifm = req_header(r, "If-Match");
+	ar_err err;
+	size_t len;
+	const char *body = req_body(r, &len), *action_s = NULL, *s1 = NULL, *s2 = NULL;
+	json_t *root = NULL, *cur = NULL, *out = NULL, *data = NULL, *evidence = NULL;
+	json_t *refund_data = NULL, *decision;
+	int version = 0;
+	int64_t max_cents, amount = -1, refund_total = -1;
+	fsm_action act;
+	fsm_case fc;
+	fsm_result res;
+	fsm_favour favour = FSM_FAVOUR_BUYER;
+	store_change ch;
+	const char *why = "decided";
+
+	ar_err_init(&err);
+	req_set_case(r, id);
+	if (!ifm) {
+		ar_err_set(&err, 428, "precondition-required", "Precondition required",
+			   "actions need If-Match with the case's ETag (its version)");
+		goto fail;
+	}
+	if (!parse_if_match(ifm, &version)) {
+		ar_err_set(&err, 412, "stale", "Precondition failed",
+			   "If-Match must carry a case version such as \"3\"");
+		goto fail;
+	}
+	root = codec_parse_body(body, len, &err);
+	if (!root)
+		goto fail;
+	if (!codec_get_string(root, "action", "", true, 64, &action_s, &err))
+		goto fail;
+	if (!fsm_action_parse(action_s, &act) || fsm_action_is_system(act)) {
+		ar_err_field(&err, "/action", "unknown action '%.64s'", action_s);
+		goto fail;
+	}
+	if (!codec_check_fields(root, action_fields(act), "", &err))
+		goto fail;
+	if (!store_case_get(app->db, id, auth_scope(who), &cur, &err))
+		goto fail;
+	if (json_int(cur, "version", 0) != version) {
+		ar_err_set(&err, 412, "stale", "Precondition failed",
+			   "the case is at version %" PRId64 ", not %d; read it again",
+			   json_int(cur, "version", 0), version);
+		goto fail;
+	}
+	memset(&fc, 0, sizeof(fc));
+	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc.kind) ||
+	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc.state)) {
+		ar_err_set(&err, 500, "internal", "Internal error", "the stored case is unreadable");
+		goto fail;
+	}
+	fc.manual_review = json_is_true(json_object_get(cur, "manual_review"));
+	fc.has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
+	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
+	decision = json_object_get(cur, "decision");
+	max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+
+	/* Decode what this action carries. */
+	switch (act) {
+	case FSM_ACTION_REJECT:
+		want_str(root, "reason", true, TEXT_MAX, &s1, &err);
+		break;
+	case FSM_ACTION_OFFER:
+		if (codec_get_cents(root, "refund_cents", "", true, &amount, &err)) {
+			if (amount <= 0)
+				ar_err_field(&err, "/refund_cents", "must be greater than 0");
+			else if (amount > max_cents)
+				ar_err_field(&err, "/refund_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     amount, max_cents);
+		}
+		break;
+	case FSM_ACTION_CONFIRM_RECEIPT:
+		enum_field(root, "condition", true, conditions,
+			   "as_sent, damaged_by_buyer, not_received", &s1, &err);
+		/* A disputed receipt goes to the platform: the machine's reject. */
+		if (s1 && strcmp(s1, "as_sent") != 0)
+			act = FSM_ACTION_REJECT;
+		break;
+	case FSM_ACTION_SHIP_REPLACEMENT:
+	case FSM_ACTION_SHIP_BACK:
+		want_str(root, "carrier", true, 64, &s1, &err);
+		want_str(root, "tracking_no", true, 64, &s2, &err);
+		break;
+	case FSM_ACTION_ESCALATE:
+		want_str(root, "statement", true, TEXT_MAX, &s1, &err);
+		break;
+	case FSM_ACTION_WITHDRAW:
+	case FSM_ACTION_ACCEPT:
+		want_str(root, act == FSM_ACTION_ACCEPT ? "note" : "reason", false, TEXT_MAX, &s1, &err);
+		break;
+	case FSM_ACTION_ADD_EVIDENCE:
+		evidence = merged_evidence(json_object_get(cur, "evidence"),
+					   json_object_get(root, "evidence"), &err);
+		break;
+	case FSM_ACTION_NOTE:
+		want_str(root, "text", true, TEXT_MAX, &s1, &err);
+		break;
+	case FSM_ACTION_RECORD_AGREEMENT:
+		want_str(root, "terms", true, TEXT_MAX, &s1, &err);
+		enum_field(root, "channel", true, channels, "phone, chat", &s2, &err);
+		want_cents(root, "compensation_cents", false, &amount, &err);
+		break;
+	case FSM_ACTION_ACKNOWLEDGE:
+		want_str(root, "message", false, TEXT_MAX, &s1, &err);
+		break;
+	case FSM_ACTION_RESOLVE:
+		enum_field(root, "resolution", true, resolutions,
+			   "refund, compensation, replacement, apology, explanation", &s1, &err);
+		want_str(root, "message", false, TEXT_MAX, &s2, &err);
+		if (codec_get_cents(root, "compensation_cents", "", false, &amount, &err)) {
+			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+			if (max_cents > cap)
+				cap = max_cents;
+			if (amount > cap)
+				ar_err_field(&err, "/compensation_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     amount, cap);
+		}
+		break;
+	case FSM_ACTION_RULE:
+		enum_field(root, "in_favour_of", true, favours, "buyer, seller, split", &s1, &err);
+		enum_field(root, "fault", true, faults, "seller, buyer, carrier", &s2, &err);
+		{
+			const char *st;
+			want_str(root, "statement", true, TEXT_MAX, &st, &err);
+		}
+		if (codec_get_cents(root, "refund_cents", "", false, &amount, &err) && s1 &&
+		    fsm_favour_parse(s1, &favour)) {
+			if (favour == FSM_FAVOUR_SELLER && amount > 0)
+				ar_err_field(&err, "/refund_cents", "a ruling for the seller refunds nothing");
+			else if (favour == FSM_FAVOUR_SPLIT && amount <= 0)
+				ar_err_field(&err, "/refund_cents", "a split ruling needs the amount refunded");
+			else if (amount > max_cents)
+				ar_err_field(&err, "/refund_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     amount, max_cents);
+			if (favour == FSM_FAVOUR_BUYER && amount < 0)
+				amount = max_cents;
+		}
+		break;
+	case FSM_ACTION_REFUND_EXECUTED:
+		want_str(root, "payment_ref", true, SHORT_MAX, &s1, &err);
+		break;
+	default:
+		break;
+	}
+	if (ar_err_is_set(&err))
+		goto fail;
+
+	if (act == FSM_ACTION_RULE ? !fsm_apply_rule(&fc, who->role, favour, &res, &err)
+				   : !fsm_apply(&fc, act, who->role, &res, &err)) {
+		if (err.status == 409) {
+			reply_not_allowed(r, &fc, who->role, &err);
+			goto done;
+		}
+		goto fail;
+	}
+
+	memset(&ch, 0, sizeof(ch));
+	ch.case_id = id;
+	ch.shop_scope = auth_scope(who);
+	ch.expected_version = version;
+	ch.state = fsm_state_name(res.to);
+	ch.outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
+	if (act == FSM_ACTION_REFUND_EXECUTED &&
+	    json_int(cur, "refund_cents", max_cents) < max_cents)
+		ch.outcome = fsm_outcome_name(FSM_OUTCOME_PARTIALLY_REFUNDED);
+	ch.offer = res.sets_offer ? STORE_SET : res.clears_offer ? STORE_CLEAR : STORE_KEEP;
+	ch.offer_cents = amount;
+	ch.agreement = res.sets_agreement ? STORE_SET : res.clears_agreement ? STORE_CLEAR : STORE_KEEP;
+	ch.refund_cents = -1;
+	ch.evidence = evidence;
+	ch.actor_role = fsm_role_name(who->role);
+	ch.actor_id = who->key_id;
+	switch (res.refund) {
+	case FSM_REFUND_DECIDED: refund_total = max_cents; why = "accepted"; break;
+	case FSM_REFUND_OFFER: refund_total = json_int(cur, "offer_cents", 0); why = "offer_accepted"; break;
+	case FSM_REFUND_RULING: refund_total = amount; why = "ruling"; break;
+	case FSM_REFUND_NONE: break;
+	}
+	if (res.state_changed) {
+		ch.replace_deadlines = true;
+		if (!api_deadlines(app, fc.kind, json_string_value(json_object_get(cur, "shop_id")),
+				   strcmp(json_string_value(json_object_get(decision, "severity")) ?
+					  json_string_value(json_object_get(decision, "severity")) : "", "major") == 0,
+				   fc.manual_review, res.deadlines, ch.deadlines, &ch.n_deadlines, &err))
+			goto fail;
+	}
+	data = json_deep_copy(root);
+	if (!data)
+		goto oom;
+	json_object_del(data, "action");
+	if (act == FSM_ACTION_REJECT && json_object_get(root, "condition"))
+		json_object_set_new(data, "disputed_receipt", json_true());
+	ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state, data };
+	if (refund_total >= 0) {
+		ch.refund_cents = refund_total;
+		refund_data = refund_event(decision, refund_total, why);
+		if (!refund_data)
+			goto oom;
+		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state,
+							  refund_data };
+	}
+	if (!store_case_apply(app->db, &ch, &out, &err))
+		goto fail;
+	api_reply_case(r, 200, out);
+	goto done;
+oom:
+	ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+fail:
+	req_reply_problem(r, &err);
+done:
+	json_decref(refund_data);
+	json_decref(data);
+	json_decref(evidence);
+	json_decref(cur);
+	json_decref(root);
+}
+
+void api_events_feed(ar_req *r)
+{
+	ar_err err;
+	const char *v = req_query(r, "limit");
+	int limit = 100;
+	json_t *items;
+	char next[64];
+
+	ar_err_init(&err);
+	if (v) {
+		char *end;
+		long n = strtol(v, &end, 10);
+		if (!*v || *end || n < 1 || n > 1000) {
+			ar_err_field(&err, "/query/limit", "must be an integer from 1 to 1000");
+			req_reply_problem(r, &err);
+			return;
+		}
+		limit = (int)n;
+	}
+	if (!store_feed(req_app(r)->db, req_query(r, "after"), auth_scope(req_identity(r)), limit,
+			&items, next, sizeof(next), &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_json(r, 200, json_pack("{s:o,s:s}", "items", items, "next_cursor", next));
+}
+
+void api_keys_list(ar_req *r)
+{
+	ar_err err;
+	json_t *items;
+
+	ar_err_init(&err);
+	if (!store_key_list(req_app(r)->db, &items, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_json(r, 200, json_pack("{s:o}", "items", items));
+}
+
+void api_keys_create(ar_req *r)
+{
+	static const char *const fields[] = { "role", "shops", "name", "senior", NULL };
+	ar_err err;
+	size_t len;
+	const char *body = req_body(r, &len), *role = NULL, *name = NULL;
+	json_t *root, *shops, *it;
+	char list[1200] = "", key[96], kid[AUTH_ID_LEN + 1], loc[64];
+	size_t pos = 0, i;
+
+	ar_err_init(&err);
+	root = codec_parse_body(body, len, &err);
+	if (!root)
+		goto fail;
+	if (!codec_check_fields(root, fields, "", &err))
+		goto fail;
+	want_str(root, "role", true, 16, &role, &err);
+	want_str(root, "name", true, SHORT_MAX, &name, &err);
+	shops = json_object_get(root, "shops");
+	if (shops && !json_is_null(shops)) {
+		if (!json_is_array(shops)) {
+			ar_err_field(&err, "/shops", "must be an array of shop ids");
+		} else {
+			json_array_foreach(shops, i, it) {
+				const char *sv = json_string_value(it);
+				if (!sv || strchr(sv, ',') || pos + strlen(sv) + 2 >= sizeof(list)) {
+					ar_err_field(&err, "/shops", "must be an array of shop ids");
+					break;
+				}
+				pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s",
+							pos ? "," : "", sv);
+			}
+		}
+	}
+	if (json_object_get(root, "senior") && !json_is_boolean(json_object_get(root, "senior")))
+		ar_err_field(&err, "/senior", "must be a boolean");
+	if (ar_err_is_set(&err))
+		goto fail;
+	if (!auth_key_create(req_app(r)->db, role, list, name,
+			     json_is_true(json_object_get(root, "senior")), key, sizeof(key), kid, &err))
+		goto fail;
+	snprintf(loc, sizeof(loc), "/v1/keys/%s", kid);
+	req_add_header(r, "Location", loc);
+	req_reply_json(r, 201, json_pack("{s:s,s:s,s:s,s:O?,s:s}", "id", kid, "key", key,
+					 "role", role, "shops", shops, "name", name));
+	json_decref(root);
+	return;
+fail:
+	json_decref(root);
+	req_reply_problem(r, &err);
+}
+
+void api_key_revoke(ar_req *r)
+{
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!store_key_revoke(req_app(r)->db, req_param(r, 0), &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_text(r, 204, NULL, "", 0);
+}

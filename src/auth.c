@@ -1,0 +1,231 @@
+/* API key verification (cached, constant-time compare) and key creation. */
+#include "arbiter/auth.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "arbiter/sha256.h"
+
+#define CACHE_SLOTS 256
+
+typedef struct {
+	char id[AUTH_ID_LEN + 1];
+	store_key key;
+	int64_t fetched_ms;
+} cache_entry;
+
+static cache_entry cache[CACHE_SLOTS];
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned slot_of(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % CACHE_SLOTS;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+static void unauthorized(ar_err *err, const char *why)
+{
+	ar_err_set(err, 401, "unauthorized", "Unauthorized", "%s", why);
+}
+
+/* A shop id as keys accept it: safe inside a PostgreSQL array literal. */
+static bool shop_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > AR_MAX_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ':'))
+			return false;
+	}
+	return true;
+}
+
+static bool fill_identity(const char *id, const store_key *k, ar_identity *out, ar_err *err)
+{
+	const char *p;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->key_id, sizeof(out->key_id), "%s", id);
+	if (!fsm_role_parse(k->role, &out->role) || out->role == FSM_ROLE_SYSTEM) {
+		unauthorized(err, "the key has an unknown role");
+		return false;
+	}
+	out->senior = k->senior;
+	out->all_shops = k->shops[0] == '\0';
+	if (out->all_shops)
+		return true;
+	snprintf(out->scope_literal, sizeof(out->scope_literal), "%s", k->shops);
+	p = k->shops + (k->shops[0] == '{');
+	while (*p && *p != '}' && out->n_shops < AUTH_MAX_SHOPS) {
+		size_t n = strcspn(p, ",}");
+		if (n > AR_MAX_ID_LEN)
+			n = AR_MAX_ID_LEN;
+		memcpy(out->shops[out->n_shops], p, n);
+		out->shops[out->n_shops][n] = '\0';
+		out->n_shops++;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return true;
+}
+
+bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *err)
+{
+	const char *key, *sep;
+	char id[AUTH_ID_LEN + 1];
+	uint8_t digest[SHA256_LEN];
+	store_key k;
+	unsigned slot;
+	int64_t now = mono_ms();
+	bool cached = false;
+
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
+		unauthorized(err, "an API key is required: Authorization: Bearer <key>");
+		return false;
+	}
+	key = authorization + 7;
+	while (*key == ' ')
+		key++;
+	sep = strncmp(key, "ak_", 3) == 0 ? strchr(key + 3, '_') : NULL;
+	if (!sep || sep - (key + 3) != AUTH_ID_LEN || !is_hex(key + 3, AUTH_ID_LEN) ||
+	    strlen(sep + 1) != AUTH_SECRET_LEN || !is_hex(sep + 1, AUTH_SECRET_LEN)) {
+		unauthorized(err, "malformed API key");
+		return false;
+	}
+	memcpy(id, key + 3, AUTH_ID_LEN);
+	id[AUTH_ID_LEN] = '\0';
+	sha256(sep + 1, AUTH_SECRET_LEN, digest);
+
+	slot = slot_of(id);
+	pthread_mutex_lock(&cache_mu);
+	if (strcmp(cache[slot].id, id) == 0 && now - cache[slot].fetched_ms < AUTH_CACHE_MS) {
+		k = cache[slot].key;
+		cached = true;
+	}
+	pthread_mutex_unlock(&cache_mu);
+	if (!cached) {
+		if (!store_key_get(s, id, &k, err))
+			return false;
+		pthread_mutex_lock(&cache_mu);
+		snprintf(cache[slot].id, sizeof(cache[slot].id), "%s", id);
+		cache[slot].key = k;
+		cache[slot].fetched_ms = now;
+		pthread_mutex_unlock(&cache_mu);
+	}
+	if (!sha256_equal(digest, k.secret_hash)) {
+		unauthorized(err, "unknown API key");
+		return false;
+	}
+	if (k.revoked) {
+		unauthorized(err, "the API key has been revoked");
+		return false;
+	}
+	return fill_identity(id, &k, out, err);
+}
+
+bool auth_sees_shop(const ar_identity *id, const char *shop_id)
+{
+	if (id->all_shops)
+		return true;
+	for (size_t i = 0; i < id->n_shops; i++) {
+		if (strcmp(id->shops[i], shop_id) == 0)
+			return true;
+	}
+	return false;
+}
+
+const char *auth_scope(const ar_identity *id)
+{
+	return id->all_shops ? NULL : id->scope_literal;
+}
+
+static bool random_hex(char *out, size_t nhex)
+{
+	unsigned char b[64];
+	size_t n = nhex / 2;
+
+	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	return true;
+}
+
+bool auth_key_create(store *s, const char *role, const char *shops, const char *name,
+		     bool senior, char *key_out, size_t key_len, char *id_out, ar_err *err)
+{
+	char id[AUTH_ID_LEN + 1], secret[AUTH_SECRET_LEN + 1], literal[1024];
+	uint8_t digest[SHA256_LEN];
+	fsm_role r;
+	size_t pos = 0, count = 0;
+
+	if (!fsm_role_parse(role, &r) || r == FSM_ROLE_SYSTEM) {
+		ar_err_field(err, "/role", "must be one of frontend, seller, agent, arbiter, payment, ops, admin");
+		return false;
+	}
+	if (!name || !*name || strlen(name) > 200) {
+		ar_err_field(err, "/name", "is required (1 to 200 characters)");
+		return false;
+	}
+	literal[0] = '\0';
+	if (shops && *shops) {
+		const char *p = shops;
+		literal[pos++] = '{';
+		while (*p) {
+			size_t n = strcspn(p, ",");
+			if (!shop_ok(p, n) || count >= AUTH_MAX_SHOPS || pos + n + 2 >= sizeof(literal)) {
+				ar_err_field(err, "/shops", "shop ids are 1-64 of A-Z a-z 0-9 - _ . : (at most %d shops)",
+					     AUTH_MAX_SHOPS);
+				return false;
+			}
+			if (count)
+				literal[pos++] = ',';
+			memcpy(literal + pos, p, n);
+			pos += n;
+			count++;
+			p += n;
+			if (*p == ',')
+				p++;
+		}
+		literal[pos++] = '}';
+		literal[pos] = '\0';
+	}
+	if (r == FSM_ROLE_SELLER && count != 1) {
+		ar_err_field(err, "/shops", "a seller key belongs to exactly one shop");
+		return false;
+	}
+	if (!random_hex(id, AUTH_ID_LEN) || !random_hex(secret, AUTH_SECRET_LEN)) {
+		ar_err_set(err, 503, "overloaded", "No randomness", "the system has no entropy");
+		return false;
+	}
+	sha256(secret, AUTH_SECRET_LEN, digest);
+	if (!store_key_insert(s, id, digest, role, literal, name, senior, err))
+		return false;
+	snprintf(key_out, key_len, "ak_%s_%s", id, secret);
+	snprintf(id_out, AUTH_ID_LEN + 1, "%s", id);
+	return true;
+}

@@ -1,0 +1,991 @@
+/* Unit tests for the policy loader/validator and the adjudication engine: every rule at its boundaries. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/policy.h"
+
+#define DAY AR_MS_PER_DAY
+#define HOUR (3600LL * AR_MS_PER_SEC)
+#define SEC AR_MS_PER_SEC
+
+static policy *P;          /* deploy/policy/default.json */
+static char *default_text; /* its text, for the validation mutations */
+static ar_time T0;         /* 2026-11-02T10:00:00Z: delivery in most cases */
+
+/* The module does no I/O, so the test reads the shipped files itself. */
+static char *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[n] = '\0';
+			*len = (size_t)n;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static int setup(void **state)
+{
+	size_t len;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!ar_time_parse("2026-11-02T10:00:00Z", &T0))
+		return -1;
+	default_text = read_file("deploy/policy/default.json", &len);
+	if (!default_text) {
+		fprintf(stderr, "run from the repository root: deploy/policy/default.json not found\n");
+		return -1;
+	}
+	P = policy_load(default_text, len, &err);
+	if (!P) {
+		fprintf(stderr, "default policy invalid: %s %s: %s\n", err.detail,
+			err.n_fields ? err.fields[0].pointer : "",
+			err.n_fields ? err.fields[0].message : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	policy_free(P);
+	free(default_text);
+	return 0;
+}
+
+/* A delivered apparel order, 100.00 + 8.00 shipping, an established buyer. */
+static ar_case_input base_case(ar_kind kind, ar_reason reason)
+{
+	ar_case_input in;
+
+	memset(&in, 0, sizeof(in));
+	in.kind = kind;
+	in.reason = reason;
+	in.description = "it is not what I wanted";
+	in.requested_cents = -1;
+	memcpy(in.currency, "CNY", 4);
+	in.order.id = "O-1";
+	in.order.shop_id = "S-1";
+	in.order.buyer_id = "B-1";
+	in.order.sku = "SKU-1";
+	in.order.category = "apparel";
+	in.order.price_cents = 10000;
+	in.order.shipping_fee_cents = 800;
+	in.order.paid_at = T0 - 3 * DAY;
+	in.order.promised_ship_by = T0 - 2 * DAY;
+	in.order.shipped_at = T0 - 2 * DAY;
+	in.order.delivered_at = T0;
+	in.order.warranty_until = AR_TIME_NONE;
+	in.order.insurance = AR_INSURANCE_NONE;
+	in.order.usage_km = -1;
+	in.buyer.account_created_at = T0 - 365 * DAY;
+	in.buyer.orders_count = 5;
+	in.n_evidence = 1;
+	in.evidence[0].kind = AR_EVIDENCE_PHOTO;
+	in.evidence[0].url = "https://img.example/1.jpg";
+	return in;
+}
+
+static const policy_rule_trace *rule(const ar_decision *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_rules; i++)
+		if (strcmp(d->rules[i].id, id) == 0)
+			return &d->rules[i];
+	return NULL;
+}
+
+static void decide(const char *row, const ar_case_input *in,
+		   const policy_history *h, ar_time now, ar_decision *d)
+{
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!policy_adjudicate(P, in, h, now, d, &err))
+		fail_msg("%s: refused: %s %s", row, err.detail,
+			 err.n_fields ? err.fields[0].pointer : "");
+}
+
+/* Expect a 422 naming exactly this pointer. */
+static void refused(const char *row, const ar_case_input *in, ar_time now,
+		    const char *pointer)
+{
+	ar_decision d;
+	ar_err err;
+	bool named = false;
+
+	ar_err_init(&err);
+	if (policy_adjudicate(P, in, NULL, now, &d, &err))
+		fail_msg("%s: accepted, expected 422 at %s", row, pointer);
+	if (err.status != 422 || strcmp(err.type, "policy-refused") != 0)
+		fail_msg("%s: status %d type %s", row, err.status, err.type);
+	for (size_t i = 0; i < err.n_fields; i++)
+		named = named || strcmp(err.fields[i].pointer, pointer) == 0;
+	if (!named)
+		fail_msg("%s: no field error at %s (first: %s)", row, pointer,
+			 err.n_fields ? err.fields[0].pointer : "none");
+}
+
+#define EXPECT_INT(row, got, want)                                               \
+	do {                                                                     \
+		long long g_ = (long long)(got), w_ = (long long)(want);         \
+		if (g_ != w_)                                                    \
+			fail_msg("%s: %s = %lld, want %lld", row, #got, g_, w_); \
+	} while (0)
+
+static void expect_rule(const char *row, const ar_decision *d, const char *id,
+			policy_rule_result want)
+{
+	const policy_rule_trace *t = rule(d, id);
+
+	if (!t)
+		fail_msg("%s: rule %s not evaluated", row, id);
+	if (t->result != want)
+		fail_msg("%s: %s is %s (%s), want %s", row, id,
+			 policy_rule_result_name(t->result), t->reason,
+			 policy_rule_result_name(want));
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_default_policy_loads(void **state)
+{
+	int64_t ms;
+	size_t len;
+	ar_err err;
+	char *fast_text = read_file("tests/api/policy_fast.json", &len);
+	policy *fast;
+
+	assert_string_equal(policy_version(P), "2026.1-default");
+	assert_true(policy_duration(P, "seller_response", NULL, &ms));
+	assert_int_equal(ms, 5 * DAY);
+	assert_true(policy_duration(P, "complaint_first_response_major", "S-1", &ms));
+	assert_int_equal(ms, 4 * HOUR);
+	assert_true(policy_duration(P, "reminder_before", "S-60", &ms));
+	assert_int_equal(ms, 24 * HOUR);
+	assert_false(policy_duration(P, "no_such_deadline", NULL, &ms));
+
+	assert_non_null(fast_text);
+	ar_err_init(&err);
+	fast = policy_load(fast_text, len, &err);
+	assert_non_null(fast);
+	assert_true(policy_duration(fast, "seller_response", NULL, &ms));
+	assert_int_equal(ms, 2 * SEC);
+	assert_true(policy_duration(fast, "reminder_before", NULL, &ms));
+	assert_int_equal(ms, 1 * SEC);
+	policy_free(fast);
+	free(fast_text);
+	policy_free(NULL);
+}
+
+static void test_shop_duration_override(void **state)
+{
+	json_t *root = json_loads(default_text, 0, NULL);
+	char *text;
+	policy *p;
+	int64_t ms;
+	ar_err err;
+
+	assert_non_null(root);
+	assert_int_equal(json_object_set_new(root, "shops",
+		json_pack("{s:{s:{s:s}}}", "S-fast", "durations", "seller_response", "PT36H")), 0);
+	text = json_dumps(root, 0);
+	ar_err_init(&err);
+	p = policy_load(text, strlen(text), &err);
+	assert_non_null(p);
+	assert_true(policy_duration(p, "seller_response", "S-fast", &ms));
+	assert_int_equal(ms, 36 * HOUR);
+	assert_true(policy_duration(p, "seller_response", "S-other", &ms));
+	assert_int_equal(ms, 5 * DAY);
+	assert_true(policy_duration(p, "buyer_reply", "S-fast", &ms));
+	assert_int_equal(ms, 7 * DAY);
+	policy_free(p);
+	free(text);
+	json_decref(root);
+}
+
+static void test_policy_json_roundtrip(void **state)
+{
+	json_t *j = policy_to_json(P);
+	json_t *again = json_loads(default_text, 0, NULL);
+
+	assert_non_null(j);
+	assert_true(json_equal(j, again));
+	assert_string_equal(json_string_value(json_object_get(j, "version")), "2026.1-default");
+	/* canonical text: compact with sorted keys, so "categories" comes first */
+	assert_int_equal(strncmp(policy_text(P), "{\"categories\":{", 15), 0);
+	json_decref(j);
+	json_decref(again);
+}
+
+/* ---- validation ---- */
+
+struct mutation {
+	const char *name;
+	const char *parent;   /* JSON pointer of the object or array to change ("" = root) */
+	const char *key;      /* member to set; NULL = delete `del` instead */
+	const char *value;    /* JSON literal */
+	const char *del;      /* member to delete */
+	const char *pointer;  /* expected error pointer */
+};
+
+static json_t *resolve(json_t *root, const char *ptr)
+{
+	char buf[256], *save = NULL, *tok;
+	json_t *cur = root;
+
+	snprintf(buf, sizeof(buf), "%s", ptr);
+	for (tok = strtok_r(buf, "/", &save); tok && cur; tok = strtok_r(NULL, "/", &save))
+		cur = json_is_array(cur) ? json_array_get(cur, (size_t)atoi(tok))
+					 : json_object_get(cur, tok);
+	return cur;
+}
+
+static void test_validation_errors(void **state)
+{
+	static const struct mutation rows[] = {
+		{ "duration not ISO", "/durations", "seller_response", "\"5 days\"", NULL, "/durations/seller_response" },
+		{ "duration in months", "/durations", "buyer_reply", "\"P1M\"", NULL, "/durations/buyer_reply" },
+		{ "duration zero", "/durations", "arbitration", "\"PT0S\"", NULL, "/durations/arbitration" },
+		{ "duration wrong type", "/durations", "seller_receipt", "10", NULL, "/durations/seller_receipt" },
+		{ "duration missing", "/durations", NULL, NULL, "seller_response", "/durations/seller_response" },
+		{ "duration unknown", "/durations", "seller_nap", "\"P1D\"", NULL, "/durations/seller_nap" },
+		{ "negative cap", "/late_shipment", "penalty_cap_cents", "-1", NULL, "/late_shipment/penalty_cap_cents" },
+		{ "negative default shipping", "/return_shipping", "default_cents", "-400", NULL, "/return_shipping/default_cents" },
+		{ "rate above 100 %", "/late_shipment", "penalty_basis_points", "10001", NULL, "/late_shipment/penalty_basis_points" },
+		{ "amount as real", "/late_shipment", "penalty_cap_cents", "500.0", NULL, "/late_shipment/penalty_cap_cents" },
+		{ "unknown root key", "", "bogus", "1", NULL, "/bogus" },
+		{ "unknown nested key", "/risk", "shoe_size", "42", NULL, "/risk/shoe_size" },
+		{ "unknown weight", "/risk/weights", "vibes", "1", NULL, "/risk/weights/vibes" },
+		{ "days as string", "/no_reason", "days", "\"7\"", NULL, "/no_reason/days" },
+		{ "bool as int", "/no_reason", "exclude_customized", "1", NULL, "/no_reason/exclude_customized" },
+		{ "unknown kind", "/no_reason", "kinds", "[\"return\",\"teleport\"]", NULL, "/no_reason/kinds/1" },
+		{ "unknown reason", "/evidence", "required_for", "[\"quality_defect\",\"vibes\"]", NULL, "/evidence/required_for/1" },
+		{ "fault unknown reason", "/fault", "bad_luck", "\"buyer\"", NULL, "/fault/bad_luck" },
+		{ "fault unknown party", "/fault", "changed_mind", "\"nobody\"", NULL, "/fault/changed_mind" },
+		{ "version missing", "", NULL, NULL, "version", "/version" },
+		{ "version empty", "", "version", "\"\"", NULL, "/version" },
+		{ "currency lower", "", "currency", "\"cny\"", NULL, "/currency" },
+		{ "insurance max < min", "/return_shipping", "buyer_insurance_max_cents", "300", NULL, "/return_shipping/buyer_insurance_max_cents" },
+		{ "shop negative days", "/shops/S-60", "no_reason_days", "-1", NULL, "/shops/S-60/no_reason_days" },
+		{ "shop bad duration", "/shops/S-60", "durations", "{\"seller_response\":\"PT\"}", NULL, "/shops/S-60/durations/seller_response" },
+		{ "shop unknown key", "/shops/S-60", "vip", "true", NULL, "/shops/S-60/vip" },
+		{ "shop name escaped", "/shops", "a/b~c", "{\"x\":1}", NULL, "/shops/a~1b~0c/x" },
+		{ "category durations refused", "/categories/furniture", "durations", "{}", NULL, "/categories/furniture/durations" },
+		{ "rule km as string", "/category_rules/0", "window_km", "\"3000\"", NULL, "/category_rules/0/window_km" },
+		{ "rule unknown key", "/category_rules/0", "severity", "\"high\"", NULL, "/category_rules/0/severity" },
+		{ "rule empty defects", "/category_rules/0", "defects", "[]", NULL, "/category_rules/0/defects" },
+		{ "rule bad id", "/category_rules/0", "id", "\"a b\"", NULL, "/category_rules/0/id" },
+		{ "section wrong type", "", "risk", "[]", NULL, "/risk" },
+		{ "section missing", "", NULL, NULL, "evidence", "/evidence" },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct mutation *m = &rows[i];
+		json_t *root = json_loads(default_text, 0, NULL);
+		json_t *parent = resolve(root, m->parent);
+		char *text;
+		policy *p;
+		ar_err err;
+		bool named = false;
+
+		if (!parent)
+			fail_msg("%s: no %s in default.json", m->name, m->parent);
+		if (m->key) {
+			json_t *v = json_loads(m->value, JSON_DECODE_ANY, NULL);
+			if (!v || json_object_set_new(parent, m->key, v))
+				fail_msg("%s: bad mutation", m->name);
+		} else if (json_object_del(parent, m->del)) {
+			fail_msg("%s: nothing to delete", m->name);
+		}
+		text = json_dumps(root, 0);
+		ar_err_init(&err);
+		p = policy_load(text, strlen(text), &err);
+		if (p)
+			fail_msg("%s: invalid policy accepted", m->name);
+		if (err.status != 422 || strcmp(err.type, "invalid-policy") != 0)
+			fail_msg("%s: status %d type %s", m->name, err.status, err.type);
+		for (size_t f = 0; f < err.n_fields; f++)
+			named = named || strcmp(err.fields[f].pointer, m->pointer) == 0;
+		if (!named)
+			fail_msg("%s: no error at %s (first: %s: %s)", m->name, m->pointer,
+				 err.n_fields ? err.fields[0].pointer : "none",
+				 err.n_fields ? err.fields[0].message : "");
+		free(text);
+		json_decref(root);
+	}
+}
+
+static void test_validation_syntax(void **state)
+{
+	static const char *const docs[] = {
+		"", "{", "[]", "\"policy\"", "{\"version\":\"a\",\"version\":\"b\"}",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		ar_err err;
+		ar_err_init(&err);
+		assert_null(policy_load(docs[i], strlen(docs[i]), &err));
+		assert_int_equal(err.status, 422);
+		assert_string_equal(err.type, "invalid-policy");
+	}
+	/* several problems are all reported in one reply */
+	{
+		ar_err err;
+		const char *doc = "{\"version\":\"v\",\"currency\":\"CNY\",\"oops\":1}";
+		ar_err_init(&err);
+		assert_null(policy_load(doc, strlen(doc), &err));
+		assert_true(err.n_fields > 3);
+	}
+}
+
+/* ---- seven-day no-reason window ---- */
+
+struct window_row {
+	const char *name;
+	ar_kind kind;
+	ar_reason reason;
+	const char *shop;
+	const char *category;
+	bool customized;
+	int64_t after_delivery;      /* now - delivered_at */
+	policy_outcome outcome;
+	const char *rule_id;         /* the deciding rule, NULL: none of them */
+	policy_rule_result result;
+};
+
+static void test_no_reason_window(void **state)
+{
+	static const struct window_row rows[] = {
+		{ "exactly 7 days", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "apparel", false, 7 * DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, "R-NOREASON-7D", POLICY_RULE_PASS },
+		{ "7 days + 1 s", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "apparel", false, 7 * DAY + SEC,
+		  POLICY_OUTCOME_INELIGIBLE, "R-NOREASON-7D", POLICY_RULE_FAIL },
+		{ "7 days + 1 ms", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "apparel", false, 7 * DAY + 1,
+		  POLICY_OUTCOME_INELIGIBLE, "R-NOREASON-7D", POLICY_RULE_FAIL },
+		{ "exchange 7 days + 1 s", AR_KIND_EXCHANGE, AR_REASON_WRONG_SIZE_CHOSEN, "S-1", "apparel", false, 7 * DAY + SEC,
+		  POLICY_OUTCOME_INELIGIBLE, "R-NOREASON-7D", POLICY_RULE_FAIL },
+		{ "bought by mistake day 1", AR_KIND_RETURN, AR_REASON_BOUGHT_BY_MISTAKE, "S-1", "apparel", false, DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, "R-NOREASON-7D", POLICY_RULE_PASS },
+		{ "shop 60 days exactly", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-60", "apparel", false, 60 * DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, "R-NOREASON-7D", POLICY_RULE_PASS },
+		{ "shop 60 days + 1 s", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-60", "apparel", false, 60 * DAY + SEC,
+		  POLICY_OUTCOME_INELIGIBLE, "R-NOREASON-7D", POLICY_RULE_FAIL },
+		{ "other shop 8 days", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-7", "apparel", false, 8 * DAY,
+		  POLICY_OUTCOME_INELIGIBLE, "R-NOREASON-7D", POLICY_RULE_FAIL },
+		{ "perishables", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "perishables", false, HOUR,
+		  POLICY_OUTCOME_INELIGIBLE, "R-EXCLUDED-CATEGORY", POLICY_RULE_FAIL },
+		{ "digital", AR_KIND_EXCHANGE, AR_REASON_BOUGHT_BY_MISTAKE, "S-60", "digital", false, HOUR,
+		  POLICY_OUTCOME_INELIGIBLE, "R-EXCLUDED-CATEGORY", POLICY_RULE_FAIL },
+		{ "customized", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "furniture", true, DAY,
+		  POLICY_OUTCOME_INELIGIBLE, "R-CUSTOMIZED", POLICY_RULE_FAIL },
+		{ "not customized furniture", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", "furniture", false, DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, "R-CUSTOMIZED", POLICY_RULE_PASS },
+		{ "customized but defective", AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT, "S-1", "furniture", true, 30 * DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, NULL, POLICY_RULE_PASS },
+		{ "no category", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, "S-1", NULL, false, DAY,
+		  POLICY_OUTCOME_SELLER_REVIEW, "R-EXCLUDED-CATEGORY", POLICY_RULE_PASS },
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct window_row *r = &rows[i];
+		ar_case_input in = base_case(r->kind, r->reason);
+		ar_decision d;
+
+		in.order.shop_id = r->shop;
+		in.order.category = r->category;
+		in.order.customized = r->customized;
+		decide(r->name, &in, NULL, T0 + r->after_delivery, &d);
+		if (d.outcome != r->outcome)
+			fail_msg("%s: outcome %s, want %s", r->name,
+				 policy_outcome_name(d.outcome), policy_outcome_name(r->outcome));
+		if (r->rule_id)
+			expect_rule(r->name, &d, r->rule_id, r->result);
+		else if (rule(&d, "R-NOREASON-7D"))
+			fail_msg("%s: no-reason rule evaluated for a seller-fault reason", r->name);
+	}
+}
+
+static void test_no_reason_explains(void **state)
+{
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	ar_decision d;
+	const policy_rule_trace *t;
+
+	decide("10 days", &in, NULL, T0 + 10 * DAY, &d);
+	t = rule(&d, "R-NOREASON-7D");
+	assert_non_null(t);
+	assert_string_equal(t->reason,
+		"delivered 2026-11-02T10:00:00Z, requested 2026-11-12T10:00:00Z, "
+		"10 days > 7 days: not eligible");
+
+	decide("7 days + 1 s", &in, NULL, T0 + 7 * DAY + SEC, &d);
+	assert_non_null(strstr(rule(&d, "R-NOREASON-7D")->reason, "7 days 00:00:01 > 7 days"));
+
+	in.order.shop_id = "S-60";
+	decide("shop", &in, NULL, T0 + 10 * DAY, &d);
+	assert_non_null(strstr(rule(&d, "R-NOREASON-7D")->reason, "<= 60 days (shop S-60): eligible"));
+
+	/* a refund-only changed_mind is outside the no-reason rule entirely */
+	in = base_case(AR_KIND_REFUND, AR_REASON_CHANGED_MIND);
+	decide("refund kind", &in, NULL, T0 + 30 * DAY, &d);
+	assert_null(rule(&d, "R-NOREASON-7D"));
+	assert_int_equal(d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+}
+
+/* ---- missing item within 24 h ---- */
+
+static void test_missing_item_window(void **state)
+{
+	static const struct {
+		const char *name;
+		int64_t after;
+		policy_outcome outcome;
+		policy_rule_result result;
+	} rows[] = {
+		{ "at delivery", 0, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "24 h exactly", 24 * HOUR, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "24 h + 1 s", 24 * HOUR + SEC, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+		{ "3 days", 3 * DAY, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_MISSING_ITEM);
+		ar_decision d;
+
+		in.n_evidence = 0; /* missing items need no photo under the default policy */
+		decide(rows[i].name, &in, NULL, T0 + rows[i].after, &d);
+		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
+		expect_rule(rows[i].name, &d, "R-MISSING-24H", rows[i].result);
+		EXPECT_INT(rows[i].name, d.fault, POLICY_FAULT_SELLER);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, 10800);
+	}
+	{
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_MISSING_ITEM);
+		ar_decision d;
+		decide("24 h + 1 s text", &in, NULL, T0 + 24 * HOUR + SEC, &d);
+		assert_non_null(strstr(rule(&d, "R-MISSING-24H")->reason,
+				       "1 day 00:00:01 > 1 day: reported too late"));
+	}
+}
+
+/* ---- late shipment penalty: 30 %, half up, capped at 500 CNY ---- */
+
+static void test_late_penalty(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_reason reason;
+		int64_t price;
+		int64_t penalty;
+		bool capped;
+	} rows[] = {
+		{ "zero price", AR_REASON_LATE_SHIPMENT, 0, 0, false },
+		{ "1 fen: 0.3 rounds down", AR_REASON_LATE_SHIPMENT, 1, 0, false },
+		{ "2 fen: 0.6 rounds up", AR_REASON_LATE_SHIPMENT, 2, 1, false },
+		{ "5 fen: 1.5 half up", AR_REASON_OUT_OF_STOCK, 5, 2, false },
+		{ "100 CNY", AR_REASON_LATE_SHIPMENT, 10000, 3000, false },
+		{ "166664 -> 49999.2", AR_REASON_LATE_SHIPMENT, 166664, 49999, false },
+		{ "166665 -> 49999.5 half up", AR_REASON_LATE_SHIPMENT, 166665, 50000, false },
+		{ "166666 -> 49999.8", AR_REASON_OUT_OF_STOCK, 166666, 50000, false },
+		{ "166667 -> 50000.1 capped", AR_REASON_LATE_SHIPMENT, 166667, 50000, true },
+		{ "166668 -> 50000.4 capped", AR_REASON_OUT_OF_STOCK, 166668, 50000, true },
+		{ "10000 CNY capped", AR_REASON_LATE_SHIPMENT, 1000000, 50000, true },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_REFUND, rows[i].reason);
+		ar_decision d;
+		const policy_rule_trace *t;
+
+		in.order.price_cents = rows[i].price;
+		in.order.shipped_at = AR_TIME_NONE;
+		in.order.delivered_at = AR_TIME_NONE;
+		in.n_evidence = 0;
+		/* promised T0 - 2 days, claim at T0: two days late and unshipped */
+		decide(rows[i].name, &in, NULL, T0, &d);
+		EXPECT_INT(rows[i].name, d.outcome, POLICY_OUTCOME_AUTO_APPROVE);
+		EXPECT_INT(rows[i].name, d.refund.penalty_cents, rows[i].penalty);
+		EXPECT_INT(rows[i].name, d.refund.item_cents, rows[i].price);
+		EXPECT_INT(rows[i].name, d.refund.shipping_cents, 800);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, rows[i].price + 800 + rows[i].penalty);
+		expect_rule(rows[i].name, &d, "R-LATE-PENALTY", POLICY_RULE_FIRED);
+		t = rule(&d, "R-LATE-PENALTY");
+		if ((strstr(t->reason, "(capped)") != NULL) != rows[i].capped)
+			fail_msg("%s: reason \"%s\" capped flag wrong", rows[i].name, t->reason);
+	}
+}
+
+static void test_late_boundaries(void **state)
+{
+	ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_LATE_SHIPMENT);
+	ar_decision d;
+
+	in.n_evidence = 0;
+	in.order.price_cents = 166667;
+	/* shipped exactly at the promise: not late, and a shipped refund waits for the seller */
+	in.order.shipped_at = in.order.promised_ship_by;
+	in.order.delivered_at = AR_TIME_NONE;
+	decide("on time", &in, NULL, T0, &d);
+	expect_rule("on time", &d, "R-LATE-PENALTY", POLICY_RULE_FAIL);
+	assert_int_equal(d.refund.penalty_cents, 0);
+	assert_int_equal(d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+
+	in.order.shipped_at = in.order.promised_ship_by + SEC;
+	decide("1 s late", &in, NULL, T0, &d);
+	expect_rule("1 s late", &d, "R-LATE-PENALTY", POLICY_RULE_FIRED);
+	assert_int_equal(d.refund.penalty_cents, 50000);
+	assert_int_equal(d.outcome, POLICY_OUTCOME_AUTO_APPROVE);
+	assert_non_null(strstr(rule(&d, "R-LATE-PENALTY")->reason, "30 % of 166667 = 50000.1 -> 50000 (capped)"));
+
+	/* unshipped and the promise not yet passed: refund at once, no penalty */
+	in.order.shipped_at = AR_TIME_NONE;
+	in.order.promised_ship_by = T0 + DAY;
+	decide("not yet due", &in, NULL, T0, &d);
+	expect_rule("not yet due", &d, "R-LATE-PENALTY", POLICY_RULE_FAIL);
+	expect_rule("not yet due", &d, "R-UNSHIPPED-REFUND", POLICY_RULE_FIRED);
+	assert_int_equal(d.refund.penalty_cents, 0);
+	assert_int_equal(d.outcome, POLICY_OUTCOME_AUTO_APPROVE);
+
+	/* a late-shipment complaint: compensation only, and a human looks at it */
+	in = base_case(AR_KIND_COMPLAINT, AR_REASON_LATE_SHIPMENT);
+	in.order.shipped_at = in.order.promised_ship_by + DAY;
+	decide("complaint", &in, NULL, T0, &d);
+	assert_int_equal(d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+	assert_int_equal(d.refund.item_cents, 0);
+	assert_int_equal(d.refund.penalty_cents, 3000);
+	assert_int_equal(d.refund.total_cents, 3000);
+}
+
+/* ---- fault classes and the money each one owes ---- */
+
+static void test_fault_and_money(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_kind kind;
+		ar_reason reason;
+		bool free_shipping;
+		bool shipped;
+		bool delivered;
+		policy_fault fault;
+		int64_t item, shipping, total;
+		bool return_required;
+		policy_payer payer;
+		policy_outcome outcome;
+		const char *rule_id;
+	} rows[] = {
+		{ "quality defect return", AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT, false, true, true,
+		  POLICY_FAULT_SELLER, 10000, 800, 10800, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-SELLER" },
+		{ "quality defect refund keeps nothing", AR_KIND_REFUND, AR_REASON_QUALITY_DEFECT, false, true, true,
+		  POLICY_FAULT_SELLER, 10000, 800, 10800, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-RETURN-REQUIRED" },
+		{ "not as described", AR_KIND_RETURN, AR_REASON_NOT_AS_DESCRIBED, false, true, true,
+		  POLICY_FAULT_SELLER, 10000, 800, 10800, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-SELLER" },
+		{ "wrong item", AR_KIND_RETURN, AR_REASON_WRONG_ITEM, false, true, true,
+		  POLICY_FAULT_SELLER, 10000, 800, 10800, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-SELLER" },
+		{ "counterfeit", AR_KIND_REFUND, AR_REASON_COUNTERFEIT, false, true, true,
+		  POLICY_FAULT_SELLER, 10000, 800, 10800, false, POLICY_PAYER_NONE, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-SELLER" },
+		{ "damaged in transit", AR_KIND_RETURN, AR_REASON_DAMAGED_IN_TRANSIT, false, true, true,
+		  POLICY_FAULT_CARRIER, 10000, 800, 10800, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-CARRIER" },
+		{ "lost in transit", AR_KIND_REFUND, AR_REASON_LOST_IN_TRANSIT, false, true, false,
+		  POLICY_FAULT_CARRIER, 10000, 800, 10800, false, POLICY_PAYER_NONE, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-CARRIER" },
+		{ "changed mind", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, false, true, true,
+		  POLICY_FAULT_BUYER, 10000, 0, 10000, true, POLICY_PAYER_BUYER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-BUYER" },
+		{ "changed mind, free shipping", AR_KIND_RETURN, AR_REASON_CHANGED_MIND, true, true, true,
+		  POLICY_FAULT_BUYER, 10000, 0, 10000, true, POLICY_PAYER_BUYER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-BUYER" },
+		{ "seller fault, free shipping", AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT, true, true, true,
+		  POLICY_FAULT_SELLER, 10000, 0, 10000, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-SELLER" },
+		{ "damaged by buyer", AR_KIND_RETURN, AR_REASON_DAMAGED_BY_BUYER, false, true, true,
+		  POLICY_FAULT_BUYER, 10000, 0, 10000, true, POLICY_PAYER_BUYER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-BUYER" },
+		{ "never shipped, changed mind", AR_KIND_REFUND, AR_REASON_CHANGED_MIND, false, false, false,
+		  POLICY_FAULT_BUYER, 10000, 800, 10800, false, POLICY_PAYER_NONE, POLICY_OUTCOME_AUTO_APPROVE, "R-UNSHIPPED-REFUND" },
+		{ "exchange pays no money", AR_KIND_EXCHANGE, AR_REASON_WRONG_ITEM, false, true, true,
+		  POLICY_FAULT_SELLER, 0, 0, 0, true, POLICY_PAYER_SELLER, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-NONE" },
+		{ "complaint about service", AR_KIND_COMPLAINT, AR_REASON_POOR_SERVICE, false, true, true,
+		  POLICY_FAULT_SELLER, 0, 0, 0, false, POLICY_PAYER_NONE, POLICY_OUTCOME_SELLER_REVIEW, "R-REFUND-NONE" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(rows[i].kind, rows[i].reason);
+		ar_decision d;
+
+		in.order.free_shipping = rows[i].free_shipping;
+		if (!rows[i].shipped)
+			in.order.shipped_at = AR_TIME_NONE;
+		if (!rows[i].delivered)
+			in.order.delivered_at = AR_TIME_NONE;
+		decide(rows[i].name, &in, NULL, T0 + DAY, &d);
+		EXPECT_INT(rows[i].name, d.fault, rows[i].fault);
+		EXPECT_INT(rows[i].name, d.refund.item_cents, rows[i].item);
+		EXPECT_INT(rows[i].name, d.refund.shipping_cents, rows[i].shipping);
+		EXPECT_INT(rows[i].name, d.refund.penalty_cents, 0);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, rows[i].total);
+		EXPECT_INT(rows[i].name, d.return_required, rows[i].return_required);
+		EXPECT_INT(rows[i].name, d.return_shipping_payer, rows[i].payer);
+		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
+		EXPECT_INT(rows[i].name, d.insurance_payout_cents, -1);
+		if (strcmp(d.refund.currency, "CNY") != 0)
+			fail_msg("%s: currency %s", rows[i].name, d.refund.currency);
+		expect_rule(rows[i].name, &d, "R-FAULT", POLICY_RULE_FIRED);
+		if (!rule(&d, rows[i].rule_id))
+			fail_msg("%s: rule %s missing", rows[i].name, rows[i].rule_id);
+	}
+}
+
+/* ---- evidence, requested amount, currency: refused with 422 ---- */
+
+static void test_refusals(void **state)
+{
+	static const ar_reason need[] = {
+		AR_REASON_QUALITY_DEFECT, AR_REASON_NOT_AS_DESCRIBED, AR_REASON_WRONG_ITEM,
+		AR_REASON_DAMAGED_IN_TRANSIT, AR_REASON_COUNTERFEIT,
+	};
+	ar_case_input in;
+	ar_decision d;
+	ar_err err;
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		in = base_case(AR_KIND_RETURN, need[i]);
+		in.n_evidence = 0;
+		refused(ar_reason_name(need[i]), &in, T0 + DAY, "/evidence");
+		/* a chat log is evidence, but not of a defect */
+		in.n_evidence = 1;
+		in.evidence[0].kind = AR_EVIDENCE_CHAT_LOG;
+		refused(ar_reason_name(need[i]), &in, T0 + DAY, "/evidence");
+		in.evidence[1].kind = AR_EVIDENCE_VIDEO;
+		in.n_evidence = 2;
+		decide(ar_reason_name(need[i]), &in, NULL, T0 + DAY, &d);
+		expect_rule(ar_reason_name(need[i]), &d, "R-EVIDENCE", POLICY_RULE_PASS);
+	}
+	in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	in.n_evidence = 0;
+	decide("changed mind needs no photo", &in, NULL, T0 + DAY, &d);
+	assert_null(rule(&d, "R-EVIDENCE"));
+
+	/* the most owed on seller fault is 10800 */
+	in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+	in.requested_cents = 10800;
+	decide("requested = max", &in, NULL, T0 + DAY, &d);
+	expect_rule("requested = max", &d, "R-REQUESTED", POLICY_RULE_PASS);
+	in.requested_cents = 10801;
+	refused("requested max + 1", &in, T0 + DAY, "/requested_cents");
+	/* buyer fault owes the price only */
+	in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	in.requested_cents = 10001;
+	refused("buyer fault asks for shipping", &in, T0 + DAY, "/requested_cents");
+	/* the penalty counts toward the maximum */
+	in = base_case(AR_KIND_REFUND, AR_REASON_LATE_SHIPMENT);
+	in.order.shipped_at = in.order.delivered_at = AR_TIME_NONE;
+	in.requested_cents = 10000 + 800 + 3000;
+	decide("requested with penalty", &in, NULL, T0, &d);
+	in.requested_cents++;
+	refused("requested penalty + 1", &in, T0, "/requested_cents");
+
+	in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	memcpy(in.currency, "USD", 4);
+	refused("currency", &in, T0 + DAY, "/currency");
+	in.currency[0] = '\0';
+	decide("currency omitted", &in, NULL, T0 + DAY, &d);
+
+	in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	in.order.price_cents = -1;
+	refused("negative price", &in, T0 + DAY, "/order/price_cents");
+
+	/* both problems named in one reply */
+	in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+	in.n_evidence = 0;
+	in.requested_cents = 99999999;
+	ar_err_init(&err);
+	assert_false(policy_adjudicate(P, &in, NULL, T0 + DAY, &d, &err));
+	assert_int_equal(err.n_fields, 1); /* evidence refusal stops before money is judged */
+	assert_string_equal(err.fields[0].pointer, "/evidence");
+}
+
+/* ---- return-shipping insurance ---- */
+
+static void test_insurance(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_insurance ins;
+		int64_t shipping_fee;
+		const char *category;
+		int64_t payout;
+		policy_payer payer;
+	} rows[] = {
+		{ "buyer 399 -> 400", AR_INSURANCE_BUYER, 399, "apparel", 400, POLICY_PAYER_INSURER },
+		{ "buyer 400", AR_INSURANCE_BUYER, 400, "apparel", 400, POLICY_PAYER_INSURER },
+		{ "buyer 1234", AR_INSURANCE_BUYER, 1234, "apparel", 1234, POLICY_PAYER_INSURER },
+		{ "buyer 2500", AR_INSURANCE_BUYER, 2500, "apparel", 2500, POLICY_PAYER_INSURER },
+		{ "buyer 2501 -> 2500", AR_INSURANCE_BUYER, 2501, "apparel", 2500, POLICY_PAYER_INSURER },
+		{ "buyer, no fee: policy default 1000", AR_INSURANCE_BUYER, 0, "apparel", 1000, POLICY_PAYER_INSURER },
+		{ "buyer, furniture default 8000 -> 2500", AR_INSURANCE_BUYER, 0, "furniture", 2500, POLICY_PAYER_INSURER },
+		{ "seller 27 CNY: insurer 12", AR_INSURANCE_SELLER, 2700, "apparel", 1200, POLICY_PAYER_SELLER },
+		{ "seller 15 CNY: insurer 0", AR_INSURANCE_SELLER, 1500, "apparel", 0, POLICY_PAYER_SELLER },
+		{ "seller 10 CNY: insurer 0", AR_INSURANCE_SELLER, 1000, "apparel", 0, POLICY_PAYER_SELLER },
+		{ "seller 15.01 CNY: insurer 1", AR_INSURANCE_SELLER, 1501, "apparel", 1, POLICY_PAYER_SELLER },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+		ar_decision d;
+
+		in.order.insurance = rows[i].ins;
+		in.order.shipping_fee_cents = rows[i].shipping_fee;
+		in.order.category = rows[i].category;
+		decide(rows[i].name, &in, NULL, T0 + DAY, &d);
+		EXPECT_INT(rows[i].name, d.insurance_payout_cents, rows[i].payout);
+		EXPECT_INT(rows[i].name, d.return_shipping_payer, rows[i].payer);
+		expect_rule(rows[i].name, &d, "R-INSURANCE", POLICY_RULE_FIRED);
+	}
+	{
+		/* nothing travels back on a refund-only claim */
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_COUNTERFEIT);
+		ar_decision d;
+		in.order.insurance = AR_INSURANCE_BUYER;
+		decide("refund only", &in, NULL, T0 + DAY, &d);
+		assert_int_equal(d.insurance_payout_cents, -1);
+		expect_rule("refund only", &d, "R-INSURANCE", POLICY_RULE_SKIPPED);
+	}
+}
+
+/* ---- category rule: family car, 60 days / 3000 km, brake or steering ---- */
+
+static void test_category_rule(void **state)
+{
+	static const struct {
+		const char *name;
+		int64_t after;
+		int64_t km;
+		const char *defect;
+		policy_rule_result result;
+		policy_outcome outcome;
+	} rows[] = {
+		{ "60 days, 3000 km, brake", 60 * DAY, 3000, "brake", POLICY_RULE_FIRED, POLICY_OUTCOME_AUTO_APPROVE },
+		{ "day 1, 10 km, steering", DAY, 10, "steering", POLICY_RULE_FIRED, POLICY_OUTCOME_AUTO_APPROVE },
+		{ "60 days + 1 s", 60 * DAY + SEC, 100, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+		{ "3001 km", DAY, 3001, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+		{ "km unknown", DAY, -1, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+		{ "radio defect", DAY, 10, "radio", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+		{ "no defect named", DAY, 10, NULL, POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+		ar_decision d;
+
+		in.order.category = "family_car";
+		in.order.price_cents = 12000000;
+		in.order.usage_km = rows[i].km;
+		in.defect = rows[i].defect;
+		decide(rows[i].name, &in, NULL, T0 + rows[i].after, &d);
+		expect_rule(rows[i].name, &d, "R-CATEGORY-family_car", rows[i].result);
+		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
+		if ((rows[i].result == POLICY_RULE_FIRED) != (strcmp(d.remedy, "replace_or_refund") == 0))
+			fail_msg("%s: remedy \"%s\"", rows[i].name, d.remedy);
+	}
+	{
+		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+		ar_decision d;
+		in.defect = "brake";
+		in.order.usage_km = 10;
+		decide("other category", &in, NULL, T0 + DAY, &d);
+		assert_null(rule(&d, "R-CATEGORY-family_car"));
+		in.order.category = "family_car";
+		decide("text", &in, NULL, T0 + DAY, &d);
+		assert_string_equal(rule(&d, "R-CATEGORY-family_car")->reason,
+			"1 day since delivery <= 60 days, 10 km <= 3000 km, defect brake covered: replace_or_refund");
+	}
+}
+
+/* ---- repair cost bearer ---- */
+
+static void test_repair(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_reason reason;
+		int64_t warranty_from_now;   /* warranty_until - now; INT64_MIN: none */
+		policy_payer payer;
+	} rows[] = {
+		{ "inside warranty", AR_REASON_QUALITY_DEFECT, DAY, POLICY_PAYER_SELLER },
+		{ "last moment of warranty", AR_REASON_QUALITY_DEFECT, 0, POLICY_PAYER_SELLER },
+		{ "warranty over by 1 s", AR_REASON_QUALITY_DEFECT, -SEC, POLICY_PAYER_BUYER },
+		{ "buyer damage in warranty", AR_REASON_DAMAGED_BY_BUYER, 100 * DAY, POLICY_PAYER_BUYER },
+		{ "no warranty", AR_REASON_QUALITY_DEFECT, INT64_MIN, POLICY_PAYER_BUYER },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_REPAIR, rows[i].reason);
+		ar_time now = T0 + 40 * DAY;
+		ar_decision d;
+
+		in.order.warranty_until = rows[i].warranty_from_now == INT64_MIN
+						  ? AR_TIME_NONE : now + rows[i].warranty_from_now;
+		decide(rows[i].name, &in, NULL, now, &d);
+		EXPECT_INT(rows[i].name, d.repair_cost_payer, rows[i].payer);
+		EXPECT_INT(rows[i].name, d.return_shipping_payer, rows[i].payer);
+		EXPECT_INT(rows[i].name, d.return_required, true);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, 0);
+		expect_rule(rows[i].name, &d, "R-REPAIR-WARRANTY", POLICY_RULE_FIRED);
+	}
+}
+
+/* ---- risk signals ---- */
+
+static void test_risk(void **state)
+{
+	static const struct {
+		const char *name;
+		int64_t account_age;     /* now - account_created_at; -1: unknown */
+		int64_t orders;
+		policy_history h;
+		policy_outcome outcome;
+		int score;
+		const char *signal;
+	} rows[] = {
+		{ "established", 365 * DAY, 5, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "new, no orders", 29 * DAY, 0, { 0, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
+		{ "30 days exactly, no orders", 30 * DAY, 0, { 0, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
+		{ "30 days + 1 s, no orders", 30 * DAY + SEC, 0, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "new with one order", DAY, 1, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "age unknown", -1, 0, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "3 cases in 7 days", 365 * DAY, 5, { 3, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "4 cases in 7 days", 365 * DAY, 5, { 4, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "many_cases_7d" },
+		{ "same text, 1 other shop", 365 * DAY, 5, { 0, 1 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "same text, 2 other shops", 365 * DAY, 5, { 0, 2 }, POLICY_OUTCOME_MANUAL_REVIEW, 60, "same_text_other_shops" },
+		{ "all three", DAY, 0, { 9, 9 }, POLICY_OUTCOME_MANUAL_REVIEW, 140, "same_text_other_shops" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+		ar_time now = T0 + DAY;
+		ar_decision d;
+		bool has = false;
+
+		in.buyer.account_created_at = rows[i].account_age < 0 ? AR_TIME_NONE
+								      : now - rows[i].account_age;
+		in.buyer.orders_count = rows[i].orders;
+		decide(rows[i].name, &in, &rows[i].h, now, &d);
+		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
+		EXPECT_INT(rows[i].name, d.risk.score, rows[i].score);
+		for (size_t s = 0; s < d.risk.n_signals; s++)
+			has = has || (rows[i].signal && strcmp(d.risk.signals[s], rows[i].signal) == 0);
+		if (rows[i].signal ? !has : d.risk.n_signals != 0)
+			fail_msg("%s: signals wrong (%zu)", rows[i].name, d.risk.n_signals);
+	}
+	{
+		/* risk stops an automatic refund, but never rejects; policy facts still win */
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_CHANGED_MIND);
+		policy_history h = { 10, 0 };
+		ar_decision d;
+		in.order.shipped_at = in.order.delivered_at = AR_TIME_NONE;
+		decide("unshipped but risky", &in, &h, T0, &d);
+		assert_int_equal(d.outcome, POLICY_OUTCOME_MANUAL_REVIEW);
+		expect_rule("unshipped but risky", &d, "R-RISK-SCORE", POLICY_RULE_FIRED);
+
+		in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+		decide("late and risky", &in, &h, T0 + 8 * DAY, &d);
+		assert_int_equal(d.outcome, POLICY_OUTCOME_INELIGIBLE);
+		assert_int_equal(d.risk.score, 40);
+	}
+}
+
+/* ---- complaints ---- */
+
+static void test_complaint_severity(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_reason reason;
+		int64_t price;
+		bool major;
+	} rows[] = {
+		{ "poor service", AR_REASON_POOR_SERVICE, 10000, false },
+		{ "safety", AR_REASON_SAFETY_HAZARD, 100, true },
+		{ "large amount", AR_REASON_POOR_SERVICE, 500000, true },
+		{ "just below large", AR_REASON_POOR_SERVICE, 499999, false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_COMPLAINT, rows[i].reason);
+		ar_decision d;
+
+		in.order.price_cents = rows[i].price;
+		in.requested_cents = 99999999; /* compensation is negotiated, never refused */
+		decide(rows[i].name, &in, NULL, T0 + DAY, &d);
+		EXPECT_INT(rows[i].name, d.major, rows[i].major);
+		EXPECT_INT(rows[i].name, d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+		expect_rule(rows[i].name, &d, "R-COMPLAINT-SEVERITY",
+			    rows[i].major ? POLICY_RULE_FIRED : POLICY_RULE_PASS);
+	}
+}
+
+/* ---- the decision as JSON ---- */
+
+static void test_decision_json(void **state)
+{
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	ar_decision d;
+	json_t *j, *rules, *first;
+
+	in.order.insurance = AR_INSURANCE_SELLER;
+	in.order.shipping_fee_cents = 2700;
+	decide("json", &in, NULL, T0 + 10 * DAY, &d);
+	j = policy_decision_to_json(&d);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "outcome")), "ineligible");
+	assert_string_equal(json_string_value(json_object_get(j, "fault")), "buyer");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "refund"), "total_cents")), 10000);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "refund"), "currency")), "CNY");
+	assert_true(json_is_true(json_object_get(j, "return_required")));
+	assert_string_equal(json_string_value(json_object_get(j, "return_shipping_payer")), "seller");
+	assert_int_equal(json_integer_value(json_object_get(j, "insurance_payout_cents")), 1200);
+	assert_true(json_is_null(json_object_get(j, "repair_cost_payer")));
+	assert_true(json_is_null(json_object_get(j, "remedy")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "risk"), "score")), 0);
+	assert_true(json_is_array(json_object_get(json_object_get(j, "risk"), "signals")));
+	assert_string_equal(json_string_value(json_object_get(j, "policy_version")), "2026.1-default");
+	rules = json_object_get(j, "rules");
+	assert_int_equal(json_array_size(rules), d.n_rules);
+	first = json_array_get(rules, 0);
+	assert_string_equal(json_string_value(json_object_get(first, "id")), "R-FAULT");
+	assert_string_equal(json_string_value(json_object_get(first, "result")), "fired");
+	for (size_t i = 0; i < json_array_size(rules); i++)
+		assert_true(strlen(json_string_value(json_object_get(json_array_get(rules, i), "reason"))) <= 200);
+	json_decref(j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_policy_loads),
+		cmocka_unit_test(test_shop_duration_override),
+		cmocka_unit_test(test_policy_json_roundtrip),
+		cmocka_unit_test(test_validation_errors),
+		cmocka_unit_test(test_validation_syntax),
+		cmocka_unit_test(test_no_reason_window),
+		cmocka_unit_test(test_no_reason_explains),
+		cmocka_unit_test(test_missing_item_window),
+		cmocka_unit_test(test_late_penalty),
+		cmocka_unit_test(test_late_boundaries),
+		cmocka_unit_test(test_fault_and_money),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_insurance),
+		cmocka_unit_test(test_category_rule),
+		cmocka_unit_test(test_repair),
+		cmocka_unit_test(test_risk),
+		cmocka_unit_test(test_complaint_severity),
+		cmocka_unit_test(test_decision_json),
+	};
+	return cmocka_run_group_tests_name("policy", tests, setup, teardown);
+}
