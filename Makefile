@@ -17,6 +17,9 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 BENCH_C  := $(wildcard tests/bench/*_bench.c)
 MIGRATIONS := $(sort $(wildcard sql/*.sql))
 
+# V=1 shows the full compiler lines
+Q = $(if $(V),,@)
+
 B  = build
 BA = build/asan
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -47,37 +50,43 @@ deps:
 # ---- compile ----
 $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
 	@mkdir -p $(@D)
-	sh deploy/local/embed.sh $(MIGRATIONS) > $@
+	$(Q)sh deploy/local/embed.sh $(MIGRATIONS) > $@
 
 $(B)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	@echo '  CC      $<'
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
 
 $(B)/gen/migrations.o: $(B)/gen/migrations.c
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
 
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(B)/gen/migrations.o
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+	@echo '  LD      $@'
+	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 # sanitizer build: same sources, separate tree
 $(BA)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	@echo '  CC asan $<'
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
 $(BA)/gen/migrations.o: $(B)/gen/migrations.c
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
 ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(BA)/gen/migrations.o
 $(BA)/arbiter: $(ASAN_OBJ) $(BA)/main.o
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	@echo '  LD asan $@'
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 $(BA)/tests/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
+	@echo '  LD asan $@'
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
 
 UNIT_BIN      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 UNIT_BIN_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRC))

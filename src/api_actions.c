@@ -8,6 +8,7 @@
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
+#include "arbiter/sla.h"
 
 #define TEXT_MAX 4000
 #define SHORT_MAX 200
@@ -431,6 +432,10 @@ void api_case_action(ar_req *r)
 	}
 	if (!store_case_apply(app->db, &ch, &out, &err))
 		goto fail;
+	for (size_t i = 0; i < ch.n_deadlines; i++) {
+		if (ch.deadlines[i].after_ms <= SLA_HORIZON_MS)
+			sla_poke(app->sla);
+	}
 	api_reply_case(r, 200, out);
 	goto done;
 oom:

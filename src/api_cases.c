@@ -8,6 +8,7 @@
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
+#include "arbiter/sla.h"
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
@@ -216,6 +217,10 @@ void api_cases_create(ar_req *r)
 		nc.deadlines[nc.n_deadlines++] = pl->deadlines_out[i];
 	if (!store_case_create(app->db, &nc, &out, &err))
 		goto fail;
+	for (size_t i = 0; i < nc.n_deadlines; i++) {
+		if (nc.deadlines[i].after_ms <= SLA_HORIZON_MS)
+			sla_poke(app->sla);
+	}
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
 	req_add_header(r, "Location", loc);
 	api_reply_case(r, 201, out);
@@ -393,6 +398,11 @@ void api_readyz(ar_req *r)
 		return;
 	}
 	if (!store_ready(app->db, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	if (!sla_running(app->sla)) {
+		ar_err_set(&err, 503, "scheduler-down", "Not ready", "the SLA scheduler is not running");
 		req_reply_problem(r, &err);
 		return;
 	}

@@ -9,6 +9,7 @@
 #include "arbiter/auth.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
+#include "arbiter/sla.h"
 #include "arbiter/store.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -106,6 +107,12 @@ static int cmd_serve(void)
 		rc = 1;
 		goto done;
 	}
+	app.sla = sla_start(&app);
+	if (!app.sla) {
+		fprintf(stderr, "arbiter: cannot start the SLA scheduler\n");
+		rc = 1;
+		goto done;
+	}
 	http = http_start(&app, msg, sizeof(msg));
 	if (!http) {
 		fprintf(stderr, "arbiter: %s\n", msg);
@@ -134,9 +141,12 @@ static int cmd_serve(void)
 	log_kv(LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 	atomic_store(&app.draining, true);
 	http_stop(http, SHUTDOWN_GRACE_MS);
+	sla_stop(app.sla);
+	app.sla = NULL;
 	rc = 0;
 	log_kv(LOG_INFO, "stopped", NULL);
 done:
+	sla_stop(app.sla);
 	store_close(app.db);
 	policy_free(app.policy);
 	pthread_rwlock_destroy(&app.policy_lock);

@@ -659,21 +659,17 @@ static void err_not_found(ar_err *err, const char *id)
 	ar_err_set(err, 404, "not-found", "Not found", "no case with id '%s'", id);
 }
 
-bool store_case_get(store *s, const char *id, const char *shop_scope,
-		    json_t **out_case, ar_err *err)
+static bool case_get_on(store *s, int idx, const char *id, const char *shop_scope,
+			json_t **out_case, ar_err *err)
 {
 	const char *vals[2] = { id, shop_scope };
 	PGresult *r;
-	int idx;
 	bool ok = false;
 
 	*out_case = NULL;
-	idx = acquire(s, err);
-	if (idx < 0)
-		return false;
 	r = exec_stmt(s, idx, ST_GET, 2, vals, err);
 	if (!r)
-		goto done;
+		return false;
 	if (PQntuples(r) == 0) {
 		err_not_found(err, id);
 		goto done;
@@ -682,6 +678,19 @@ bool store_case_get(store *s, const char *id, const char *shop_scope,
 	ok = *out_case != NULL;
 done:
 	PQclear(r);
+	return ok;
+}
+
+bool store_case_get(store *s, const char *id, const char *shop_scope,
+		    json_t **out_case, ar_err *err)
+{
+	int idx = acquire(s, err);
+	bool ok;
+
+	*out_case = NULL;
+	if (idx < 0)
+		return false;
+	ok = case_get_on(s, idx, id, shop_scope, out_case, err);
 	release(s, idx);
 	return ok;
 }
@@ -917,7 +926,8 @@ static const char *op_name(store_op op)
 	return op == STORE_SET ? "set" : op == STORE_CLEAR ? "clear" : "keep";
 }
 
-bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_err *err)
+static bool case_apply_on(store *s, int idx, const store_change *ch, json_t **out_case,
+			  ar_err *err)
 {
 	json_t *dl = deadlines_json(ch->deadlines, ch->n_deadlines);
 	json_t *ev = events_json(ch->events, ch->n_events);
@@ -925,7 +935,6 @@ bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_er
 	char ver[16], offer[24], refund[24], armed[16], names[256];
 	size_t np = 0;
 	PGresult *r = NULL;
-	int idx = -1;
 	bool ok = false;
 
 	*out_case = NULL;
@@ -954,9 +963,6 @@ bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_er
 			ch->replace_deadlines ? "t" : "f", names, dl_s, ch->actor_role,
 			ch->actor_id, ev_s,
 		};
-		idx = acquire(s, err);
-		if (idx < 0)
-			goto done;
 		r = exec_stmt(s, idx, ST_APPLY, 18, vals, err);
 		if (!r)
 			goto done;
@@ -971,14 +977,223 @@ bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_er
 	}
 done:
 	PQclear(r);
-	if (idx >= 0)
-		release(s, idx);
 	free(dl_s);
 	free(ev_s);
 	free(evid_s);
 	json_decref(dl);
 	json_decref(ev);
 	return ok;
+}
+
+bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_err *err)
+{
+	int idx = acquire(s, err);
+	bool ok;
+
+	*out_case = NULL;
+	if (idx < 0)
+		return false;
+	ok = case_apply_on(s, idx, ch, out_case, err);
+	release(s, idx);
+	return ok;
+}
+
+struct store_tx {
+	store *s;
+	int idx;
+	bool failed;
+};
+
+bool store_tx_begin(store *s, store_tx **out, ar_err *err)
+{
+	store_tx *tx = calloc(1, sizeof(*tx));
+	PGresult *r;
+
+	*out = NULL;
+	if (!tx) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return false;
+	}
+	tx->s = s;
+	tx->idx = acquire(s, err);
+	if (tx->idx < 0)
+		goto fail;
+	r = PQexec(s->slots[tx->idx].conn, "BEGIN");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(s->slots[tx->idx].conn, r, "begin", err);
+		PQclear(r);
+		release(s, tx->idx);
+		goto fail;
+	}
+	PQclear(r);
+	*out = tx;
+	return true;
+fail:
+	free(tx);
+	return false;
+}
+
+bool store_tx_end(store_tx *tx, bool commit, ar_err *err)
+{
+	PGresult *r;
+	bool ok;
+
+	if (!tx)
+		return false;
+	commit = commit && !tx->failed;
+	r = PQexec(tx->s->slots[tx->idx].conn, commit ? "COMMIT" : "ROLLBACK");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK && commit;
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		result_error(tx->s->slots[tx->idx].conn, r, commit ? "commit" : "rollback", err);
+	PQclear(r);
+	release(tx->s, tx->idx);
+	free(tx);
+	return ok;
+}
+
+bool store_tx_case_get(store_tx *tx, const char *id, json_t **out_case, ar_err *err)
+{
+	bool ok = case_get_on(tx->s, tx->idx, id, NULL, out_case, err);
+
+	if (!ok && err->status != 404)
+		tx->failed = true;
+	return ok;
+}
+
+bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case, ar_err *err)
+{
+	bool ok = case_apply_on(tx->s, tx->idx, ch, out_case, err);
+
+	if (!ok && err->status != 412)
+		tx->failed = true;
+	return ok;
+}
+
+bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t cap,
+			 size_t *n, ar_err *err)
+{
+	char hz[24], lim[24];
+	const char *vals[2] = { hz, lim };
+	PGresult *r;
+	int idx;
+
+	*n = 0;
+	snprintf(hz, sizeof(hz), "%" PRId64, horizon_ms);
+	snprintf(lim, sizeof(lim), "%zu", cap);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+		"SELECT case_id, name, armed_version,"
+		"       (extract(epoch FROM due_at) * 1000)::bigint, reminded"
+		"  FROM case_deadlines"
+		" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
+		" ORDER BY due_at LIMIT $2::int", 2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "due_deadlines", err);
+		PQclear(r);
+		release(s, idx);
+		return false;
+	}
+	for (int i = 0; i < PQntuples(r) && (size_t)i < cap; i++) {
+		store_due *d = &out[(*n)++];
+		snprintf(d->case_id, sizeof(d->case_id), "%s", PQgetvalue(r, i, 0));
+		snprintf(d->name, sizeof(d->name), "%s", PQgetvalue(r, i, 1));
+		d->armed_version = atoi(PQgetvalue(r, i, 2));
+		d->due_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		d->reminded = PQgetvalue(r, i, 4)[0] == 't';
+	}
+	PQclear(r);
+	release(s, idx);
+	return true;
+}
+
+bool store_remind(store *s, const char *case_id, const char *name, int armed_version,
+		  json_t *data, bool *done, ar_err *err)
+{
+	char ver[16], *data_s = json_dumps(data, JSON_COMPACT);
+	const char *vals[4] = { case_id, name, ver, data_s };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	*done = false;
+	if (!data_s) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return false;
+	}
+	snprintf(ver, sizeof(ver), "%d", armed_version);
+	idx = acquire(s, err);
+	if (idx < 0) {
+		free(data_s);
+		return false;
+	}
+	/* The case row lock orders this event with concurrent actions. */
+	r = PQexecParams(s->slots[idx].conn,
+		"WITH c AS (SELECT id, shop_id, state, policy_version FROM cases"
+		"            WHERE id = $1 FOR UPDATE),"
+		" d AS (UPDATE case_deadlines d SET reminded = true FROM c"
+		"        WHERE d.case_id = c.id AND d.name = $2 AND d.armed_version = $3::int"
+		"          AND NOT d.reminded RETURNING d.case_id)"
+		" INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
+		"    from_state, to_state, data, policy_version)"
+		" SELECT c.id, c.shop_id, 'system', 'sla', 'deadline.approaching', c.state, c.state,"
+		"        $4::jsonb, c.policy_version FROM c JOIN d ON d.case_id = c.id",
+		4, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(s->slots[idx].conn, r, "remind", err);
+		goto done;
+	}
+	*done = strcmp(PQcmdTuples(r), "1") == 0;
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	free(data_s);
+	return ok;
+}
+
+void store_housekeep(store *s)
+{
+	ar_err err;
+	PGresult *r;
+	int idx;
+
+	ar_err_init(&err);
+	idx = acquire(s, &err);
+	if (idx < 0)
+		return;
+	r = PQexec(s->slots[idx].conn,
+		   "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		result_error(s->slots[idx].conn, r, "housekeep", &err);
+	PQclear(r);
+	release(s, idx);
+}
+
+bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s, ar_err *err)
+{
+	PGresult *r;
+	int idx = acquire(s, err);
+
+	if (idx < 0)
+		return false;
+	r = PQexec(s->slots[idx].conn,
+		   "SELECT count(*), coalesce(extract(epoch FROM now() - min(due_at)), 0)::float8"
+		   "  FROM case_deadlines");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "deadline_stats", err);
+		PQclear(r);
+		release(s, idx);
+		return false;
+	}
+	*pending = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	*oldest_overdue_s = strtod(PQgetvalue(r, 0, 1), NULL);
+	if (*oldest_overdue_s < 0)
+		*oldest_overdue_s = 0;
+	PQclear(r);
+	release(s, idx);
+	return true;
 }
 
 /* Feed cursor: "<xid>.<event id>", both decimal; "" or "0" is the start. */

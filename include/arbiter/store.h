@@ -184,6 +184,40 @@ bool store_idem_finish(store *s, const char *scope, const char *key, int status,
 /* Drops a claim whose request failed without a replayable answer (5xx). */
 void store_idem_abandon(store *s, const char *scope, const char *key);
 
+/*
+ * Several changes in one transaction on one connection (the scheduler
+ * commits expiries in batches: one fsync for many). A failed statement
+ * aborts the transaction; store_tx_end then rolls back.
+ */
+typedef struct store_tx store_tx;
+bool store_tx_begin(store *s, store_tx **out, ar_err *err) AR_MUSTCHECK;
+/* Commits (commit = true) or rolls back, and frees tx. */
+bool store_tx_end(store_tx *tx, bool commit, ar_err *err) AR_MUSTCHECK;
+bool store_tx_case_get(store_tx *tx, const char *id, json_t **out_case, ar_err *err) AR_MUSTCHECK;
+bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case,
+			 ar_err *err) AR_MUSTCHECK;
+
+/* A pending deadline as the scheduler loads it. */
+typedef struct {
+	char case_id[AR_MAX_ID_LEN + 1];
+	char name[32];
+	int armed_version;
+	int64_t due_ms;
+	bool reminded;
+} store_due;
+
+/* Deadlines due before now + horizon_ms, earliest first, at most cap. */
+bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t cap,
+			 size_t *n, ar_err *err) AR_MUSTCHECK;
+/* Appends a deadline.approaching event once per arming (no version change). */
+bool store_remind(store *s, const char *case_id, const char *name, int armed_version,
+		  json_t *data, bool *done, ar_err *err) AR_MUSTCHECK;
+/* Deletes idempotency records past their 24 h retention. */
+void store_housekeep(store *s);
+/* Pending deadlines and the oldest overdue one (seconds), for metrics. */
+bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s,
+			  ar_err *err) AR_MUSTCHECK;
+
 /* Opaque list cursor <-> (created_at µs, id); pure. */
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);
 bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen) AR_MUSTCHECK;

@@ -1,0 +1,129 @@
+/*
+ * Process-wide metrics: counters, gauges and histograms kept in fixed arrays
+ * of C11 atomics, and their Prometheus text exposition (format 0.0.4).
+ *
+ * Threads. Every recording function (metrics_http ... metrics_set_cases) may
+ * be called from any thread at any time, concurrently with each other and
+ * with metrics_render(). They take no lock, never allocate and never block:
+ * each is a handful of relaxed atomic adds/stores on a fixed slot. The one
+ * exception is the first use of a new refund reason or currency label: it
+ * claims a slot of a small fixed table with a compare-and-swap (a second
+ * thread racing for the same slot waits for the few instructions of the
+ * copy). Past METRICS_MAX_LABELS distinct values, or for a value that is not
+ * a plain label word, the sample is counted under "other".
+ *
+ * metrics_init() and metrics_reset() are NOT thread-safe: call init once at
+ * start-up before other threads record or render; reset is for tests only.
+ *
+ * Consistency of a scrape: each histogram's _count is computed from the same
+ * bucket reads as its +Inf bucket, so every rendered histogram is cumulative
+ * and _count == +Inf bucket even while other threads record; _sum may lag or
+ * lead its buckets by in-flight observations (as in every Prometheus client).
+ * metrics_set_cases() stores its cells one by one: a scrape racing with it can
+ * mix cells of two refreshes.
+ *
+ * Ownership: metrics_render() returns a malloc'd NUL-terminated string the
+ * caller frees. Every const char * argument is only read during the call
+ * (label strings are copied).
+ *
+ * Labels: enum values are named by their owning modules (router_template(),
+ * fsm_state_name(), fsm_action_name(), fsm_role_name(), fsm_deadline_name(),
+ * ar_kind_name(), policy_outcome_name()). An out-of-range enum value passed
+ * to a recording function is ignored (nothing is counted), except the HTTP
+ * route, method and status, which have catch-all buckets (see below).
+ */
+#ifndef ARBITER_METRICS_H
+#define ARBITER_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arbiter/casefsm.h"
+#include "arbiter/model.h"
+#include "arbiter/router.h"
+
+/* The Content-Type of GET /metrics. */
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* A request whose path matched no route: pass this (or any id >= ROUTE__COUNT)
+ * as the route; it is labelled route="unmatched" (never the raw path). */
+#define METRICS_ROUTE_UNMATCHED ROUTE__COUNT
+
+/* Distinct refund reasons / currencies kept as their own label value. */
+#define METRICS_MAX_LABELS 16
+/* Longest label value kept for a reason (longer -> "other"). */
+#define METRICS_LABEL_MAX 31
+
+/* Sets arbiter_build_info{version,commit} 1 and process_start_time_seconds
+ * (seconds since the Unix epoch). NULL strings are taken as "". Does not
+ * reset any counter. */
+void metrics_init(const char *version, const char *commit, double start_time_s);
+
+/* Zeroes every metric and forgets the reason/currency labels (tests only;
+ * no other thread may use metrics meanwhile). Keeps build info. */
+void metrics_reset(void);
+
+/*
+ * One finished HTTP request: arbiter_http_requests_total{route,method,status}
+ * and arbiter_http_request_duration_seconds{route}.
+ * route: a route_id, or METRICS_ROUTE_UNMATCHED -> route="unmatched".
+ * method: a router_method() value (M_GET...); anything else -> method="other".
+ * status: one of 200 201 204 400 401 403 404 405 409 412 413 415 422 428 429
+ * 500 503 is its own label value; any other code -> status="other".
+ * seconds: negative or NaN counts as 0.
+ */
+void metrics_http(route_id route, route_method method, int status, double seconds);
+
+/* A case was opened: arbiter_cases_opened_total{kind,outcome}; outcome is a
+ * policy_outcome (POLICY_OUTCOME_AUTO_APPROVE ... POLICY_OUTCOME_INELIGIBLE). */
+void metrics_case_opened(ar_kind kind, int policy_outcome);
+
+/* A case took an action (any actor, SLA expiries included with role system):
+ * arbiter_transitions_total{action,actor_role}. */
+void metrics_transition(fsm_action action, fsm_role role);
+
+/* The scheduler fired deadline d lag_s seconds after it was due:
+ * arbiter_sla_fired_total{deadline} and arbiter_sla_firing_lag_seconds. */
+void metrics_sla_fired(fsm_deadline d, double lag_s);
+/* A breach (e.g. the arbitration deadline passed): arbiter_sla_breaches_total{deadline}. */
+void metrics_sla_breach(fsm_deadline d);
+/* Gauges: deadlines armed and not yet fired; age in seconds of the oldest
+ * deadline that is due and not yet fired (0 when none; NaN/negative -> 0). */
+void metrics_sla_pending(int64_t pending);
+void metrics_sla_oldest_overdue(double seconds);
+
+/*
+ * A refund.instructed event: arbiter_refunds_instructed_total{reason} += 1,
+ * arbiter_refunds_instructed_cents_total{currency} += cents (negative cents
+ * add 0), and arbiter_auto_refunds_total += 1 when automatic (instructed with
+ * no human in the loop: auto-approval at open or an SLA expiry).
+ * reason: the event's "reason" ([a-z0-9_], 1..METRICS_LABEL_MAX chars, else
+ * "other"); currency: an ISO 4217 code (three letters A-Z, else "other").
+ */
+void metrics_refund(const char *reason, const char *currency, int64_t cents, bool automatic);
+
+/* One database round trip: arbiter_db_query_duration_seconds, and
+ * arbiter_db_errors_total += 1 when error. */
+void metrics_db_query(double seconds, bool error);
+/* Gauge arbiter_db_pool_connections{state="idle"|"in_use"|"broken"}. */
+void metrics_db_pool(int idle, int in_use, int broken);
+
+/* Gauge arbiter_cases{state,kind}: the caller's periodic COUNT(*) ... GROUP BY
+ * state, kind, every cell (zeros included). Until the first call the family
+ * is rendered without samples (unknown, not zero). */
+void metrics_set_cases(const int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT]);
+
+/*
+ * The exposition text of every metric, HELP and TYPE lines included. Returns
+ * a malloc'd NUL-terminated string (caller frees) and its length in *len
+ * (len may be NULL); NULL when out of memory. Never blocks recorders.
+ * Series rendered: every combination of the small label sets (kinds x
+ * outcomes, deadlines, pool states, cases once set); for
+ * arbiter_http_requests_total, arbiter_http_request_duration_seconds and
+ * arbiter_transitions_total only the series observed at least once; for
+ * reasons and currencies the values seen so far.
+ */
+char *metrics_render(size_t *len);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * The SLA scheduler: one thread that keeps the deadlines due soon in a
+ * timer wheel, refills it from PostgreSQL (the truth) and fires expiries
+ * through the state machine and the same store path as an HTTP action, as
+ * the actor `system`. A deadline fires once: the change commits only while
+ * its deadline row (case, name, armed version) still exists and the case is
+ * at the version that was read, so replicas and racing sellers cannot both
+ * win.
+ */
+#ifndef ARBITER_SLA_H
+#define ARBITER_SLA_H
+
+#include "arbiter/app.h"
+
+/* Loads deadlines due within this window ahead of now on each refill. */
+#define SLA_HORIZON_MS 30000
+/* Other replicas' new deadlines are found by this poll. */
+#define SLA_POLL_MS 1000
+
+/* Starts the thread. NULL on failure (nothing left running). Stop with
+ * sla_stop, which joins the thread and frees everything. */
+sla *sla_start(ar_app *app);
+void sla_stop(sla *s);
+/* This process armed a deadline that may be due within the horizon. */
+void sla_poke(sla *s);
+bool sla_running(const sla *s);
+#endif

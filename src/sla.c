@@ -1,0 +1,466 @@
+/* SLA scheduler thread: timer wheel over due deadlines, exactly-once firing. */
+#include "arbiter/sla.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arbiter/api.h"
+#include "arbiter/casefsm.h"
+#include "arbiter/log.h"
+#include "arbiter/timerwheel.h"
+
+#define LOAD_CAP 20000       /* rows per refill query */
+#define FIRE_BATCH 256       /* expiries per transaction */
+#define RETRY_MS 1000
+#define HOUSEKEEP_MS 60000
+
+enum entry_kind { K_EXPIRY, K_REMINDER };
+
+typedef struct {
+	char case_id[AR_MAX_ID_LEN + 1];
+	fsm_deadline deadline;
+	int armed_version;
+	int64_t due_ms;
+	uint8_t kind;
+	bool used;
+	uint32_t next;        /* hash chain, or free list when !used */
+} entry;
+
+struct sla {
+	ar_app *app;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop, poke;
+	atomic_bool running;
+	tw_wheel *wheel;
+	entry *e;
+	uint32_t n_e, cap_e, free_head;
+	uint32_t *buckets;        /* hash -> first entry + 1 (0 = empty) */
+	uint32_t n_buckets;
+	store_due *due;           /* refill buffer */
+};
+
+static uint32_t hash_of(const char *case_id, fsm_deadline d, int version, uint8_t kind)
+{
+	uint32_t h = 2166136261u;
+	for (; *case_id; case_id++)
+		h = (h ^ (unsigned char)*case_id) * 16777619u;
+	h = (h ^ (uint32_t)d) * 16777619u;
+	h = (h ^ (uint32_t)version) * 16777619u;
+	return (h ^ kind) * 16777619u;
+}
+
+static uint32_t *find_slot(sla *s, const char *case_id, fsm_deadline d, int version,
+			   uint8_t kind)
+{
+	uint32_t *p = &s->buckets[hash_of(case_id, d, version, kind) % s->n_buckets];
+
+	while (*p) {
+		entry *e = &s->e[*p - 1];
+		if (e->deadline == d && e->armed_version == version && e->kind == kind &&
+		    strcmp(e->case_id, case_id) == 0)
+			return p;
+		p = &e->next;
+	}
+	return p;
+}
+
+/* Adds an entry; returns its index + 1, or 0 when memory ran out. */
+static uint32_t entry_add(sla *s, const store_due *d, fsm_deadline dl, uint8_t kind)
+{
+	uint32_t *slot = find_slot(s, d->case_id, dl, d->armed_version, kind), i;
+	entry *e;
+
+	if (*slot)
+		return 0;
+	if (s->free_head) {
+		i = s->free_head - 1;
+		s->free_head = s->e[i].next;
+	} else {
+		if (s->n_e == s->cap_e) {
+			uint32_t nc = s->cap_e ? s->cap_e * 2 : 1024;
+			entry *ne = realloc(s->e, (size_t)nc * sizeof(*ne));
+			if (!ne)
+				return 0;
+			s->e = ne;
+			s->cap_e = nc;
+			slot = find_slot(s, d->case_id, dl, d->armed_version, kind);
+		}
+		i = s->n_e++;
+	}
+	e = &s->e[i];
+	memset(e, 0, sizeof(*e));
+	snprintf(e->case_id, sizeof(e->case_id), "%s", d->case_id);
+	e->deadline = dl;
+	e->armed_version = d->armed_version;
+	e->due_ms = d->due_ms;
+	e->kind = kind;
+	e->used = true;
+	*slot = i + 1;
+	return i + 1;
+}
+
+static void entry_del(sla *s, uint32_t i)
+{
+	entry *e = &s->e[i];
+	uint32_t *slot = find_slot(s, e->case_id, e->deadline, e->armed_version, e->kind);
+
+	if (*slot == i + 1)
+		*slot = e->next;
+	e->used = false;
+	e->next = s->free_head;
+	s->free_head = i + 1;
+}
+
+static int64_t reminder_ms(ar_app *app)
+{
+	int64_t ms = 24LL * 3600 * 1000;
+
+	pthread_rwlock_rdlock(&app->policy_lock);
+	if (!policy_duration(app->policy, "reminder_before", NULL, &ms))
+		ms = 24LL * 3600 * 1000;
+	pthread_rwlock_unlock(&app->policy_lock);
+	return ms;
+}
+
+static void arm(sla *s, uint32_t key1, int64_t at_ms)
+{
+	if (!tw_insert(s->wheel, at_ms < 0 ? 0 : (uint64_t)at_ms, key1 - 1, NULL)) {
+		log_kv(LOG_ERROR, "sla: timer wheel is full; deadline left to the next refill", NULL);
+		entry_del(s, key1 - 1);
+	}
+}
+
+/* Loads expiries due within the horizon and reminders due within it. */
+static bool refill(sla *s)
+{
+	ar_err err;
+	size_t n = 0;
+	int64_t before = reminder_ms(s->app);
+	bool full;
+
+	ar_err_init(&err);
+	if (!store_due_deadlines(s->app->db, SLA_HORIZON_MS + before, s->due, LOAD_CAP, &n, &err)) {
+		log_kv(LOG_WARN, "sla: cannot load deadlines", "error", err.detail, NULL);
+		return false;
+	}
+	full = n == LOAD_CAP;
+	for (size_t i = 0; i < n; i++) {
+		const store_due *d = &s->due[i];
+		fsm_deadline dl;
+		uint32_t k;
+		if (!fsm_deadline_parse(d->name, &dl))
+			continue;
+		if (d->due_ms < app_now() + SLA_HORIZON_MS) {
+			k = entry_add(s, d, dl, K_EXPIRY);
+			if (k)
+				arm(s, k, d->due_ms);
+		}
+		if (!d->reminded) {
+			k = entry_add(s, d, dl, K_REMINDER);
+			if (k)
+				arm(s, k, d->due_ms - before);
+		}
+	}
+	return full;
+}
+
+static void remind(sla *s, uint32_t i)
+{
+	entry *e = &s->e[i];
+	char due[40];
+	json_t *data;
+	ar_err err;
+	bool done;
+
+	ar_time_format(e->due_ms, due, sizeof(due));
+	data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
+	ar_err_init(&err);
+	if (data && !store_remind(s->app->db, e->case_id, fsm_deadline_name(e->deadline),
+				  e->armed_version, data, &done, &err))
+		log_kv(LOG_WARN, "sla: reminder not written", "case_id", e->case_id,
+		       "error", err.detail, NULL);
+	json_decref(data);
+	entry_del(s, i);
+}
+
+static int64_t jint(json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+/*
+ * Fires one expiry inside tx. Returns false only when the transaction is
+ * broken (the batch is then rolled back and retried); a lost race or a case
+ * that moved on is success with nothing written.
+ */
+static bool fire_one(sla *s, store_tx *tx, const entry *e, bool *applied)
+{
+	ar_app *app = s->app;
+	json_t *cur = NULL, *out = NULL, *data = NULL, *refund = NULL, *decision, *rf;
+	fsm_case fc;
+	fsm_result res;
+	store_change ch;
+	ar_err err;
+	char due[40];
+	const char *sev, *shop;
+	bool ok = true;
+	static const fsm_action expire_of[FSM_DEADLINE__COUNT] = {
+		[FSM_DEADLINE_SELLER_RESPONSE] = FSM_ACTION_EXPIRE_SELLER_RESPONSE,
+		[FSM_DEADLINE_BUYER_SHIP_BACK] = FSM_ACTION_EXPIRE_BUYER_SHIP_BACK,
+		[FSM_DEADLINE_SELLER_RECEIPT] = FSM_ACTION_EXPIRE_SELLER_RECEIPT,
+		[FSM_DEADLINE_BUYER_REPLY] = FSM_ACTION_EXPIRE_BUYER_REPLY,
+		[FSM_DEADLINE_ARBITRATION] = FSM_ACTION_EXPIRE_ARBITRATION,
+		[FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE] = FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
+	};
+
+	*applied = false;
+	ar_err_init(&err);
+	if (!store_tx_case_get(tx, e->case_id, &cur, &err))
+		return err.status == 404;
+	memset(&fc, 0, sizeof(fc));
+	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc.kind) ||
+	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc.state))
+		goto done;
+	fc.manual_review = json_is_true(json_object_get(cur, "manual_review"));
+	fc.has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
+	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
+	if (!fsm_apply(&fc, expire_of[e->deadline], FSM_ROLE_SYSTEM, &res, &err))
+		goto done;   /* the case is no longer where this deadline applies */
+	decision = json_object_get(cur, "decision");
+	rf = json_object_get(decision, "refund");
+	sev = json_string_value(json_object_get(decision, "severity"));
+	shop = json_string_value(json_object_get(cur, "shop_id"));
+
+	memset(&ch, 0, sizeof(ch));
+	ch.case_id = e->case_id;
+	ch.expected_version = (int)jint(cur, "version", 0);
+	ch.state = fsm_state_name(res.to);
+	ch.outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
+	ch.offer = res.clears_offer ? STORE_CLEAR : STORE_KEEP;
+	ch.agreement = STORE_KEEP;
+	ch.refund_cents = -1;
+	ch.consume_deadline = fsm_deadline_name(e->deadline);
+	ch.consume_armed_version = e->armed_version;
+	ch.actor_role = "system";
+	ch.actor_id = "sla";
+	if (res.state_changed) {
+		ch.replace_deadlines = true;
+		if (!api_deadlines(app, fc.kind, shop ? shop : "", sev && strcmp(sev, "major") == 0,
+				   fc.manual_review, res.deadlines, ch.deadlines, &ch.n_deadlines, &err))
+			goto done;
+	}
+	ar_time_format(e->due_ms, due, sizeof(due));
+	data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
+	if (!data)
+		goto done;
+	if (res.breach)
+		json_object_set_new(data, "escalated_to", json_string(
+			e->deadline == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE ? "senior_agent" : "platform_lead"));
+	ch.events[ch.n_events++] = (store_event){
+		res.breach ? "sla.breached" : fsm_action_name(expire_of[e->deadline]),
+		fsm_state_name(fc.state), ch.state, data };
+	if (res.refund == FSM_REFUND_DECIDED) {
+		int64_t total = jint(rf, "total_cents", 0);
+		const char *cur_s = json_string_value(json_object_get(rf, "currency"));
+		ch.refund_cents = total;
+		refund = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
+				   "item_cents", (json_int_t)jint(rf, "item_cents", 0),
+				   "shipping_cents", (json_int_t)jint(rf, "shipping_cents", 0),
+				   "penalty_cents", (json_int_t)jint(rf, "penalty_cents", 0),
+				   "total_cents", (json_int_t)total,
+				   "currency", cur_s ? cur_s : "CNY", "reason", "seller_silent");
+		if (!refund)
+			goto done;
+		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state, refund };
+	}
+	if (store_tx_case_apply(tx, &ch, &out, &err))
+		*applied = true;
+	else
+		ok = err.status == 412;
+done:
+	json_decref(out);
+	json_decref(refund);
+	json_decref(data);
+	json_decref(cur);
+	return ok;
+}
+
+/* Fires a batch of expiries in one transaction; on a broken transaction
+ * nothing was committed, and the entries are re-armed to try again. */
+static void fire_batch(sla *s, uint32_t *idx, size_t n)
+{
+	store_tx *tx = NULL;
+	ar_err err;
+	size_t fired = 0;
+	bool ok = true;
+
+	ar_err_init(&err);
+	if (!store_tx_begin(s->app->db, &tx, &err)) {
+		ok = false;
+	} else {
+		for (size_t i = 0; i < n && ok; i++) {
+			bool applied;
+			ok = fire_one(s, tx, &s->e[idx[i]], &applied);
+			fired += applied;
+		}
+		ok = store_tx_end(tx, ok, &err) && ok;
+	}
+	if (!ok) {
+		log_kv(LOG_WARN, "sla: batch not committed; retrying", "error", err.detail, NULL);
+		for (size_t i = 0; i < n; i++)
+			arm(s, idx[i] + 1, app_now() + RETRY_MS);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		entry_del(s, idx[i]);
+	if (fired)
+		log_kv(LOG_DEBUG, "sla: expiries committed", NULL);
+}
+
+static void *run(void *arg)
+{
+	sla *s = arg;
+	tw_expired *buf = malloc(FIRE_BATCH * sizeof(*buf));
+	uint32_t *batch = malloc(FIRE_BATCH * sizeof(*batch));
+	int64_t last_refill = 0, last_house = app_now();
+	bool more = false;
+
+	if (!buf || !batch) {
+		log_kv(LOG_ERROR, "sla: out of memory; scheduler not running", NULL);
+		goto out;
+	}
+	atomic_store(&s->running, true);
+	for (;;) {
+		int64_t now = app_now(), wake;
+		size_t n, nb = 0;
+		bool poked;
+		uint64_t hint;
+		struct timespec ts;
+
+		pthread_mutex_lock(&s->mu);
+		if (s->stop) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		poked = s->poke;
+		s->poke = false;
+		pthread_mutex_unlock(&s->mu);
+
+		if (poked || more || now - last_refill >= SLA_POLL_MS) {
+			more = refill(s);
+			last_refill = now;
+		}
+		n = tw_advance(s->wheel, (uint64_t)now, buf, FIRE_BATCH);
+		for (size_t i = 0; i < n; i++) {
+			uint32_t k = (uint32_t)buf[i].key;
+			if (k >= s->n_e || !s->e[k].used)
+				continue;
+			if (s->e[k].kind == K_REMINDER)
+				remind(s, k);
+			else
+				batch[nb++] = k;
+		}
+		if (nb)
+			fire_batch(s, batch, nb);
+		if (now - last_house >= HOUSEKEEP_MS) {
+			store_housekeep(s->app->db);
+			last_house = now;
+		}
+		if (n == FIRE_BATCH || more)
+			continue;
+
+		hint = tw_next_due_hint(s->wheel);
+		wake = last_refill + SLA_POLL_MS;
+		if (hint != UINT64_MAX && (int64_t)hint < wake)
+			wake = (int64_t)hint;
+		if (wake <= now)
+			wake = now + 1;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (wake - now) / 1000;
+		ts.tv_nsec += ((wake - now) % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&s->mu);
+		if (!s->stop && !s->poke)
+			pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		pthread_mutex_unlock(&s->mu);
+	}
+out:
+	atomic_store(&s->running, false);
+	free(buf);
+	free(batch);
+	return NULL;
+}
+
+sla *sla_start(ar_app *app)
+{
+	sla *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->app = app;
+	s->n_buckets = 1u << 16;
+	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
+	s->due = malloc(LOAD_CAP * sizeof(*s->due));
+	s->wheel = tw_create(4096, TW_DEFAULT_TICK_MS, (uint64_t)app_now());
+	if (!s->buckets || !s->due || !s->wheel)
+		goto fail;
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		goto fail;
+	if (pthread_cond_init(&s->cv, NULL) != 0) {
+		pthread_mutex_destroy(&s->mu);
+		goto fail;
+	}
+	if (pthread_create(&s->thread, NULL, run, s) != 0) {
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+		goto fail;
+	}
+	return s;
+fail:
+	tw_free(s->wheel);
+	free(s->due);
+	free(s->buckets);
+	free(s);
+	return NULL;
+}
+
+void sla_stop(sla *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	tw_free(s->wheel);
+	free(s->e);
+	free(s->due);
+	free(s->buckets);
+	free(s);
+}
+
+void sla_poke(sla *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->poke = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+bool sla_running(const sla *s)
+{
+	return s && atomic_load(&s->running);
+}
