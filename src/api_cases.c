@@ -71,11 +71,15 @@ bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
 
 static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
 {
+	policy_history h;
 	bool ok = false;
 
 	memset(pl, 0, sizeof(*pl));
+	if (!store_buyer_history(app->db, in->order.buyer_id, in->order.shop_id, in->description,
+				 &h.cases_last_7d, &h.same_text_other_shops_30d, err))
+		return false;
 	pthread_rwlock_rdlock(&app->policy_lock);
-	if (!policy_adjudicate(app->policy, in, NULL, app_now(), &pl->dec, err))
+	if (!policy_adjudicate(app->policy, in, &h, app_now(), &pl->dec, err))
 		goto done;
 	pl->state = fsm_initial_state(in->kind);
 	switch (pl->dec.outcome) {
@@ -426,21 +430,18 @@ void api_policy_put(ar_req *r)
 	ar_err err;
 	size_t len;
 	const char *body = req_body(r, &len);
-	policy *p, *old;
+	policy *p;
 	json_t *doc;
 
 	ar_err_init(&err);
 	p = policy_load(body, len, &err);
-	if (!p) {
+	if (!p || !app_policy_install(app, p, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
-	pthread_rwlock_wrlock(&app->policy_lock);
-	old = app->policy;
-	app->policy = p;
-	doc = policy_to_json(p);
+	pthread_rwlock_rdlock(&app->policy_lock);
+	doc = policy_to_json(app->policy);
 	pthread_rwlock_unlock(&app->policy_lock);
-	policy_free(old);
 	log_kv(LOG_INFO, "policy replaced", "request_id", req_id(r), "version",
 	       json_string_value(json_object_get(doc, "version")), NULL);
 	req_reply_json(r, 200, doc);

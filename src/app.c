@@ -1,5 +1,6 @@
 /* Process-wide context: the clock and the policy swap. */
 #include "arbiter/app.h"
+#include "arbiter/log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ bool app_policy_reload(ar_app *app, const char *path, ar_err *err)
 {
 	size_t len = 0;
 	char *text = read_file(path, &len, err);
-	policy *p, *old;
+	policy *p;
 
 	if (!text)
 		return false;
@@ -59,10 +60,47 @@ bool app_policy_reload(ar_app *app, const char *path, ar_err *err)
 		memcpy(err->detail, detail, sizeof(detail));
 		return false;
 	}
+	return app_policy_install(app, p, err);
+}
+
+bool app_policy_install(ar_app *app, policy *p, ar_err *err)
+{
+	policy *old;
+	bool recorded = false;
+
+	if (app->db) {
+		ar_err e2;
+		ar_err_init(&e2);
+		recorded = store_policy_record(app->db, policy_version(p), policy_text(p), &e2);
+		if (!recorded && e2.status != 503) {
+			*err = e2;
+			policy_free(p);
+			return false;
+		}
+	}
 	pthread_rwlock_wrlock(&app->policy_lock);
 	old = app->policy;
 	app->policy = p;
+	atomic_store(&app->policy_recorded, recorded);
 	pthread_rwlock_unlock(&app->policy_lock);
 	policy_free(old);
 	return true;
+}
+
+void app_policy_record(ar_app *app)
+{
+	ar_err err;
+	bool ok;
+
+	if (atomic_load(&app->policy_recorded) || !app->db)
+		return;
+	ar_err_init(&err);
+	pthread_rwlock_rdlock(&app->policy_lock);
+	ok = store_policy_record(app->db, policy_version(app->policy), policy_text(app->policy), &err);
+	pthread_rwlock_unlock(&app->policy_lock);
+	if (ok)
+		atomic_store(&app->policy_recorded, true);
+	else if (err.status != 503)
+		log_kv(LOG_ERROR, "active policy version conflicts with a recorded one",
+		       "error", err.detail, NULL);
 }

@@ -93,18 +93,18 @@ static int cmd_serve(void)
 		fprintf(stderr, "arbiter: cannot initialise a lock\n");
 		return 1;
 	}
+	app.db = store_open(app.cfg.database_url, app.cfg.db_pool);
+	if (!app.db) {
+		fprintf(stderr, "arbiter: out of memory\n");
+		rc = 1;
+		goto done;
+	}
 	ar_err_init(&err);
 	if (!app_policy_reload(&app, app.cfg.policy_path, &err)) {
 		fprintf(stderr, "arbiter: ARBITER_POLICY: %s\n", err.detail);
 		for (size_t i = 0; i < err.n_fields; i++)
 			fprintf(stderr, "  %s: %s\n", err.fields[i].pointer, err.fields[i].message);
 		rc = 2;
-		goto done;
-	}
-	app.db = store_open(app.cfg.database_url, app.cfg.db_pool);
-	if (!app.db) {
-		fprintf(stderr, "arbiter: out of memory\n");
-		rc = 1;
 		goto done;
 	}
 	app.sla = sla_start(&app);

@@ -367,6 +367,7 @@ static void *run(void *arg)
 		}
 		if (nb)
 			fire_batch(s, batch, nb);
+		app_policy_record(s->app);
 		if (now - last_house >= HOUSEKEEP_MS) {
 			store_housekeep(s->app->db);
 			last_house = now;

@@ -23,6 +23,7 @@ enum stmt_id {
 	ST_FEED,
 	ST_KEY_GET,
 	ST_KEY_TOUCH,
+	ST_HISTORY,
 	ST__COUNT
 };
 
@@ -145,6 +146,12 @@ static const struct {
 	[ST_KEY_TOUCH] = { "key_touch",
 		"UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 		"   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')" },
+	[ST_HISTORY] = { "buyer_history",
+		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
+		"          AND created_at > now() - interval '7 days'),"
+		"       (SELECT count(DISTINCT shop_id) FROM cases"
+		"         WHERE description_hash = md5(lower(regexp_replace($3, '\\s+', ' ', 'g')))"
+		"           AND shop_id <> $2 AND created_at > now() - interval '30 days')" },
 };
 
 struct slot {
@@ -1499,4 +1506,59 @@ void store_idem_abandon(store *s, const char *scope, const char *key)
 		2, NULL, vals, NULL, NULL, 0);
 	PQclear(r);
 	release(s, idx);
+}
+
+bool store_buyer_history(store *s, const char *buyer_id, const char *shop_id,
+			 const char *description, int64_t *cases_7d,
+			 int64_t *same_text_shops_30d, ar_err *err)
+{
+	const char *vals[3] = { buyer_id, shop_id, description };
+	PGresult *r;
+	int idx = acquire(s, err);
+
+	*cases_7d = *same_text_shops_30d = 0;
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_HISTORY, 3, vals, err);
+	if (r) {
+		*cases_7d = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		*same_text_shops_30d = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	}
+	PQclear(r);
+	release(s, idx);
+	return r != NULL;
+}
+
+bool store_policy_record(store *s, const char *version, const char *canonical_text, ar_err *err)
+{
+	const char *vals[2] = { version, canonical_text };
+	PGresult *r;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+		"WITH ins AS (INSERT INTO policies (version, sha256, document)"
+		"   VALUES ($1, sha256(convert_to($2, 'UTF8')), $2::jsonb)"
+		"   ON CONFLICT (version) DO NOTHING RETURNING 1)"
+		" SELECT (SELECT count(*) FROM ins) > 0"
+		"     OR EXISTS (SELECT 1 FROM policies WHERE version = $1"
+		"                AND sha256 = sha256(convert_to($2, 'UTF8')))",
+		2, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "policy_record", err);
+		goto done;
+	}
+	if (PQgetvalue(r, 0, 0)[0] != 't') {
+		ar_err_set(err, 409, "policy-version-taken", "Policy version already used",
+			   "version '%s' was recorded with different content; give the new document a new version",
+			   version);
+		goto done;
+	}
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
 }

@@ -17,13 +17,21 @@ typedef struct {
 	pthread_rwlock_t policy_lock; /* guards policy: readers adjudicate, reload swaps */
 	policy *policy;
 	atomic_bool draining;         /* SIGTERM seen: /readyz says 503 */
+	atomic_bool policy_recorded;  /* the active version is in the policies table */
 	ar_time started_at;
 } ar_app;
 
 /* Current wall-clock time in ms (the one clock of the service edge). */
 ar_time app_now(void);
 
-/* Reads and validates the policy file; on success swaps it in (the old one
- * is freed) and records the version in the database when db is given. */
+/* Reads and validates the policy file and installs it (app_policy_install). */
 bool app_policy_reload(ar_app *app, const char *path, ar_err *err) AR_MUSTCHECK;
+
+/* Makes p the active policy (takes ownership; on failure p is freed). A
+ * version already recorded with other content is refused; when the database
+ * cannot be reached the policy is installed and recorded later
+ * (app_policy_record). */
+bool app_policy_install(ar_app *app, policy *p, ar_err *err) AR_MUSTCHECK;
+/* Records the active policy version if it is not yet (called periodically). */
+void app_policy_record(ar_app *app);
 #endif

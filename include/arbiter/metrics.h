@@ -77,7 +77,7 @@ void metrics_http(route_id route, route_method method, int status, double second
 
 /* A case was opened: arbiter_cases_opened_total{kind,outcome}; outcome is a
  * policy_outcome (POLICY_OUTCOME_AUTO_APPROVE ... POLICY_OUTCOME_INELIGIBLE). */
-void metrics_case_opened(ar_kind kind, int policy_outcome);
+void metrics_case_opened(ar_kind kind, int outcome);
 
 /* A case took an action (any actor, SLA expiries included with role system):
  * arbiter_transitions_total{action,actor_role}. */

@@ -218,6 +218,18 @@ void store_housekeep(store *s);
 bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s,
 			  ar_err *err) AR_MUSTCHECK;
 
+/* What the buyer did lately, for the risk signals: cases opened in the last
+ * 7 days, and other shops that got the same (normalised) description in 30. */
+bool store_buyer_history(store *s, const char *buyer_id, const char *shop_id,
+			 const char *description, int64_t *cases_7d,
+			 int64_t *same_text_shops_30d, ar_err *err) AR_MUSTCHECK;
+
+/* Records a policy version with the SHA-256 of its canonical text. A version
+ * already recorded with other content is refused (409): versions name one
+ * document forever, so old decisions stay explainable. */
+bool store_policy_record(store *s, const char *version, const char *canonical_text,
+			 ar_err *err) AR_MUSTCHECK;
+
 /* Opaque list cursor <-> (created_at µs, id); pure. */
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);
 bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen) AR_MUSTCHECK;
