@@ -28,7 +28,7 @@ PY     = /usr/bin/python3
 DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
-.PHONY: all deps build run db db-stop migrate test unit api-test asan asan-test bench fuzz clean lint
+.PHONY: all deps build run db db-stop migrate key test unit api-test asan asan-test bench fuzz clean lint
 .DEFAULT_GOAL := all
 
 all: build
@@ -43,9 +43,9 @@ deps:
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "deps: installing$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	else echo "deps: all present"; fi
+	  echo "deps: installing$$missing" >&2; \
+	  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >&2; \
+	else echo "deps: all present" >&2; fi
 
 # ---- compile ----
 $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
@@ -103,6 +103,12 @@ migrate: deps build db
 run: deps build db
 	@export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
 	$(B)/arbiter migrate && exec $(B)/arbiter serve
+
+# An API key against the private cluster: make key ROLE=frontend [SHOP=S-1] [NAME=me]
+ROLE ?= frontend
+key: deps build db
+	@export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
+	  $(B)/arbiter migrate >&2 && $(B)/arbiter keys create --role $(ROLE) --name "$${NAME:-$(ROLE)-$$(date +%s)}" $(if $(SHOP),--shop $(SHOP))
 
 # ---- tests ----
 unit: $(UNIT_BIN)

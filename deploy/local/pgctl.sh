@@ -69,7 +69,7 @@ start() {
 	[ "$(id -u)" = 0 ] && chown "$pguser": "$d"
 	port=$(cluster_port "$d")
 	if [ ! -f "$d/data/PG_VERSION" ]; then
-		echo "pgctl: creating cluster in $d (port $port)"
+		echo "pgctl: creating cluster in $d (port $port)" >&2
 		as_pg "$pgbin/initdb" -D "$d/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1 \
 			|| { cat "$d/initdb.log" >&2; exit 1; }
 		cat >>"$d/data/postgresql.conf" <<CONF
