@@ -25,7 +25,7 @@ static const char *const *action_fields(fsm_action a)
 	static const char *const escalate[] = { "action", "statement", NULL };
 	static const char *const withdraw[] = { "action", "reason", NULL };
 	static const char *const evidence[] = { "action", "evidence", NULL };
-	static const char *const note[] = { "action", "text", NULL };
+	static const char *const note[] = { "action", "text", "signal", NULL };
 	static const char *const agreement[] = { "action", "terms", "channel", "compensation_cents", NULL };
 	static const char *const ack[] = { "action", "message", NULL };
 	static const char *const resolve[] = { "action", "resolution", "compensation_cents", "message", NULL };
@@ -40,6 +40,7 @@ static const char *const *action_fields(fsm_action a)
 	case FSM_ACTION_SHIP_REPLACEMENT:
 	case FSM_ACTION_SHIP_BACK: return ship;
 	case FSM_ACTION_ESCALATE: return escalate;
+	case FSM_ACTION_REOPEN: return withdraw;
 	case FSM_ACTION_WITHDRAW: return withdraw;
 	case FSM_ACTION_ADD_EVIDENCE: return evidence;
 	case FSM_ACTION_NOTE: return note;
@@ -222,6 +223,7 @@ void api_case_action(ar_req *r)
 						   "apology", "explanation", NULL };
 	static const char *const favours[] = { "buyer", "seller", "split", NULL };
 	static const char *const faults[] = { "seller", "buyer", "carrier", NULL };
+	static const char *const signals[] = { "review_extortion", NULL };
 	ar_app *app = req_app(r);
 	const ar_identity *who = req_identity(r);
 	const char *id = req_param(r, 0), *ifm = req_header(r, "If-Match");
@@ -322,6 +324,10 @@ void api_case_action(ar_req *r)
 		break;
 	case FSM_ACTION_NOTE:
 		want_str(root, "text", true, TEXT_MAX, &s1, &err);
+		/* 000: a demand for money to remove a review is a sign of a
+		 * malicious complaint; it routes the case to a human, never
+		 * to a rejection. */
+		enum_field(root, "signal", false, signals, "review_extortion", &s2, &err);
 		break;
 	case FSM_ACTION_RECORD_AGREEMENT:
 		want_str(root, "terms", true, TEXT_MAX, &s1, &err);
@@ -375,6 +381,15 @@ void api_case_action(ar_req *r)
 	}
 	if (ar_err_is_set(&err))
 		goto fail;
+	/* 001: major complaints go to experienced agents only. */
+	if (fc.kind == AR_KIND_COMPLAINT && who->role == FSM_ROLE_AGENT && !who->senior &&
+	    (act == FSM_ACTION_ACKNOWLEDGE || act == FSM_ACTION_RESOLVE || act == FSM_ACTION_ESCALATE) &&
+	    json_string_value(json_object_get(decision, "severity")) &&
+	    strcmp(json_string_value(json_object_get(decision, "severity")), "major") == 0) {
+		ar_err_set(&err, 403, "senior-agent-required", "Forbidden",
+			   "major complaints are handled by senior agents only");
+		goto fail;
+	}
 
 	if (act == FSM_ACTION_RULE ? !fsm_apply_rule(&fc, who->role, favour, &res, &err)
 				   : !fsm_apply(&fc, act, who->role, &res, &err)) {
@@ -398,6 +413,7 @@ void api_case_action(ar_req *r)
 	ch.offer_cents = amount;
 	ch.agreement = res.sets_agreement ? STORE_SET : res.clears_agreement ? STORE_CLEAR : STORE_KEEP;
 	ch.refund_cents = -1;
+	ch.manual_review = act == FSM_ACTION_NOTE && s2 ? STORE_SET : STORE_KEEP;
 	ch.evidence = evidence;
 	ch.actor_role = fsm_role_name(who->role);
 	ch.actor_id = who->key_id;
@@ -405,7 +421,12 @@ void api_case_action(ar_req *r)
 	case FSM_REFUND_DECIDED: refund_total = max_cents; why = "accepted"; break;
 	case FSM_REFUND_OFFER: refund_total = json_int(cur, "offer_cents", 0); why = "offer_accepted"; break;
 	case FSM_REFUND_RULING: refund_total = amount; why = "ruling"; break;
-	case FSM_REFUND_NONE: break;
+	case FSM_REFUND_NONE:
+		if (act == FSM_ACTION_RESOLVE && amount > 0) {
+			refund_total = amount;
+			why = "complaint_compensation";
+		}
+		break;
 	}
 	if (res.state_changed) {
 		ch.replace_deadlines = true;

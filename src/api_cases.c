@@ -37,6 +37,7 @@ static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
 	case FSM_DEADLINE_BUYER_REPLY: return "close_expired";
 	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
 	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
+	case FSM_DEADLINE_COMPLAINT_CLOSE: return "close_resolved";
 	default: return "none";
 	}
 }
@@ -72,12 +73,16 @@ bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
 static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
 {
 	policy_history h;
+	store_history sh;
 	bool ok = false;
 
 	memset(pl, 0, sizeof(*pl));
-	if (!store_buyer_history(app->db, in->order.buyer_id, in->order.shop_id, in->description,
-				 &h.cases_last_7d, &h.same_text_other_shops_30d, err))
+	if (!store_buyer_history(app->db, in, &sh, err))
 		return false;
+	h.cases_last_7d = sh.cases_7d;
+	h.same_text_other_shops_30d = sh.same_text_shops_30d;
+	h.complaints_same_order = sh.complaints_same_order;
+	h.sku_batch_defect = sh.sku_flagged;
 	pthread_rwlock_rdlock(&app->policy_lock);
 	if (!policy_adjudicate(app->policy, in, &h, app_now(), &pl->dec, err))
 		goto done;
@@ -224,6 +229,24 @@ void api_cases_create(ar_req *r)
 	for (size_t i = 0; i < nc.n_deadlines; i++) {
 		if (nc.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
+	}
+	if (in.reason == AR_REASON_QUALITY_DEFECT || in.reason == AR_REASON_NOT_AS_DESCRIBED ||
+	    in.reason == AR_REASON_SAFETY_HAZARD) {
+		int threshold, window;
+		bool flagged;
+		ar_err ferr;
+		ar_err_init(&ferr);
+		pthread_rwlock_rdlock(&app->policy_lock);
+		policy_batch(app->policy, &threshold, &window);
+		pthread_rwlock_unlock(&app->policy_lock);
+		/* The case is committed: a failed check is logged, not the reply. */
+		if (!store_sku_check(app->db, in.order.shop_id, in.order.sku, threshold, window,
+				     json_string_value(json_object_get(out, "id")), &flagged, &ferr))
+			log_kv(LOG_WARN, "batch-defect check failed", "request_id", req_id(r),
+			       "error", ferr.detail, NULL);
+		else if (flagged)
+			log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
+			       "case_id", json_string_value(json_object_get(out, "id")), NULL);
 	}
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
 	req_add_header(r, "Location", loc);

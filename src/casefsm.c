@@ -7,17 +7,17 @@ static const char *const state_names[FSM_STATE__COUNT] = {
 	"awaiting_seller", "awaiting_buyer_return", "awaiting_seller_receipt",
 	"awaiting_buyer_reply", "in_arbitration", "refund_pending",
 	"replacement_pending", "repair_pending", "awaiting_agent",
-	"acknowledged", "refunded", "closed",
+	"acknowledged", "resolved", "refunded", "closed",
 };
 
 static const char *const action_names[FSM_ACTION__COUNT] = {
 	"accept", "reject", "offer", "confirm_receipt", "ship_replacement",
 	"ship_back", "accept_offer", "escalate", "withdraw", "add_evidence",
 	"note", "record_agreement", "confirm_agreement", "acknowledge",
-	"resolve", "rule", "refund_executed",
+	"resolve", "confirm_resolution", "reopen", "rule", "refund_executed",
 	"expire_seller_response", "expire_buyer_ship_back",
 	"expire_seller_receipt", "expire_buyer_reply", "expire_arbitration",
-	"expire_complaint_first_response",
+	"expire_complaint_first_response", "expire_complaint_close",
 };
 
 static const char *const role_names[FSM_ROLE__COUNT] = {
@@ -32,7 +32,7 @@ static const char *const outcome_names[FSM_OUTCOME__COUNT] = {
 
 static const char *const deadline_names[FSM_DEADLINE__COUNT] = {
 	"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
-	"arbitration", "complaint_first_response",
+	"arbitration", "complaint_first_response", "complaint_close",
 };
 
 static const char *const favour_names[FSM_FAVOUR__COUNT] = {
@@ -109,7 +109,7 @@ static const unsigned kind_states[AR_KIND__COUNT] = {
 			   S(AWAITING_SELLER_RECEIPT) | S(AWAITING_BUYER_REPLY) |
 			   S(IN_ARBITRATION) | S(REFUND_PENDING) |
 			   S(REPAIR_PENDING) | TERMINAL_STATES,
-	[AR_KIND_COMPLAINT] = S(AWAITING_AGENT) | S(ACKNOWLEDGED) |
+	[AR_KIND_COMPLAINT] = S(AWAITING_AGENT) | S(ACKNOWLEDGED) | S(RESOLVED) |
 			      S(IN_ARBITRATION) | S(REFUND_PENDING) | TERMINAL_STATES,
 };
 
@@ -120,6 +120,7 @@ static const unsigned state_deadlines[FSM_STATE__COUNT] = {
 	[FSM_STATE_AWAITING_BUYER_REPLY] = D(BUYER_REPLY),
 	[FSM_STATE_IN_ARBITRATION] = D(ARBITRATION),
 	[FSM_STATE_AWAITING_AGENT] = D(COMPLAINT_FIRST_RESPONSE),
+	[FSM_STATE_RESOLVED] = D(COMPLAINT_CLOSE),
 };
 
 /* Flag conditions a row may require; paired rows use exclusive guards so
@@ -206,11 +207,16 @@ static const struct transition table[] = {
 	T(S(REPLACEMENT_PENDING), SHIP_REPLACEMENT, K(EXCHANGE), SHOP, G_ANY, TO(CLOSED), EXCHANGED, NONE, 0),
 	T(S(REPAIR_PENDING), SHIP_REPLACEMENT, K(REPAIR), SHOP, G_ANY, TO(CLOSED), REPAIRED, NONE, 0),
 
-	/* Complaints. */
+	/* Complaints (000, 002): a resolution waits for the buyer's word, who may
+	 * reopen it; silence for the close window confirms it. Buyer or agent
+	 * may take a complaint to the platform. */
 	T(S(AWAITING_AGENT), ACKNOWLEDGE, K(COMPLAINT), R(AGENT), G_ANY, TO(ACKNOWLEDGED), NONE, NONE, 0),
-	T(S(AWAITING_AGENT) | S(ACKNOWLEDGED), RESOLVE, K(COMPLAINT), R(AGENT), G_ANY, TO(CLOSED), RESOLVED, NONE, 0),
-	T(S(AWAITING_AGENT) | S(ACKNOWLEDGED), ESCALATE, K(COMPLAINT), R(FRONTEND), G_ANY, TO(IN_ARBITRATION), NONE, NONE, 0),
+	T(S(AWAITING_AGENT) | S(ACKNOWLEDGED), RESOLVE, K(COMPLAINT), R(AGENT), G_ANY, TO(RESOLVED), NONE, NONE, 0),
+	T(S(AWAITING_AGENT) | S(ACKNOWLEDGED), ESCALATE, K(COMPLAINT), R(FRONTEND) | R(AGENT), G_ANY, TO(IN_ARBITRATION), NONE, NONE, 0),
 	T(S(AWAITING_AGENT), EXPIRE_COMPLAINT_FIRST_RESPONSE, K(COMPLAINT), R(SYSTEM), G_ANY, STAY, NONE, NONE, E_BREACH),
+	T(S(RESOLVED), CONFIRM_RESOLUTION, K(COMPLAINT), R(FRONTEND), G_ANY, TO(CLOSED), RESOLVED, NONE, 0),
+	T(S(RESOLVED), REOPEN, K(COMPLAINT), R(FRONTEND), G_ANY, TO(ACKNOWLEDGED), NONE, NONE, 0),
+	T(S(RESOLVED), EXPIRE_COMPLAINT_CLOSE, K(COMPLAINT), R(SYSTEM), G_ANY, TO(CLOSED), RESOLVED, NONE, 0),
 };
 
 bool fsm_action_is_system(fsm_action a)

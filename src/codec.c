@@ -497,11 +497,44 @@ static bool AR_MUSTCHECK decode_buyer(json_t *root, ar_buyer *b, ar_err *err)
 	return ok;
 }
 
+/* "complaint": {"category": product_quality|service_quality, "public_exposure": bool} */
+static bool AR_MUSTCHECK decode_complaint(json_t *root, ar_case_input *in, ar_err *err)
+{
+	static const char *const allowed[] = { "category", "public_exposure", NULL };
+	json_t *obj = json_object_get(root, "complaint"), *pe;
+	bool ok = true;
+
+	if (!given(obj))
+		return true;
+	if (!json_is_object(obj)) {
+		ar_err_field(err, "/complaint", "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(obj, allowed, "/complaint", err) && ok;
+	if (codec_get_string(obj, "category", "/complaint", false, 32, &in->complaint_category, err)) {
+		if (in->complaint_category && strcmp(in->complaint_category, "product_quality") &&
+		    strcmp(in->complaint_category, "service_quality")) {
+			ar_err_field(err, "/complaint/category",
+				     "must be one of product_quality, service_quality");
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	pe = json_object_get(obj, "public_exposure");
+	if (given(pe) && !json_is_boolean(pe)) {
+		ar_err_field(err, "/complaint/public_exposure", "must be a boolean");
+		ok = false;
+	}
+	in->public_exposure = json_is_true(pe);
+	return ok;
+}
+
 bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 {
 	static const char *const allowed[] = {
 		"kind", "reason", "description", "requested_cents", "currency",
-		"defect", "order", "evidence", "buyer", NULL,
+		"defect", "order", "evidence", "buyer", "complaint", NULL,
 	};
 	int kind = 0, reason = 0;
 	bool ok = true;
@@ -532,6 +565,7 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	ok = decode_order(root, &out->order, err) && ok;
 	ok = decode_evidence(root, out, err) && ok;
 	ok = decode_buyer(root, &out->buyer, err) && ok;
+	ok = decode_complaint(root, out, err) && ok;
 	return ok;
 }
 

@@ -217,6 +217,10 @@ static bool role_may(route_id id, route_method m, fsm_role role)
 	case ROUTE_KEYS:
 	case ROUTE_KEY:
 		return role == FSM_ROLE_ADMIN;
+	case ROUTE_QUEUE:
+		return role != FSM_ROLE_FRONTEND && role != FSM_ROLE_PAYMENT;
+	case ROUTE_SKU_FLAG:
+		return role == FSM_ROLE_AGENT || role == FSM_ROLE_ADMIN;
 	default:
 		return true;
 	}
@@ -384,6 +388,10 @@ static void route(ar_req *r, route_id id, route_method m)
 			api_keys_list(r);
 		break;
 	case ROUTE_KEY: api_key_revoke(r); break;
+	case ROUTE_STATS: api_stats(r); break;
+	case ROUTE_QUEUE: api_queue(r); break;
+	case ROUTE_SKU_FLAGS: api_sku_flags(r); break;
+	case ROUTE_SKU_FLAG: api_sku_flag_clear(r); break;
 	case ROUTE_ADJUDICATIONS: api_adjudicate(r); break;
 	case ROUTE_POLICY:
 		if (m == M_PUT)

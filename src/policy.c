@@ -22,13 +22,14 @@ enum {
 	D_COMPLAINT_FIRST_MAJOR,
 	D_REMINDER_BEFORE,
 	D_AFTER_SALE_WATCH,
+	D_COMPLAINT_CLOSE,
 	D__COUNT
 };
 
 static const char *const duration_names[D__COUNT] = {
 	"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
 	"arbitration", "complaint_first_response", "complaint_first_response_major",
-	"reminder_before", "after_sale_watch",
+	"reminder_before", "after_sale_watch", "complaint_close",
 };
 
 /* Values a category or a shop may override; has_* says which were given. */
@@ -96,6 +97,9 @@ struct policy {
 	int64_t w_many_cases;
 	int64_t w_same_text;
 	int64_t manual_review_score;
+	int64_t batch_threshold;          /* quality cases on one (shop, sku) ... */
+	int64_t batch_window_days;        /* ... within this window flag the SKU */
+	bool batch_auto_approve;          /* flagged SKUs' quality cases are approved uniformly */
 
 	category_rule rules[MAX_CATEGORY_RULES];
 	size_t n_rules;
@@ -410,7 +414,7 @@ static void load_durations(vctx *c, json_t *obj, const char *base,
 		"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
 		"arbitration", "complaint_first_response",
 		"complaint_first_response_major", "reminder_before",
-		"after_sale_watch", NULL,
+		"after_sale_watch", "complaint_close", NULL,
 	};
 
 	check_keys(c, obj, base, keys);
@@ -562,7 +566,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		"version", "description", "currency", "durations", "no_reason",
 		"missing_item", "evidence", "fault", "return_required_for",
 		"late_shipment", "return_shipping", "complaints", "risk",
-		"category_rules", "categories", "shops", NULL,
+		"category_rules", "categories", "shops", "batch_defect", NULL,
 	};
 	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
 	json_t *o, *w;
@@ -683,6 +687,19 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 			     &p->major_reasons);
 		get_int(c, o, ptr, "major_amount_cents", true, 0, MAX_AMOUNT_CENTS,
 			&p->major_amount_cents);
+	}
+
+	p->batch_threshold = 5;
+	p->batch_window_days = 7;
+	if ((o = get_object(c, root, "", "batch_defect", false, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "threshold", "window_days", "auto_approve", NULL };
+		json_t *aa = json_object_get(o, "auto_approve");
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "threshold", true, 1, 1000000, &p->batch_threshold);
+		get_int(c, o, ptr, "window_days", true, 1, MAX_DAYS, &p->batch_window_days);
+		if (aa && !json_is_boolean(aa))
+			bad(c, "/batch_defect/auto_approve", "must be a boolean");
+		p->batch_auto_approve = json_is_true(aa);
 	}
 
 	if ((o = get_object(c, root, "", "risk", true, ptr, sizeof(ptr)))) {
@@ -1350,22 +1367,62 @@ static void rule_requested(adj *a)
 	}
 }
 
-static void rule_severity(adj *a)
+static void rule_severity(adj *a, const policy_history *h)
 {
 	const policy *p = a->p;
-	bool by_reason, by_amount;
+	bool by_reason, by_amount, by_exposure, by_repeat;
+	const char *cls;
 
 	if (a->in->kind != AR_KIND_COMPLAINT)
 		return;
+	/* 000: product quality vs service quality, as declared or by reason */
+	cls = a->in->complaint_category ? a->in->complaint_category
+		: a->in->reason == AR_REASON_POOR_SERVICE || a->in->reason == AR_REASON_LATE_SHIPMENT
+			? "service_quality" : "product_quality";
+	snprintf(a->d->classification, sizeof(a->d->classification), "%s", cls);
+	trace(a, "R-COMPLAINT-CLASS", POLICY_RULE_FIRED, "%s complaint (%s)", cls,
+	      a->in->complaint_category ? "declared" : "from the reason");
+	/* 002, 001: large amounts, safety, public exposure, repeat complaints */
 	by_reason = has_bit(p->major_reasons, (int)a->in->reason);
 	by_amount = p->major_amount_cents > 0 &&
 		    a->o->price_cents >= p->major_amount_cents;
-	a->d->major = by_reason || by_amount;
+	by_exposure = a->in->public_exposure;
+	by_repeat = h && h->complaints_same_order > 0;
+	a->d->major = by_reason || by_amount || by_exposure || by_repeat;
 	trace(a, "R-COMPLAINT-SEVERITY", a->d->major ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
-	      "reason %s%s, price %lld %s %lld: %s", ar_reason_name(a->in->reason),
+	      "reason %s%s, price %lld %s %lld%s%s: %s", ar_reason_name(a->in->reason),
 	      by_reason ? " is a major reason" : "", (long long)a->o->price_cents,
 	      by_amount ? ">=" : "<", (long long)p->major_amount_cents,
+	      by_exposure ? ", public exposure declared" : "",
+	      by_repeat ? ", repeat complaint on this order" : "",
 	      a->d->major ? "major" : "general");
+}
+
+/* 001: several quality complaints on one SKU in a short time are a batch
+ * problem; its cases are handled uniformly. */
+static void rule_batch_defect(adj *a, const policy_history *h)
+{
+	bool quality = a->in->reason == AR_REASON_QUALITY_DEFECT ||
+		       a->in->reason == AR_REASON_NOT_AS_DESCRIBED ||
+		       a->in->reason == AR_REASON_SAFETY_HAZARD;
+
+	if (!h || !h->sku_batch_defect) {
+		trace(a, "R-BATCH-DEFECT", POLICY_RULE_PASS, "SKU %s is not flagged as a batch defect",
+		      a->o->sku ? a->o->sku : "?");
+		return;
+	}
+	a->d->batch_defect = true;
+	if (quality && a->p->batch_auto_approve && a->in->kind != AR_KIND_COMPLAINT) {
+		a->auto_ok = true;
+		trace(a, "R-BATCH-DEFECT", POLICY_RULE_FIRED,
+		      "SKU %s is flagged as a batch defect: quality cases approved uniformly",
+		      a->o->sku ? a->o->sku : "?");
+	} else {
+		trace(a, "R-BATCH-DEFECT", POLICY_RULE_FIRED,
+		      "SKU %s is flagged as a batch defect (%d+ quality cases in %d days)",
+		      a->o->sku ? a->o->sku : "?", (int)a->p->batch_threshold,
+		      (int)a->p->batch_window_days);
+	}
 }
 
 static void add_signal(adj *a, const char *code, int64_t weight)
@@ -1470,7 +1527,8 @@ bool policy_adjudicate(const policy *p, const ar_case_input *in,
 	rule_repair(&a);
 	rule_insurance(&a);
 	rule_requested(&a);
-	rule_severity(&a);
+	rule_severity(&a, h);
+	rule_batch_defect(&a, h);
 	rule_risk(&a, h);
 	if (a.refused)
 		return false;
@@ -1525,6 +1583,9 @@ json_t *policy_decision_to_json(const ar_decision *d)
 					  : json_string(policy_payer_name(d->repair_cost_payer)));
 	rc |= json_object_set_new(root, "remedy", d->remedy[0] ? json_string(d->remedy) : json_null());
 	rc |= json_object_set_new(root, "severity", json_string(d->major ? "major" : "general"));
+	rc |= json_object_set_new(root, "classification",
+				  d->classification[0] ? json_string(d->classification) : json_null());
+	rc |= json_object_set_new(root, "batch_defect", json_boolean(d->batch_defect));
 	rc |= json_object_set_new(risk, "score", json_integer(d->risk.score));
 	rc |= json_object_set_new(risk, "signals", signals);
 	rc |= json_object_set_new(root, "risk", risk);
@@ -1546,4 +1607,10 @@ json_t *policy_decision_to_json(const ar_decision *d)
 fail:
 	json_decref(root);
 	return NULL;
+}
+
+void policy_batch(const policy *p, int *threshold, int *window_days)
+{
+	*threshold = (int)p->batch_threshold;
+	*window_days = (int)p->batch_window_days;
 }

@@ -21,6 +21,11 @@ static const struct {
 	[ROUTE_POLICY] = { "/v1/policy", M_GET | M_PUT, "GET, PUT" },
 	[ROUTE_KEYS] = { "/v1/keys", M_GET | M_POST, "GET, POST" },
 	[ROUTE_KEY] = { "/v1/keys/{id}", M_DELETE, "DELETE" },
+	[ROUTE_STATS] = { "/v1/stats", M_GET, "GET" },
+	[ROUTE_QUEUE] = { "/v1/queues/{id}", M_GET, "GET" },
+	[ROUTE_SKU_FLAGS] = { "/v1/sku-flags", M_GET, "GET" },
+	[ROUTE_SKU_FLAG] = { "/v1/sku-flags/{id}/{id}", M_DELETE, "DELETE" },
+	[ROUTE_UI] = { "/ui/", M_GET | M_HEAD, "GET, HEAD" },
 };
 
 /* An id segment: what the service hands out, nothing that needs escaping. */
@@ -67,6 +72,12 @@ bool router_match(const char *path, route_match *out)
 	char trimmed[512];
 	size_t n = strlen(path);
 
+	if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/") == 0 ||
+	    strcmp(path, "/ui/index.html") == 0) {
+		out->id = ROUTE_UI;
+		out->n_params = 0;
+		return true;
+	}
 	/* one trailing slash is forgiven: "/v1/cases/" is "/v1/cases" */
 	if (n > 1 && path[n - 1] == '/') {
 		if (n >= sizeof(trimmed))

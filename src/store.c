@@ -87,7 +87,8 @@ static const struct {
 		"     agreement_pending = CASE $7::text WHEN 'set' THEN true"
 		"                   WHEN 'clear' THEN false ELSE agreement_pending END,"
 		"     refund_cents = coalesce($8::bigint, refund_cents),"
-		"     evidence = coalesce($9::json, evidence)"
+		"     evidence = coalesce($9::json, evidence),"
+		"     manual_review = manual_review OR $19::text = 'set'"
 		"   WHERE id = $1 AND version = $2"
 		"     AND ($10::text[] IS NULL OR shop_id = ANY ($10::text[]))"
 		"     AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM case_deadlines d"
@@ -151,7 +152,10 @@ static const struct {
 		"          AND created_at > now() - interval '7 days'),"
 		"       (SELECT count(DISTINCT shop_id) FROM cases"
 		"         WHERE description_hash = md5(lower(regexp_replace($3, '\\s+', ' ', 'g')))"
-		"           AND shop_id <> $2 AND created_at > now() - interval '30 days')" },
+		"           AND shop_id <> $2 AND created_at > now() - interval '30 days'),"
+		"       (SELECT count(*) FROM cases WHERE order_id = $4 AND kind = 'complaint'),"
+		"       EXISTS (SELECT 1 FROM sku_flags WHERE shop_id = $2 AND sku = $5"
+		"               AND cleared_at IS NULL)" },
 };
 
 struct slot {
@@ -962,15 +966,15 @@ static bool case_apply_on(store *s, int idx, const store_change *ch, json_t **ou
 	snprintf(refund, sizeof(refund), "%" PRId64, ch->refund_cents);
 	snprintf(armed, sizeof(armed), "%d", ch->consume_armed_version);
 	{
-		const char *vals[18] = {
+		const char *vals[19] = {
 			ch->case_id, ver, ch->state, ch->outcome, op_name(ch->offer),
 			ch->offer == STORE_SET ? offer : NULL, op_name(ch->agreement),
 			ch->refund_cents >= 0 ? refund : NULL, evid_s, ch->shop_scope,
 			ch->consume_deadline, ch->consume_deadline ? armed : NULL,
 			ch->replace_deadlines ? "t" : "f", names, dl_s, ch->actor_role,
-			ch->actor_id, ev_s,
+			ch->actor_id, ev_s, op_name(ch->manual_review),
 		};
-		r = exec_stmt(s, idx, ST_APPLY, 18, vals, err);
+		r = exec_stmt(s, idx, ST_APPLY, 19, vals, err);
 		if (!r)
 			goto done;
 		if (PQntuples(r) == 0) {
@@ -1508,21 +1512,22 @@ void store_idem_abandon(store *s, const char *scope, const char *key)
 	release(s, idx);
 }
 
-bool store_buyer_history(store *s, const char *buyer_id, const char *shop_id,
-			 const char *description, int64_t *cases_7d,
-			 int64_t *same_text_shops_30d, ar_err *err)
+bool store_buyer_history(store *s, const ar_case_input *in, store_history *out, ar_err *err)
 {
-	const char *vals[3] = { buyer_id, shop_id, description };
+	const char *vals[5] = { in->order.buyer_id, in->order.shop_id, in->description,
+				in->order.id, in->order.sku };
 	PGresult *r;
 	int idx = acquire(s, err);
 
-	*cases_7d = *same_text_shops_30d = 0;
+	memset(out, 0, sizeof(*out));
 	if (idx < 0)
 		return false;
-	r = exec_stmt(s, idx, ST_HISTORY, 3, vals, err);
+	r = exec_stmt(s, idx, ST_HISTORY, 5, vals, err);
 	if (r) {
-		*cases_7d = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		*same_text_shops_30d = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+		out->cases_7d = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		out->same_text_shops_30d = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+		out->complaints_same_order = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+		out->sku_flagged = PQgetvalue(r, 0, 3)[0] == 't';
 	}
 	PQclear(r);
 	release(s, idx);
@@ -1557,6 +1562,103 @@ bool store_policy_record(store *s, const char *version, const char *canonical_te
 		goto done;
 	}
 	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_sku_check(store *s, const char *shop_id, const char *sku, int threshold,
+		     int window_days, const char *case_id, bool *flagged, ar_err *err)
+{
+	char th[16], win[16];
+	const char *vals[5] = { shop_id, sku, win, th, case_id };
+	PGresult *r;
+	int idx;
+	bool ok = false;
+
+	*flagged = false;
+	snprintf(th, sizeof(th), "%d", threshold);
+	snprintf(win, sizeof(win), "%d", window_days);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+		"WITH n AS (SELECT count(*) AS n FROM cases"
+		"            WHERE shop_id = $1 AND sku = $2"
+		"              AND reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
+		"              AND created_at > now() - $3::int * interval '1 day'),"
+		" f AS (INSERT INTO sku_flags (shop_id, sku, cases)"
+		"       SELECT $1, $2, n.n FROM n WHERE n.n >= $4::int"
+		"       ON CONFLICT (shop_id, sku) WHERE cleared_at IS NULL DO NOTHING"
+		"       RETURNING cases),"
+		" c AS (SELECT id, shop_id, state, policy_version FROM cases"
+		"        WHERE id = $5 AND EXISTS (SELECT 1 FROM f) FOR UPDATE)"
+		" INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
+		"    from_state, to_state, data, policy_version)"
+		" SELECT c.id, c.shop_id, 'system', 'batch-defect', 'sku.batch_defect', c.state,"
+		"        c.state, jsonb_build_object('shop_id', $1::text, 'sku', $2::text,"
+		"        'cases', (SELECT cases FROM f), 'window_days', $3::int), c.policy_version"
+		"   FROM c", 5, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(s->slots[idx].conn, r, "sku_check", err);
+		goto done;
+	}
+	*flagged = strcmp(PQcmdTuples(r), "1") == 0;
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char *by,
+		     ar_err *err)
+{
+	const char *vals[3] = { shop_id, sku, by };
+	PGresult *r;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn,
+		"UPDATE sku_flags SET cleared_at = now(), cleared_by = $3"
+		" WHERE shop_id = $1 AND sku = $2 AND cleared_at IS NULL",
+		3, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(s->slots[idx].conn, r, "sku_clear", err);
+		goto done;
+	}
+	if (strcmp(PQcmdTuples(r), "0") == 0) {
+		ar_err_set(err, 404, "not-found", "Not found",
+			   "SKU %.64s of shop %.64s carries no batch-defect flag", sku, shop_id);
+		goto done;
+	}
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_query_json(store *s, const char *what, const char *sql, int n,
+		      const char *const *vals, json_t **out, ar_err *err)
+{
+	PGresult *r;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	*out = NULL;
+	if (idx < 0)
+		return false;
+	r = PQexecParams(s->slots[idx].conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		result_error(s->slots[idx].conn, r, what, err);
+		goto done;
+	}
+	*out = parse_json_cell(r, 0, 0, err);
+	ok = *out != NULL;
 done:
 	PQclear(r);
 	release(s, idx);

@@ -7,10 +7,10 @@
 /*
  * Layout. Ticks are absolute (ms / T), so a timer's place depends only on
  * its tick E and on `cur`, the first tick not yet processed. A timer lives
- * at level L = (index of the highest bit where E and cur differ) / 6, in
- * slot (E >> 6L) & 63. Hence at every level the occupied slots lie strictly
- * ahead of cur's own digit (level 0: at or ahead), nothing ever wraps
- * around, and the first slot to act is the lowest set bit of the lowest
+ * at level L = (index of the highest bit where E and cur differ) / 8, in
+ * slot (E >> 8L) & 255: the digits are bytes. Hence at every level the
+ * occupied slots lie strictly ahead of cur's own digit (level 0: at or
+ * ahead), nothing ever wraps around, and the first slot to act is the lowest set bit of the lowest
  * non-empty level. When cur enters the block of a level-L slot the slot is
  * cascaded: its timers are re-placed, in list order, one level lower or
  * more.
@@ -22,9 +22,15 @@
  * appends in list order, so a late insert always lands behind its elders.
  */
 
-#define LEVEL_BITS 6u
-#define SLOTS 64u
-#define LEVELS 11u                      /* 11 * 6 >= 64: the whole tick range */
+/*
+ * 256 slots per level rather than 64: a 5-day deadline at 100 ms (2^22
+ * ticks) then cascades twice instead of three times, and each cascade step
+ * is a cache miss per timer, which dominates tw_advance.
+ */
+#define LEVEL_BITS 8u
+#define SLOTS (1u << LEVEL_BITS)
+#define LEVELS 8u                       /* 8 * 8 = 64: the whole tick range */
+#define WORDS (SLOTS / 64u)             /* occupancy words per level */
 #define N_WHEEL_LISTS (LEVELS * SLOTS)
 #define READY N_WHEEL_LISTS             /* processed, not yet handed out */
 #define N_LISTS (N_WHEEL_LISTS + 1u)
@@ -56,7 +62,7 @@ struct tw_wheel {
 	uint32_t capacity;
 	uint32_t free_head;
 	size_t pending;
-	uint64_t occupied[LEVELS];
+	uint64_t occupied[N_WHEEL_LISTS / 64u];   /* bit per wheel list */
 	tw_list lists[N_LISTS];
 };
 
@@ -85,7 +91,7 @@ static void list_append(tw_wheel *w, uint32_t list, uint32_t idx)
 		w->nodes[l->tail].next = idx;
 	l->tail = idx;
 	if (list < N_WHEEL_LISTS)
-		w->occupied[list / SLOTS] |= UINT64_C(1) << (list % SLOTS);
+		w->occupied[list / 64u] |= UINT64_C(1) << (list % 64u);
 }
 
 static void list_unlink(tw_wheel *w, uint32_t idx)
@@ -101,7 +107,7 @@ static void list_unlink(tw_wheel *w, uint32_t idx)
 	else
 		w->nodes[n->next].prev = n->prev;
 	if (l->head == NIL && n->list < N_WHEEL_LISTS)
-		w->occupied[n->list / SLOTS] &= ~(UINT64_C(1) << (n->list % SLOTS));
+		w->occupied[n->list / 64u] &= ~(UINT64_C(1) << (n->list % 64u));
 }
 
 static void node_release(tw_wheel *w, uint32_t idx)
@@ -135,10 +141,11 @@ static void place(tw_wheel *w, uint32_t idx)
  */
 static bool next_slot(const tw_wheel *w, unsigned *level, unsigned *slot, uint64_t *tick)
 {
-	for (unsigned l = 0; l < LEVELS; l++) {
-		if (!w->occupied[l])
+	for (unsigned i = 0; i < LEVELS * WORDS; i++) {
+		if (!w->occupied[i])
 			continue;
-		unsigned s = (unsigned)__builtin_ctzll(w->occupied[l]);
+		unsigned l = i / WORDS;
+		unsigned s = (i % WORDS) * 64u + (unsigned)__builtin_ctzll(w->occupied[i]);
 		unsigned above = (l + 1) * LEVEL_BITS;
 		uint64_t base = above >= 64 ? 0 : (w->cur >> above) << above;
 		*level = l;
@@ -154,7 +161,7 @@ static void cascade(tw_wheel *w, unsigned level, unsigned slot)
 	tw_list *l = &w->lists[level * SLOTS + slot];
 	uint32_t idx = l->head;
 	l->head = l->tail = NIL;
-	w->occupied[level] &= ~(UINT64_C(1) << slot);
+	w->occupied[(level * SLOTS + slot) / 64u] &= ~(UINT64_C(1) << (slot % 64u));
 	while (idx != NIL) {
 		uint32_t next = w->nodes[idx].next;
 		place(w, idx);
@@ -177,7 +184,7 @@ static void make_ready(tw_wheel *w, unsigned slot)
 	}
 	dst->tail = src->tail;
 	src->head = src->tail = NIL;
-	w->occupied[0] &= ~(UINT64_C(1) << slot);
+	w->occupied[slot / 64u] &= ~(UINT64_C(1) << (slot % 64u));
 }
 
 /*
@@ -188,6 +195,9 @@ static void make_ready(tw_wheel *w, unsigned slot)
  */
 static void settle(tw_wheel *w)
 {
+	/* Coarse blocks begin only at multiples of SLOTS: spare the search otherwise. */
+	if (w->cur % SLOTS)
+		return;
 	unsigned level, slot;
 	uint64_t tick;
 	while (next_slot(w, &level, &slot, &tick) && level > 0 && tick == w->cur)

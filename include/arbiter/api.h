@@ -17,6 +17,10 @@ void api_events_feed(ar_req *r);
 void api_keys_list(ar_req *r);
 void api_keys_create(ar_req *r);
 void api_key_revoke(ar_req *r);
+void api_stats(ar_req *r);
+void api_queue(ar_req *r);
+void api_sku_flags(ar_req *r);
+void api_sku_flag_clear(ar_req *r);
 /* The deadlines `mask` arms for a case of this kind and shop, durations
  * from the active policy; out holds STORE_MAX_DEADLINES. */
 bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,

@@ -111,6 +111,9 @@ typedef struct {
 	int64_t requested_cents;       /* -1 when not given */
 	char currency[AR_CURRENCY_LEN + 1];
 	const char *defect;            /* optional component, e.g. "brake"; NULL */
+	/* complaints: "complaint": {"category", "public_exposure"} */
+	const char *complaint_category; /* product_quality | service_quality | NULL */
+	bool public_exposure;           /* the buyer threatens media / public posts */
 	ar_order order;
 	ar_buyer buyer;
 	size_t n_evidence;

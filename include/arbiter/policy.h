@@ -39,6 +39,10 @@ const char *policy_version(const policy *p);
  */
 const char *policy_text(const policy *p);
 
+/* Batch-defect detection: threshold quality cases on one (shop, SKU) within
+ * window_days flag it. */
+void policy_batch(const policy *p, int *threshold, int *window_days);
+
 /* The active document as JSON (for GET /v1/policy). New reference: the
  * caller json_decref()s it. NULL only when out of memory. */
 json_t *policy_to_json(const policy *p);
@@ -60,6 +64,8 @@ bool policy_duration(const policy *p, const char *name, const char *shop_id,
 typedef struct {
 	int64_t cases_last_7d;             /* cases the buyer opened in the 7 days before this one */
 	int64_t same_text_other_shops_30d; /* other shops that got the same description in 30 days */
+	int64_t complaints_same_order;     /* earlier complaints on this order */
+	bool sku_batch_defect;             /* the (shop, sku) carries a batch-defect flag */
 } policy_history;
 
 typedef enum {
@@ -120,6 +126,8 @@ typedef struct ar_decision {
 	policy_payer repair_cost_payer;       /* NONE unless kind is repair */
 	char remedy[POLICY_REMEDY_LEN];       /* "" unless a category rule fired */
 	bool major;                           /* complaints: severity major */
+	char classification[24];              /* complaints: product_quality | service_quality */
+	bool batch_defect;                    /* the SKU is flagged as a batch defect */
 	struct {
 		int score;
 		size_t n_signals;

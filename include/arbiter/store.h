@@ -117,6 +117,7 @@ typedef struct {
 	store_op offer;                 /* SET uses offer_cents */
 	int64_t offer_cents;
 	store_op agreement;
+	store_op manual_review;         /* SET routes the case to a human */
 	int64_t refund_cents;           /* -1: keep */
 	json_t *evidence;               /* borrowed; NULL keeps the case's evidence */
 	bool replace_deadlines;         /* state changed: cancel all but these, arm these */
@@ -220,15 +221,36 @@ bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s,
 
 /* What the buyer did lately, for the risk signals: cases opened in the last
  * 7 days, and other shops that got the same (normalised) description in 30. */
-bool store_buyer_history(store *s, const char *buyer_id, const char *shop_id,
-			 const char *description, int64_t *cases_7d,
-			 int64_t *same_text_shops_30d, ar_err *err) AR_MUSTCHECK;
+typedef struct {
+	int64_t cases_7d;
+	int64_t same_text_shops_30d;
+	int64_t complaints_same_order;
+	bool sku_flagged;
+} store_history;
+
+bool store_buyer_history(store *s, const ar_case_input *in, store_history *out,
+			 ar_err *err) AR_MUSTCHECK;
+
+/* Counts quality cases on (shop, sku) within window_days; at threshold it
+ * flags the SKU and appends a sku.batch_defect event to case_id, once per
+ * flag. *flagged says whether this call raised the flag. */
+bool store_sku_check(store *s, const char *shop_id, const char *sku, int threshold,
+		     int window_days, const char *case_id, bool *flagged,
+		     ar_err *err) AR_MUSTCHECK;
+/* Clears the active flag of (shop, sku); 404 when there is none. */
+bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char *by,
+		     ar_err *err) AR_MUSTCHECK;
 
 /* Records a policy version with the SHA-256 of its canonical text. A version
  * already recorded with other content is refused (409): versions name one
  * document forever, so old decisions stay explainable. */
 bool store_policy_record(store *s, const char *version, const char *canonical_text,
 			 ar_err *err) AR_MUSTCHECK;
+
+/* Runs one read-only statement (parameters only) whose single row and
+ * column is JSON; *out is a new reference. For the reporting queries. */
+bool store_query_json(store *s, const char *what, const char *sql, int n,
+		      const char *const *vals, json_t **out, ar_err *err) AR_MUSTCHECK;
 
 /* Opaque list cursor <-> (created_at µs, id); pure. */
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);

@@ -28,11 +28,12 @@
  *
  * Cost: insert and cancel O(1); advance O(levels) per non-empty slot met
  * plus O(1) per timer expired or cascaded (each timer cascades at most
- * once per level, i.e. at most 10 times); empty stretches of time, however
- * long, are skipped through per-level occupancy bitmaps. 11 levels of 64
- * slots cover the whole 64-bit tick range, so no deadline is ever clamped.
- * Memory: sizeof one node (32 bytes) per timer of capacity plus a fixed
- * ~5.8 KB of slot heads; tw_memory_bytes reports the exact figure.
+ * once per level: at most 7 times, twice for a 5-day deadline at 100 ms);
+ * empty stretches of time, however long, are skipped through occupancy
+ * bitmaps. 8 levels of 256 slots cover the whole 64-bit tick range, so no
+ * deadline is ever clamped. Memory: one 32-byte node per timer of capacity
+ * plus a fixed ~16.7 KB of slot heads and bitmaps; tw_memory_bytes reports
+ * the exact figure.
  */
 #ifndef ARBITER_TIMERWHEEL_H
 #define ARBITER_TIMERWHEEL_H
@@ -101,7 +102,7 @@ size_t tw_pending(const tw_wheel *w);
 /*
  * A lower bound on the time (ms) at which the next tw_advance can return
  * something: the caller may sleep until then. It is exact when the earliest
- * timer is within the current 64 ticks and otherwise the moment a coarser
+ * timer is within the current 256 ticks and otherwise the moment a coarser
  * slot must be split (advance then, and ask again). Returns a time
  * <= last_now when something is already due, UINT64_MAX when nothing is
  * pending.

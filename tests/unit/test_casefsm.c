@@ -93,11 +93,14 @@ static const struct allowed specific[] = {
 	A(KREP, REPAIR_PENDING, SHIP_REPLACEMENT, SHOP, ANY, ST(CLOSED), REPAIRED, NONE, 0),
 
 	A(KCOM, AWAITING_AGENT, ACKNOWLEDGE, RA, ANY, ST(ACKNOWLEDGED), NONE, NONE, 0),
-	A(KCOM, AWAITING_AGENT, RESOLVE, RA, ANY, ST(CLOSED), RESOLVED, NONE, 0),
-	A(KCOM, ACKNOWLEDGED, RESOLVE, RA, ANY, ST(CLOSED), RESOLVED, NONE, 0),
-	A(KCOM, AWAITING_AGENT, ESCALATE, RF, ANY, ST(IN_ARBITRATION), NONE, NONE, 0),
-	A(KCOM, ACKNOWLEDGED, ESCALATE, RF, ANY, ST(IN_ARBITRATION), NONE, NONE, 0),
+	A(KCOM, AWAITING_AGENT, RESOLVE, RA, ANY, ST(RESOLVED), NONE, NONE, 0),
+	A(KCOM, ACKNOWLEDGED, RESOLVE, RA, ANY, ST(RESOLVED), NONE, NONE, 0),
+	A(KCOM, AWAITING_AGENT, ESCALATE, RF | RA, ANY, ST(IN_ARBITRATION), NONE, NONE, 0),
+	A(KCOM, ACKNOWLEDGED, ESCALATE, RF | RA, ANY, ST(IN_ARBITRATION), NONE, NONE, 0),
 	A(KCOM, AWAITING_AGENT, EXPIRE_COMPLAINT_FIRST_RESPONSE, RSYS, ANY, SAME, NONE, NONE, X_BREACH),
+	A(KCOM, RESOLVED, CONFIRM_RESOLUTION, RF, ANY, ST(CLOSED), RESOLVED, NONE, 0),
+	A(KCOM, RESOLVED, REOPEN, RF, ANY, ST(ACKNOWLEDGED), NONE, NONE, 0),
+	A(KCOM, RESOLVED, EXPIRE_COMPLAINT_CLOSE, RSYS, ANY, ST(CLOSED), RESOLVED, NONE, 0),
 };
 
 /* The live (non-terminal) states each kind can be in. */
@@ -120,7 +123,7 @@ static const fsm_state live_repair[] = {
 	ST(REPAIR_PENDING),
 };
 static const fsm_state live_complaint[] = {
-	ST(AWAITING_AGENT), ST(ACKNOWLEDGED), ST(IN_ARBITRATION), ST(REFUND_PENDING),
+	ST(AWAITING_AGENT), ST(ACKNOWLEDGED), ST(RESOLVED), ST(IN_ARBITRATION), ST(REFUND_PENDING),
 };
 
 static const struct {
@@ -158,6 +161,7 @@ static unsigned expected_deadlines(ar_kind k, fsm_state s)
 	case FSM_STATE_AWAITING_BUYER_REPLY: return 1u << FSM_DEADLINE_BUYER_REPLY;
 	case FSM_STATE_IN_ARBITRATION: return 1u << FSM_DEADLINE_ARBITRATION;
 	case FSM_STATE_AWAITING_AGENT: return 1u << FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE;
+	case FSM_STATE_RESOLVED: return 1u << FSM_DEADLINE_COMPLAINT_CLOSE;
 	default: return 0;
 	}
 }
@@ -559,14 +563,15 @@ static void test_names(void **state)
 		   "awaiting_seller", "awaiting_buyer_return", "awaiting_seller_receipt",
 		   "awaiting_buyer_reply", "in_arbitration", "refund_pending",
 		   "replacement_pending", "repair_pending", "awaiting_agent",
-		   "acknowledged", "refunded", "closed");
+		   "acknowledged", "resolved", "refunded", "closed");
 	ROUND_TRIP(fsm_action, fsm_action, FSM_ACTION__COUNT,
 		   "accept", "reject", "offer", "confirm_receipt", "ship_replacement",
 		   "ship_back", "accept_offer", "escalate", "withdraw", "add_evidence",
 		   "note", "record_agreement", "confirm_agreement", "acknowledge",
-		   "resolve", "rule", "refund_executed", "expire_seller_response",
-		   "expire_buyer_ship_back", "expire_seller_receipt", "expire_buyer_reply",
-		   "expire_arbitration", "expire_complaint_first_response");
+		   "resolve", "confirm_resolution", "reopen", "rule", "refund_executed",
+		   "expire_seller_response", "expire_buyer_ship_back", "expire_seller_receipt",
+		   "expire_buyer_reply", "expire_arbitration", "expire_complaint_first_response",
+		   "expire_complaint_close");
 	ROUND_TRIP(fsm_role, fsm_role, FSM_ROLE__COUNT,
 		   "frontend", "seller", "agent", "arbiter", "payment", "ops", "admin",
 		   "system");
@@ -575,7 +580,7 @@ static void test_names(void **state)
 		   "rejected", "withdrawn", "expired", "resolved");
 	ROUND_TRIP(fsm_deadline, fsm_deadline, FSM_DEADLINE__COUNT,
 		   "seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
-		   "arbitration", "complaint_first_response");
+		   "arbitration", "complaint_first_response", "complaint_close");
 	ROUND_TRIP(fsm_favour, fsm_favour, FSM_FAVOUR__COUNT, "buyer", "seller", "split");
 
 	for (unsigned a = 0; a < FSM_ACTION__COUNT; a++)

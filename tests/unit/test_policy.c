@@ -174,7 +174,7 @@ static void test_default_policy_loads(void **state)
 	char *fast_text = read_file("tests/api/policy_fast.json", &len);
 	policy *fast;
 
-	assert_string_equal(policy_version(P), "2026.1-default");
+	assert_string_equal(policy_version(P), "2026.2-default");
 	assert_true(policy_duration(P, "seller_response", NULL, &ms));
 	assert_int_equal(ms, 5 * DAY);
 	assert_true(policy_duration(P, "complaint_first_response_major", "S-1", &ms));
@@ -229,7 +229,7 @@ static void test_policy_json_roundtrip(void **state)
 
 	assert_non_null(j);
 	assert_true(json_equal(j, again));
-	assert_string_equal(json_string_value(json_object_get(j, "version")), "2026.1-default");
+	assert_string_equal(json_string_value(json_object_get(j, "version")), "2026.2-default");
 	/* canonical text: compact with sorted keys, so "categories" comes first */
 	assert_int_equal(strncmp(policy_text(P), "{\"categories\":{", 15), 0);
 	json_decref(j);
@@ -954,7 +954,7 @@ static void test_decision_json(void **state)
 	assert_true(json_is_null(json_object_get(j, "remedy")));
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "risk"), "score")), 0);
 	assert_true(json_is_array(json_object_get(json_object_get(j, "risk"), "signals")));
-	assert_string_equal(json_string_value(json_object_get(j, "policy_version")), "2026.1-default");
+	assert_string_equal(json_string_value(json_object_get(j, "policy_version")), "2026.2-default");
 	rules = json_object_get(j, "rules");
 	assert_int_equal(json_array_size(rules), d.n_rules);
 	first = json_array_get(rules, 0);

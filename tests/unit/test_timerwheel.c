@@ -476,19 +476,19 @@ static void run_fuzz(const fuzz_cfg *c)
 
 static void test_random_vs_reference_100ms(void **state)
 {
-	fuzz_cfg c = { 100, 1767225600000ull, 2000000, 0x5eed0001 };
+	fuzz_cfg c = { 100, 1767225600000ull, 4000000, 0x5eed0001 };
 	run_fuzz(&c);
 }
 
 static void test_random_vs_reference_1ms(void **state)
 {
-	fuzz_cfg c = { 1, 1ull << 40, 600000, 0x5eed0002 };
+	fuzz_cfg c = { 1, 1ull << 40, 1000000, 0x5eed0002 };
 	run_fuzz(&c);
 }
 
 static void test_random_vs_reference_odd_tick(void **state)
 {
-	fuzz_cfg c = { 37, 12345, 600000, 0x5eed0003 };
+	fuzz_cfg c = { 37, 12345, 1000000, 0x5eed0003 };
 	run_fuzz(&c);
 }
 

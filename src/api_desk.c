@@ -1,0 +1,205 @@
+/* The complaints desk's read side: stats, agent queues, batch-defect flags. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/api.h"
+#include "arbiter/codec.h"
+
+#define QUEUE_DEFAULT 100
+#define QUEUE_MAX 500
+#define STATS_DEFAULT_DAYS 30
+
+/*
+ * One statement, bounded by shop and time window, every part on an index
+ * (cases by shop/created_at, events by primary key, deadlines by due_at).
+ * $1 from, $2 to, $3 shop filter, $4 the key's scope.
+ */
+static const char stats_sql[] =
+	"WITH c AS (SELECT id, kind, state, outcome, sku, reason, created_at, updated_at"
+	"             FROM cases"
+	"            WHERE created_at >= $1::timestamptz AND created_at < $2::timestamptz"
+	"              AND ($3::text IS NULL OR shop_id = $3)"
+	"              AND ($4::text[] IS NULL OR shop_id = ANY ($4::text[]))),"
+	" first_seller AS (SELECT extract(epoch FROM min(e.at) - c.created_at)::float8 AS s"
+	"             FROM c JOIN case_events e ON e.case_id = c.id"
+	"            WHERE e.seq > 1 AND e.actor_role IN ('seller', 'agent')"
+	"            GROUP BY c.id, c.created_at),"
+	" resolution AS (SELECT extract(epoch FROM c.updated_at - c.created_at)::float8 AS s"
+	"             FROM c WHERE c.state IN ('refunded', 'closed')),"
+	" auto AS (SELECT count(*) AS n, coalesce(sum((e.data->>'total_cents')::bigint), 0) AS cents"
+	"             FROM c JOIN case_events e ON e.case_id = c.id"
+	"            WHERE e.action = 'refund.instructed'"
+	"              AND e.data->>'reason' IN ('auto_approve', 'seller_silent')),"
+	" breaches AS (SELECT count(*) AS n FROM c JOIN case_events e ON e.case_id = c.id"
+	"            WHERE e.action = 'sla.breached'),"
+	" top AS (SELECT sku, count(*) AS n FROM c"
+	"          WHERE reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
+	"          GROUP BY sku ORDER BY count(*) DESC, sku LIMIT 10),"
+	" near AS (SELECT count(DISTINCT d.case_id) AS n FROM case_deadlines d"
+	"            JOIN cases x ON x.id = d.case_id"
+	"           WHERE d.due_at < now() + interval '24 hours'"
+	"             AND ($3::text IS NULL OR x.shop_id = $3)"
+	"             AND ($4::text[] IS NULL OR x.shop_id = ANY ($4::text[])))"
+	" SELECT json_build_object("
+	"  'from', arbiter_ts($1::timestamptz), 'to', arbiter_ts($2::timestamptz),"
+	"  'shop_id', $3::text,"
+	"  'cases', json_build_object('total', (SELECT count(*) FROM c),"
+	"     'by_kind', coalesce((SELECT json_object_agg(kind, n) FROM"
+	"        (SELECT kind, count(*) AS n FROM c GROUP BY kind) x), '{}'::json),"
+	"     'by_state', coalesce((SELECT json_object_agg(state, n) FROM"
+	"        (SELECT state, count(*) AS n FROM c GROUP BY state) x), '{}'::json),"
+	"     'by_outcome', coalesce((SELECT json_object_agg(outcome, n) FROM"
+	"        (SELECT outcome, count(*) AS n FROM c WHERE outcome IS NOT NULL"
+	"          GROUP BY outcome) x), '{}'::json)),"
+	"  'first_seller_response_seconds', (SELECT json_build_object('n', count(*),"
+	"     'median', percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
+	"     'p90', percentile_cont(0.9) WITHIN GROUP (ORDER BY s)) FROM first_seller),"
+	"  'resolution_seconds', (SELECT json_build_object('n', count(*),"
+	"     'median', percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"
+	"     'p90', percentile_cont(0.9) WITHIN GROUP (ORDER BY s)) FROM resolution),"
+	"  'auto_refunds', (SELECT json_build_object('count', n, 'cents', cents) FROM auto),"
+	"  'sla_breaches', (SELECT n FROM breaches),"
+	"  'top_quality_skus', coalesce((SELECT json_agg(json_build_object('sku', sku, 'cases', n)"
+	"     ORDER BY n DESC, sku) FROM top), '[]'::json),"
+	"  'open_near_deadline', (SELECT n FROM near))";
+
+void api_stats(ar_req *r)
+{
+	const ar_identity *who = req_identity(r);
+	const char *shop = req_query(r, "shop_id"), *v;
+	ar_time from, to = app_now();
+	char fs[40], ts[40];
+	ar_err err;
+	json_t *out;
+
+	ar_err_init(&err);
+	from = to - STATS_DEFAULT_DAYS * AR_MS_PER_DAY;
+	if ((v = req_query(r, "from")) && !ar_time_parse(v, &from))
+		ar_err_field(&err, "/query/from", "must be an RFC 3339 timestamp");
+	if ((v = req_query(r, "to")) && !ar_time_parse(v, &to))
+		ar_err_field(&err, "/query/to", "must be an RFC 3339 timestamp");
+	if (shop && (!*shop || !codec_utf8_len_ok(shop, AR_MAX_ID_LEN)))
+		ar_err_field(&err, "/query/shop_id", "must be 1 to %d characters", AR_MAX_ID_LEN);
+	if (!ar_err_is_set(&err) && from >= to)
+		ar_err_field(&err, "/query/from", "must be before to");
+	if (ar_err_is_set(&err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	ar_time_format(from, fs, sizeof(fs));
+	ar_time_format(to, ts, sizeof(ts));
+	{
+		const char *vals[4] = { fs, ts, shop, auth_scope(who) };
+		if (!store_query_json(req_app(r)->db, "stats", stats_sql, 4, vals, &out, &err)) {
+			req_reply_problem(r, &err);
+			return;
+		}
+	}
+	req_reply_json(r, 200, out);
+}
+
+/* Each queue: which open cases, ordered by their next deadline. */
+static const char *queue_filter(const char *name)
+{
+	if (strcmp(name, "near_deadline") == 0)
+		return "nd.due_at < now() + interval '24 hours'";
+	if (strcmp(name, "manual_review") == 0)
+		return "c.manual_review";
+	if (strcmp(name, "major_complaints") == 0)
+		return "c.kind = 'complaint' AND c.decision->>'severity' = 'major'";
+	if (strcmp(name, "in_arbitration") == 0)
+		return "c.state = 'in_arbitration'";
+	return NULL;
+}
+
+void api_queue(ar_req *r)
+{
+	const char *name = req_param(r, 0), *filter = queue_filter(name), *v;
+	char sql[1600], lim[16];
+	long limit = QUEUE_DEFAULT;
+	ar_err err;
+	json_t *items;
+
+	ar_err_init(&err);
+	if (!filter) {
+		ar_err_set(&err, 404, "not-found", "Not found",
+			   "no queue '%.64s' (near_deadline, manual_review, major_complaints, in_arbitration)",
+			   name);
+		req_reply_problem(r, &err);
+		return;
+	}
+	if ((v = req_query(r, "limit"))) {
+		char *end;
+		limit = strtol(v, &end, 10);
+		if (!*v || *end || limit < 1 || limit > QUEUE_MAX) {
+			ar_err_field(&err, "/query/limit", "must be an integer from 1 to %d", QUEUE_MAX);
+			req_reply_problem(r, &err);
+			return;
+		}
+	}
+	snprintf(lim, sizeof(lim), "%ld", limit);
+	/* The filter is one of four constant strings above; values are parameters. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(json_agg(q.j ORDER BY q.due NULLS LAST, q.created_at), '[]'::json)"
+		 "  FROM (SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))::jsonb"
+		 "               || jsonb_build_object('next_due_at', arbiter_ts(nd.due_at)) AS j,"
+		 "               nd.due_at AS due, c.created_at"
+		 "          FROM cases c"
+		 "          LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d"
+		 "                              WHERE d.case_id = c.id) nd ON true"
+		 "         WHERE c.state NOT IN ('refunded', 'closed') AND %s"
+		 "           AND ($1::text[] IS NULL OR c.shop_id = ANY ($1::text[]))"
+		 "         ORDER BY nd.due_at NULLS LAST, c.created_at LIMIT $2::int) q",
+		 filter);
+	{
+		const char *vals[2] = { auth_scope(req_identity(r)), lim };
+		if (!store_query_json(req_app(r)->db, "queue", sql, 2, vals, &items, &err)) {
+			req_reply_problem(r, &err);
+			return;
+		}
+	}
+	for (size_t i = 0; i < json_array_size(items); i++)
+		api_decorate_case(json_array_get(items, i));
+	req_reply_json(r, 200, json_pack("{s:s,s:o}", "queue", name, "items", items));
+}
+
+void api_sku_flags(ar_req *r)
+{
+	static const char sql[] =
+		"SELECT coalesce(json_agg(json_build_object('shop_id', shop_id, 'sku', sku,"
+		"   'cases', cases, 'flagged_at', arbiter_ts(flagged_at)) ORDER BY flagged_at DESC),"
+		"   '[]'::json)"
+		"  FROM sku_flags WHERE cleared_at IS NULL"
+		"   AND ($1::text[] IS NULL OR shop_id = ANY ($1::text[]))";
+	const char *vals[1] = { auth_scope(req_identity(r)) };
+	ar_err err;
+	json_t *items;
+
+	ar_err_init(&err);
+	if (!store_query_json(req_app(r)->db, "sku_flags", sql, 1, vals, &items, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_json(r, 200, json_pack("{s:o}", "items", items));
+}
+
+void api_sku_flag_clear(ar_req *r)
+{
+	const ar_identity *who = req_identity(r);
+	const char *shop = req_param(r, 0), *sku = req_param(r, 1);
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!auth_sees_shop(who, shop)) {
+		ar_err_set(&err, 404, "not-found", "Not found",
+			   "SKU %.64s of shop %.64s carries no batch-defect flag", sku, shop);
+		req_reply_problem(r, &err);
+		return;
+	}
+	if (!store_sku_clear(req_app(r)->db, shop, sku, who->key_id, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	req_reply_text(r, 204, NULL, "", 0);
+}
