@@ -855,17 +855,17 @@ static void test_risk(void **state)
 		int score;
 		const char *signal;
 	} rows[] = {
-		{ "established", 365 * DAY, 5, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "new, no orders", 29 * DAY, 0, { 0, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
-		{ "30 days exactly, no orders", 30 * DAY, 0, { 0, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
-		{ "30 days + 1 s, no orders", 30 * DAY + SEC, 0, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "new with one order", DAY, 1, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "age unknown", -1, 0, { 0, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "3 cases in 7 days", 365 * DAY, 5, { 3, 0 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "4 cases in 7 days", 365 * DAY, 5, { 4, 0 }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "many_cases_7d" },
-		{ "same text, 1 other shop", 365 * DAY, 5, { 0, 1 }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
-		{ "same text, 2 other shops", 365 * DAY, 5, { 0, 2 }, POLICY_OUTCOME_MANUAL_REVIEW, 60, "same_text_other_shops" },
-		{ "all three", DAY, 0, { 9, 9 }, POLICY_OUTCOME_MANUAL_REVIEW, 140, "same_text_other_shops" },
+		{ "established", 365 * DAY, 5, { 0, 0, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "new, no orders", 29 * DAY, 0, { 0, 0, 0, false }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
+		{ "30 days exactly, no orders", 30 * DAY, 0, { 0, 0, 0, false }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "new_account" },
+		{ "30 days + 1 s, no orders", 30 * DAY + SEC, 0, { 0, 0, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "new with one order", DAY, 1, { 0, 0, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "age unknown", -1, 0, { 0, 0, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "3 cases in 7 days", 365 * DAY, 5, { 3, 0, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "4 cases in 7 days", 365 * DAY, 5, { 4, 0, 0, false }, POLICY_OUTCOME_MANUAL_REVIEW, 40, "many_cases_7d" },
+		{ "same text, 1 other shop", 365 * DAY, 5, { 0, 1, 0, false }, POLICY_OUTCOME_SELLER_REVIEW, 0, NULL },
+		{ "same text, 2 other shops", 365 * DAY, 5, { 0, 2, 0, false }, POLICY_OUTCOME_MANUAL_REVIEW, 60, "same_text_other_shops" },
+		{ "all three", DAY, 0, { 9, 9, 0, false }, POLICY_OUTCOME_MANUAL_REVIEW, 140, "same_text_other_shops" },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
@@ -887,7 +887,7 @@ static void test_risk(void **state)
 	{
 		/* risk stops an automatic refund, but never rejects; policy facts still win */
 		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_CHANGED_MIND);
-		policy_history h = { 10, 0 };
+		policy_history h = { 10, 0, 0, false };
 		ar_decision d;
 		in.order.shipped_at = in.order.delivered_at = AR_TIME_NONE;
 		decide("unshipped but risky", &in, &h, T0, &d);
@@ -928,6 +928,98 @@ static void test_complaint_severity(void **state)
 		expect_rule(rows[i].name, &d, "R-COMPLAINT-SEVERITY",
 			    rows[i].major ? POLICY_RULE_FIRED : POLICY_RULE_PASS);
 	}
+}
+
+static void test_complaint_class_exposure_repeat(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_reason reason;
+		const char *declared;
+		bool exposure;
+		int64_t earlier_complaints;
+		const char *cls;
+		bool major;
+	} rows[] = {
+		{ "quality by reason", AR_REASON_QUALITY_DEFECT, NULL, false, 0, "product_quality", false },
+		{ "service by reason", AR_REASON_POOR_SERVICE, NULL, false, 0, "service_quality", false },
+		{ "late shipment is service", AR_REASON_LATE_SHIPMENT, NULL, false, 0, "service_quality", false },
+		{ "declared beats reason", AR_REASON_QUALITY_DEFECT, "service_quality", false, 0, "service_quality", false },
+		{ "public exposure", AR_REASON_POOR_SERVICE, NULL, true, 0, "service_quality", true },
+		{ "repeat on the order", AR_REASON_POOR_SERVICE, NULL, false, 1, "service_quality", true },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_COMPLAINT, rows[i].reason);
+		policy_history h = { 0, 0, rows[i].earlier_complaints, false };
+		ar_decision d;
+
+		in.order.price_cents = 10000;
+		in.complaint_category = rows[i].declared;
+		in.public_exposure = rows[i].exposure;
+		decide(rows[i].name, &in, &h, T0 + DAY, &d);
+		if (strcmp(d.classification, rows[i].cls) != 0)
+			fail_msg("%s: classification %s, want %s", rows[i].name, d.classification, rows[i].cls);
+		EXPECT_INT(rows[i].name, d.major, rows[i].major);
+	}
+}
+
+static void test_batch_defect(void **state)
+{
+	size_t len;
+	char *text = read_file("deploy/policy/default.json", &len);
+	json_t *doc;
+	char *auto_text;
+	policy *autop;
+	ar_err err;
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+	policy_history flagged = { 0, 0, 0, true }, clean = { 0, 0, 0, false };
+	ar_decision d;
+
+	/* the shipped policy flags but does not auto-approve */
+	decide("flagged, default", &in, &flagged, T0 + DAY, &d);
+	assert_true(d.batch_defect);
+	EXPECT_INT("flagged, default", d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+	expect_rule("flagged, default", &d, "R-BATCH-DEFECT", POLICY_RULE_FIRED);
+	decide("clean", &in, &clean, T0 + DAY, &d);
+	assert_false(d.batch_defect);
+	expect_rule("clean", &d, "R-BATCH-DEFECT", POLICY_RULE_PASS);
+
+	/* a policy that approves a flagged SKU's quality cases uniformly */
+	doc = json_loadb(text, len, 0, NULL);
+	assert_non_null(doc);
+	json_object_set_new(doc, "batch_defect", json_pack("{s:i,s:i,s:b}", "threshold", 5,
+							   "window_days", 7, "auto_approve", 1));
+	auto_text = json_dumps(doc, JSON_COMPACT);
+	ar_err_init(&err);
+	autop = policy_load(auto_text, strlen(auto_text), &err);
+	assert_non_null(autop);
+	ar_err_init(&err);
+	assert_true(policy_adjudicate(autop, &in, &flagged, T0 + DAY, &d, &err));
+	EXPECT_INT("flagged, auto", d.outcome, POLICY_OUTCOME_AUTO_APPROVE);
+	in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	assert_true(policy_adjudicate(autop, &in, &flagged, T0 + DAY, &d, &err));
+	EXPECT_INT("flagged, not a quality reason", d.outcome, POLICY_OUTCOME_SELLER_REVIEW);
+
+	/* a bad batch_defect section is refused with its pointer */
+	json_object_set_new(doc, "batch_defect", json_pack("{s:i,s:i,s:s}", "threshold", 0,
+							   "window_days", 7, "auto_approve", "yes"));
+	free(auto_text);
+	auto_text = json_dumps(doc, JSON_COMPACT);
+	ar_err_init(&err);
+	assert_null(policy_load(auto_text, strlen(auto_text), &err));
+	assert_int_equal(err.status, 422);
+	{
+		bool th = false, aa = false;
+		for (size_t i = 0; i < err.n_fields; i++) {
+			th = th || strcmp(err.fields[i].pointer, "/batch_defect/threshold") == 0;
+			aa = aa || strcmp(err.fields[i].pointer, "/batch_defect/auto_approve") == 0;
+		}
+		assert_true(th && aa);
+	}
+	policy_free(autop);
+	free(auto_text);
+	json_decref(doc);
+	free(text);
 }
 
 /* ---- the decision as JSON ---- */
@@ -985,6 +1077,8 @@ int main(void)
 		cmocka_unit_test(test_repair),
 		cmocka_unit_test(test_risk),
 		cmocka_unit_test(test_complaint_severity),
+		cmocka_unit_test(test_complaint_class_exposure_repeat),
+		cmocka_unit_test(test_batch_defect),
 		cmocka_unit_test(test_decision_json),
 	};
 	return cmocka_run_group_tests_name("policy", tests, setup, teardown);
