@@ -57,10 +57,23 @@ $(B)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@echo '  CC      $<'
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
 
-$(B)/gen/migrations.o: $(B)/gen/migrations.c
+$(B)/gen/ui.c: src/ui/index.html deploy/local/embed_blob.sh
+	@mkdir -p $(@D)
+	$(Q)sh deploy/local/embed_blob.sh ar_ui_index $< > $@
+
+# The contract, served as /openapi.json: YAML in the repo, JSON in the binary.
+$(B)/openapi.json: openapi/arbiter.yaml openapi/tojson.py
+	@mkdir -p $(@D)
+	$(Q)$(PY) openapi/tojson.py $< $@
+$(B)/gen/openapi.c: $(B)/openapi.json deploy/local/embed_blob.sh
+	@mkdir -p $(@D)
+	$(Q)sh deploy/local/embed_blob.sh ar_openapi_json $< > $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
 
-LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(B)/gen/migrations.o
+GEN := migrations ui
+LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(patsubst %,$(B)/gen/%.o,$(GEN))
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o
 	@echo '  LD      $@'
@@ -76,10 +89,10 @@ $(BA)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@mkdir -p $(@D)
 	@echo '  CC asan $<'
 	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
-$(BA)/gen/migrations.o: $(B)/gen/migrations.c
+$(BA)/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
-ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(BA)/gen/migrations.o
+ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(patsubst %,$(BA)/gen/%.o,$(GEN))
 $(BA)/arbiter: $(ASAN_OBJ) $(BA)/main.o
 	@echo '  LD asan $@'
 	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "arbiter/api.h"
+#include "arbiter/assets.h"
 #include "arbiter/log.h"
 #include "arbiter/sha256.h"
 
@@ -392,6 +393,15 @@ static void route(ar_req *r, route_id id, route_method m)
 	case ROUTE_QUEUE: api_queue(r); break;
 	case ROUTE_SKU_FLAGS: api_sku_flags(r); break;
 	case ROUTE_SKU_FLAG: api_sku_flag_clear(r); break;
+	case ROUTE_UI:
+		/* The page holds no data; it asks the API with the key the
+		 * operator types in. No inline script from elsewhere may run. */
+		req_add_header(r, "Content-Security-Policy",
+			       "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+			       "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
+		req_add_header(r, "Cache-Control", "no-cache");
+		req_reply_text(r, 200, "text/html; charset=utf-8", ar_ui_index, ar_ui_index_len);
+		break;
 	case ROUTE_ADJUDICATIONS: api_adjudicate(r); break;
 	case ROUTE_POLICY:
 		if (m == M_PUT)

@@ -11,7 +11,7 @@
 #include "arbiter/auth.h"
 #include "arbiter/router.h"
 
-#define HTTP_MAX_HEADERS 4
+#define HTTP_MAX_HEADERS 8
 
 typedef struct ar_req ar_req;
 
