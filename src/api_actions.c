@@ -8,6 +8,7 @@
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/sla.h"
 
 #define TEXT_MAX 4000
@@ -457,6 +458,10 @@ void api_case_action(ar_req *r)
 		if (ch.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
 	}
+	metrics_transition(act, who->role);
+	if (refund_data)
+		metrics_refund(why, json_string_value(json_object_get(refund_data, "currency")),
+			       refund_total, false);
 	api_reply_case(r, 200, out);
 	goto done;
 oom:

@@ -8,6 +8,7 @@
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/sla.h"
 
 #define LIST_DEFAULT 50
@@ -248,6 +249,9 @@ void api_cases_create(ar_req *r)
 			log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
 			       "case_id", json_string_value(json_object_get(out, "id")), NULL);
 	}
+	metrics_case_opened(in.kind, (int)pl->dec.outcome);
+	if (pl->instruct_refund)
+		metrics_refund("auto_approve", pl->dec.refund.currency, pl->dec.refund.total_cents, true);
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
 	req_add_header(r, "Location", loc);
 	api_reply_case(r, 201, out);

@@ -12,6 +12,7 @@
 #include "arbiter/api.h"
 #include "arbiter/assets.h"
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/sha256.h"
 
 struct http_server {
@@ -222,6 +223,8 @@ static bool role_may(route_id id, route_method m, fsm_role role)
 		return role != FSM_ROLE_FRONTEND && role != FSM_ROLE_PAYMENT;
 	case ROUTE_SKU_FLAG:
 		return role == FSM_ROLE_AGENT || role == FSM_ROLE_ADMIN;
+	case ROUTE_METRICS:
+		return role == FSM_ROLE_OPS || role == FSM_ROLE_ADMIN;
 	default:
 		return true;
 	}
@@ -342,7 +345,8 @@ static void dispatch(ar_req *r)
 			"the body must be application/json");
 		return;
 	}
-	if (strncmp(router_template(id), "/v1/", 4) == 0) {
+	if (strncmp(router_template(id), "/v1/", 4) == 0 ||
+	    (id == ROUTE_METRICS && !r->srv->app->cfg.metrics_open)) {
 		ar_err err;
 		ar_err_init(&err);
 		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
@@ -390,6 +394,17 @@ static void route(ar_req *r, route_id id, route_method m)
 		break;
 	case ROUTE_KEY: api_key_revoke(r); break;
 	case ROUTE_STATS: api_stats(r); break;
+	case ROUTE_METRICS: {
+		size_t len = 0;
+		char *text = metrics_render(&len);
+		if (!text) {
+			problem(r, 503, "overloaded", "Out of memory", "try again");
+			break;
+		}
+		req_reply_text(r, 200, METRICS_CONTENT_TYPE, text, len);
+		free(text);
+		break;
+	}
 	case ROUTE_QUEUE: api_queue(r); break;
 	case ROUTE_SKU_FLAGS: api_sku_flags(r); break;
 	case ROUTE_SKU_FLAG: api_sku_flag_clear(r); break;
@@ -513,6 +528,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	snprintf(dur, sizeof(dur), "%.6f", (double)(end.tv_sec - r->start.tv_sec) +
 		 (double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
 	snprintf(status, sizeof(status), "%d", r->status);
+	metrics_http(r->routed ? r->route.id : METRICS_ROUTE_UNMATCHED, router_method(r->method),
+		     r->status, (double)(end.tv_sec - r->start.tv_sec) +
+				(double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
 	lvl = r->status >= 500 ? LOG_ERROR : LOG_DEBUG;
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		lvl = LOG_WARN;

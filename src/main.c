@@ -9,6 +9,7 @@
 #include "arbiter/auth.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/sla.h"
 #include "arbiter/store.h"
 
@@ -89,6 +90,7 @@ static int cmd_serve(void)
 	signal(SIGPIPE, SIG_IGN);
 
 	app.started_at = app_now();
+	metrics_init(ARBITER_VERSION, ARBITER_COMMIT, (double)app.started_at / 1000.0);
 	if (pthread_rwlock_init(&app.policy_lock, NULL) != 0) {
 		fprintf(stderr, "arbiter: cannot initialise a lock\n");
 		return 1;

@@ -9,12 +9,23 @@
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/timerwheel.h"
 
 #define LOAD_CAP 20000       /* rows per refill query */
 #define FIRE_BATCH 256       /* expiries per transaction */
 #define RETRY_MS 1000
 #define HOUSEKEEP_MS 60000
+#define GAUGES_MS 5000        /* deadline gauges and the pool */
+#define CASE_COUNTS_MS 10000  /* arbiter_cases: one GROUP BY over cases */
+
+/* What one committed expiry did, for the metrics recorded after commit. */
+typedef struct {
+	bool applied, breach;
+	fsm_action action;
+	int64_t refund_cents;   /* -1: none */
+	char currency[AR_CURRENCY_LEN + 1];
+} fired;
 
 enum entry_kind { K_EXPIRY, K_REMINDER };
 
@@ -198,10 +209,10 @@ static int64_t jint(json_t *o, const char *k, int64_t dflt)
  * broken (the batch is then rolled back and retried); a lost race or a case
  * that moved on is success with nothing written.
  */
-static bool fire_one(sla *s, store_tx *tx, const entry *e, bool *applied)
+static bool fire_one(sla *s, store_tx *tx, const entry *e, fired *out)
 {
 	ar_app *app = s->app;
-	json_t *cur = NULL, *out = NULL, *data = NULL, *refund = NULL, *decision, *rf;
+	json_t *cur = NULL, *applied_case = NULL, *data = NULL, *refund = NULL, *decision, *rf = NULL;
 	fsm_case fc;
 	fsm_result res;
 	store_change ch;
@@ -219,7 +230,8 @@ static bool fire_one(sla *s, store_tx *tx, const entry *e, bool *applied)
 		[FSM_DEADLINE_COMPLAINT_CLOSE] = FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
 	};
 
-	*applied = false;
+	memset(out, 0, sizeof(*out));
+	out->refund_cents = -1;
 	ar_err_init(&err);
 	if (!store_tx_case_get(tx, e->case_id, &cur, &err))
 		return err.status == 404;
@@ -279,12 +291,19 @@ static bool fire_one(sla *s, store_tx *tx, const entry *e, bool *applied)
 			goto done;
 		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state, refund };
 	}
-	if (store_tx_case_apply(tx, &ch, &out, &err))
-		*applied = true;
-	else
+	if (store_tx_case_apply(tx, &ch, &applied_case, &err)) {
+		out->applied = true;
+		out->breach = res.breach;
+		out->action = expire_of[e->deadline];
+		out->refund_cents = ch.refund_cents;
+		snprintf(out->currency, sizeof(out->currency), "%s",
+			 json_string_value(json_object_get(rf, "currency")) ?
+			 json_string_value(json_object_get(rf, "currency")) : "CNY");
+	} else {
 		ok = err.status == 412;
+	}
 done:
-	json_decref(out);
+	json_decref(applied_case);
 	json_decref(refund);
 	json_decref(data);
 	json_decref(cur);
@@ -295,20 +314,18 @@ done:
  * nothing was committed, and the entries are re-armed to try again. */
 static void fire_batch(sla *s, uint32_t *idx, size_t n)
 {
+	static fired res[FIRE_BATCH];
 	store_tx *tx = NULL;
 	ar_err err;
-	size_t fired = 0;
+	int64_t now;
 	bool ok = true;
 
 	ar_err_init(&err);
 	if (!store_tx_begin(s->app->db, &tx, &err)) {
 		ok = false;
 	} else {
-		for (size_t i = 0; i < n && ok; i++) {
-			bool applied;
-			ok = fire_one(s, tx, &s->e[idx[i]], &applied);
-			fired += applied;
-		}
+		for (size_t i = 0; i < n && ok; i++)
+			ok = fire_one(s, tx, &s->e[idx[i]], &res[i]);
 		ok = store_tx_end(tx, ok, &err) && ok;
 	}
 	if (!ok) {
@@ -317,10 +334,40 @@ static void fire_batch(sla *s, uint32_t *idx, size_t n)
 			arm(s, idx[i] + 1, app_now() + RETRY_MS);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	now = app_now();
+	for (size_t i = 0; i < n; i++) {
+		const entry *e = &s->e[idx[i]];
+		if (res[i].applied) {
+			metrics_transition(res[i].action, FSM_ROLE_SYSTEM);
+			metrics_sla_fired(e->deadline, (double)(now - e->due_ms) / 1000.0);
+			if (res[i].breach)
+				metrics_sla_breach(e->deadline);
+			if (res[i].refund_cents >= 0)
+				metrics_refund("seller_silent", res[i].currency, res[i].refund_cents, true);
+		}
 		entry_del(s, idx[i]);
-	if (fired)
-		log_kv(LOG_DEBUG, "sla: expiries committed", NULL);
+	}
+}
+
+/* Gauges come from here, not from a scrape: a scrape never waits on the
+ * database. */
+static void refresh_gauges(sla *s, bool with_cases)
+{
+	static int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT];
+	store_pool_stats ps;
+	int64_t pending;
+	double overdue;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (store_deadline_stats(s->app->db, &pending, &overdue, &err)) {
+		metrics_sla_pending(pending);
+		metrics_sla_oldest_overdue(overdue);
+	}
+	if (with_cases && store_case_counts(s->app->db, counts, &err))
+		metrics_set_cases(counts);
+	store_pool_stats_get(s->app->db, &ps);
+	metrics_db_pool(ps.size - ps.in_use - ps.broken, ps.in_use, ps.broken);
 }
 
 static void *run(void *arg)
@@ -328,7 +375,7 @@ static void *run(void *arg)
 	sla *s = arg;
 	tw_expired *buf = malloc(FIRE_BATCH * sizeof(*buf));
 	uint32_t *batch = malloc(FIRE_BATCH * sizeof(*batch));
-	int64_t last_refill = 0, last_house = app_now();
+	int64_t last_refill = 0, last_house = app_now(), last_gauges = 0, last_counts = 0;
 	bool more = false;
 
 	if (!buf || !batch) {
@@ -369,6 +416,13 @@ static void *run(void *arg)
 		if (nb)
 			fire_batch(s, batch, nb);
 		app_policy_record(s->app);
+		if (now - last_gauges >= GAUGES_MS) {
+			bool counts = now - last_counts >= CASE_COUNTS_MS;
+			refresh_gauges(s, counts);
+			last_gauges = now;
+			if (counts)
+				last_counts = now;
+		}
 		if (now - last_house >= HOUSEKEEP_MS) {
 			store_housekeep(s->app->db);
 			last_house = now;

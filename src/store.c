@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "arbiter/log.h"
+#include "arbiter/metrics.h"
 #include "arbiter/migrations.h"
 
 #define ACQUIRE_WAIT_MS 5000
@@ -161,6 +162,7 @@ static const struct {
 struct slot {
 	PGconn *conn;
 	bool busy;
+	bool failed;         /* the last connection attempt failed */
 	uint32_t prepared;   /* bit per enum stmt_id */
 };
 
@@ -239,7 +241,7 @@ void store_pool_stats_get(store *s, store_pool_stats *out)
 	for (int i = 0; i < s->size; i++) {
 		if (s->slots[i].busy)
 			out->in_use++;
-		else if (!s->slots[i].conn)
+		else if (s->slots[i].failed)
 			out->broken++;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -299,6 +301,7 @@ static int acquire(store *s, ar_err *err)
 			s->backoff_ms = BACKOFF_MAX_MS;
 		s->next_connect_ms = mono_ms() + s->backoff_ms;
 		s->slots[idx].busy = false;
+		s->slots[idx].failed = true;
 		pthread_cond_signal(&s->cv);
 		pthread_mutex_unlock(&s->mu);
 		log_kv(LOG_WARN, "database connection failed", "error",
@@ -310,6 +313,7 @@ static int acquire(store *s, ar_err *err)
 	s->backoff_ms = 0;
 	s->next_connect_ms = 0;
 	s->slots[idx].conn = conn;
+	s->slots[idx].failed = false;
 	s->slots[idx].prepared = 0;
 	pthread_mutex_unlock(&s->mu);
 	return idx;
@@ -375,7 +379,15 @@ static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,
 		PQclear(r);
 		sl->prepared |= 1u << id;
 	}
-	r = PQexecPrepared(sl->conn, stmts[id].name, n, vals, NULL, NULL, 0);
+	{
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		r = PQexecPrepared(sl->conn, stmts[id].name, n, vals, NULL, NULL, 0);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		metrics_db_query((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+				 PQresultStatus(r) != PGRES_TUPLES_OK &&
+				 PQresultStatus(r) != PGRES_COMMAND_OK);
+	}
 	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
 		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (!(quiet && state && strcmp(state, quiet) == 0))
@@ -1663,4 +1675,30 @@ done:
 	PQclear(r);
 	release(s, idx);
 	return ok;
+}
+
+bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT], ar_err *err)
+{
+	PGresult *r;
+	int idx = acquire(s, err);
+
+	memset(counts, 0, sizeof(int64_t) * FSM_STATE__COUNT * AR_KIND__COUNT);
+	if (idx < 0)
+		return false;
+	r = PQexec(s->slots[idx].conn, "SELECT state, kind, count(*) FROM cases GROUP BY state, kind");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "case_counts", err);
+		PQclear(r);
+		release(s, idx);
+		return false;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		fsm_state st;
+		ar_kind k;
+		if (fsm_state_parse(PQgetvalue(r, i, 0), &st) && ar_kind_parse(PQgetvalue(r, i, 1), &k))
+			counts[st][k] = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+	}
+	PQclear(r);
+	release(s, idx);
+	return true;
 }

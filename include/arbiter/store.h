@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include "arbiter/casefsm.h"
 #include "arbiter/model.h"
 
 typedef struct store store;
@@ -23,6 +24,8 @@ typedef struct store store;
 store *store_open(const char *conninfo, int pool_size);
 void store_close(store *s);
 
+/* size slots: in_use busy, broken whose last connect failed, the rest idle
+ * (connected, or opened on first use). */
 typedef struct {
 	int size, in_use, broken;
 } store_pool_stats;
@@ -251,6 +254,11 @@ bool store_policy_record(store *s, const char *version, const char *canonical_te
  * column is JSON; *out is a new reference. For the reporting queries. */
 bool store_query_json(store *s, const char *what, const char *sql, int n,
 		      const char *const *vals, json_t **out, ar_err *err) AR_MUSTCHECK;
+
+/* Cases by state and kind, for the arbiter_cases gauge (one GROUP BY;
+ * the scheduler refreshes it every few seconds, never a scrape). */
+bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT],
+		       ar_err *err) AR_MUSTCHECK;
 
 /* Opaque list cursor <-> (created_at µs, id); pure. */
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);
