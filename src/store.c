@@ -183,6 +183,37 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static bool result_ok(const PGresult *r)
+{
+	return PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+}
+
+/* Every round trip of the pool is timed and counted (failures as errors). */
+static PGresult *db_exec(PGconn *c, const char *sql)
+{
+	int64_t t0 = mono_us();
+	PGresult *r = PQexec(c, sql);
+
+	metrics_db_query((double)(mono_us() - t0) / 1e6, !result_ok(r));
+	return r;
+}
+
+static PGresult *db_exec_params(PGconn *c, const char *sql, int n, const char *const *vals)
+{
+	int64_t t0 = mono_us();
+	PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+
+	metrics_db_query((double)(mono_us() - t0) / 1e6, !result_ok(r));
+	return r;
+}
+
 static void err_unavailable(ar_err *err, const char *why)
 {
 	ar_err_set(err, 503, "database-unavailable", "Database unavailable",
@@ -380,22 +411,20 @@ static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,
 		sl->prepared |= 1u << id;
 	}
 	{
-		struct timespec t0, t1;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int64_t t0 = mono_us();
+		bool failed, expected;
 		r = PQexecPrepared(sl->conn, stmts[id].name, n, vals, NULL, NULL, 0);
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		metrics_db_query((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-				 PQresultStatus(r) != PGRES_TUPLES_OK &&
-				 PQresultStatus(r) != PGRES_COMMAND_OK);
-	}
-	if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
-		state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-		if (!(quiet && state && strcmp(state, quiet) == 0))
+		failed = PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK;
+		state = failed ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		expected = failed && quiet && state && strcmp(state, quiet) == 0;
+		metrics_db_query((double)(mono_us() - t0) / 1e6, failed && !expected);
+		if (!failed)
+			return r;
+		if (!expected)
 			result_error(sl->conn, r, stmts[id].name, err);
-		PQclear(r);
-		return NULL;
 	}
-	return r;
+	PQclear(r);
+	return NULL;
 }
 
 static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
@@ -424,7 +453,7 @@ bool store_ready(store *s, ar_err *err)
 
 	if (idx < 0)
 		return false;
-	r = PQexec(s->slots[idx].conn, "SELECT count(*) FROM schema_migrations");
+	r = db_exec(s->slots[idx].conn, "SELECT count(*) FROM schema_migrations");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (state && strcmp(state, "42P01") == 0)
@@ -641,9 +670,8 @@ bool store_case_create(store *s, const store_new_case *nc, json_t **out_case, ar
 			/* The case of this Idempotency-Key exists already: its first
 			 * request committed but never stored its reply. */
 			const char *iv[2] = { nc->actor_id, nc->idem_key };
-			r = PQexecParams(s->slots[idx].conn,
-				"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c"
-				" WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, NULL, iv, NULL, NULL, 0);
+			r = db_exec_params(s->slots[idx].conn, "SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c"
+				" WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, iv);
 			if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 				result_error(s->slots[idx].conn, r, "case_by_idem", err);
 				goto done;
@@ -886,7 +914,7 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn, sql, n, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, sql, n, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "case_list", err);
 		goto done;
@@ -1041,7 +1069,7 @@ bool store_tx_begin(store *s, store_tx **out, ar_err *err)
 	tx->idx = acquire(s, err);
 	if (tx->idx < 0)
 		goto fail;
-	r = PQexec(s->slots[tx->idx].conn, "BEGIN");
+	r = db_exec(s->slots[tx->idx].conn, "BEGIN");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		result_error(s->slots[tx->idx].conn, r, "begin", err);
 		PQclear(r);
@@ -1064,7 +1092,7 @@ bool store_tx_end(store_tx *tx, bool commit, ar_err *err)
 	if (!tx)
 		return false;
 	commit = commit && !tx->failed;
-	r = PQexec(tx->s->slots[tx->idx].conn, commit ? "COMMIT" : "ROLLBACK");
+	r = db_exec(tx->s->slots[tx->idx].conn, commit ? "COMMIT" : "ROLLBACK");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && commit;
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		result_error(tx->s->slots[tx->idx].conn, r, commit ? "commit" : "rollback", err);
@@ -1106,12 +1134,11 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t ca
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-		"SELECT case_id, name, armed_version,"
+	r = db_exec_params(s->slots[idx].conn, "SELECT case_id, name, armed_version,"
 		"       (extract(epoch FROM due_at) * 1000)::bigint, reminded"
 		"  FROM case_deadlines"
 		" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
-		" ORDER BY due_at LIMIT $2::int", 2, NULL, vals, NULL, NULL, 0);
+		" ORDER BY due_at LIMIT $2::int", 2, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "due_deadlines", err);
 		PQclear(r);
@@ -1152,8 +1179,7 @@ bool store_remind(store *s, const char *case_id, const char *name, int armed_ver
 		return false;
 	}
 	/* The case row lock orders this event with concurrent actions. */
-	r = PQexecParams(s->slots[idx].conn,
-		"WITH c AS (SELECT id, shop_id, state, policy_version FROM cases"
+	r = db_exec_params(s->slots[idx].conn, "WITH c AS (SELECT id, shop_id, state, policy_version FROM cases"
 		"            WHERE id = $1 FOR UPDATE),"
 		" d AS (UPDATE case_deadlines d SET reminded = true FROM c"
 		"        WHERE d.case_id = c.id AND d.name = $2 AND d.armed_version = $3::int"
@@ -1161,8 +1187,7 @@ bool store_remind(store *s, const char *case_id, const char *name, int armed_ver
 		" INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
 		"    from_state, to_state, data, policy_version)"
 		" SELECT c.id, c.shop_id, 'system', 'sla', 'deadline.approaching', c.state, c.state,"
-		"        $4::jsonb, c.policy_version FROM c JOIN d ON d.case_id = c.id",
-		4, NULL, vals, NULL, NULL, 0);
+		"        $4::jsonb, c.policy_version FROM c JOIN d ON d.case_id = c.id", 4, vals);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		result_error(s->slots[idx].conn, r, "remind", err);
 		goto done;
@@ -1186,7 +1211,7 @@ void store_housekeep(store *s)
 	idx = acquire(s, &err);
 	if (idx < 0)
 		return;
-	r = PQexec(s->slots[idx].conn,
+	r = db_exec(s->slots[idx].conn,
 		   "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		result_error(s->slots[idx].conn, r, "housekeep", &err);
@@ -1201,7 +1226,7 @@ bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s, 
 
 	if (idx < 0)
 		return false;
-	r = PQexec(s->slots[idx].conn,
+	r = db_exec(s->slots[idx].conn,
 		   "SELECT count(*), coalesce(extract(epoch FROM now() - min(due_at)), 0)::float8"
 		   "  FROM case_deadlines");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1342,10 +1367,8 @@ bool store_key_insert(store *s, const char *id, const unsigned char hash[32],
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-			 "INSERT INTO api_keys (id, secret_hash, role, shops, name, senior)"
-			 " VALUES ($1, decode($2, 'hex'), $3, $4::text[], $5, $6)",
-			 6, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, "INSERT INTO api_keys (id, secret_hash, role, shops, name, senior)"
+			 " VALUES ($1, decode($2, 'hex'), $3, $4::text[], $5, $6)", 6, vals);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
 		result_error(s->slots[idx].conn, r, "key_insert", err);
@@ -1364,7 +1387,7 @@ bool store_key_list(store *s, json_t **items, ar_err *err)
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexec(s->slots[idx].conn,
+	r = db_exec(s->slots[idx].conn,
 		   "SELECT coalesce(json_agg(json_build_object('id', id, 'role', role,"
 		   " 'shops', shops, 'name', name, 'senior', senior,"
 		   " 'created_at', arbiter_ts(created_at),"
@@ -1393,9 +1416,7 @@ bool store_key_revoke(store *s, const char *id, ar_err *err)
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-			 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1",
-			 1, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1", 1, vals);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		result_error(s->slots[idx].conn, r, "key_revoke", err);
 		goto done;
@@ -1427,14 +1448,13 @@ bool store_idem_begin(store *s, const char *scope, const char *key, const char *
 		return false;
 	/* Claim the key, or take over a claim whose owner must be dead (older
 	 * than the lease) or a reply older than the 24 h retention. */
-	r = PQexecParams(s->slots[idx].conn,
-		"INSERT INTO idempotency_keys AS k (scope, key, fingerprint)"
+	r = db_exec_params(s->slots[idx].conn, "INSERT INTO idempotency_keys AS k (scope, key, fingerprint)"
 		" VALUES ($1, $2, decode($3, 'hex'))"
 		" ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
 		"   state = 'in_flight', status = NULL, response = NULL, created_at = now()"
 		" WHERE (k.state = 'in_flight' AND k.created_at < now() - $4::int * interval '1 second')"
 		"    OR k.created_at < now() - interval '24 hours'"
-		" RETURNING 1", 4, NULL, vals, NULL, NULL, 0);
+		" RETURNING 1", 4, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "idem_claim", err);
 		goto done;
@@ -1445,11 +1465,9 @@ bool store_idem_begin(store *s, const char *scope, const char *key, const char *
 		goto done;
 	}
 	PQclear(r);
-	r = PQexecParams(s->slots[idx].conn,
-		"SELECT fingerprint = decode($3, 'hex'), state, status, response,"
+	r = db_exec_params(s->slots[idx].conn, "SELECT fingerprint = decode($3, 'hex'), state, status, response,"
 		"       coalesce(etag, ''), coalesce(location, '')"
-		"  FROM idempotency_keys WHERE scope = $1 AND key = $2",
-		3, NULL, vals, NULL, NULL, 0);
+		"  FROM idempotency_keys WHERE scope = $1 AND key = $2", 3, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "idem_get", err);
 		goto done;
@@ -1494,10 +1512,8 @@ bool store_idem_finish(store *s, const char *scope, const char *key, int status,
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-		"UPDATE idempotency_keys SET state = 'done', status = $3::int, response = $4,"
-		"       etag = $5, location = $6 WHERE scope = $1 AND key = $2",
-		6, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, "UPDATE idempotency_keys SET state = 'done', status = $3::int, response = $4,"
+		"       etag = $5, location = $6 WHERE scope = $1 AND key = $2", 6, vals);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
 		result_error(s->slots[idx].conn, r, "idem_finish", err);
@@ -1517,9 +1533,7 @@ void store_idem_abandon(store *s, const char *scope, const char *key)
 	idx = acquire(s, &err);
 	if (idx < 0)
 		return;
-	r = PQexecParams(s->slots[idx].conn,
-		"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'",
-		2, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'", 2, vals);
 	PQclear(r);
 	release(s, idx);
 }
@@ -1555,14 +1569,12 @@ bool store_policy_record(store *s, const char *version, const char *canonical_te
 
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-		"WITH ins AS (INSERT INTO policies (version, sha256, document)"
+	r = db_exec_params(s->slots[idx].conn, "WITH ins AS (INSERT INTO policies (version, sha256, document)"
 		"   VALUES ($1, sha256(convert_to($2, 'UTF8')), $2::jsonb)"
 		"   ON CONFLICT (version) DO NOTHING RETURNING 1)"
 		" SELECT (SELECT count(*) FROM ins) > 0"
 		"     OR EXISTS (SELECT 1 FROM policies WHERE version = $1"
-		"                AND sha256 = sha256(convert_to($2, 'UTF8')))",
-		2, NULL, vals, NULL, NULL, 0);
+		"                AND sha256 = sha256(convert_to($2, 'UTF8')))", 2, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "policy_record", err);
 		goto done;
@@ -1595,8 +1607,7 @@ bool store_sku_check(store *s, const char *shop_id, const char *sku, int thresho
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-		"WITH n AS (SELECT count(*) AS n FROM cases"
+	r = db_exec_params(s->slots[idx].conn, "WITH n AS (SELECT count(*) AS n FROM cases"
 		"            WHERE shop_id = $1 AND sku = $2"
 		"              AND reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
 		"              AND created_at > now() - $3::int * interval '1 day'),"
@@ -1611,7 +1622,7 @@ bool store_sku_check(store *s, const char *shop_id, const char *sku, int thresho
 		" SELECT c.id, c.shop_id, 'system', 'batch-defect', 'sku.batch_defect', c.state,"
 		"        c.state, jsonb_build_object('shop_id', $1::text, 'sku', $2::text,"
 		"        'cases', (SELECT cases FROM f), 'window_days', $3::int), c.policy_version"
-		"   FROM c", 5, NULL, vals, NULL, NULL, 0);
+		"   FROM c", 5, vals);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		result_error(s->slots[idx].conn, r, "sku_check", err);
 		goto done;
@@ -1634,10 +1645,8 @@ bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char 
 
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn,
-		"UPDATE sku_flags SET cleared_at = now(), cleared_by = $3"
-		" WHERE shop_id = $1 AND sku = $2 AND cleared_at IS NULL",
-		3, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, "UPDATE sku_flags SET cleared_at = now(), cleared_by = $3"
+		" WHERE shop_id = $1 AND sku = $2 AND cleared_at IS NULL", 3, vals);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		result_error(s->slots[idx].conn, r, "sku_clear", err);
 		goto done;
@@ -1664,7 +1673,7 @@ bool store_query_json(store *s, const char *what, const char *sql, int n,
 	*out = NULL;
 	if (idx < 0)
 		return false;
-	r = PQexecParams(s->slots[idx].conn, sql, n, NULL, vals, NULL, NULL, 0);
+	r = db_exec_params(s->slots[idx].conn, sql, n, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		result_error(s->slots[idx].conn, r, what, err);
 		goto done;
@@ -1685,7 +1694,7 @@ bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT
 	memset(counts, 0, sizeof(int64_t) * FSM_STATE__COUNT * AR_KIND__COUNT);
 	if (idx < 0)
 		return false;
-	r = PQexec(s->slots[idx].conn, "SELECT state, kind, count(*) FROM cases GROUP BY state, kind");
+	r = db_exec(s->slots[idx].conn, "SELECT state, kind, count(*) FROM cases GROUP BY state, kind");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "case_counts", err);
 		PQclear(r);
