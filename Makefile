@@ -72,7 +72,7 @@ $(B)/gen/openapi.c: $(B)/openapi.json deploy/local/embed_blob.sh
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
 
-GEN := migrations ui
+GEN := migrations ui openapi
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(patsubst %,$(B)/gen/%.o,$(GEN))
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o

@@ -90,80 +90,52 @@ static void want_cents(json_t *o, const char *key, bool required, int64_t *out, 
 		*out = -1;
 }
 
-/* Validates new evidence items and appends them to a copy of the case's
- * evidence; NULL with err on a bad item or more than AR_MAX_EVIDENCE. */
+/* Validates new evidence items like case creation does and appends them
+ * to a copy of the case's evidence; NULL with err on a bad item or more than
+ * AR_MAX_EVIDENCE in all. */
 static json_t *merged_evidence(json_t *existing, json_t *items, ar_err *err)
 {
-	static const char *const fields[] = { "kind", "url", "sha256", NULL };
-	json_t *all;
-	size_t i;
-	json_t *it;
+	size_t room = AR_MAX_EVIDENCE - (json_array_size(existing) < AR_MAX_EVIDENCE
+					 ? json_array_size(existing) : AR_MAX_EVIDENCE);
+	json_t *add, *all;
 
-	if (!json_is_array(items) || json_array_size(items) == 0) {
-		ar_err_field(err, "/evidence", "must be a non-empty array");
-		return NULL;
-	}
-	if (json_array_size(existing) + json_array_size(items) > AR_MAX_EVIDENCE) {
+	if (room == 0) {
 		ar_err_field(err, "/evidence", "a case holds at most %d evidence items", AR_MAX_EVIDENCE);
 		return NULL;
 	}
-	json_array_foreach(items, i, it) {
-		char pre[32];
-		const char *kind, *url, *sha;
-		ar_evidence_kind k;
-		snprintf(pre, sizeof(pre), "/evidence/%zu", i);
-		if (!json_is_object(it)) {
-			ar_err_field(err, pre, "must be an object");
-			continue;
-		}
-		if (!codec_check_fields(it, fields, pre, err))
-			continue;
-		if (codec_get_string(it, "kind", pre, true, 16, &kind, err) &&
-		    !ar_evidence_kind_parse(kind, &k)) {
-			char p2[48];
-			snprintf(p2, sizeof(p2), "%s/kind", pre);
-			ar_err_field(err, p2, "must be one of photo, video, chat_log, logistics, document");
-		}
-		if (codec_get_string(it, "url", pre, true, AR_MAX_URL_LEN, &url, err) &&
-		    strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
-			char p2[48];
-			snprintf(p2, sizeof(p2), "%s/url", pre);
-			ar_err_field(err, p2, "must be an http(s) URL");
-		}
-		if (codec_get_string(it, "sha256", pre, false, 64, &sha, err) && sha &&
-		    (strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64)) {
-			char p2[48];
-			snprintf(p2, sizeof(p2), "%s/sha256", pre);
-			ar_err_field(err, p2, "must be 64 lowercase hexadecimal digits");
-		}
-	}
-	if (ar_err_is_set(err))
+	add = codec_evidence_items(items, room, err);
+	if (!add)
 		return NULL;
 	all = json_deep_copy(existing);
-	if (!all || json_array_extend(all, items)) {
+	if (!all || json_array_extend(all, add)) {
 		json_decref(all);
+		all = NULL;
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
-		return NULL;
 	}
+	json_decref(add);
 	return all;
 }
 
-/* "3", "\"3\"" and W/"3" all name version 3. */
+/* "3" (the ETag as sent), W/"3" and a bare 3 all name version 3; nothing
+ * else does. */
 static bool parse_if_match(const char *h, int *version)
 {
-	char *end;
-	long v;
+	bool quoted;
+	long v = 0;
+	size_t digits = 0;
 
 	if (strncmp(h, "W/", 2) == 0)
 		h += 2;
-	if (*h == '"')
-		h++;
-	v = strtol(h, &end, 10);
-	if (end == h || v < 1 || v > 1000000000)
+	quoted = *h == '"';
+	h += quoted;
+	while (h[digits] >= '0' && h[digits] <= '9' && digits < 10)
+		v = v * 10 + (h[digits++] - '0');
+	if (digits == 0 || h[0] == '0' || v < 1 || v > 1000000000)
 		return false;
-	if (*end == '"')
-		end++;
-	if (*end)
+	h += digits;
+	if (quoted && *h++ != '"')
+		return false;
+	if (*h)
 		return false;
 	*version = (int)v;
 	return true;
@@ -291,6 +263,7 @@ void api_case_action(ar_req *r)
 		want_str(root, "reason", true, TEXT_MAX, &s1, &err);
 		break;
 	case FSM_ACTION_OFFER:
+		want_str(root, "message", false, TEXT_MAX, &s2, &err);
 		if (codec_get_cents(root, "refund_cents", "", true, &amount, &err)) {
 			if (amount <= 0)
 				ar_err_field(&err, "/refund_cents", "must be greater than 0");
@@ -303,6 +276,7 @@ void api_case_action(ar_req *r)
 	case FSM_ACTION_CONFIRM_RECEIPT:
 		enum_field(root, "condition", true, conditions,
 			   "as_sent, damaged_by_buyer, not_received", &s1, &err);
+		want_str(root, "note", false, TEXT_MAX, &s2, &err);
 		/* A disputed receipt goes to the platform: the machine's reject. */
 		if (s1 && strcmp(s1, "as_sent") != 0)
 			act = FSM_ACTION_REJECT;
@@ -536,7 +510,9 @@ void api_keys_create(ar_req *r)
 	want_str(root, "name", true, SHORT_MAX, &name, &err);
 	shops = json_object_get(root, "shops");
 	if (shops && !json_is_null(shops)) {
-		if (!json_is_array(shops)) {
+		if (json_is_array(shops) && json_array_size(shops) == 0) {
+			ar_err_field(&err, "/shops", "must name at least one shop; omit it for every shop");
+		} else if (!json_is_array(shops)) {
 			ar_err_field(&err, "/shops", "must be an array of shop ids");
 		} else {
 			json_array_foreach(shops, i, it) {

@@ -461,6 +461,12 @@ void api_policy_put(ar_req *r)
 	json_t *doc;
 
 	ar_err_init(&err);
+	doc = codec_parse_body(body, len, &err);
+	json_decref(doc);
+	if (ar_err_is_set(&err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
 	p = policy_load(body, len, &err);
 	if (!p || !app_policy_install(app, p, &err)) {
 		req_reply_problem(r, &err);

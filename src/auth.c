@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "arbiter/codec.h"
 #include "arbiter/sha256.h"
 
 #define CACHE_SLOTS 256
@@ -187,7 +188,7 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 		ar_err_field(err, "/role", "must be one of frontend, seller, agent, arbiter, payment, ops, admin");
 		return false;
 	}
-	if (!name || !*name || strlen(name) > 200) {
+	if (!name || !*name || !codec_utf8_len_ok(name, 200)) {
 		ar_err_field(err, "/name", "is required (1 to 200 characters)");
 		return false;
 	}

@@ -640,3 +640,43 @@ fail:
 	json_decref(arr);
 	return NULL;
 }
+
+json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err)
+{
+	json_t *out, *it;
+	size_t i;
+	bool ok = true;
+
+	if (!json_is_array(items) || json_array_size(items) == 0) {
+		ar_err_field(err, "/evidence", "must be a non-empty array");
+		return NULL;
+	}
+	if (json_array_size(items) > max_items) {
+		ar_err_field(err, "/evidence", "at most %zu items", max_items);
+		return NULL;
+	}
+	out = json_array();
+	if (!out)
+		return NULL;
+	json_array_foreach(items, i, it) {
+		char ptr[32];
+		ar_evidence ev;
+		json_t *o;
+		snprintf(ptr, sizeof(ptr), "/evidence/%zu", i);
+		memset(&ev, 0, sizeof(ev));
+		if (!decode_evidence_item(it, ptr, &ev, err)) {
+			ok = false;
+			continue;
+		}
+		o = json_pack("{s:s,s:s}", "kind", ar_evidence_kind_name(ev.kind), "url", ev.url);
+		if (o && ev.sha256)
+			json_object_set_new(o, "sha256", json_string(ev.sha256));
+		if (!o || json_array_append_new(out, o))
+			ok = false;
+	}
+	if (!ok) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}

@@ -408,6 +408,9 @@ static void route(ar_req *r, route_id id, route_method m)
 	case ROUTE_QUEUE: api_queue(r); break;
 	case ROUTE_SKU_FLAGS: api_sku_flags(r); break;
 	case ROUTE_SKU_FLAG: api_sku_flag_clear(r); break;
+	case ROUTE_OPENAPI:
+		req_reply_text(r, 200, "application/json", ar_openapi_json, ar_openapi_json_len);
+		break;
 	case ROUTE_UI:
 		/* The page holds no data; it asks the API with the key the
 		 * operator types in. No inline script from elsewhere may run. */

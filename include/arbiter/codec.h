@@ -72,4 +72,9 @@ bool codec_utf8_len_ok(const char *s, size_t max_chars);
 json_t *codec_case_input_evidence_to_json(const ar_case_input *in); /* array of items */
 json_t *codec_order_to_json(const ar_order *o);
 
+/* Validates an array of evidence items exactly as case creation does and
+ * returns them in canonical form (new reference), or NULL with field errors
+ * under /evidence/<i>. */
+json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err);
+
 #endif
