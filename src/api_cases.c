@@ -80,7 +80,7 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 	memset(pl, 0, sizeof(*pl));
 	if (!store_buyer_history(app->db, in, &sh, err))
 		return false;
-	h.cases_last_7d = sh.cases_7d;
+	h.cases_last_7d = sh.cases_7d + 1;   /* this case included */
 	h.same_text_other_shops_30d = sh.same_text_shops_30d;
 	h.complaints_same_order = sh.complaints_same_order;
 	h.sku_batch_defect = sh.sku_flagged;
@@ -245,7 +245,7 @@ void api_cases_create(ar_req *r)
 				     json_string_value(json_object_get(out, "id")), &flagged, &ferr))
 			log_kv(LOG_WARN, "batch-defect check failed", "request_id", req_id(r),
 			       "error", ferr.detail, NULL);
-		else if (flagged)
+		else if (flagged && !json_object_set_new(out, "sku_batch_defect", json_true()))
 			log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
 			       "case_id", json_string_value(json_object_get(out, "id")), NULL);
 	}

@@ -167,8 +167,10 @@ static bool refill(sla *s)
 			continue;
 		if (d->due_ms < app_now() + SLA_HORIZON_MS) {
 			k = entry_add(s, d, dl, K_EXPIRY);
+			/* due_ms is floored to the ms; never fire before the
+			 * database's own due_at (the claim checks it) */
 			if (k)
-				arm(s, k, d->due_ms);
+				arm(s, k, d->due_ms + 1);
 		}
 		if (!d->reminded) {
 			k = entry_add(s, d, dl, K_REMINDER);

@@ -93,7 +93,8 @@ static const struct {
 		"   WHERE id = $1 AND version = $2"
 		"     AND ($10::text[] IS NULL OR shop_id = ANY ($10::text[]))"
 		"     AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM case_deadlines d"
-		"          WHERE d.case_id = $1 AND d.name = $11 AND d.armed_version = $12))"
+		"          WHERE d.case_id = $1 AND d.name = $11 AND d.armed_version = $12"
+		"            AND d.due_at <= clock_timestamp()))"
 		"  RETURNING *),"
 		" del AS ("
 		"  DELETE FROM case_deadlines d USING u"
@@ -1135,7 +1136,7 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t ca
 	if (idx < 0)
 		return false;
 	r = db_exec_params(s->slots[idx].conn, "SELECT case_id, name, armed_version,"
-		"       (extract(epoch FROM due_at) * 1000)::bigint, reminded"
+		"       floor(extract(epoch FROM due_at) * 1000)::bigint, reminded"
 		"  FROM case_deadlines"
 		" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
 		" ORDER BY due_at LIMIT $2::int", 2, vals);
@@ -1610,7 +1611,10 @@ bool store_sku_check(store *s, const char *shop_id, const char *sku, int thresho
 	r = db_exec_params(s->slots[idx].conn, "WITH n AS (SELECT count(*) AS n FROM cases"
 		"            WHERE shop_id = $1 AND sku = $2"
 		"              AND reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
-		"              AND created_at > now() - $3::int * interval '1 day'),"
+		"              AND created_at > now() - $3::int * interval '1 day'"
+		/* an agent's clear stands until new cases reach the threshold again */
+		"              AND created_at > coalesce((SELECT max(cleared_at) FROM sku_flags"
+		"                    WHERE shop_id = $1 AND sku = $2), '-infinity')),"
 		" f AS (INSERT INTO sku_flags (shop_id, sku, cases)"
 		"       SELECT $1, $2, n.n FROM n WHERE n.n >= $4::int"
 		"       ON CONFLICT (shop_id, sku) WHERE cleared_at IS NULL DO NOTHING"

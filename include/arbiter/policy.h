@@ -62,7 +62,7 @@ bool policy_duration(const policy *p, const char *name, const char *shop_id,
  * unknown. The windows (7 and 30 days) are the store's queries, not policy.
  */
 typedef struct {
-	int64_t cases_last_7d;             /* cases the buyer opened in the 7 days before this one */
+	int64_t cases_last_7d;             /* the buyer's cases in the last 7 days, this one included */
 	int64_t same_text_other_shops_30d; /* other shops that got the same description in 30 days */
 	int64_t complaints_same_order;     /* earlier complaints on this order */
 	bool sku_batch_defect;             /* the (shop, sku) carries a batch-defect flag */

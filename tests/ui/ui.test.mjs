@@ -1,0 +1,375 @@
+// Browser test of the ops page (/ui/): Debian's chromium, headless, driven by
+// playwright-core. It starts its own arbiter on a fresh database, opens a case
+// over HTTP, loads the page with a senior agent's key and checks what an
+// operator sees: the case, its state, its timeline with the hash chain, the
+// decision rules and the queues. A screenshot goes to build/ui-screenshot.png.
+//
+// Environment: ARBITER_BIN (default build/arbiter), ARBITER_ADMIN_URL (default:
+// `deploy/local/pgctl.sh admin-url`), CHROMIUM (default /usr/bin/chromium).
+// Prints "N passed, N failed" last; exits 1 on any failure.
+
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, "..", "..");
+const BIN = process.env.ARBITER_BIN || path.join(REPO, "build", "arbiter");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const POLICY = path.join(REPO, "deploy", "policy", "default.json"); // deadlines in days: nothing expires
+const SCREENSHOT = path.join(REPO, "build", "ui-screenshot.png");
+const OVERALL_MS = 55000;
+
+let passed = 0;
+let failed = 0;
+const cleanups = [];
+
+function log(msg) { process.stdout.write(msg + "\n"); }
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    log(`ok   ${name}`);
+    return true;
+  } catch (e) {
+    failed++;
+    log(`FAIL ${name}\n     ${String(e && e.stack || e).split("\n").slice(0, 6).join("\n     ")}`);
+    return false;
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+// ---------------------------------------------------------------- database
+function adminUrl() {
+  if (process.env.ARBITER_ADMIN_URL) return process.env.ARBITER_ADMIN_URL;
+  const cp = spawnSync("bash", [path.join(REPO, "deploy", "local", "pgctl.sh"), "admin-url"],
+    { encoding: "utf8" });
+  if (cp.status !== 0) throw new Error(`pgctl.sh admin-url failed: ${cp.stderr}`);
+  return cp.stdout.trim();
+}
+
+// Replace dbname/user in a libpq key=value string or a postgres:// URI.
+function conninfoWith(url, changes) {
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const u = new URL(url);
+    if (changes.dbname) { u.pathname = "/" + encodeURIComponent(changes.dbname); u.searchParams.delete("dbname"); }
+    if (changes.user) { u.username = encodeURIComponent(changes.user); u.password = ""; u.searchParams.delete("user"); }
+    return u.toString();
+  }
+  const parts = url.trim().split(/\s+/).filter((p) => {
+    const k = p.split("=")[0];
+    return !(k in changes);
+  });
+  for (const [k, v] of Object.entries(changes)) parts.push(`${k}=${v}`);
+  return parts.join(" ");
+}
+
+function psql(url, sql) {
+  const cp = spawnSync("psql", ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+    { encoding: "utf8", env: { ...process.env, PGCONNECT_TIMEOUT: "10" } });
+  if (cp.status !== 0) throw new Error(`psql failed on ${sql}: ${cp.stderr}`);
+  return cp.stdout;
+}
+
+function arbiter(args, dbUrl) {
+  const cp = spawnSync(BIN, args, {
+    encoding: "utf8",
+    env: { ...process.env, ARBITER_DATABASE_URL: dbUrl, ARBITER_POLICY: POLICY, ARBITER_LOG_LEVEL: "warn" },
+  });
+  if (cp.status !== 0) throw new Error(`arbiter ${args.join(" ")} failed (${cp.status}): ${cp.stdout}${cp.stderr}`);
+  return cp.stdout;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- HTTP
+async function http(base, method, p, { key, body, headers } = {}) {
+  const h = { Accept: "application/json, application/problem+json", ...(headers || {}) };
+  if (key) h.Authorization = "Bearer " + key;
+  if (body !== undefined) h["Content-Type"] = "application/json";
+  const r = await fetch(base + p, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await r.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: r.status, headers: r.headers, json, text };
+}
+
+function iso(msAgo) { return new Date(Date.now() - msAgo).toISOString().replace(/\.\d+Z$/, ".000Z"); }
+
+function complaintBody(shop, description) {
+  const day = 86400000;
+  return {
+    kind: "complaint",
+    reason: "poor_service",
+    description,
+    complaint: { category: "service_quality", public_exposure: true },
+    order: {
+      id: "ord-" + randomBytes(4).toString("hex"),
+      shop_id: shop,
+      buyer_id: "buyer-" + randomBytes(4).toString("hex"),
+      sku: "KETTLE-1L-WHITE",
+      category: "kitchen",
+      price_cents: 10000,
+      shipping_fee_cents: 800,
+      free_shipping: false,
+      paid_at: iso(4 * day),
+      promised_ship_by: iso(2 * day),
+      shipped_at: iso(3 * day),
+      delivered_at: iso(1 * day),
+    },
+    evidence: [{ kind: "photo", url: "https://img.example.com/ev/1.jpg" }],
+  };
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+  const admin = adminUrl();
+  const dbName = "arbiter_ui_" + randomBytes(5).toString("hex");
+  const dbUrl = conninfoWith(admin, { dbname: dbName, user: "arbiter" });
+
+  psql(admin, "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter') " +
+    "THEN CREATE ROLE arbiter LOGIN; END IF; END$$;");
+  psql(admin, `CREATE DATABASE "${dbName}" OWNER arbiter;`);
+  cleanups.push(() => psql(admin, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE);`));
+
+  arbiter(["migrate"], dbUrl);
+  const frontend = arbiter(["keys", "create", "--role", "frontend", "--name", "ui-frontend"], dbUrl).trim().split("\n").pop();
+  const agent = arbiter(["keys", "create", "--role", "agent", "--name", "ui-senior", "--senior"], dbUrl).trim().split("\n").pop();
+  assert(/^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(frontend) && /^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(agent),
+    "keys create did not print keys");
+
+  // the server
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const logPath = path.join(os.tmpdir(), `arbiter-ui-${port}.log`);
+  const logFd = fs.openSync(logPath, "w");
+  const srv = spawn(BIN, ["serve"], {
+    stdio: ["ignore", logFd, logFd],
+    env: { ...process.env, ARBITER_LISTEN: `127.0.0.1:${port}`, ARBITER_DATABASE_URL: dbUrl,
+           ARBITER_POLICY: POLICY, ARBITER_LOG_LEVEL: "warn" },
+  });
+  let srvExit = null;
+  srv.on("exit", (code, sig) => { srvExit = { code, sig }; });
+  cleanups.push(async () => {
+    if (srvExit) return;
+    srv.kill("SIGTERM");
+    for (let i = 0; i < 100 && !srvExit; i++) await sleep(100);
+    if (!srvExit) srv.kill("SIGKILL");
+  });
+  for (let i = 0; ; i++) {
+    if (srvExit) throw new Error(`arbiter exited during start-up: ${fs.readFileSync(logPath, "utf8")}`);
+    try { if ((await http(base, "GET", "/healthz")).status === 200) break; } catch { /* not yet */ }
+    if (i > 200) throw new Error("arbiter did not become healthy");
+    await sleep(100);
+  }
+
+  // the case: a major complaint (public exposure), acknowledged by the senior agent
+  const shop = "shop-ui-" + randomBytes(3).toString("hex");
+  const evil = 'Rude agent <img src=x id="xss-probe" onerror="window.__xss=1"> & <b>bold</b>';
+  let caseId, caseState;
+  await check("POST /v1/cases opens a major complaint", async () => {
+    const r = await http(base, "POST", "/v1/cases", { key: frontend, body: complaintBody(shop, evil) });
+    assert(r.status === 201, `expected 201, got ${r.status} ${r.text}`);
+    assert(r.json.decision.severity === "major", `severity ${r.json.decision.severity}`);
+    caseId = r.json.id;
+    const a = await http(base, "POST", `/v1/cases/${caseId}/actions`, {
+      key: agent, headers: { "If-Match": r.headers.get("etag") },
+      body: { action: "acknowledge", message: "on it" },
+    });
+    assert(a.status === 200, `acknowledge: ${a.status} ${a.text}`);
+    caseState = a.json.state;
+    assert(caseState === "acknowledged", `state after acknowledge: ${caseState}`);
+  });
+  // a second case for the tamper check below
+  let otherId;
+  await check("POST /v1/cases opens a second case", async () => {
+    const r = await http(base, "POST", "/v1/cases", { key: frontend, body: complaintBody(shop, "Second complaint.") });
+    assert(r.status === 201, `expected 201, got ${r.status} ${r.text}`);
+    otherId = r.json.id;
+    const a = await http(base, "POST", `/v1/cases/${otherId}/actions`, {
+      key: agent, headers: { "If-Match": r.headers.get("etag") }, body: { action: "note", text: "called the buyer" },
+    });
+    assert(a.status === 200, `note: ${a.status} ${a.text}`);
+  });
+  if (!caseId) return;
+
+  // the browser
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "arbiter-ui-chromium-"));
+  cleanups.push(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1400, height: 1000 },
+    timeout: 20000,
+  });
+  cleanups.push(() => ctx.close());
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.setDefaultTimeout(8000);
+  const pageErrors = [];
+  const consoleErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push({ text: m.text(), url: (m.location() || {}).url || "" });
+  });
+  const requests = [];
+  page.on("request", (r) => requests.push(r.url()));
+
+  await check("GET /ui/ serves the page with its CSP", async () => {
+    const resp = await page.goto(base + "/ui/", { waitUntil: "load" });
+    assert(resp.status() === 200, `status ${resp.status()}`);
+    const csp = resp.headers()["content-security-policy"] || "";
+    assert(csp.includes("default-src 'self'"), `CSP: ${csp}`);
+    assert(await page.title() === "arbiter ops", `title ${await page.title()}`);
+    await page.getByTestId("status").filter({ hasText: "enter an API key" }).waitFor();
+  });
+
+  await check("the key is taken, kept in sessionStorage and sent as a bearer token", async () => {
+    const statsReq = page.waitForRequest((r) => r.url().endsWith("/v1/stats"));
+    await page.getByTestId("api-key").fill(agent);
+    await page.getByTestId("key-save").click();
+    const req = await statsReq;
+    assert(req.headers()["authorization"] === "Bearer " + agent, "no bearer header on /v1/stats");
+    const stored = await page.evaluate(() => sessionStorage.getItem("arbiter.apiKey"));
+    assert(stored === agent, "key not in sessionStorage");
+    await page.getByTestId("status").filter({ hasText: "updated" }).waitFor();
+  });
+
+  await check("live counts come from /v1/stats", async () => {
+    await page.getByTestId("stat-total").filter({ hasText: /^2$/ }).waitFor();
+    const kinds = await page.getByTestId("by-kind").innerText();
+    assert(/complaint\s+2/.test(kinds), `by kind: ${kinds}`);
+    const states = await page.getByTestId("by-state").innerText();
+    assert(/acknowledged\s+1/.test(states) && /awaiting_agent\s+1/.test(states), `by state: ${states}`);
+  });
+
+  await check("the major_complaints queue lists both cases with links", async () => {
+    const q = page.getByTestId("queue-major_complaints");
+    await q.locator(`a[data-case-id="${caseId}"]`).waitFor();
+    await q.locator(`a[data-case-id="${otherId}"]`).waitFor();
+    assert(await page.getByTestId("queue-count-major_complaints").innerText() === "(2)", "count");
+    const rows = await q.locator("tbody tr").count();
+    assert(rows === 2, `rows ${rows}`);
+    const ia = await page.getByTestId("queue-in_arbitration").innerText();
+    assert(/none/.test(ia), `in_arbitration should be empty: ${ia}`);
+  });
+
+  await check("opening the case shows its id, state, timeline, chain and rules", async () => {
+    await page.getByTestId("case-id").fill(caseId);
+    await page.getByTestId("case-open").click();
+    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+    const st = await page.getByTestId("case-state").innerText();
+    assert(st === caseState, `state shown ${st}, expected ${caseState}`);
+    const tl = page.getByTestId("timeline");
+    await tl.locator('tr[data-action="open"]').waitFor();
+    await tl.locator('tr[data-action="acknowledge"]').waitFor();
+    const openRow = await tl.locator('tr[data-action="open"]').innerText();
+    assert(/frontend/.test(openRow) && /∅ → awaiting_agent/.test(openRow), `open row: ${openRow}`);
+    const ackRow = await tl.locator('tr[data-action="acknowledge"]').innerText();
+    assert(/agent/.test(ackRow) && /awaiting_agent → acknowledged/.test(ackRow), `ack row: ${ackRow}`);
+    const chain = page.getByTestId("chain-status");
+    assert(/chain intact/.test(await chain.innerText()), `chain: ${await chain.innerText()}`);
+    const rules = await page.getByTestId("rules").innerText();
+    assert(/R-COMPLAINT-SEVERITY\s+fired/.test(rules), `rules: ${rules.slice(0, 300)}`);
+    assert(await page.getByTestId("case-severity").innerText() === "major / service_quality", "severity");
+  });
+
+  await check("data is inserted as text, never as HTML", async () => {
+    const d = await page.getByTestId("case-description").innerText();
+    assert(d === evil, `description shown as ${JSON.stringify(d)}`);
+    assert(await page.locator("#xss-probe").count() === 0, "an <img> from the data was parsed");
+    assert(await page.evaluate(() => window.__xss === undefined), "the onerror handler ran");
+  });
+
+  await check("a queue link opens that case", async () => {
+    await page.getByTestId("queue-major_complaints").locator(`a[data-case-id="${otherId}"]`).click();
+    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+    await page.getByTestId("timeline").locator('tr[data-action="note"]').waitFor();
+    assert(/chain intact/.test(await page.getByTestId("chain-status").innerText()), "chain");
+    // back to the first case for the screenshot
+    await page.getByTestId("case-id").fill(caseId);
+    await page.getByTestId("case-open").click();
+    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+    await page.getByTestId("timeline").locator('tr[data-action="acknowledge"]').waitFor();
+  });
+
+  await check("the page loads nothing from elsewhere and raises no errors", async () => {
+    const foreign = requests.filter((u) => !u.startsWith(base + "/"));
+    assert(foreign.length === 0, `foreign requests: ${foreign.join(", ")}`);
+    assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
+    // /metrics may be closed or missing on a build (the page tolerates that), and
+    // the browser asks for /favicon.ico by itself; nothing else may fail
+    const other = consoleErrors.filter((e) => !e.url.endsWith("/metrics") && !e.url.endsWith("/favicon.ico"));
+    assert(other.length === 0, `console errors: ${other.map((e) => e.text + " " + e.url).join("; ")}`);
+  });
+
+  await check("screenshot saved to build/ui-screenshot.png", async () => {
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    const st = fs.statSync(SCREENSHOT);
+    assert(st.size > 10000, `screenshot is only ${st.size} bytes`);
+  });
+
+  await check("a broken hash chain is reported", async () => {
+    await page.route(`**/v1/cases/${otherId}/events`, async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.items[1].prev_hash = "f".repeat(64);
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.getByTestId("case-id").fill(otherId);
+    await page.getByTestId("case-open").click();
+    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+    await page.getByTestId("chain-status").filter({ hasText: "chain broken" }).waitFor();
+    const t = await page.getByTestId("chain-status").innerText();
+    assert(/event 2/.test(t) && !/intact/.test(t), `chain status: ${t}`);
+    await page.unroute(`**/v1/cases/${otherId}/events`);
+  });
+
+  await check("a bad key shows the API's 401 instead of data", async () => {
+    await page.getByTestId("api-key").fill("ak_000000000000_" + "0".repeat(48));
+    await page.getByTestId("key-save").click();
+    await page.locator("#counts-error").filter({ hasText: "401" }).waitFor();
+  });
+}
+
+const guard = setTimeout(() => {
+  log("FAIL overall time limit exceeded");
+  failed++;
+  finish().then(() => process.exit(1));
+}, OVERALL_MS);
+
+let finished = false;
+async function finish() {
+  if (finished) return;
+  finished = true;
+  for (const c of cleanups.reverse()) { // last made, first undone
+    try { await c(); } catch (e) { log(`cleanup: ${e}`); }
+  }
+}
+
+main()
+  .catch((e) => { failed++; log(`FAIL setup\n     ${e && e.stack || e}`); })
+  .then(finish)
+  .then(() => {
+    clearTimeout(guard);
+    log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  });
