@@ -28,16 +28,18 @@ PY     = /usr/bin/python3
 DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
-.PHONY: all deps build run db db-stop migrate key test unit api-test asan asan-test bench fuzz clean lint
+.PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
+        valgrind-test bench bench-smoke fuzz lint clean
 .DEFAULT_GOAL := all
 
 all: build
 build: $(B)/arbiter
 
 # ---- dependencies (Debian 12, as root): install only what is absent ----
-DEB_PKGS = build-essential pkg-config clang libmicrohttpd-dev libjansson-dev libpq-dev \
-           postgresql-15 postgresql-client-15 libcmocka-dev python3-pytest \
-           python3-jsonschema python3-yaml curl wrk xxd
+DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev \
+           libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
+           python3-pytest python3-jsonschema python3-yaml curl wrk xxd valgrind \
+           chromium systemd
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -46,6 +48,8 @@ deps:
 	  echo "deps: installing$$missing" >&2; \
 	  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >&2; \
 	else echo "deps: all present" >&2; fi
+	@command -v npm >/dev/null 2>&1 || { echo "deps: installing nodejs npm" >&2; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2; }
 
 # ---- compile ----
 $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
@@ -131,10 +135,46 @@ api-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  $(PY) -m pytest -q -p no:cacheprovider tests/api
 
+ui-test: build db
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  sh tests/ui/run.sh
+
+# Static checks: the OpenAPI contract lints clean, the deployment files and
+# the alert rules hold together.
+lint:
+	@sh openapi/lint.sh
+	@bash deploy/check.sh
+	@bash deploy/prometheus/check.sh
+
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# The black-box tests of the foundation and lifecycle under valgrind: no
+# leaks, no invalid reads (the whole suite runs under ASan in asan-test).
+valgrind-test: build db
+	@ARBITER_VALGRIND=1 ARBITER_BIN=$(CURDIR)/$(B)/arbiter \
+	  ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/api/test_foundation.py tests/api/test_lifecycle.py
+
+bench: deps build
+	@bash tests/bench/run.sh
+bench-smoke: deps build
+	@BENCH_SMOKE=1 bash tests/bench/run.sh
+
+# Everything CI runs: every step runs even when one fails, each prints its
+# own summary, and the last line counts the steps.
+TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test fuzz bench-smoke
 test: deps build db
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory api-test
-	@$(MAKE) --no-print-directory asan-test
+	@pass=0; fail=0; failed=""; \
+	for t in $(TEST_STEPS); do \
+	  echo "==> make $$t"; \
+	  if $(MAKE) --no-print-directory $$t; then pass=$$((pass + 1)); \
+	  else fail=$$((fail + 1)); failed="$$failed $$t"; fi; \
+	done; \
+	[ -z "$$failed" ] || echo "failed steps:$$failed"; \
+	echo "make test: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ]
 
 asan: $(BA)/arbiter $(UNIT_BIN_ASAN)
 asan-test: deps asan db
