@@ -7,6 +7,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "arbiter/codec.h"
 #include "arbiter/sha256.h"
 
@@ -15,6 +17,7 @@
 typedef struct {
 	char id[AUTH_ID_LEN + 1];
 	store_key key;
+	bool missing;        /* no such key: remembered too, so guessing costs no query */
 	int64_t fetched_ms;
 } cache_entry;
 
@@ -66,7 +69,9 @@ static bool shop_ok(const char *s, size_t n)
 
 static bool fill_identity(const char *id, const store_key *k, ar_identity *out, ar_err *err)
 {
-	const char *p;
+	json_t *arr;
+	size_t i, pos = 0;
+	json_t *v;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->key_id, sizeof(out->key_id), "%s", id);
@@ -78,18 +83,22 @@ static bool fill_identity(const char *id, const store_key *k, ar_identity *out, 
 	out->all_shops = k->shops[0] == '\0';
 	if (out->all_shops)
 		return true;
-	snprintf(out->scope_literal, sizeof(out->scope_literal), "%s", k->shops);
-	p = k->shops + (k->shops[0] == '{');
-	while (*p && *p != '}' && out->n_shops < AUTH_MAX_SHOPS) {
-		size_t n = strcspn(p, ",}");
-		if (n > AR_MAX_ID_LEN)
-			n = AR_MAX_ID_LEN;
-		memcpy(out->shops[out->n_shops], p, n);
-		out->shops[out->n_shops][n] = '\0';
-		out->n_shops++;
-		p += n;
-		if (*p == ',')
-			p++;
+	/* Elements are quoted in the literal: a shop called "null" stays a shop. */
+	arr = json_loads(k->shops, 0, NULL);
+	out->scope_literal[pos++] = '{';
+	json_array_foreach(arr, i, v) {
+		const char *shop = json_string_value(v);
+		if (!shop || out->n_shops >= AUTH_MAX_SHOPS || !shop_ok(shop, strlen(shop)))
+			continue;
+		snprintf(out->shops[out->n_shops++], sizeof(out->shops[0]), "%s", shop);
+		pos += (size_t)snprintf(out->scope_literal + pos, sizeof(out->scope_literal) - pos,
+					"%s\"%s\"", pos > 1 ? "," : "", shop);
+	}
+	snprintf(out->scope_literal + pos, sizeof(out->scope_literal) - pos, "}");
+	json_decref(arr);
+	if (out->n_shops == 0) {
+		unauthorized(err, "the key's shop scope is unreadable");
+		return false;
 	}
 	return true;
 }
@@ -102,7 +111,7 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 	store_key k;
 	unsigned slot;
 	int64_t now = mono_ms();
-	bool cached = false;
+	bool cached = false, missing = false;
 
 	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
 		unauthorized(err, "an API key is required: Authorization: Bearer <key>");
@@ -126,16 +135,25 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 	if (strcmp(cache[slot].id, id) == 0 && now - cache[slot].fetched_ms < AUTH_CACHE_MS) {
 		k = cache[slot].key;
 		cached = true;
+		missing = cache[slot].missing;
 	}
 	pthread_mutex_unlock(&cache_mu);
+	if (missing) {
+		unauthorized(err, "unknown API key");
+		return false;
+	}
 	if (!cached) {
-		if (!store_key_get(s, id, &k, err))
+		bool found = store_key_get(s, id, &k, err);
+		if (!found && err->status != 401)
 			return false;
 		pthread_mutex_lock(&cache_mu);
 		snprintf(cache[slot].id, sizeof(cache[slot].id), "%s", id);
 		cache[slot].key = k;
+		cache[slot].missing = !found;
 		cache[slot].fetched_ms = now;
 		pthread_mutex_unlock(&cache_mu);
+		if (!found)
+			return false;
 	}
 	if (!sha256_equal(digest, k.secret_hash)) {
 		unauthorized(err, "unknown API key");
@@ -198,15 +216,17 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 		literal[pos++] = '{';
 		while (*p) {
 			size_t n = strcspn(p, ",");
-			if (!shop_ok(p, n) || count >= AUTH_MAX_SHOPS || pos + n + 2 >= sizeof(literal)) {
+			if (!shop_ok(p, n) || count >= AUTH_MAX_SHOPS || pos + n + 4 >= sizeof(literal)) {
 				ar_err_field(err, "/shops", "shop ids are 1-64 of A-Z a-z 0-9 - _ . : (at most %d shops)",
 					     AUTH_MAX_SHOPS);
 				return false;
 			}
 			if (count)
 				literal[pos++] = ',';
+			literal[pos++] = '"';
 			memcpy(literal + pos, p, n);
 			pos += n;
+			literal[pos++] = '"';
 			count++;
 			p += n;
 			if (*p == ',')
@@ -214,6 +234,11 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 		}
 		literal[pos++] = '}';
 		literal[pos] = '\0';
+	}
+	if ((r == FSM_ROLE_ARBITER || r == FSM_ROLE_PAYMENT || r == FSM_ROLE_OPS ||
+	     r == FSM_ROLE_ADMIN) && count > 0) {
+		ar_err_field(err, "/shops", "a %s key serves every shop; it takes no shops", role);
+		return false;
 	}
 	if (r == FSM_ROLE_SELLER && count != 1) {
 		ar_err_field(err, "/shops", "a seller key belongs to exactly one shop");

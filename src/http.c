@@ -332,6 +332,24 @@ static void dispatch(ar_req *r)
 	route_method m = router_method(r->method);
 	route_id id = r->route.id;
 
+	if (strncmp(router_template(id), "/v1/", 4) == 0 ||
+	    (id == ROUTE_METRICS && !r->srv->app->cfg.metrics_open)) {
+		ar_err err;
+		ar_err_init(&err);
+		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
+			if (err.status == 401)
+				req_add_header(r, "WWW-Authenticate", "Bearer realm=\"arbiter\"");
+			req_reply_problem(r, &err);
+			return;
+		}
+		if ((router_allowed(id) & m) && !role_may(id, m, r->ident.role)) {
+			char detail[128];
+			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
+				 fsm_role_name(r->ident.role), r->method, router_template(id));
+			problem(r, 403, "forbidden", "Forbidden", detail);
+			return;
+		}
+	}
 	if (!(router_allowed(id) & m)) {
 		char detail[128];
 		req_add_header(r, "Allow", router_allow_header(id));
@@ -344,24 +362,6 @@ static void dispatch(ar_req *r)
 		problem(r, 415, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json");
 		return;
-	}
-	if (strncmp(router_template(id), "/v1/", 4) == 0 ||
-	    (id == ROUTE_METRICS && !r->srv->app->cfg.metrics_open)) {
-		ar_err err;
-		ar_err_init(&err);
-		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
-			if (err.status == 401)
-				req_add_header(r, "WWW-Authenticate", "Bearer realm=\"arbiter\"");
-			req_reply_problem(r, &err);
-			return;
-		}
-		if (!role_may(id, m, r->ident.role)) {
-			char detail[128];
-			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
-				 fsm_role_name(r->ident.role), r->method, router_template(id));
-			problem(r, 403, "forbidden", "Forbidden", detail);
-			return;
-		}
 	}
 	if (m == M_POST && (id == ROUTE_CASES || id == ROUTE_CASE_ACTIONS) &&
 	    req_header(r, "Idempotency-Key")) {

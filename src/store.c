@@ -144,7 +144,7 @@ static const struct {
 		"   AND ($3::text[] IS NULL OR e.shop_id = ANY ($3::text[]))"
 		" ORDER BY e.xid, e.id LIMIT $4" },
 	[ST_KEY_GET] = { "key_get",
-		"SELECT encode(secret_hash, 'hex'), role, coalesce(shops::text, ''), senior,"
+		"SELECT encode(secret_hash, 'hex'), role, coalesce(array_to_json(shops)::text, ''), senior,"
 		"       revoked_at IS NOT NULL FROM api_keys WHERE id = $1" },
 	[ST_KEY_TOUCH] = { "key_touch",
 		"UPDATE api_keys SET last_used_at = now() WHERE id = $1"

@@ -145,7 +145,7 @@ bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 /* API keys (only the secret's SHA-256 is stored). */
 typedef struct {
 	char role[16];
-	char shops[1024];   /* PostgreSQL array literal, "" = every shop */
+	char shops[1024];   /* JSON array of shop ids, "" = every shop */
 	bool senior;
 	bool revoked;
 	unsigned char secret_hash[32];
