@@ -163,7 +163,6 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, cons
 		arr = NULL;
 	}
 	json_decref(arr);
-	req_reply_text(r, 0, NULL, "", 0);
 	{
 		char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
 		req_reply_text(r, err->status, "application/problem+json", s ? s : "", s ? strlen(s) : 0);
@@ -256,6 +255,14 @@ void api_case_action(ar_req *r)
 	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
 	decision = json_object_get(cur, "decision");
 	max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	/* Exchanges, repairs and complaints owe no refund by policy, but an
+	 * offer or a ruling may still pay out, up to what the order was worth. */
+	if (fc.kind == AR_KIND_EXCHANGE || fc.kind == AR_KIND_REPAIR || fc.kind == AR_KIND_COMPLAINT) {
+		int64_t worth = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+				json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+		if (worth > max_cents)
+			max_cents = worth;
+	}
 
 	/* Decode what this action carries. */
 	switch (act) {
@@ -418,7 +425,7 @@ void api_case_action(ar_req *r)
 	if (act == FSM_ACTION_REJECT && json_object_get(root, "condition"))
 		json_object_set_new(data, "disputed_receipt", json_true());
 	ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state, data };
-	if (refund_total >= 0) {
+	if (refund_total > 0) {
 		ch.refund_cents = refund_total;
 		refund_data = refund_event(decision, refund_total, why);
 		if (!refund_data)

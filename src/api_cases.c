@@ -73,7 +73,7 @@ bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
 
 static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
 {
-	policy_history h;
+	policy_history h = { 0, 0, 0, false };
 	store_history sh;
 	bool ok = false;
 

@@ -173,9 +173,10 @@ static bool refill(sla *s)
 				arm(s, k, d->due_ms + 1);
 		}
 		if (!d->reminded) {
+			int64_t at = d->due_ms - before, half = d->armed_ms + (d->due_ms - d->armed_ms) / 2;
 			k = entry_add(s, d, dl, K_REMINDER);
 			if (k)
-				arm(s, k, d->due_ms - before);
+				arm(s, k, at > half ? at : half);
 		}
 	}
 	return full;

@@ -109,7 +109,7 @@ static const struct {
 		"   WHERE $13::boolean"
 		"  ON CONFLICT (case_id, name) DO UPDATE SET due_at = EXCLUDED.due_at,"
 		"     on_expiry = EXCLUDED.on_expiry, armed_version = EXCLUDED.armed_version,"
-		"     reminded = false"
+		"     reminded = false, armed_at = now()"
 		"  RETURNING *),"
 		" e AS ("
 		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
@@ -1136,7 +1136,8 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t ca
 	if (idx < 0)
 		return false;
 	r = db_exec_params(s->slots[idx].conn, "SELECT case_id, name, armed_version,"
-		"       floor(extract(epoch FROM due_at) * 1000)::bigint, reminded"
+		"       floor(extract(epoch FROM due_at) * 1000)::bigint, reminded,"
+		"       floor(extract(epoch FROM armed_at) * 1000)::bigint"
 		"  FROM case_deadlines"
 		" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
 		" ORDER BY due_at LIMIT $2::int", 2, vals);
@@ -1153,6 +1154,7 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t ca
 		d->armed_version = atoi(PQgetvalue(r, i, 2));
 		d->due_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
 		d->reminded = PQgetvalue(r, i, 4)[0] == 't';
+		d->armed_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
 	}
 	PQclear(r);
 	release(s, idx);

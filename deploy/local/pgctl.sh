@@ -82,8 +82,18 @@ logging_collector = off
 CONF
 	fi
 	if ! running "$d"; then
-		as_pg "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start >/dev/null \
-			|| { tail -20 "$d/server.log" >&2; exit 1; }
+		local tries=0
+		until as_pg "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start >/dev/null; do
+			# another cluster took the port between our check and the bind
+			tries=$((tries + 1))
+			if [ $tries -ge 5 ] || ! tail -20 "$d/server.log" | grep -q "could not bind"; then
+				tail -20 "$d/server.log" >&2
+				exit 1
+			fi
+			rm -f "$d/port"
+			port=$(cluster_port "$d")
+			sed -i "s/^port = .*/port = $port/" "$d/data/postgresql.conf"
+		done
 	fi
 	psql_admin "$d" <<'SQL'
 SELECT 'CREATE ROLE arbiter LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter')\gexec
@@ -100,7 +110,11 @@ stop() {
 }
 
 case "${1:-}" in
-start) start ;;
+start)
+	# One start at a time on this machine, so two runs never pick one port.
+	exec 9>/tmp/arbiter-pgctl.lock
+	flock -w 120 9 || true
+	start ;;
 stop) stop ;;
 status) d=$(cluster_dir); running "$d" ;;
 dir) cluster_dir ;;

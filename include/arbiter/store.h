@@ -207,6 +207,7 @@ typedef struct {
 	char name[32];
 	int armed_version;
 	int64_t due_ms;
+	int64_t armed_ms;
 	bool reminded;
 } store_due;
 
