@@ -8,7 +8,12 @@ Fixtures:
   arbiter_bin     path of the binary
   admin_url       the superuser conninfo
   log_dir         a tmp dir for server logs (kept on failure, path printed)
-  db              the session's TestDB (created, migrated, dropped at the end)
+  db              the session's TestDB (created, migrated, dropped at the end); db.keys is
+                  {role: key} for frontend/agent/arbiter/payment/ops/admin (no --shop), db.key_ids
+                  {role: key id}; db.make_key(role, shops=None, senior=False, name=None) ->
+                  (key_id, key) makes more. Server.request() sends the frontend key of its
+                  database by default; key="..." uses another, key=None sends none.
+  keys            db.keys
   server          the session's Server on `db` with tests/api/policy_fast.json when it
                   exists (SIGTERM at the end; must exit 0)
   stable_server   a second Server on `db` with deploy/policy/default.json: nothing expires
@@ -25,7 +30,20 @@ import tempfile
 
 import pytest
 
+import contract
 import helpers as h
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A response the OpenAPI contract does not describe fails the build.
+    if contract.violations() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if contract.exchanges():
+        terminalreporter.section("OpenAPI contract")
+        terminalreporter.write_line(contract.report())
 
 
 def pytest_report_header(config):
@@ -85,6 +103,11 @@ def make_db(arbiter_bin, admin_url):
 @pytest.fixture(scope="session")
 def db(make_db) -> h.TestDB:
     return make_db(migrate=True)
+
+
+@pytest.fixture(scope="session")
+def keys(db) -> dict:
+    return db.keys
 
 
 @pytest.fixture(scope="session")

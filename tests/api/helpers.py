@@ -4,7 +4,11 @@ Everything here drives the real binary over HTTP and the real PostgreSQL via
 `psql`; nothing is mocked. Standard library only.
 
 Offered:
-  default_headers()           headers sent with every request (add the API key here later)
+  default_headers()           headers sent with every request (Accept; no key)
+  API keys                    create_key(bin, url, role, ...) -> (id, key) via `arbiter keys create`;
+                              provision_keys(bin, url) -> {role: key} makes the standard set
+                              and registers it, so Server.request() on that database sends
+                              `Authorization: Bearer <frontend key>` unless key= says otherwise
   conninfo_parse/_format/_replace   libpq key=value (and URI) connection strings
   psql(conninfo, sql)         run SQL through psql, returns CompletedProcess (rows in .stdout)
   psql_value(conninfo, sql)   first column of the first row, as text
@@ -35,6 +39,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import contract
+
 REPO = Path(__file__).resolve().parents[2]
 PGCTL = REPO / "deploy" / "local" / "pgctl.sh"
 
@@ -43,12 +49,81 @@ PGCTL = REPO / "deploy" / "local" / "pgctl.sh"
 # --------------------------------------------------------------------------
 DEFAULT_HEADERS: dict[str, str] = {
     "Accept": "application/json, application/problem+json",
-    # "Authorization": "Bearer " + os.environ.get("ARBITER_TEST_KEY", ""),
 }
 
 
 def default_headers() -> dict[str, str]:
     return dict(DEFAULT_HEADERS)
+
+
+# --------------------------------------------------------------------------
+# API keys. Every /v1 route needs `Authorization: Bearer <key>`. Keys are made
+# with the CLI (`arbiter keys create`) against a database; the standard set of
+# a database is registered here under its URL so that Server.request() sends
+# that database's frontend key by default.
+# --------------------------------------------------------------------------
+class _DefaultKey:
+    def __repr__(self):
+        return "DEFAULT_KEY"
+
+
+DEFAULT_KEY = _DefaultKey()  # Server.request(key=DEFAULT_KEY): the db's frontend key
+# key=None sends no Authorization header at all.
+
+# role -> key made by provision_keys(); every role but seller (a seller key is
+# bound to exactly one shop: make one with TestDB.make_key / create_key).
+STANDARD_ROLES = ("frontend", "agent", "arbiter", "payment", "ops", "admin")
+
+_KEYS_BY_DB: dict[str, dict[str, str]] = {}      # database url -> {role: key}
+_KEY_IDS_BY_DB: dict[str, dict[str, str]] = {}   # database url -> {role: key id}
+_KEY_RE = re.compile(r"^ak_([0-9a-f]{12})_[0-9a-f]{48}$")
+
+
+def key_id_of(key: str) -> str:
+    """The public id inside a key ak_<id>_<secret>."""
+    m = _KEY_RE.match(key)
+    if not m:
+        raise ValueError(f"not an API key: {key!r}")
+    return m.group(1)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + key}
+
+
+def register_keys(database_url: str, keys: dict[str, str]) -> None:
+    _KEYS_BY_DB.setdefault(database_url, {}).update(keys)
+    _KEY_IDS_BY_DB.setdefault(database_url, {}).update(
+        {r: key_id_of(k) for r, k in keys.items()})
+
+
+def _db_identity(url: str) -> tuple:
+    """(host, port, dbname) of a conninfo, to match the same database reached
+    as another user (e.g. a TestDB's admin_url)."""
+    try:
+        if conninfo_is_uri(url):
+            u = urllib.parse.urlsplit(url)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            return (q.get("host") or u.hostname or "", str(q.get("port") or u.port or ""),
+                    q.get("dbname") or urllib.parse.unquote(u.path.lstrip("/")))
+        d = conninfo_parse(url)
+        return (d.get("host", ""), d.get("port", ""), d.get("dbname", ""))
+    except ValueError:
+        return (url,)
+
+
+def registered_keys(database_url: str) -> dict[str, str]:
+    if database_url in _KEYS_BY_DB:
+        return _KEYS_BY_DB[database_url]
+    ident = _db_identity(database_url)
+    for url, keys in _KEYS_BY_DB.items():
+        if _db_identity(url) == ident:
+            return keys
+    return {}
+
+
+def default_key_for(database_url: str) -> str | None:
+    return registered_keys(database_url).get("frontend")
 
 
 # --------------------------------------------------------------------------
@@ -217,6 +292,20 @@ class Response(tuple):
         return f"<Response {self.status} {self.content_type} {b!r}>"
 
 
+# ARBITER_VALGRIND=1 runs every server under memcheck: an invalid read or a
+# definite leak makes the server exit 99 on SIGTERM, which fails the test
+# that stops it (fixtures assert exit 0).
+VALGRIND = os.environ.get("ARBITER_VALGRIND") == "1"
+
+
+def server_command(binary: str) -> list[str]:
+    if not VALGRIND:
+        return [binary, "serve"]
+    return ["valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+            "--track-origins=no", binary, "serve"]
+
+
 def http_request(host: str, port: int, method: str, path: str, body=None,
                  headers: dict | None = None, raw: bytes | None = None,
                  timeout: float = 30) -> Response:
@@ -261,6 +350,9 @@ def http_request(host: str, port: int, method: str, path: str, body=None,
                 parsed = json.loads(data)
             except ValueError:
                 pass
+        # Every exchange of the suite is checked against openapi/arbiter.yaml;
+        # conftest fails the session on any violation.
+        contract.record(method, path, hdrs, payload, resp.status, rh, parsed)
         return Response(resp.status, rh, parsed, data)
     finally:
         conn.close()
@@ -300,6 +392,45 @@ def run_bin(binary: str, args: list[str], database_url: str | None = None,
                           timeout=timeout, env=e)
 
 
+def create_key(binary: str, database_url: str, role: str, shops=None,
+               senior: bool = False, name: str | None = None) -> tuple[str, str]:
+    """`arbiter keys create` -> (key_id, key). shops: None (every shop), a
+    shop id, or a list of them."""
+    if isinstance(shops, str):
+        shops = [shops]
+    args = ["keys", "create", "--role", role, "--name", name or uniq(f"test-{role}")]
+    for s in shops or ():
+        args += ["--shop", s]
+    if senior:
+        args.append("--senior")
+    cp = run_bin(binary, args, database_url=database_url)
+    if cp.returncode != 0:
+        raise AssertionError(f"arbiter {' '.join(args)} failed ({cp.returncode}):\n"
+                             f"{cp.stdout}\n{cp.stderr}")
+    key = cp.stdout.strip().splitlines()[-1].strip() if cp.stdout.strip() else ""
+    return key_id_of(key), key
+
+
+def migrate_url(binary: str, database_url: str, keys: bool = True) -> dict[str, str]:
+    """`arbiter migrate` on any database URL (e.g. a PgCluster's), then
+    provision_keys(); returns {role: key} ({} with keys=False)."""
+    cp = run_bin(binary, ["migrate"], database_url=database_url)
+    if cp.returncode != 0:
+        raise AssertionError(f"arbiter migrate failed ({cp.returncode}):\n"
+                             f"{cp.stdout}\n{cp.stderr}")
+    return provision_keys(binary, database_url) if keys else {}
+
+
+def provision_keys(binary: str, database_url: str) -> dict[str, str]:
+    """Make one platform-wide key per STANDARD_ROLES role on this database and
+    register them (Server.request() then sends the frontend one by default)."""
+    keys = {}
+    for role in STANDARD_ROLES:
+        _, keys[role] = create_key(binary, database_url, role, name=f"test-{role}")
+    register_keys(database_url, keys)
+    return keys
+
+
 class ServerError(AssertionError):
     pass
 
@@ -312,11 +443,15 @@ class Server:
     .stop(sig=SIGTERM, timeout=15) -> exit code (raises if it does not exit)
     .kill9()            SIGKILL, returns exit code
     .restart()          stop (SIGTERM, must exit 0) and start on the same port
-    .request(method, path, body=None, headers=None, raw=None) -> Response
+    .request(method, path, body=None, headers=None, raw=None, key=DEFAULT_KEY) -> Response
+                        key: DEFAULT_KEY = the frontend key registered for this
+                        database (none registered: no header); a key string;
+                        None = no Authorization header. An "Authorization" entry
+                        in headers wins over key.
     .get/.post          shorthands; .base_url; .log_tail(n)
     """
 
-    START_TIMEOUT = 20.0
+    START_TIMEOUT = 60.0 if VALGRIND else 20.0
 
     def __init__(self, binary: str, database_url: str, log_dir: str | Path,
                  name: str = "arbiter", port: int | None = None,
@@ -360,7 +495,7 @@ class Server:
         log = open(self.log_path, "ab")
         log.write(f"--- start #{self.starts} on port {self.port}\n".encode())
         log.flush()
-        self.proc = subprocess.Popen([self.binary, "serve"], env=self.env(),
+        self.proc = subprocess.Popen(server_command(self.binary), env=self.env(),
                                      stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT)
         log.close()
@@ -430,10 +565,24 @@ class Server:
             raise ServerError(f"{self.name} exited {rc} on SIGTERM\n" + self.log_tail())
         return self.start()
 
+    @property
+    def keys(self) -> dict[str, str]:
+        """role -> key registered for this server's database."""
+        return registered_keys(self.database_url)
+
     def request(self, method: str, path: str, body=None, headers=None, raw=None,
-                timeout: float = 30) -> Response:
+                timeout: float = 30, key=DEFAULT_KEY) -> Response:
+        if key is DEFAULT_KEY:
+            key = default_key_for(self.database_url)
+        hdrs = {}
+        if key is not None:
+            hdrs["Authorization"] = "Bearer " + key
+        for k, v in (headers or {}).items():
+            for existing in [x for x in hdrs if x.lower() == k.lower()]:
+                del hdrs[existing]
+            hdrs[k] = v
         return http_request(self.host, self.port, method, path, body=body,
-                            headers=headers, raw=raw, timeout=timeout)
+                            headers=hdrs, raw=raw, timeout=timeout)
 
     def get(self, path, **kw) -> Response:
         return self.request("GET", path, **kw)
@@ -463,6 +612,9 @@ class TestDB:
         self.admin_url = conninfo_replace(admin_url, dbname=self.name)     # superuser, this db
         self.service_url = conninfo_replace(admin_url, dbname=self.name, user="arbiter")
         self.created = False
+        self.binary: str | None = None
+        self.keys: dict[str, str] = {}     # role -> key (see provision_keys)
+        self.key_ids: dict[str, str] = {}  # role -> key id
 
     def create(self) -> "TestDB":
         psql(self.server_admin_url,
@@ -472,11 +624,23 @@ class TestDB:
         self.created = True
         return self
 
-    def migrate(self, binary: str) -> None:
+    def migrate(self, binary: str, keys: bool = True) -> None:
+        """`arbiter migrate`, then (keys=True) the standard API keys."""
+        self.binary = binary
         cp = run_bin(binary, ["migrate"], database_url=self.service_url)
         if cp.returncode != 0:
             raise AssertionError(f"arbiter migrate failed ({cp.returncode}):\n"
                                  f"{cp.stdout}\n{cp.stderr}")
+        if keys and not self.keys:
+            self.keys = provision_keys(binary, self.service_url)
+            self.key_ids = {r: key_id_of(k) for r, k in self.keys.items()}
+
+    def make_key(self, role: str, shops=None, senior: bool = False,
+                 name: str | None = None) -> tuple[str, str]:
+        """Another key on this database -> (key_id, key); not registered."""
+        assert self.binary, "migrate() the TestDB first"
+        return create_key(self.binary, self.service_url, role, shops=shops,
+                          senior=senior, name=name)
 
     def drop(self) -> None:
         if self.created:
@@ -515,6 +679,11 @@ class PgCluster:
 
     def url(self) -> str:
         return self._ctl("url")
+
+    def migrate(self, binary: str, keys: bool = True) -> dict[str, str]:
+        """Migrate the cluster's service database and provision API keys
+        (registered under self.url()); returns {role: key}."""
+        return migrate_url(binary, self.url(), keys=keys)
 
     def admin_url(self) -> str:
         return self._ctl("admin-url")
