@@ -468,7 +468,7 @@ void api_policy_put(ar_req *r)
 		return;
 	}
 	p = policy_load(body, len, &err);
-	if (!p || !app_policy_install(app, p, &err)) {
+	if (!p || !app_policy_install(app, p, true, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}

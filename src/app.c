@@ -43,7 +43,7 @@ fail:
 	return NULL;
 }
 
-bool app_policy_reload(ar_app *app, const char *path, ar_err *err)
+bool app_policy_reload(ar_app *app, const char *path, bool activate, ar_err *err)
 {
 	size_t len = 0;
 	char *text = read_file(path, &len, err);
@@ -60,47 +60,104 @@ bool app_policy_reload(ar_app *app, const char *path, ar_err *err)
 		memcpy(err->detail, detail, sizeof(detail));
 		return false;
 	}
-	return app_policy_install(app, p, err);
+	return app_policy_install(app, p, activate, err);
 }
 
-bool app_policy_install(ar_app *app, policy *p, ar_err *err)
+/* The database's active policy when it is not p's version (NULL otherwise,
+ * or when it cannot be had: p stays). */
+static policy *active_other_than(ar_app *app, const char *version)
+{
+	char active[POLICY_VERSION_LEN];
+	char *text = NULL;
+	policy *p = NULL;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!store_policy_active(app->db, active, sizeof(active), &text, &err))
+		return NULL;
+	if (strcmp(active, version) != 0) {
+		p = policy_load(text, strlen(text), &err);
+		if (!p)
+			log_kv(LOG_ERROR, "the active policy in the database does not load",
+			       "version", active, "error", err.detail, NULL);
+	}
+	free(text);
+	return p;
+}
+
+static void swap_in(ar_app *app, policy *p, bool recorded)
 {
 	policy *old;
-	bool recorded = false;
 
-	if (app->db) {
-		ar_err e2;
-		ar_err_init(&e2);
-		recorded = store_policy_record(app->db, policy_version(p), policy_text(p), &e2);
-		if (!recorded && e2.status != 503) {
-			*err = e2;
-			policy_free(p);
-			return false;
-		}
-	}
 	pthread_rwlock_wrlock(&app->policy_lock);
 	old = app->policy;
 	app->policy = p;
 	atomic_store(&app->policy_recorded, recorded);
 	pthread_rwlock_unlock(&app->policy_lock);
 	policy_free(old);
+}
+
+bool app_policy_install(ar_app *app, policy *p, bool activate, ar_err *err)
+{
+	bool recorded = false, is_new = false;
+
+	if (app->db) {
+		ar_err e2;
+		ar_err_init(&e2);
+		recorded = store_policy_record(app->db, policy_version(p), policy_text(p), activate,
+					       &is_new, &e2);
+		if (!recorded && e2.status != 503) {
+			*err = e2;
+			policy_free(p);
+			return false;
+		}
+		if (recorded && !activate && !is_new && app->cfg.policy_follow) {
+			policy *active = active_other_than(app, policy_version(p));
+			if (active) {
+				log_kv(LOG_INFO, "running the active policy, not the file's",
+				       "file", policy_version(p), "active", policy_version(active), NULL);
+				policy_free(p);
+				p = active;
+			}
+		}
+	}
+	swap_in(app, p, recorded);
 	return true;
 }
 
 void app_policy_record(ar_app *app)
 {
 	ar_err err;
-	bool ok;
+	bool ok, is_new;
 
 	if (atomic_load(&app->policy_recorded) || !app->db)
 		return;
 	ar_err_init(&err);
 	pthread_rwlock_rdlock(&app->policy_lock);
-	ok = store_policy_record(app->db, policy_version(app->policy), policy_text(app->policy), &err);
+	ok = store_policy_record(app->db, policy_version(app->policy), policy_text(app->policy),
+				 false, &is_new, &err);
 	pthread_rwlock_unlock(&app->policy_lock);
 	if (ok)
 		atomic_store(&app->policy_recorded, true);
 	else if (err.status != 503)
 		log_kv(LOG_ERROR, "active policy version conflicts with a recorded one",
 		       "error", err.detail, NULL);
+}
+
+void app_policy_follow(ar_app *app)
+{
+	char version[POLICY_VERSION_LEN];
+	policy *p;
+
+	if (!app->db || !app->cfg.policy_follow || !atomic_load(&app->policy_recorded))
+		return;
+	pthread_rwlock_rdlock(&app->policy_lock);
+	snprintf(version, sizeof(version), "%s", policy_version(app->policy));
+	pthread_rwlock_unlock(&app->policy_lock);
+	p = active_other_than(app, version);
+	if (!p)
+		return;
+	log_kv(LOG_INFO, "following the policy activated elsewhere", "from", version,
+	       "to", policy_version(p), NULL);
+	swap_in(app, p, true);
 }

@@ -2,6 +2,7 @@
 #include "arbiter/config.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,23 +55,52 @@ static bool env_uint(const char *name, long lo, long hi, long *out,
 	return true;
 }
 
+/* The CPUs this process may run on (a container's, not the host's). */
+static long usable_cpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return CPU_COUNT(&set);
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+static bool env_bool(const char *name, bool *out, char *msg, size_t msglen)
+{
+	const char *v = getenv(name);
+
+	if (!v || !*v)
+		return true;
+	if (strcmp(v, "1") && strcmp(v, "0") && strcmp(v, "true") && strcmp(v, "false")) {
+		snprintf(msg, msglen, "%s: expected true or false, got '%s'", name, v);
+		return false;
+	}
+	*out = *v == '1' || *v == 't';
+	return true;
+}
+
 bool config_load(ar_config *cfg, char *msg, size_t msglen)
 {
 	const char *v;
 	long n;
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	long cores = usable_cpus();
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
 	cfg->listen_port = 8080;
 	snprintf(cfg->policy_path, sizeof(cfg->policy_path), "deploy/policy/default.json");
 	cfg->log_level = LOG_INFO;
+	/* about two per core, within what one PostgreSQL serves comfortably
+	 * per replica */
 	cfg->db_pool = (int)(cores > 0 ? 2 * cores : 4);
+	if (cfg->db_pool > 16)
+		cfg->db_pool = 16;
 	cfg->max_body = 64 * 1024;
 	cfg->max_connections = 1024;
 	cfg->max_per_ip = 256;
 	cfg->request_timeout_s = 30;
 	cfg->metrics_open = true;
+	cfg->policy_follow = true;
 
 	v = getenv("ARBITER_LISTEN");
 	if (v && *v && !parse_listen(v, cfg)) {
@@ -125,13 +155,8 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	if (!env_uint("ARBITER_REQUEST_TIMEOUT", 1, 3600, &n, msg, msglen))
 		return false;
 	cfg->request_timeout_s = (unsigned)n;
-	v = getenv("ARBITER_METRICS_OPEN");
-	if (v && *v) {
-		if (strcmp(v, "1") && strcmp(v, "0") && strcmp(v, "true") && strcmp(v, "false")) {
-			snprintf(msg, msglen, "ARBITER_METRICS_OPEN: expected true or false, got '%s'", v);
-			return false;
-		}
-		cfg->metrics_open = (*v == '1' || *v == 't');
-	}
+	if (!env_bool("ARBITER_METRICS_OPEN", &cfg->metrics_open, msg, msglen) ||
+	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen))
+		return false;
 	return true;
 }

@@ -102,7 +102,7 @@ static int cmd_serve(void)
 		goto done;
 	}
 	ar_err_init(&err);
-	if (!app_policy_reload(&app, app.cfg.policy_path, &err)) {
+	if (!app_policy_reload(&app, app.cfg.policy_path, false, &err)) {
 		fprintf(stderr, "arbiter: ARBITER_POLICY: %s\n", err.detail);
 		for (size_t i = 0; i < err.n_fields; i++)
 			fprintf(stderr, "  %s: %s\n", err.fields[i].pointer, err.fields[i].message);
@@ -130,7 +130,7 @@ static int cmd_serve(void)
 			continue;
 		if (sig == SIGHUP) {
 			ar_err_init(&err);
-			if (app_policy_reload(&app, app.cfg.policy_path, &err))
+			if (app_policy_reload(&app, app.cfg.policy_path, true, &err))
 				log_kv(LOG_INFO, "policy reloaded", "version",
 				       policy_version(app.policy), NULL);
 			else

@@ -236,8 +236,8 @@ static bool fire_one(sla *s, store_tx *tx, const entry *e, fired *out)
 	memset(out, 0, sizeof(*out));
 	out->refund_cents = -1;
 	ar_err_init(&err);
-	if (!store_tx_case_get(tx, e->case_id, &cur, &err))
-		return err.status == 404;
+	if (!store_tx_case_claim(tx, e->case_id, &cur, &err))
+		return err.status == 412;
 	memset(&fc, 0, sizeof(fc));
 	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc.kind) ||
 	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc.state))
@@ -422,6 +422,7 @@ static void *run(void *arg)
 		if (now - last_gauges >= GAUGES_MS) {
 			bool counts = now - last_counts >= CASE_COUNTS_MS;
 			refresh_gauges(s, counts);
+			app_policy_follow(s->app);
 			last_gauges = now;
 			if (counts)
 				last_counts = now;

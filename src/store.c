@@ -25,6 +25,7 @@ enum stmt_id {
 	ST_KEY_GET,
 	ST_KEY_TOUCH,
 	ST_HISTORY,
+	ST_CLAIM,
 	ST__COUNT
 };
 
@@ -149,6 +150,11 @@ static const struct {
 	[ST_KEY_TOUCH] = { "key_touch",
 		"UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 		"   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')" },
+	/* the scheduler's read: a case another replica (or a request) holds is
+	 * skipped, not waited for; its deadline comes round again */
+	[ST_CLAIM] = { "case_claim",
+		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
+		"  FROM cases c WHERE c.id = $1 FOR UPDATE SKIP LOCKED" },
 	[ST_HISTORY] = { "buyer_history",
 		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
 		"          AND created_at > now() - interval '7 days'),"
@@ -488,6 +494,12 @@ static bool exec_ok(PGconn *c, const char *sql, char *msg, size_t msglen)
 	return ok;
 }
 
+/*
+ * Each migration runs in its own transaction under a transaction-scoped
+ * advisory lock and re-checks schema_migrations inside it, so replicas
+ * starting at once apply each migration once, and no session state is left
+ * behind (safe through a transaction-pooling PgBouncer).
+ */
 bool store_migrate(const char *conninfo, FILE *out, char *msg, size_t msglen)
 {
 	PGconn *c = connect_db(conninfo);
@@ -498,18 +510,25 @@ bool store_migrate(const char *conninfo, FILE *out, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cannot connect: %s", PQerrorMessage(c));
 		goto fail;
 	}
-	if (!exec_ok(c, "SET client_min_messages = warning", msg, msglen) ||
-	    !exec_ok(c, "SELECT pg_advisory_lock(714628100)", msg, msglen) ||
+	if (!exec_ok(c, "BEGIN", msg, msglen) ||
+	    !exec_ok(c, "SET LOCAL client_min_messages = warning", msg, msglen) ||
+	    !exec_ok(c, "SELECT pg_advisory_xact_lock(714628100)", msg, msglen) ||
 	    !exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations ("
 			"name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
-		     msg, msglen))
+		     msg, msglen) ||
+	    !exec_ok(c, "COMMIT", msg, msglen))
 		goto fail;
 	for (size_t i = 0; i < ar_n_migrations; i++) {
 		const char *name = ar_migrations[i].name;
-		PGresult *r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE name = $1",
-					   1, NULL, &name, NULL, NULL, 0);
+		PGresult *r;
 		bool done;
 
+		if (!exec_ok(c, "BEGIN", msg, msglen) ||
+		    !exec_ok(c, "SET LOCAL client_min_messages = warning", msg, msglen) ||
+		    !exec_ok(c, "SELECT pg_advisory_xact_lock(714628100)", msg, msglen))
+			goto fail;
+		r = PQexecParams(c, "SELECT 1 FROM schema_migrations WHERE name = $1",
+				 1, NULL, &name, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
 			PQclear(r);
@@ -517,10 +536,11 @@ bool store_migrate(const char *conninfo, FILE *out, char *msg, size_t msglen)
 		}
 		done = PQntuples(r) > 0;
 		PQclear(r);
-		if (done)
+		if (done) {
+			if (!exec_ok(c, "COMMIT", msg, msglen))
+				goto fail;
 			continue;
-		if (!exec_ok(c, "BEGIN", msg, msglen))
-			goto fail;
+		}
 		if (!exec_ok(c, ar_migrations[i].sql, msg, msglen)) {
 			char detail[512];
 			snprintf(detail, sizeof(detail), "%s", msg);
@@ -1103,12 +1123,28 @@ bool store_tx_end(store_tx *tx, bool commit, ar_err *err)
 	return ok;
 }
 
-bool store_tx_case_get(store_tx *tx, const char *id, json_t **out_case, ar_err *err)
+bool store_tx_case_claim(store_tx *tx, const char *id, json_t **out_case, ar_err *err)
 {
-	bool ok = case_get_on(tx->s, tx->idx, id, NULL, out_case, err);
+	const char *vals[1] = { id };
+	PGresult *r = exec_stmt(tx->s, tx->idx, ST_CLAIM, 1, vals, err);
+	bool ok = false;
 
-	if (!ok && err->status != 404)
+	*out_case = NULL;
+	if (!r) {
 		tx->failed = true;
+		return false;
+	}
+	if (PQntuples(r) == 0) {
+		ar_err_set(err, 412, "stale", "Precondition failed",
+			   "case %s is held elsewhere or gone", id);
+		goto done;
+	}
+	*out_case = parse_json_cell(r, 0, 0, err);
+	ok = *out_case != NULL;
+	if (!ok)
+		tx->failed = true;
+done:
+	PQclear(r);
 	return ok;
 }
 
@@ -1563,32 +1599,71 @@ bool store_buyer_history(store *s, const ar_case_input *in, store_history *out, 
 	return r != NULL;
 }
 
-bool store_policy_record(store *s, const char *version, const char *canonical_text, ar_err *err)
+bool store_policy_record(store *s, const char *version, const char *canonical_text,
+			 bool activate, bool *is_new, ar_err *err)
 {
-	const char *vals[2] = { version, canonical_text };
+	const char *vals[3] = { version, canonical_text, activate ? "t" : "f" };
 	PGresult *r;
 	int idx = acquire(s, err);
 	bool ok = false;
 
+	*is_new = false;
 	if (idx < 0)
 		return false;
-	r = db_exec_params(s->slots[idx].conn, "WITH ins AS (INSERT INTO policies (version, sha256, document)"
-		"   VALUES ($1, sha256(convert_to($2, 'UTF8')), $2::jsonb)"
-		"   ON CONFLICT (version) DO NOTHING RETURNING 1)"
-		" SELECT (SELECT count(*) FROM ins) > 0"
-		"     OR EXISTS (SELECT 1 FROM policies WHERE version = $1"
-		"                AND sha256 = sha256(convert_to($2, 'UTF8')))", 2, vals);
+	/* A version seen for the first time is activated too: a new policy
+	 * file rolled out is meant to run. */
+	r = db_exec_params(s->slots[idx].conn,
+		"WITH ins AS (INSERT INTO policies (version, sha256, document, activated_at)"
+		"   VALUES ($1, sha256(convert_to($2, 'UTF8')), $2::jsonb, clock_timestamp())"
+		"   ON CONFLICT (version) DO NOTHING RETURNING 1),"
+		" same AS (SELECT 1 FROM policies WHERE version = $1"
+		"           AND sha256 = sha256(convert_to($2, 'UTF8'))),"
+		" act AS (UPDATE policies SET activated_at = clock_timestamp()"
+		"          WHERE version = $1 AND $3::boolean AND EXISTS (SELECT 1 FROM same)"
+		"            AND NOT EXISTS (SELECT 1 FROM ins) RETURNING 1)"
+		" SELECT EXISTS (SELECT 1 FROM ins), EXISTS (SELECT 1 FROM same)",
+		3, vals);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "policy_record", err);
 		goto done;
 	}
-	if (PQgetvalue(r, 0, 0)[0] != 't') {
+	*is_new = PQgetvalue(r, 0, 0)[0] == 't';
+	if (!*is_new && PQgetvalue(r, 0, 1)[0] != 't') {
 		ar_err_set(err, 409, "policy-version-taken", "Policy version already used",
 			   "version '%s' was recorded with different content; give the new document a new version",
 			   version);
 		goto done;
 	}
 	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_policy_active(store *s, char *version, size_t version_len, char **text, ar_err *err)
+{
+	PGresult *r;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	*text = NULL;
+	if (idx < 0)
+		return false;
+	r = db_exec(s->slots[idx].conn,
+		    "SELECT version, document::text FROM policies WHERE activated_at IS NOT NULL"
+		    " ORDER BY activated_at DESC LIMIT 1");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "policy_active", err);
+		goto done;
+	}
+	if (PQntuples(r) == 0) {
+		ar_err_set(err, 404, "not-found", "Not found", "no policy was ever activated");
+		goto done;
+	}
+	snprintf(version, version_len, "%s", PQgetvalue(r, 0, 0));
+	*text = strdup(PQgetvalue(r, 0, 1));
+	ok = *text != NULL;
 done:
 	PQclear(r);
 	release(s, idx);

@@ -25,13 +25,17 @@ typedef struct {
 ar_time app_now(void);
 
 /* Reads and validates the policy file and installs it (app_policy_install). */
-bool app_policy_reload(ar_app *app, const char *path, ar_err *err) AR_MUSTCHECK;
+bool app_policy_reload(ar_app *app, const char *path, bool activate, ar_err *err) AR_MUSTCHECK;
 
-/* Makes p the active policy (takes ownership; on failure p is freed). A
- * version already recorded with other content is refused; when the database
- * cannot be reached the policy is installed and recorded later
+/* Makes p this process's policy (takes ownership; on failure p is freed).
+ * A version already recorded with other content is refused. activate makes
+ * it the one every replica runs (PUT /v1/policy, SIGHUP); without it (start
+ * up) a version seen before yields to the database's active policy. When the
+ * database cannot be reached the policy is installed and recorded later
  * (app_policy_record). */
-bool app_policy_install(ar_app *app, policy *p, ar_err *err) AR_MUSTCHECK;
+bool app_policy_install(ar_app *app, policy *p, bool activate, ar_err *err) AR_MUSTCHECK;
+/* Switches to the policy another replica activated, if any (periodic). */
+void app_policy_follow(ar_app *app);
 /* Records the active policy version if it is not yet (called periodically). */
 void app_policy_record(ar_app *app);
 #endif

@@ -19,6 +19,7 @@ typedef struct {
 	unsigned max_per_ip;
 	unsigned request_timeout_s;
 	bool metrics_open;        /* /metrics without a key */
+	bool policy_follow;       /* run the policy activated by any replica */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

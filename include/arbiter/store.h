@@ -197,7 +197,9 @@ typedef struct store_tx store_tx;
 bool store_tx_begin(store *s, store_tx **out, ar_err *err) AR_MUSTCHECK;
 /* Commits (commit = true) or rolls back, and frees tx. */
 bool store_tx_end(store_tx *tx, bool commit, ar_err *err) AR_MUSTCHECK;
-bool store_tx_case_get(store_tx *tx, const char *id, json_t **out_case, ar_err *err) AR_MUSTCHECK;
+/* Locks and reads a case for the scheduler; a case locked elsewhere (or
+ * gone) is 412 "stale" at once, never a wait. */
+bool store_tx_case_claim(store_tx *tx, const char *id, json_t **out_case, ar_err *err) AR_MUSTCHECK;
 bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case,
 			 ar_err *err) AR_MUSTCHECK;
 
@@ -249,6 +251,10 @@ bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char 
  * already recorded with other content is refused (409): versions name one
  * document forever, so old decisions stay explainable. */
 bool store_policy_record(store *s, const char *version, const char *canonical_text,
+			 bool activate, bool *is_new, ar_err *err) AR_MUSTCHECK;
+/* The active policy: its version, and its document (malloc'd into *text,
+ * caller frees). 404 when none was ever activated. */
+bool store_policy_active(store *s, char *version, size_t version_len, char **text,
 			 ar_err *err) AR_MUSTCHECK;
 
 /* Runs one read-only statement (parameters only) whose single row and

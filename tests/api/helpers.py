@@ -482,6 +482,10 @@ class Server:
             "ARBITER_DATABASE_URL": self.database_url,
             "ARBITER_POLICY": self.policy,
             "ARBITER_LOG_LEVEL": "warn",
+            # Test servers on one database run different policies on purpose
+            # (fast deadlines vs days); each keeps its own file's policy.
+            # Tests of replicas sharing a policy pass "true".
+            "ARBITER_POLICY_FOLLOW": "false",
         })
         e.update(self.extra_env)
         return e
