@@ -145,16 +145,22 @@ static void arm(sla *s, uint32_t key1, int64_t at_ms)
 	}
 }
 
-/* Loads expiries due within the horizon and reminders due within it. */
-static bool refill(sla *s)
+/*
+ * Loads expiries due within the horizon, and reminders whose deadline is
+ * still ahead. *added says how many were new to the wheel: a full page of
+ * rows already loaded means nothing more can be found until they fire, so
+ * the caller must not ask again at once (it would spin).
+ */
+static bool refill(sla *s, size_t *added)
 {
 	ar_err err;
 	size_t n = 0;
-	int64_t before = reminder_ms(s->app);
+	int64_t before = reminder_ms(s->app), now = app_now();
 	bool full;
 
+	*added = 0;
 	ar_err_init(&err);
-	if (!store_due_deadlines(s->app->db, SLA_HORIZON_MS + before, s->due, LOAD_CAP, &n, &err)) {
+	if (!store_due_deadlines(s->app->db, SLA_HORIZON_MS, false, 0, s->due, LOAD_CAP, &n, &err)) {
 		log_kv(LOG_WARN, "sla: cannot load deadlines", "error", err.detail, NULL);
 		return false;
 	}
@@ -165,40 +171,65 @@ static bool refill(sla *s)
 		uint32_t k;
 		if (!fsm_deadline_parse(d->name, &dl))
 			continue;
-		if (d->due_ms < app_now() + SLA_HORIZON_MS) {
-			k = entry_add(s, d, dl, K_EXPIRY);
-			/* due_ms is floored to the ms; never fire before the
-			 * database's own due_at (the claim checks it) */
-			if (k)
-				arm(s, k, d->due_ms + 1);
+		k = entry_add(s, d, dl, K_EXPIRY);
+		/* due_ms is floored to the ms; never fire before the database's
+		 * own due_at (the claim checks it) */
+		if (k) {
+			arm(s, k, d->due_ms + 1);
+			(*added)++;
 		}
-		if (!d->reminded) {
-			int64_t at = d->due_ms - before, half = d->armed_ms + (d->due_ms - d->armed_ms) / 2;
-			k = entry_add(s, d, dl, K_REMINDER);
-			if (k)
-				arm(s, k, at > half ? at : half);
-		}
+	}
+	n = 0;
+	if (!store_due_deadlines(s->app->db, SLA_HORIZON_MS, true, before, s->due, LOAD_CAP, &n, &err)) {
+		log_kv(LOG_WARN, "sla: cannot load reminders", "error", err.detail, NULL);
+		return full;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const store_due *d = &s->due[i];
+		int64_t at = d->due_ms - before, half = d->armed_ms + (d->due_ms - d->armed_ms) / 2;
+		fsm_deadline dl;
+		uint32_t k;
+		if (!fsm_deadline_parse(d->name, &dl) || d->due_ms <= now)
+			continue;
+		k = entry_add(s, d, dl, K_REMINDER);
+		if (k)
+			arm(s, k, at > half ? at : half);
 	}
 	return full;
 }
 
-static void remind(sla *s, uint32_t i)
+/* Writes a tick's reminders in one transaction; a reminder whose deadline
+ * has already come is dropped (the expiry says more). */
+static void remind_batch(sla *s, uint32_t *idx, size_t n)
 {
-	entry *e = &s->e[i];
-	char due[40];
-	json_t *data;
+	store_tx *tx = NULL;
 	ar_err err;
-	bool done;
+	int64_t now = app_now();
+	bool ok = true;
 
-	ar_time_format(e->due_ms, due, sizeof(due));
-	data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
 	ar_err_init(&err);
-	if (data && !store_remind(s->app->db, e->case_id, fsm_deadline_name(e->deadline),
-				  e->armed_version, data, &done, &err))
-		log_kv(LOG_WARN, "sla: reminder not written", "case_id", e->case_id,
-		       "error", err.detail, NULL);
-	json_decref(data);
-	entry_del(s, i);
+	if (!store_tx_begin(s->app->db, &tx, &err)) {
+		ok = false;
+	} else {
+		for (size_t i = 0; i < n && ok; i++) {
+			entry *e = &s->e[idx[i]];
+			char due[40];
+			json_t *data;
+			if (e->due_ms <= now)
+				continue;
+			ar_time_format(e->due_ms, due, sizeof(due));
+			data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline),
+					 "due_at", due);
+			ok = data && store_tx_remind(tx, e->case_id, fsm_deadline_name(e->deadline),
+						     e->armed_version, data, &err);
+			json_decref(data);
+		}
+		ok = store_tx_end(tx, ok, &err) && ok;
+	}
+	if (!ok)
+		log_kv(LOG_WARN, "sla: reminders not written", "error", err.detail, NULL);
+	for (size_t i = 0; i < n; i++)
+		entry_del(s, idx[i]);
 }
 
 static int64_t jint(json_t *o, const char *k, int64_t dflt)
@@ -378,17 +409,19 @@ static void *run(void *arg)
 	sla *s = arg;
 	tw_expired *buf = malloc(FIRE_BATCH * sizeof(*buf));
 	uint32_t *batch = malloc(FIRE_BATCH * sizeof(*batch));
+	uint32_t *rem = malloc(FIRE_BATCH * sizeof(*rem));
 	int64_t last_refill = 0, last_house = app_now(), last_gauges = 0, last_counts = 0;
-	bool more = false;
+	bool last_full = false;
+	size_t last_added = 0;
 
-	if (!buf || !batch) {
+	if (!buf || !batch || !rem) {
 		log_kv(LOG_ERROR, "sla: out of memory; scheduler not running", NULL);
 		goto out;
 	}
 	atomic_store(&s->running, true);
 	for (;;) {
 		int64_t now = app_now(), wake;
-		size_t n, nb = 0;
+		size_t n, nb = 0, nr = 0;
 		bool poked;
 		uint64_t hint;
 		struct timespec ts;
@@ -402,8 +435,8 @@ static void *run(void *arg)
 		s->poke = false;
 		pthread_mutex_unlock(&s->mu);
 
-		if (poked || more || now - last_refill >= SLA_POLL_MS) {
-			more = refill(s);
+		if (poked || now - last_refill >= SLA_POLL_MS) {
+			last_full = refill(s, &last_added);
 			last_refill = now;
 		}
 		n = tw_advance(s->wheel, (uint64_t)now, buf, FIRE_BATCH);
@@ -412,12 +445,15 @@ static void *run(void *arg)
 			if (k >= s->n_e || !s->e[k].used)
 				continue;
 			if (s->e[k].kind == K_REMINDER)
-				remind(s, k);
+				rem[nr++] = k;
 			else
 				batch[nb++] = k;
 		}
+		/* expiries first: a reminder never delays a deadline */
 		if (nb)
 			fire_batch(s, batch, nb);
+		if (nr)
+			remind_batch(s, rem, nr);
 		app_policy_record(s->app);
 		if (now - last_gauges >= GAUGES_MS) {
 			bool counts = now - last_counts >= CASE_COUNTS_MS;
@@ -431,8 +467,15 @@ static void *run(void *arg)
 			store_housekeep(s->app->db);
 			last_house = now;
 		}
-		if (n == FIRE_BATCH || more)
+		if (n == FIRE_BATCH)
 			continue;
+		/* The wheel has drained what a full page loaded: the next page is
+		 * due now. A page of nothing new means the rest waits its turn. */
+		if (last_full && last_added > 0) {
+			last_full = refill(s, &last_added);
+			last_refill = now;
+			continue;
+		}
 
 		hint = tw_next_due_hint(s->wheel);
 		wake = last_refill + SLA_POLL_MS;
@@ -456,6 +499,7 @@ out:
 	atomic_store(&s->running, false);
 	free(buf);
 	free(batch);
+	free(rem);
 	return NULL;
 }
 

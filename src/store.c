@@ -287,7 +287,8 @@ void store_pool_stats_get(store *s, store_pool_stats *out)
 
 static PGconn *connect_db(const char *conninfo)
 {
-	const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
+	/* a fallback: an application_name in the operator's conninfo wins */
+	const char *keys[] = { "dbname", "connect_timeout", "fallback_application_name", NULL };
 	const char *vals[] = { conninfo, "3", "arbiter", NULL };
 
 	return PQconnectdbParams(keys, vals, 1);
@@ -1157,11 +1158,11 @@ bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case
 	return ok;
 }
 
-bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t cap,
-			 size_t *n, ar_err *err)
+bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
+			 store_due *out, size_t cap, size_t *n, ar_err *err)
 {
-	char hz[24], lim[24];
-	const char *vals[2] = { hz, lim };
+	char hz[24], lim[24], bf[24];
+	const char *vals[3] = { hz, lim, bf };
 	PGresult *r;
 	int idx;
 
@@ -1197,28 +1198,22 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t ca
 	return true;
 }
 
-bool store_remind(store *s, const char *case_id, const char *name, int armed_version,
-		  json_t *data, bool *done, ar_err *err)
+bool store_tx_remind(store_tx *tx, const char *case_id, const char *name, int armed_version,
+		     json_t *data, ar_err *err)
 {
 	char ver[16], *data_s = json_dumps(data, JSON_COMPACT);
 	const char *vals[4] = { case_id, name, ver, data_s };
 	PGresult *r;
-	int idx;
-	bool ok = false;
+	bool ok;
 
-	*done = false;
 	if (!data_s) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
 		return false;
 	}
 	snprintf(ver, sizeof(ver), "%d", armed_version);
-	idx = acquire(s, err);
-	if (idx < 0) {
-		free(data_s);
-		return false;
-	}
 	/* The case row lock orders this event with concurrent actions. */
-	r = db_exec_params(s->slots[idx].conn, "WITH c AS (SELECT id, shop_id, state, policy_version FROM cases"
+	r = db_exec_params(tx->s->slots[tx->idx].conn,
+		"WITH c AS (SELECT id, shop_id, state, policy_version FROM cases"
 		"            WHERE id = $1 FOR UPDATE),"
 		" d AS (UPDATE case_deadlines d SET reminded = true FROM c"
 		"        WHERE d.case_id = c.id AND d.name = $2 AND d.armed_version = $3::int"
@@ -1226,16 +1221,14 @@ bool store_remind(store *s, const char *case_id, const char *name, int armed_ver
 		" INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
 		"    from_state, to_state, data, policy_version)"
 		" SELECT c.id, c.shop_id, 'system', 'sla', 'deadline.approaching', c.state, c.state,"
-		"        $4::jsonb, c.policy_version FROM c JOIN d ON d.case_id = c.id", 4, vals);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		result_error(s->slots[idx].conn, r, "remind", err);
-		goto done;
+		"        $4::jsonb, c.policy_version FROM c JOIN d ON d.case_id = c.id",
+		4, vals);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok) {
+		result_error(tx->s->slots[tx->idx].conn, r, "remind", err);
+		tx->failed = true;
 	}
-	*done = strcmp(PQcmdTuples(r), "1") == 0;
-	ok = true;
-done:
 	PQclear(r);
-	release(s, idx);
 	free(data_s);
 	return ok;
 }

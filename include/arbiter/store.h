@@ -213,12 +213,15 @@ typedef struct {
 	bool reminded;
 } store_due;
 
-/* Deadlines due before now + horizon_ms, earliest first, at most cap. */
-bool store_due_deadlines(store *s, int64_t horizon_ms, store_due *out, size_t cap,
-			 size_t *n, ar_err *err) AR_MUSTCHECK;
-/* Appends a deadline.approaching event once per arming (no version change). */
-bool store_remind(store *s, const char *case_id, const char *name, int armed_version,
-		  json_t *data, bool *done, ar_err *err) AR_MUSTCHECK;
+/* Deadlines due before now + horizon_ms, earliest first, at most cap.
+ * reminders: instead, the not yet reminded ones still in the future whose
+ * deadline falls before now + horizon_ms + before_ms. */
+bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
+			 store_due *out, size_t cap, size_t *n, ar_err *err) AR_MUSTCHECK;
+/* Appends a deadline.approaching event once per arming (no version change),
+ * inside tx so a tick's reminders share one commit. */
+bool store_tx_remind(store_tx *tx, const char *case_id, const char *name, int armed_version,
+		     json_t *data, ar_err *err) AR_MUSTCHECK;
 /* Deletes idempotency records past their 24 h retention. */
 void store_housekeep(store *s);
 /* Pending deadlines and the oldest overdue one (seconds), for metrics. */

@@ -334,11 +334,10 @@ def check_expiry_event(e: dict, deadline: str, due: dict, from_state: str, to_st
     assert e["actor"] == SYSTEM, e
     assert (e["from_state"], e["to_state"]) == (from_state, to_state), e
     assert e["data"]["deadline"] == deadline, e
-    armed = h.parse_time(due["due_at"])
-    said = h.parse_time(e["data"]["due_at"])
-    # the event names the instant the deadline was armed for (to the ms)
-    assert abs(said - armed) <= MS, (e["data"], due)
-    assert h.parse_time(e["at"]) >= armed - MS, ("fired before it was due", e, due)
+    # the event names the instant the deadline was armed for, as the case
+    # showed it
+    assert e["data"]["due_at"] == due["due_at"], (e["data"], due)
+    assert h.parse_time(e["at"]) >= h.parse_time(due["due_at"]), ("fired before due", e, due)
 
 
 def check_silent_refund(e: dict, case: dict) -> None:
@@ -788,7 +787,7 @@ def test_replicas_fire_each_deadline_once_and_survive_a_kill9(arbiter_bin, make_
     # find the deadlines by their poll and race for them
     b1 = shop.create_many(reps, 300)
     ids1 = {c["id"] for c in b1}
-    final = wait_all_fired(db, ids1, 60, servers=reps, stall=15)
+    wait_all_fired(db, ids1, 60, servers=reps, stall=15)
     time.sleep(1.2)
     final = counts(db)
     for i in ids1:
@@ -815,7 +814,7 @@ def test_replicas_fire_each_deadline_once_and_survive_a_kill9(arbiter_bin, make_
                                              " WHERE action = 'expire_seller_response';"))
     at_kill -= len(ids1)
     survivors = [r for r in reps if r is not victim]
-    final = wait_all_fired(db, ids2, 60, servers=survivors, stall=15)
+    wait_all_fired(db, ids2, 60, servers=survivors, stall=15)
     time.sleep(1.2)
     final = counts(db)
     print(f"\nreplicas: {holder} killed holding a batch; {at_kill} of {len(ids2)}"
@@ -863,7 +862,7 @@ def test_mass_expiry_is_drained_while_http_answers(arbiter_bin, make_db, make_se
     th = threading.Thread(target=probe, daemon=True)
     th.start()
     try:
-        final = wait_all_fired(db, ids, 300, servers=[s], stall=30)
+        wait_all_fired(db, ids, 300, servers=[s], stall=30)
     finally:
         stop.set()
         th.join(30)
