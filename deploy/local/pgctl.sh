@@ -83,7 +83,8 @@ CONF
 	fi
 	if ! running "$d"; then
 		local tries=0
-		until as_pg "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start >/dev/null; do
+		# 9>&-: the server must not inherit (and hold forever) the start lock
+		until as_pg "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start >/dev/null 9>&-; do
 			# another cluster took the port between our check and the bind
 			tries=$((tries + 1))
 			if [ $tries -ge 5 ] || ! tail -20 "$d/server.log" | grep -q "could not bind"; then
