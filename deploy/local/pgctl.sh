@@ -20,7 +20,8 @@ var="$repo/var"
 pgbin=${ARBITER_PGBIN:-/usr/lib/postgresql/15/bin}
 pguser=postgres
 
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u "$pguser" -- "$@"; else "$@"; fi; }
+# From /: the postgres user may not be allowed into the caller's directory.
+as_pg() { if [ "$(id -u)" = 0 ]; then (cd / && runuser -u "$pguser" -- "$@"); else "$@"; fi; }
 
 cluster_dir() {
 	if [ -n "${ARBITER_PG_DIR:-}" ]; then echo "$ARBITER_PG_DIR"; return; fi
@@ -43,15 +44,20 @@ cluster_dir() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Ports below the kernel's ephemeral range (32768+), where no client socket
+# can be holding one that a connect probe reports free.
+PORT_LO=25432
+PORT_HI=25631
+
 cluster_port() {
-	local d=$1 p
+	local d=$1 from=${2:-$PORT_LO} p
 	if [ -f "$d/port" ]; then cat "$d/port"; return; fi
-	for p in $(seq 54320 54420); do
+	for p in $(seq "$from" "$PORT_HI"); do
 		if ! port_in_use "$p" && [ ! -e "$d/../.s.PGSQL.$p" ]; then
 			echo "$p" > "$d/port"; echo "$p"; return
 		fi
 	done
-	echo "pgctl: no free port in 54320-54420" >&2; exit 1
+	echo "pgctl: no free port in $PORT_LO-$PORT_HI" >&2; exit 1
 }
 
 running() { as_pg "$pgbin/pg_ctl" -D "$1/data" status >/dev/null 2>&1; }
@@ -92,7 +98,7 @@ CONF
 				exit 1
 			fi
 			rm -f "$d/port"
-			port=$(cluster_port "$d")
+			port=$(cluster_port "$d" $((port + 1)))
 			sed -i "s/^port = .*/port = $port/" "$d/data/postgresql.conf"
 		done
 	fi
