@@ -150,6 +150,65 @@ void api_decorate_case(json_t *c)
 	json_object_set_new(c, "allowed_actions", arr);
 }
 
+/* A growing text buffer for replies assembled from database JSON. */
+typedef struct {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} textbuf;
+
+static void tb_put(textbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void tb_str(textbuf *b, const char *s)
+{
+	tb_put(b, s, strlen(s));
+}
+
+/* The case document as PostgreSQL wrote it, with allowed_actions spliced in
+ * before its closing brace: no parse, no re-encode on the read paths. */
+static void tb_case(textbuf *b, const store_case_row *w)
+{
+	fsm_case fc = { w->kind, w->state, w->manual_review, w->has_offer, w->agreement_pending };
+	fsm_action acts[FSM_ACTION__COUNT];
+	unsigned n = fsm_allowed_any(&fc, acts, FSM_ACTION__COUNT);
+	size_t end = w->len;
+
+	while (end > 0 && w->json[end - 1] != '}')
+		end--;
+	if (end == 0) {
+		b->oom = true;
+		return;
+	}
+	tb_put(b, w->json, end - 1);
+	tb_str(b, ",\"allowed_actions\":[");
+	for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++) {
+		tb_str(b, i ? ",\"" : "\"");
+		tb_str(b, fsm_action_name(acts[i]));
+		tb_str(b, "\"");
+	}
+	tb_str(b, "]}");
+}
+
 void api_reply_case(ar_req *r, int status, json_t *c)
 {
 	char etag[32];
@@ -310,15 +369,28 @@ done:
 void api_case_get(ar_req *r)
 {
 	ar_err err;
-	json_t *c;
+	store_case_row *row;
+	textbuf b = { 0 };
+	char etag[24];
 
 	ar_err_init(&err);
 	req_set_case(r, req_param(r, 0));
-	if (!store_case_get(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &c, &err)) {
+	if (!store_case_get_row(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &row,
+				&err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
-	api_reply_case(r, 200, c);
+	tb_case(&b, row);
+	if (b.oom) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		req_reply_problem(r, &err);
+	} else {
+		snprintf(etag, sizeof(etag), "\"%d\"", row->version);
+		req_add_header(r, "ETag", etag);
+		req_reply_text(r, 200, "application/json", b.p, b.len);
+	}
+	free(b.p);
+	store_case_rows_free(row, 1);
 }
 
 void api_case_events(ar_req *r)
@@ -366,7 +438,9 @@ void api_cases_list(ar_req *r)
 	store_list_query q;
 	ar_err err;
 	const char *v;
-	json_t *items;
+	store_case_row *rows = NULL;
+	size_t n = 0;
+	textbuf b = { 0 };
 	char next[256];
 	fsm_state st;
 	ar_kind kind;
@@ -389,11 +463,11 @@ void api_cases_list(ar_req *r)
 	v = req_query(r, "limit");
 	if (v) {
 		char *end;
-		long n = strtol(v, &end, 10);
-		if (!*v || *end || n < 1 || n > LIST_MAX)
+		long lim = strtol(v, &end, 10);
+		if (!*v || *end || lim < 1 || lim > LIST_MAX)
 			ar_err_field(&err, "/query/limit", "must be an integer from 1 to %d", LIST_MAX);
 		else
-			q.limit = (int)n;
+			q.limit = (int)lim;
 	}
 	v = req_query(r, "cursor");
 	if (v) {
@@ -402,14 +476,33 @@ void api_cases_list(ar_req *r)
 			ar_err_field(&err, "/query/cursor", "is not a cursor this service handed out");
 	}
 	if (ar_err_is_set(&err) ||
-	    !store_case_list(req_app(r)->db, &q, &items, next, sizeof(next), &err)) {
+	    !store_case_list_rows(req_app(r)->db, &q, &rows, &n, next, sizeof(next), &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
-	for (size_t i = 0; i < json_array_size(items); i++)
-		api_decorate_case(json_array_get(items, i));
-	req_reply_json(r, 200, json_pack("{s:o,s:s?}", "items", items, "next_cursor",
-					 next[0] ? next : NULL));
+	tb_str(&b, "{\"items\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			tb_str(&b, ",");
+		tb_case(&b, &rows[i]);
+	}
+	tb_str(&b, "],\"next_cursor\":");
+	if (next[0]) {
+		/* the cursor alphabet (base64url) needs no escaping */
+		tb_str(&b, "\"");
+		tb_str(&b, next);
+		tb_str(&b, "\"}");
+	} else {
+		tb_str(&b, "null}");
+	}
+	if (b.oom) {
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		req_reply_problem(r, &err);
+	} else {
+		req_reply_text(r, 200, "application/json", b.p, b.len);
+	}
+	free(b.p);
+	store_case_rows_free(rows, n);
 }
 
 void api_healthz(ar_req *r)

@@ -26,6 +26,7 @@ enum stmt_id {
 	ST_KEY_TOUCH,
 	ST_HISTORY,
 	ST_CLAIM,
+	ST_GET_ROW,
 	ST__COUNT
 };
 
@@ -155,6 +156,11 @@ static const struct {
 	[ST_CLAIM] = { "case_claim",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
 		"  FROM cases c WHERE c.id = $1 FOR UPDATE SKIP LOCKED" },
+	[ST_GET_ROW] = { "case_get_row",
+		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
+		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
+		"  FROM cases c WHERE c.id = $1"
+		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	[ST_HISTORY] = { "buyer_history",
 		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
 		"          AND created_at > now() - interval '7 days'),"
@@ -799,6 +805,75 @@ done:
 	return ok;
 }
 
+void store_case_rows_free(store_case_row *rows, size_t n)
+{
+	if (!rows)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].json);
+	free(rows);
+}
+
+/* Rows from columns (json, version, kind, state, manual_review, has_offer,
+ * agreement_pending) starting at col, at most max of them. */
+static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows, size_t *n,
+		      ar_err *err)
+{
+	int nt = PQntuples(r) < max ? PQntuples(r) : max;
+
+	*rows = calloc(nt > 0 ? (size_t)nt : 1, sizeof(**rows));
+	*n = 0;
+	if (!*rows) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return false;
+	}
+	for (int i = 0; i < nt; i++) {
+		store_case_row *w = &(*rows)[i];
+		w->len = (size_t)PQgetlength(r, i, col);
+		w->json = malloc(w->len + 1);
+		if (!w->json || !ar_kind_parse(PQgetvalue(r, i, col + 2), &w->kind) ||
+		    !fsm_state_parse(PQgetvalue(r, i, col + 3), &w->state)) {
+			store_case_rows_free(*rows, (size_t)i + (w->json != NULL));
+			*rows = NULL;
+			err_internal(err);
+			return false;
+		}
+		memcpy(w->json, PQgetvalue(r, i, col), w->len + 1);
+		w->version = atoi(PQgetvalue(r, i, col + 1));
+		w->manual_review = PQgetvalue(r, i, col + 4)[0] == 't';
+		w->has_offer = PQgetvalue(r, i, col + 5)[0] == 't';
+		w->agreement_pending = PQgetvalue(r, i, col + 6)[0] == 't';
+		(*n)++;
+	}
+	return true;
+}
+
+bool store_case_get_row(store *s, const char *id, const char *shop_scope,
+			store_case_row **row, ar_err *err)
+{
+	const char *vals[2] = { id, shop_scope };
+	PGresult *r;
+	size_t n = 0;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	*row = NULL;
+	if (idx < 0)
+		return false;
+	r = exec_stmt(s, idx, ST_GET_ROW, 2, vals, err);
+	if (!r)
+		goto done;
+	if (PQntuples(r) == 0) {
+		err_not_found(err, id);
+		goto done;
+	}
+	ok = rows_from(r, 0, 1, row, &n, err);
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
 /* ---- list with keyset pagination ---- */
 
 static const char b64url[] =
@@ -874,8 +949,8 @@ bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen)
 	return true;
 }
 
-bool store_case_list(store *s, const store_list_query *q, json_t **items,
-		     char *next_cursor, size_t cursor_len, ar_err *err)
+bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **rows,
+			  size_t *n_rows, char *next_cursor, size_t cursor_len, ar_err *err)
 {
 	char sql[1536], ta[40], tb[40], cur_us[24], lim[16];
 	const char *vals[12];
@@ -884,11 +959,14 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 	PGresult *r = NULL;
 	bool ok = false;
 
-	*items = NULL;
+	*rows = NULL;
+	*n_rows = 0;
 	next_cursor[0] = '\0';
 	pos = (size_t)snprintf(sql, sizeof(sql),
 		"SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,"
-		" arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c WHERE true");
+		" arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
+		" c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
+		" FROM cases c WHERE true");
 #define FILTER(col, val) \
 	do { \
 		if (val) { \
@@ -941,14 +1019,8 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 		result_error(s->slots[idx].conn, r, "case_list", err);
 		goto done;
 	}
-	*items = json_array();
-	if (!*items)
+	if (!rows_from(r, 2, q->limit, rows, n_rows, err))
 		goto done;
-	for (int i = 0; i < PQntuples(r) && i < q->limit; i++) {
-		json_t *c = parse_json_cell(r, i, 2, err);
-		if (!c || json_array_append_new(*items, c))
-			goto done;
-	}
 	if (PQntuples(r) > q->limit) {
 		int last = q->limit - 1;
 		store_cursor_encode(strtoll(PQgetvalue(r, last, 0), NULL, 10),
@@ -956,10 +1028,6 @@ bool store_case_list(store *s, const store_list_query *q, json_t **items,
 	}
 	ok = true;
 done:
-	if (!ok) {
-		json_decref(*items);
-		*items = NULL;
-	}
 	PQclear(r);
 	release(s, idx);
 	return ok;

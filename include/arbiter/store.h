@@ -96,9 +96,30 @@ typedef struct {
 	char cursor_id[AR_MAX_ID_LEN + 1];
 } store_list_query;
 
-/* items: new array; next_cursor filled ("" when there is no next page). */
-bool store_case_list(store *s, const store_list_query *q, json_t **items,
-		     char *next_cursor, size_t cursor_len, ar_err *err) AR_MUSTCHECK;
+
+/*
+ * The read paths' form of a case: the document as PostgreSQL wrote it (not
+ * parsed again here) and the few fields the state machine needs, so the
+ * edge can add allowed_actions by splicing text. Rows and their json are
+ * owned by the array; free with store_case_rows_free.
+ */
+typedef struct {
+	char *json;
+	size_t len;
+	int version;
+	ar_kind kind;
+	fsm_state state;
+	bool manual_review, has_offer, agreement_pending;
+} store_case_row;
+
+void store_case_rows_free(store_case_row *rows, size_t n);
+/* One case as a row (404 as store_case_get). */
+bool store_case_get_row(store *s, const char *id, const char *shop_scope,
+			store_case_row **row, ar_err *err) AR_MUSTCHECK;
+/* The list as rows; *n of them. */
+bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **rows,
+			  size_t *n, char *next_cursor, size_t cursor_len,
+			  ar_err *err) AR_MUSTCHECK;
 
 bool store_case_events(store *s, const char *id, const char *shop_scope,
 		       json_t **items, ar_err *err) AR_MUSTCHECK;
