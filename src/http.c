@@ -2,6 +2,7 @@
 #include "arbiter/http.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ struct ar_req {
 	char *body;
 	size_t body_len, body_cap;
 	bool too_large;
+	bool late;           /* arrived after SIGTERM: refused, never started */
 	char request_id[40];
 	char case_id[AR_MAX_ID_LEN + 1];
 	struct timespec start;
@@ -444,6 +446,9 @@ static enum MHD_Result send_reply(ar_req *r)
 	if (r->content_type)
 		MHD_add_response_header(resp, "Content-Type", r->content_type);
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	/* Stopping: a kept-alive client must not send its next request here. */
+	if (atomic_load(&r->srv->app->draining))
+		MHD_add_response_header(resp, "Connection", "close");
 	for (size_t i = 0; i < r->n_headers; i++)
 		MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
 	ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
@@ -469,6 +474,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
+		r->late = atomic_load(&srv->app->draining);
 		clock_gettime(CLOCK_MONOTONIC, &r->start);
 		make_request_id(r);
 		r->routed = router_match(url, &r->route);
@@ -508,6 +514,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		problem(r, 413, "payload-too-large", "Payload too large", detail);
 	} else if (!r->routed) {
 		problem(r, 404, "not-found", "Not found", "no such route");
+	} else if (r->late && r->route.id != ROUTE_HEALTHZ) {
+		/* Arrived after SIGTERM: not started, so not half done; another
+		 * replica takes the retry. Requests already in flight finish. */
+		problem(r, 503, "draining", "Shutting down",
+			"this process is stopping; retry (another replica will answer)");
 	} else {
 		dispatch(r);
 	}
@@ -597,12 +608,19 @@ fail:
 
 void http_stop(http_server *h, int grace_ms)
 {
+	MHD_socket lfd;
+
 	if (!h)
 		return;
-	/* Stop accepting, then give in-flight requests their time to finish. */
-	MHD_quiesce_daemon(h->d);
+	/* Stop accepting (refusing at once, not leaving connections in the
+	 * backlog), then give in-flight requests their time to finish. */
+	lfd = MHD_quiesce_daemon(h->d);
+	if (lfd != MHD_INVALID_SOCKET)
+		shutdown(lfd, SHUT_RDWR);
 	for (int waited = 0; waited < grace_ms && atomic_load(&h->in_flight) > 0; waited += 20)
 		usleep(20 * 1000);
 	MHD_stop_daemon(h->d);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
 	free(h);
 }
