@@ -1,0 +1,34 @@
+-- Baseline "create": the service's ST_CREATE (src/store.c; run.sh pastes the
+-- statement in at @ST_CREATE and fails if its parameters changed): one case,
+-- its seller_response deadline and its open event per transaction
+-- (autocommit, synchronous_commit on), -M prepared like the service. The
+-- JSON parameters are those of a case created through the API at the start
+-- of the run (-D order_doc, evidence, decision, deadlines, events); shop,
+-- buyer, SKU, order id, description and Idempotency-Key vary per transaction.
+\set shop 1000000 + random(0, :nshops - 1)
+\set buyer 50000000 + random(0, :nbuyers - 1)
+\set sku random(0, 4999)
+\set ord random(1000000000000000, 8999999999999999)
+--@ 1 :shop
+--@ 2 :buyer
+--@ 3 :ord
+--@ 4 'SKU-' || :sku
+--@ 5 'refund'
+--@ 6 'quality_defect'
+--@ 7 'awaiting_seller'
+--@ 8 NULL
+--@ 9 'CNY'
+--@ 10 NULL
+--@ 11 'The kettle leaks from the seam after the first boil (order ' || :ord || ').'
+--@ 12 :order_doc
+--@ 13 :evidence
+--@ 14 :decision
+--@ 15 'f'
+--@ 16 NULL
+--@ 17 :pv
+--@ 18 :deadlines
+--@ 19 'frontend'
+--@ 20 :actor
+--@ 21 :events
+--@ 22 :ord
+@ST_CREATE

@@ -1,0 +1,494 @@
+#!/usr/bin/python3
+"""Helpers for tests/bench/run.sh and the results table (stdlib only).
+
+  report.py free-port
+  report.py pg-port                         -> a port in 54320-54420 that binds now
+                                               (pgctl.sh's check misses TIME_WAIT)
+  report.py wait-ready URL TIMEOUT_S        -> prints ms until URL answers 200
+  report.py pgbench RESULTS NAME CLIENTS STDOUT LOGPREFIX RC CMD
+  report.py wrk RESULTS NAME CLIENTS STDOUT RC CPU_TICKS HWM_KB CMD
+  report.py add RESULTS JSON                -> appends one record
+  report.py sql STORE_C TEMPLATE OUT        -> a pgbench script from a template:
+                                               "@ST_NAME [version] [gset]" lines are
+                                               replaced by that statement's SQL as
+                                               src/store.c has it, its $n replaced
+                                               by the "--@ n expr" lines above it;
+                                               fails on a $n without a mapping
+  report.py check-list STORE_C              -> fails when the fragments
+                                               store_case_list() builds its query
+                                               from are no longer in store.c
+  report.py render RESULTS META OUT.md      -> prints the table, writes OUT.md
+                                               (META: "key<TAB>value" lines; keys
+                                               note and problem repeat);
+                                               exit 1 when something did not work
+
+RESULTS is a JSON-lines file: one record per measurement. Nothing here
+judges speed: `render` fails only on errors (non-2xx, aborted clients,
+missing results, a drain that did not finish, a deadline fired twice).
+"""
+import glob
+import http.client
+import json
+import os
+import socket
+import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def append(path, rec):
+    with open(path, "a") as f:
+        f.write(json.dumps(rec, sort_keys=True) + "\n")
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return None
+    k = (len(sorted_vals) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_vals) - 1)
+    return sorted_vals[lo] + (sorted_vals[hi] - sorted_vals[lo]) * (k - lo)
+
+
+def cmd_free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print(s.getsockname()[1])
+    s.close()
+
+
+def cmd_pg_port():
+    import random
+    ports = list(range(54320, 54421))
+    random.shuffle(ports)
+    for p in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        print(p)
+        return 0
+    return 1
+
+
+def cmd_wait_ready(url, timeout):
+    host, _, rest = url.partition("//")[2].partition("/")
+    h, _, p = host.partition(":")
+    t0 = time.monotonic()
+    deadline = t0 + float(timeout)
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection(h, int(p), timeout=1)
+            c.request("GET", "/" + rest)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                print("%.1f" % ((time.monotonic() - t0) * 1000))
+                return 0
+        except OSError:
+            pass
+        time.sleep(0.005)
+    print("timeout")
+    return 1
+
+
+def cmd_pgbench(results, name, clients, stdout, logprefix, rc, cmd):
+    text = open(stdout, errors="replace").read()
+    rec = {"kind": "pgbench", "name": name, "clients": int(clients), "rc": int(rc), "cmd": cmd}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("number of transactions actually processed:"):
+            rec["xacts"] = int(line.split(":")[1].split("/")[0])
+        elif line.startswith("number of failed transactions:"):
+            rec["failed"] = int(line.split(":")[1].split()[0])
+        elif line.startswith("tps = ") and "without initial" in line:
+            rec["tps"] = float(line.split()[2])
+        elif line.startswith("latency average ="):
+            rec["lat_avg_ms"] = float(line.split("=")[1].split()[0])
+        elif line.startswith("duration:"):
+            rec["duration_s"] = float(line.split(":")[1].split()[0])
+    rec["aborted"] = "aborted" in text or int(rc) != 0
+    lat = []
+    for f in glob.glob(logprefix + ".*"):
+        with open(f) as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2].isdigit():
+                    lat.append(int(parts[2]))
+    lat.sort()
+    rec["samples"] = len(lat)
+    if lat:
+        rec["p50_us"] = pct(lat, 50)
+        rec["p99_us"] = pct(lat, 99)
+    append(results, rec)
+
+
+def cmd_wrk(results, name, clients, stdout, rc, cpu_ticks, hwm_kb, cmd):
+    rec = {"kind": "wrk", "name": name, "clients": int(clients), "rc": int(rc), "cmd": cmd}
+    for line in open(stdout, errors="replace"):
+        if line.startswith("BENCH_RESULT "):
+            rec.update(json.loads(line[len("BENCH_RESULT "):]))
+    if "requests" in rec and rec["duration_us"] > 0:
+        rec["rps"] = rec["requests"] * 1e6 / rec["duration_us"]
+        rec["cpu_us_per_req"] = (int(cpu_ticks) * 1e6 / TICK / rec["requests"]
+                                 if rec["requests"] else None)
+    rec["hwm_kb"] = int(hwm_kb)
+    append(results, rec)
+
+
+# ---- pgbench scripts from the service's own SQL ----
+
+def c_literals(src, pos):
+    """Reads consecutive C string literals from pos; returns (text, end)."""
+    out = []
+    i = pos
+    n = len(src)
+    while True:
+        while i < n and src[i] in " \t\r\n":
+            i += 1
+        if src.startswith("/*", i):
+            i = src.index("*/", i) + 2
+            continue
+        if i >= n or src[i] != '"':
+            break
+        i += 1
+        buf = []
+        while src[i] != '"':
+            if src[i] == "\\":
+                nxt = src[i + 1]
+                buf.append({"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}.get(nxt, nxt))
+                i += 2
+            else:
+                buf.append(src[i])
+                i += 1
+        i += 1
+        out.append("".join(buf))
+    return "".join(out), i
+
+
+def statement(store_c, name):
+    import re
+    src = open(store_c).read()
+    m = re.search(r"\[" + re.escape(name) + r"\]\s*=\s*\{\s*\"[^\"]*\"\s*,", src)
+    if not m:
+        raise SystemExit("bench: %s not found in %s" % (name, store_c))
+    text, _ = c_literals(src, m.end())
+    if not text:
+        raise SystemExit("bench: no SQL for %s in %s" % (name, store_c))
+    return " ".join(text.split())
+
+
+def cmd_sql(store_c, template, out):
+    import re
+    lines = []
+    params = {}
+    for raw in open(template):
+        line = raw.rstrip("\n")
+        if line.startswith("--@ "):
+            k, _, expr = line[4:].partition(" ")
+            params[int(k)] = expr.strip()
+            continue
+        if line.startswith("@ST_"):
+            words = line[1:].split()
+            sql = statement(store_c, words[0])
+            used = sorted({int(x) for x in re.findall(r"\$(\d+)", sql)})
+            missing = [k for k in used if k not in params]
+            if missing:
+                raise SystemExit("bench: %s in src/store.c has parameters %s that %s does not map;"
+                                 " the statement changed: update the template" % (
+                                     words[0], ", ".join("$%d" % k for k in missing), template))
+            unused = [k for k in params if k not in used]
+            if unused:
+                raise SystemExit("bench: %s maps %s but %s in src/store.c has no such parameter;"
+                                 " the statement changed: update the template" % (
+                                     template, ", ".join("$%d" % k for k in unused), words[0]))
+            sql = re.sub(r"\$(\d+)", lambda mm: "(" + params[int(mm.group(1))] + ")", sql)
+            if "version" in words[1:]:
+                if not sql.startswith("SELECT "):
+                    raise SystemExit("bench: %s does not start with SELECT" % words[0])
+                sql = "SELECT c.version AS ver, " + sql[len("SELECT "):]
+            lines.append(sql + (" \\gset" if "gset" in words[1:] else ";"))
+            params = {}
+            continue
+        lines.append(line)
+    with open(out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+LIST_FRAGMENTS = [
+    "SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,",
+    " arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,",
+    " c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending",
+    " FROM cases c WHERE true",
+    " AND c.shop_id = ANY ($%d::text[])",
+    " AND c.\" col \" = $%d",
+    'FILTER("shop_id", q->shop_id);',
+    'FILTER("state", q->state);',
+    " ORDER BY c.created_at DESC, c.id DESC LIMIT $%d",
+]
+
+
+def cmd_check_list(store_c):
+    src = open(store_c).read()
+    gone = [f for f in LIST_FRAGMENTS if f not in src]
+    if gone:
+        print("bench: store_case_list_rows() no longer builds its query from %s; update tests/bench/pgb_list.sql"
+              % "; ".join(repr(g) for g in gone))
+        return 1
+    return 0
+
+
+# ---- the table ----
+
+WORKLOADS = [
+    ("create", "POST /v1/cases", "ST_CREATE (1 case + deadline + event, 1 commit)"),
+    ("get", "GET /v1/cases/{id}", "ST_GET"),
+    ("list", "GET /v1/cases?shop_id=&state=", "list query, LIMIT 51"),
+    ("note", "POST /v1/cases/{id}/actions (note)", "ST_GET + ST_APPLY"),
+]
+TARGET = {"create": 1.0, "get": 0.5, "list": 0.5, "note": 1.0}
+
+
+def f_rate(v):
+    return "-" if v is None else ("%.0f" % v)
+
+
+def f_ms(us):
+    return "-" if us is None else ("%.2f" % (us / 1000.0))
+
+
+def f_ratio(a, b):
+    if a is None or not b:
+        return "-"
+    return "%.2f×" % (a / b)
+
+
+def render(results, meta_path, out):
+    recs = [json.loads(l) for l in open(results) if l.strip()] if os.path.exists(results) else []
+    meta = {"notes": [], "problems": []}
+    if os.path.exists(meta_path):
+        for line in open(meta_path):
+            k, _, v = line.rstrip("\n").partition("\t")
+            if k == "note":
+                meta["notes"].append(v)
+            elif k == "problem":
+                meta["problems"].append(v)
+            elif k:
+                meta[k] = v
+    problems = []
+    names = {w[0] for w in WORKLOADS}
+    pg = {(r["name"], r["clients"]): r for r in recs if r["kind"] == "pgbench" and r["name"] in names}
+    wk = {(r["name"], r["clients"]): r for r in recs if r["kind"] == "wrk" and r["name"] in names}
+    other = [r for r in recs if r["kind"] in ("pgbench", "wrk") and r["name"] not in names]
+    misc = {}
+    for r in recs:
+        if r["kind"] == "figure":
+            misc[r["name"]] = r
+    clients = sorted({c for (_, c) in list(pg) + list(wk)})
+
+    L = []
+    L.append("# arbiter benchmark results")
+    L.append("")
+    L.append("- date: %s" % meta.get("date", "?"))
+    L.append("- commit: %s%s" % (meta.get("commit", "?"), " (working tree modified)" if meta.get("dirty") == "1" else ""))
+    L.append("- machine: %s cores (%s), %s GiB memory (`free -g` total), %s" % (
+        meta.get("nproc", "?"), meta.get("cpu", "?"), meta.get("mem_gib", "?"), meta.get("kernel", "?")))
+    L.append("- mode: %s; %s cases across %s shops (%s buyers); %s s per run; clients %s" % (
+        "SMOKE (checks that it works; the figures mean nothing)" if meta.get("smoke") == "1" else "full",
+        meta.get("cases", "?"), meta.get("shops", "?"), meta.get("buyers", "?"),
+        meta.get("duration", "?"), " ".join(str(c) for c in clients)))
+    L.append("- PostgreSQL %s, its own throwaway cluster: %s" % (meta.get("pg_version", "?"), meta.get("pg_conf", "")))
+    L.append("- arbiter: release build (`make build`, %s), ARBITER_DB_POOL=%s (default: 2 × cores), policy %s" % (
+        meta.get("cflags", "-O2 -g"), meta.get("db_pool", "default"), meta.get("policy_version", "?")))
+    L.append("- load: %s s (bulk load %s s, indexes + constraints %s s, vacuum/analyze %s s)" % (
+        meta.get("load_total_s", "?"), meta.get("load_rows_s", "?"), meta.get("load_index_s", "?"),
+        meta.get("load_vacuum_s", "?")))
+    L.append("- whole run: %s s; load average (1, 5, 15 min) %s at the start, %s at the end"
+             " (the machine is shared: anything else running skews the figures)" % (
+                 meta.get("wall_s", "?"), meta.get("loadavg_start", "?"), meta.get("loadavg_end", "?")))
+    L.append("")
+    L.append("## Service vs PostgreSQL's own ceiling (same run, same database)")
+    L.append("")
+    L.append("Baseline: pgbench running the service's own statements, pasted from src/store.c into "
+             "the templates tests/bench/pgb_*.sql. "
+             "Service: wrk against arbiter, keep-alive, API keys on (tests/bench/wrk_*.lua). "
+             "Latencies in ms. CPU/req: arbiter's user+system CPU time divided by requests. "
+             "RSS: arbiter's peak resident set during that run (VmHWM, reset before each run).")
+    L.append("")
+    L.append("| workload | clients | pgbench tx/s | p50 | p99 | arbiter req/s | p50 | p99 | non-2xx | ratio | arbiter CPU/req | peak RSS |")
+    L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    peaks = {}
+    for key, route, sql in WORKLOADS:
+        for c in clients:
+            b = pg.get((key, c))
+            s = wk.get((key, c))
+            if b is None and s is None:
+                continue
+            btps = b.get("tps") if b else None
+            srps = s.get("rps") if s else None
+            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                "%s<br>`%s`" % (route, sql) if c == clients[0] else "", c,
+                f_rate(btps), f_ms(b.get("p50_us")) if b else "-", f_ms(b.get("p99_us")) if b else "-",
+                f_rate(srps), f_ms(s.get("p50_us")) if s else "-", f_ms(s.get("p99_us")) if s else "-",
+                s.get("non2xx", "-") if s else "-", f_ratio(srps, btps),
+                ("%.0f µs" % s["cpu_us_per_req"]) if s and s.get("cpu_us_per_req") is not None else "-",
+                ("%.1f MiB" % (s["hwm_kb"] / 1024.0)) if s and s.get("hwm_kb") else "-"))
+            pk = peaks.setdefault(key, {"b": None, "bc": None, "s": None, "sc": None, "sp99": None})
+            if btps is not None and (pk["b"] is None or btps > pk["b"]):
+                pk["b"], pk["bc"] = btps, c
+            if srps is not None and (pk["s"] is None or srps > pk["s"]):
+                pk["s"], pk["sc"], pk["sp99"] = srps, c, s.get("p99_us")
+    L.append("")
+    L.append("## Peak against peak (the targets of issue 9)")
+    L.append("")
+    L.append("| workload | pgbench peak | arbiter peak | ratio | target | met | arbiter p99 at its peak |")
+    L.append("| --- | ---: | ---: | ---: | ---: | :---: | ---: |")
+    for key, route, _ in WORKLOADS:
+        pk = peaks.get(key)
+        if not pk:
+            continue
+        ratio = pk["s"] / pk["b"] if pk["s"] and pk["b"] else None
+        tgt = TARGET[key]
+        L.append("| %s | %s (c=%s) | %s (c=%s) | %s | ≥ %.1f×%s | %s | %s ms |" % (
+            route, f_rate(pk["b"]), pk["bc"], f_rate(pk["s"]), pk["sc"],
+            "-" if ratio is None else "%.2f×" % ratio, tgt,
+            " (then ≥ 1.5× by group commit, p99 ≤ 20 ms)" if key == "create" else "",
+            "-" if ratio is None else ("yes" if ratio >= tgt else "**no**"),
+            f_ms(pk["sp99"])))
+    hwm = [r.get("hwm_kb", 0) for (n, c), r in wk.items() if c == max(clients or [0])]
+    if hwm:
+        mib = max(hwm) / 1024.0
+        L.append("| arbiter peak RSS under the %d-connection runs | | %.1f MiB | | ≤ 64 MiB | %s | |" % (
+            max(clients), mib, "yes" if mib <= 64 else "**no**"))
+    bad = sum(r.get("non2xx", 0) + sum(r.get("errors", {}).values()) for r in wk.values())
+    L.append("| non-2xx or socket errors, all wrk runs | | %d | | 0 | %s | |" % (bad, "yes" if bad == 0 else "**no**"))
+    L.append("")
+
+    L.append("## SLA (issue 5, benchmark part 2)")
+    L.append("")
+    L.append("| figure | value | target |")
+    L.append("| --- | ---: | --- |")
+
+    def fig(name, fmt, target=""):
+        r = misc.get(name)
+        if r is None:
+            return
+        v = r.get("value")
+        L.append("| %s | %s | %s |" % (r.get("label", name), fmt(v) if v is not None else "-", target))
+    fig("ready_ms", lambda v: "%.0f ms (%s pending deadlines)" % (v, misc["ready_ms"].get("pending", "?")),
+        "< 3 s with 1,000,000 pending")
+    fig("drain_n", lambda v: "%d deadlines due within one second" % v)
+    fig("drain_fired", lambda v: "%d fired (%s duplicates)" % (v, misc["drain_fired"].get("dups", "?")),
+        "all, exactly once")
+    fig("drain_rate", lambda v: "%.0f expiries/s" % v, "≥ 50 % of the pgbench expiry rate")
+    fig("expire_pgbench", lambda v: "%.0f expiries/s (c=%s)" % (v, misc["expire_pgbench"].get("clients")))
+    if "drain_rate" in misc and "expire_pgbench" in misc and misc["expire_pgbench"].get("value"):
+        ratio = misc["drain_rate"]["value"] / misc["expire_pgbench"]["value"]
+        L.append("| drain ÷ pgbench expiry rate | %.2f× | ≥ 0.5× %s |" % (ratio, "(met)" if ratio >= 0.5 else "(**not met**)"))
+    fig("lag_commit", lambda v: "p50 %.0f ms, p99 %.0f ms, max %.0f ms" % (
+        v["p50"], v["p99"], v["max"]), "p99 ≤ 200 ms (issue 5 asks it at 10 k/s; this is a 100 k burst)")
+    fig("lag_at", lambda v: "p50 %.0f ms, p99 %.0f ms, max %.0f ms" % (v["p50"], v["p99"], v["max"]))
+    fig("drain_get_p99", lambda v: "%s" % v, "HTTP not starved")
+    fig("wheel_rss", lambda v: "%s" % v)
+    L.append("")
+
+    L.append("## How each figure was measured")
+    L.append("")
+    for line in meta.get("notes", []):
+        L.append("- " + line)
+    L.append("")
+    L.append("Commands (pgb_*.sql are generated in the run's scratch directory from the templates in")
+    L.append("tests/bench with the statements of src/store.c; `$URL` and the BENCH_* environment")
+    L.append("variables the Lua scripts read are set by tests/bench/run.sh):")
+    L.append("")
+    L.append("```")
+    seen = set()
+    for r in recs:
+        c = r.get("cmd")
+        if c and c not in seen:
+            seen.add(c)
+            L.append(c)
+    L.append("```")
+    L.append("")
+
+    # ---- failures (never speed) ----
+    for key, _, _ in WORKLOADS:
+        for c in clients:
+            if (key, c) not in pg:
+                problems.append("pgbench %s c=%d: no result" % (key, c))
+            if (key, c) not in wk:
+                problems.append("wrk %s c=%d: no result" % (key, c))
+    for r in other:
+        if r.get("aborted") or r.get("failed", 0) or r.get("rc"):
+            problems.append("%s %s c=%d: rc=%s" % (r["kind"], r["name"], r["clients"], r.get("rc")))
+    for (n, c), r in pg.items():
+        if r.get("aborted") or r.get("failed", 0) or not r.get("xacts"):
+            problems.append("pgbench %s c=%d: rc=%s failed=%s xacts=%s" % (
+                n, c, r.get("rc"), r.get("failed"), r.get("xacts")))
+    for (n, c), r in wk.items():
+        errs = sum(r.get("errors", {}).values())
+        if r.get("rc") or "requests" not in r or not r["requests"] or r.get("non2xx") or errs:
+            problems.append("wrk %s c=%d: rc=%s requests=%s non-2xx=%s (%s) errors=%s" % (
+                n, c, r.get("rc"), r.get("requests"), r.get("non2xx"), r.get("non2xx_sample"),
+                r.get("errors")))
+    for name in ("ready_ms", "drain_fired"):
+        if name not in misc or misc[name].get("value") is None:
+            problems.append("SLA figure %s missing" % name)
+    # A slow drain is a finding (run.sh notes it; the smoke run, whose few
+    # deadlines must all fire, reports it as a problem); a lost or doubled
+    # deadline is a failure.
+    if "drain_fired" in misc:
+        if misc["drain_fired"].get("dups"):
+            problems.append("drain: %s deadlines fired more than once" % misc["drain_fired"]["dups"])
+    for p in meta.get("problems", []):
+        problems.append(p)
+    if problems:
+        L.append("## Problems")
+        L.append("")
+        for p in problems:
+            L.append("- " + p)
+        L.append("")
+    text = "\n".join(L)
+    with open(out, "w") as f:
+        f.write(text)
+    print(text)
+    return 1 if problems else 0
+
+
+def main(argv):
+    if not argv:
+        print(__doc__)
+        return 2
+    cmd, args = argv[0], argv[1:]
+    if cmd == "free-port":
+        cmd_free_port()
+    elif cmd == "pg-port":
+        return cmd_pg_port()
+    elif cmd == "wait-ready":
+        return cmd_wait_ready(*args)
+    elif cmd == "pgbench":
+        cmd_pgbench(*args)
+    elif cmd == "wrk":
+        cmd_wrk(*args)
+    elif cmd == "add":
+        append(args[0], json.loads(args[1]))
+    elif cmd == "sql":
+        cmd_sql(*args)
+    elif cmd == "check-list":
+        return cmd_check_list(*args)
+    elif cmd == "render":
+        return render(*args)
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]) or 0)
