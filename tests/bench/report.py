@@ -304,7 +304,7 @@ def render(results, meta_path, out):
         meta.get("cases", "?"), meta.get("shops", "?"), meta.get("buyers", "?"),
         meta.get("duration", "?"), " ".join(str(c) for c in clients)))
     L.append("- PostgreSQL %s, its own throwaway cluster: %s" % (meta.get("pg_version", "?"), meta.get("pg_conf", "")))
-    L.append("- arbiter: release build (`make build`, %s), ARBITER_DB_POOL=%s (default: 2 × cores), policy %s" % (
+    L.append("- arbiter: release build (`make build`, %s), ARBITER_DB_POOL=%s (default: 8 × cores, at most 32), policy %s" % (
         meta.get("cflags", "-O2 -g"), meta.get("db_pool", "default"), meta.get("policy_version", "?")))
     L.append("- load: %s s (bulk load %s s, indexes + constraints %s s, vacuum/analyze %s s)" % (
         meta.get("load_total_s", "?"), meta.get("load_rows_s", "?"), meta.get("load_index_s", "?"),
