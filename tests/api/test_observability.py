@@ -52,13 +52,17 @@ def test_metrics_move_through_a_case_life(make_db, make_server):
     after_open = scrape(s)
     assert val(after_open, "arbiter_cases_opened_total", kind="refund", outcome="seller_review") == \
         val(before, "arbiter_cases_opened_total", kind="refund", outcome="seller_review") + 1
-    assert val(after_open, "arbiter_http_requests_total", route="/v1/cases", method="POST",
-               status="201") == 1
+    # A request is counted when libmicrohttpd reports it complete, just after
+    # its reply is on the wire: a scrape right behind it may come first.
+    wait_for("the POST to be counted", lambda: val(
+        scrape(s), "arbiter_http_requests_total", route="/v1/cases", method="POST",
+        status="201") == 1, timeout=10)
     # by route template, never by raw path
     s.get(f"/v1/cases/{case['id']}")
+    wait_for("the GET to be counted", lambda: val(
+        scrape(s), "arbiter_http_requests_total", route="/v1/cases/{id}", method="GET",
+        status="200") == 1, timeout=10)
     fams = scrape(s)
-    assert val(fams, "arbiter_http_requests_total", route="/v1/cases/{id}", method="GET",
-               status="200") == 1
     assert not [lab for lab, _ in promparse.series(fams, "arbiter_http_requests_total")
                 if case["id"] in lab["route"]]
 
@@ -81,6 +85,7 @@ def test_metrics_move_through_a_case_life(make_db, make_server):
     r = s.post(f"/v1/cases/{case['id']}/actions", {"action": "refund_executed", "payment_ref": "P-1"},
                key=db.keys["payment"], headers={"If-Match": f'"{cur["version"]}"'})
     assert r.status == 200, r
+    # recorded before the reply is sent: visible at once
     fams = scrape(s)
     assert val(fams, "arbiter_transitions_total", action="refund_executed", actor_role="payment") == 1
 
