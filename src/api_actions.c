@@ -202,7 +202,8 @@ void api_case_action(ar_req *r)
 	ar_err err;
 	size_t len;
 	const char *body = req_body(r, &len), *action_s = NULL, *s1 = NULL, *s2 = NULL;
-	json_t *root = NULL, *cur = NULL, *out = NULL, *data = NULL, *evidence = NULL;
+	json_t *root = NULL, *cur = NULL, *data = NULL, *evidence = NULL;
+	store_case_row *out = NULL;
 	json_t *refund_data = NULL, *decision;
 	int version = 0;
 	int64_t max_cents, amount = -1, refund_total = -1;
@@ -443,13 +444,14 @@ void api_case_action(ar_req *r)
 	if (refund_data)
 		metrics_refund(why, json_string_value(json_object_get(refund_data, "currency")),
 			       refund_total, false);
-	api_reply_case(r, 200, out);
+	api_reply_case_row(r, 200, out);
 	goto done;
 oom:
 	ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 fail:
 	req_reply_problem(r, &err);
 done:
+	store_case_rows_free(out, out ? 1 : 0);
 	json_decref(refund_data);
 	json_decref(data);
 	json_decref(evidence);

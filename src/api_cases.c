@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
@@ -184,13 +185,26 @@ static void tb_str(textbuf *b, const char *s)
 	tb_put(b, s, strlen(s));
 }
 
+/* allowed_actions as a JSON array, from the state machine. */
+static void tb_allowed(textbuf *b, const fsm_case *fc)
+{
+	fsm_action acts[FSM_ACTION__COUNT];
+	unsigned n = fsm_allowed_any(fc, acts, FSM_ACTION__COUNT);
+
+	tb_str(b, "[");
+	for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++) {
+		tb_str(b, i ? ",\"" : "\"");
+		tb_str(b, fsm_action_name(acts[i]));
+		tb_str(b, "\"");
+	}
+	tb_str(b, "]");
+}
+
 /* The case document as PostgreSQL wrote it, with allowed_actions spliced in
  * before its closing brace: no parse, no re-encode on the read paths. */
 static void tb_case(textbuf *b, const store_case_row *w)
 {
 	fsm_case fc = { w->kind, w->state, w->manual_review, w->has_offer, w->agreement_pending };
-	fsm_action acts[FSM_ACTION__COUNT];
-	unsigned n = fsm_allowed_any(&fc, acts, FSM_ACTION__COUNT);
 	size_t end = w->len;
 
 	while (end > 0 && w->json[end - 1] != '}')
@@ -200,49 +214,112 @@ static void tb_case(textbuf *b, const store_case_row *w)
 		return;
 	}
 	tb_put(b, w->json, end - 1);
-	tb_str(b, ",\"allowed_actions\":[");
-	for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++) {
-		tb_str(b, i ? ",\"" : "\"");
-		tb_str(b, fsm_action_name(acts[i]));
-		tb_str(b, "\"");
-	}
-	tb_str(b, "]}");
+	tb_str(b, ",\"allowed_actions\":");
+	tb_allowed(b, &fc);
+	tb_str(b, "}");
 }
 
-void api_reply_case(ar_req *r, int status, json_t *c)
+void api_reply_case_row(ar_req *r, int status, const store_case_row *row)
 {
-	char etag[32];
-	json_int_t version = json_integer_value(json_object_get(c, "version"));
+	textbuf b = { 0 };
+	char etag[24];
 
-	api_decorate_case(c);
-	snprintf(etag, sizeof(etag), "\"%" JSON_INTEGER_FORMAT "\"", version);
-	req_add_header(r, "ETag", etag);
-	req_set_case(r, json_string_value(json_object_get(c, "id")));
-	req_reply_json(r, status, c);
+	tb_case(&b, row);
+	if (b.oom) {
+		ar_err err;
+		ar_err_init(&err);
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		req_reply_problem(r, &err);
+	} else {
+		snprintf(etag, sizeof(etag), "\"%d\"", row->version);
+		req_add_header(r, "ETag", etag);
+		req_reply_text(r, status, "application/json", b.p, b.len);
+	}
+	free(b.p);
+}
+
+/* 'c_' and 32 hex digits of fresh randomness. */
+static bool new_case_id(char out[AR_CASE_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[16];
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return false;
+	out[0] = 'c';
+	out[1] = '_';
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 + 2 * i] = hex[raw[i] >> 4];
+		out[3 + 2 * i] = hex[raw[i] & 15];
+	}
+	out[AR_CASE_ID_LEN] = '\0';
+	return true;
+}
+
+/* A create whose Idempotency-Key wrote nothing: its record answers (replay,
+ * 409, 422); with none alive, the case opened under it long ago (its
+ * record expired) is the answer. */
+static void reply_idem_create(ar_req *r, const char *key, const char *fp)
+{
+	ar_app *app = req_app(r);
+	const char *scope = req_identity(r)->key_id;
+	idem_state st;
+	idem_replay rep;
+	store_case_row *row = NULL;
+	ar_err err;
+	char id[AR_MAX_ID_LEN + 1], loc[96];
+
+	ar_err_init(&err);
+	if (!store_idem_lookup(app->db, scope, key, fp, req_idem_lease(r), &st, &rep, &err))
+		goto fail;
+	if (req_idem_answer(r, st, &rep))
+		return;
+	if (!store_case_by_idem(app->db, scope, key, &row, id, sizeof(id), &err))
+		goto fail;
+	if (!row) {
+		/* the request that held it rolled back just now */
+		ar_err_set(&err, 409, "idempotency-in-flight", "Conflict",
+			   "a request with this Idempotency-Key was being processed; retry");
+		goto fail;
+	}
+	snprintf(loc, sizeof(loc), "/v1/cases/%s", id);
+	req_set_case(r, id);
+	req_add_header(r, "Location", loc);
+	req_add_header(r, "Idempotent-Replayed", "true");
+	api_reply_case_row(r, 201, row);
+	store_case_rows_free(row, 1);
+	return;
+fail:
+	req_reply_problem(r, &err);
 }
 
 void api_cases_create(ar_req *r)
 {
 	ar_app *app = req_app(r);
+	const ar_identity *who = req_identity(r);
 	ar_err err;
 	size_t len;
-	const char *body = req_body(r, &len);
+	const char *body = req_body(r, &len), *key;
 	json_t *root = NULL, *order = NULL, *evidence = NULL, *decision = NULL;
-	json_t *open_data = NULL, *refund_data = NULL, *out = NULL;
+	json_t *open_data = NULL, *refund_data = NULL;
 	ar_case_input in;
 	open_plan *pl = malloc(sizeof(*pl));
 	store_new_case nc;
-	char loc[96];
+	store_created made = { false, false, NULL, 0 };
+	textbuf allowed = { 0 };
+	char fp[2 * SHA256_LEN + 1], id[AR_CASE_ID_LEN + 1], loc[96];
 
 	ar_err_init(&err);
 	if (!pl) {
 		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 		goto fail;
 	}
+	if (!req_idem_key(r, &key, fp))
+		goto done;
 	root = codec_parse_body(body, len, &err);
 	if (!root || !codec_decode_case(root, &in, &err))
 		goto fail;
-	if (!auth_sees_shop(req_identity(r), in.order.shop_id)) {
+	if (!auth_sees_shop(who, in.order.shop_id)) {
 		ar_err_set(&err, 403, "forbidden", "Forbidden",
 			   "this key may not open cases for shop '%.64s'", in.order.shop_id);
 		goto fail;
@@ -254,13 +331,16 @@ void api_cases_create(ar_req *r)
 	decision = policy_decision_to_json(&pl->dec);
 	open_data = json_pack("{s:s,s:s,s:O}", "kind", ar_kind_name(in.kind),
 			      "reason", ar_reason_name(in.reason), "decision", decision);
-	if (!order || !evidence || !decision || !open_data) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+	if (!order || !evidence || !decision || !open_data)
+		goto oom;
+	if (!new_case_id(id)) {
+		ar_err_set(&err, 503, "overloaded", "No randomness", "the system has no entropy");
 		goto fail;
 	}
 
 	memset(&nc, 0, sizeof(nc));
 	nc.in = &in;
+	nc.id = id;
 	nc.state = fsm_state_name(pl->state);
 	nc.order_doc = order;
 	nc.evidence = evidence;
@@ -268,56 +348,63 @@ void api_cases_create(ar_req *r)
 	nc.manual_review = pl->manual_review;
 	nc.refund_cents = -1;
 	nc.policy_version = pl->dec.policy_version;
-	nc.actor_role = fsm_role_name(req_identity(r)->role);
-	nc.actor_id = req_identity(r)->key_id;
-	nc.idem_key = req_header(r, "Idempotency-Key");
+	nc.actor_role = fsm_role_name(who->role);
+	nc.actor_id = who->key_id;
+	nc.idem_key = key;
+	nc.fingerprint = fp;
+	nc.idem_lease_s = req_idem_lease(r);
+	{
+		fsm_case fc = { in.kind, pl->state, pl->manual_review, false, false };
+		tb_allowed(&allowed, &fc);
+		if (allowed.oom)
+			goto oom;
+		nc.allowed_actions = allowed.p;
+	}
+	nc.sku_check = in.reason == AR_REASON_QUALITY_DEFECT ||
+		       in.reason == AR_REASON_NOT_AS_DESCRIBED || in.reason == AR_REASON_SAFETY_HAZARD;
+	pthread_rwlock_rdlock(&app->policy_lock);
+	policy_batch(app->policy, &nc.sku_threshold, &nc.sku_window_days);
+	pthread_rwlock_unlock(&app->policy_lock);
 	nc.events[nc.n_events++] = (store_event){ "open", NULL, nc.state, open_data };
 	if (pl->instruct_refund) {
 		nc.refund_cents = pl->dec.refund.total_cents;
 		refund_data = refund_json(&pl->dec, pl->dec.refund.total_cents, "auto_approve");
-		if (!refund_data) {
-			ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
-			goto fail;
-		}
+		if (!refund_data)
+			goto oom;
 		nc.events[nc.n_events++] = (store_event){ "refund.instructed", nc.state,
 							  nc.state, refund_data };
 	}
 	for (size_t i = 0; i < pl->n_deadlines; i++)
 		nc.deadlines[nc.n_deadlines++] = pl->deadlines_out[i];
-	if (!store_case_create(app->db, &nc, &out, &err))
+	if (!store_case_create(app->db, &nc, &made, &err))
 		goto fail;
+	if (!made.created) {
+		reply_idem_create(r, key, fp);
+		goto done;
+	}
 	for (size_t i = 0; i < nc.n_deadlines; i++) {
 		if (nc.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
 	}
-	if (in.reason == AR_REASON_QUALITY_DEFECT || in.reason == AR_REASON_NOT_AS_DESCRIBED ||
-	    in.reason == AR_REASON_SAFETY_HAZARD) {
-		int threshold, window;
-		bool flagged;
-		ar_err ferr;
-		ar_err_init(&ferr);
-		pthread_rwlock_rdlock(&app->policy_lock);
-		policy_batch(app->policy, &threshold, &window);
-		pthread_rwlock_unlock(&app->policy_lock);
-		/* The case is committed: a failed check is logged, not the reply. */
-		if (!store_sku_check(app->db, in.order.shop_id, in.order.sku, threshold, window,
-				     json_string_value(json_object_get(out, "id")), &flagged, &ferr))
-			log_kv(LOG_WARN, "batch-defect check failed", "request_id", req_id(r),
-			       "error", ferr.detail, NULL);
-		else if (flagged && !json_object_set_new(out, "sku_batch_defect", json_true()))
-			log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
-			       "case_id", json_string_value(json_object_get(out, "id")), NULL);
-	}
+	if (made.sku_flagged)
+		log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
+		       "case_id", id, NULL);
 	metrics_case_opened(in.kind, (int)pl->dec.outcome);
 	if (pl->instruct_refund)
 		metrics_refund("auto_approve", pl->dec.refund.currency, pl->dec.refund.total_cents, true);
-	snprintf(loc, sizeof(loc), "/v1/cases/%s", json_string_value(json_object_get(out, "id")));
+	snprintf(loc, sizeof(loc), "/v1/cases/%s", id);
+	req_set_case(r, id);
 	req_add_header(r, "Location", loc);
-	api_reply_case(r, 201, out);
+	req_add_header(r, "ETag", "\"1\"");
+	req_reply_text(r, 201, "application/json", made.body, made.len);
 	goto done;
+oom:
+	ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 fail:
 	req_reply_problem(r, &err);
 done:
+	free(made.body);
+	free(allowed.p);
 	json_decref(refund_data);
 	json_decref(open_data);
 	json_decref(decision);
@@ -370,8 +457,6 @@ void api_case_get(ar_req *r)
 {
 	ar_err err;
 	store_case_row *row;
-	textbuf b = { 0 };
-	char etag[24];
 
 	ar_err_init(&err);
 	req_set_case(r, req_param(r, 0));
@@ -380,16 +465,7 @@ void api_case_get(ar_req *r)
 		req_reply_problem(r, &err);
 		return;
 	}
-	tb_case(&b, row);
-	if (b.oom) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
-		req_reply_problem(r, &err);
-	} else {
-		snprintf(etag, sizeof(etag), "\"%d\"", row->version);
-		req_add_header(r, "ETag", etag);
-		req_reply_text(r, 200, "application/json", b.p, b.len);
-	}
-	free(b.p);
+	api_reply_case_row(r, 200, row);
 	store_case_rows_free(row, 1);
 }
 

@@ -243,35 +243,31 @@ static const char *resp_header(ar_req *r, const char *name)
 	return NULL;
 }
 
-/*
- * Runs a creating/acting POST at most once per (API key, Idempotency-Key):
- * a retry with the same body gets the stored answer again, another body
- * 422, a retry while the first is running 409.
- */
-static void idempotent(ar_req *r, route_id id)
+bool req_idem_key(ar_req *r, const char **keyp, char fp[2 * SHA256_LEN + 1])
 {
-	store *db = r->srv->app->db;
 	const char *key = req_header(r, "Idempotency-Key");
-	size_t n = strlen(key), ulen = strlen(r->url);
+	size_t n, ulen = strlen(r->url);
 	uint8_t digest[SHA256_LEN];
-	char fp[2 * SHA256_LEN + 1];
 	char *buf;
-	idem_state st;
-	idem_replay rep;
-	ar_err err;
-	bool ok = n > 0 && n <= 255;
+	bool ok;
 
+	*keyp = key;
+	fp[0] = '\0';
+	if (!key)
+		return true;
+	n = strlen(key);
+	ok = n > 0 && n <= 255;
 	for (size_t i = 0; ok && i < n; i++)
 		ok = key[i] >= 0x21 && key[i] <= 0x7e;
 	if (!ok) {
 		problem(r, 422, "validation", "Invalid Idempotency-Key",
 			"Idempotency-Key must be 1 to 255 visible ASCII characters");
-		return;
+		return false;
 	}
 	buf = malloc(ulen + r->body_len + 8);
 	if (!buf) {
 		problem(r, 503, "overloaded", "Out of memory", "try again");
-		return;
+		return false;
 	}
 	n = (size_t)sprintf(buf, "%s %s\n", r->method, r->url);
 	if (r->body_len)
@@ -279,36 +275,67 @@ static void idempotent(ar_req *r, route_id id)
 	sha256(buf, n + r->body_len, digest);
 	free(buf);
 	sha256_hex(digest, fp);
+	return true;
+}
 
-	ar_err_init(&err);
-	if (!store_idem_begin(db, r->ident.key_id, key, fp, (int)r->srv->app->cfg.request_timeout_s * 2,
-			      &st, &rep, &err)) {
-		req_reply_problem(r, &err);
-		return;
-	}
+int req_idem_lease(ar_req *r)
+{
+	return (int)r->srv->app->cfg.request_timeout_s * 2;
+}
+
+bool req_idem_answer(ar_req *r, idem_state st, idem_replay *rep)
+{
 	switch (st) {
 	case IDEM_REPLAY:
-		req_reply_text(r, rep.status, rep.status >= 400 ? "application/problem+json"
-							       : "application/json",
-			       rep.body, strlen(rep.body));
-		if (rep.etag[0])
-			req_add_header(r, "ETag", rep.etag);
-		if (rep.location[0])
-			req_add_header(r, "Location", rep.location);
+		req_reply_text(r, rep->status, rep->status >= 400 ? "application/problem+json"
+								 : "application/json",
+			       rep->body, strlen(rep->body));
+		if (rep->etag[0])
+			req_add_header(r, "ETag", rep->etag);
+		if (rep->location[0])
+			req_add_header(r, "Location", rep->location);
 		req_add_header(r, "Idempotent-Replayed", "true");
-		free(rep.body);
-		return;
+		free(rep->body);
+		rep->body = NULL;
+		return true;
 	case IDEM_IN_FLIGHT:
 		problem(r, 409, "idempotency-in-flight", "Conflict",
 			"a request with this Idempotency-Key is still being processed");
-		return;
+		return true;
 	case IDEM_MISMATCH:
 		problem(r, 422, "idempotency-mismatch", "Idempotency-Key reused",
 			"this Idempotency-Key was used with a different request");
-		return;
+		return true;
 	case IDEM_NEW:
 		break;
 	}
+	return false;
+}
+
+/*
+ * Runs an acting POST at most once per (API key, Idempotency-Key): a retry
+ * with the same body gets the stored answer again, another body 422, a
+ * retry while the first is running 409. (Creates keep their record in the
+ * statement that opens the case: api_cases_create.)
+ */
+static void idempotent(ar_req *r, route_id id)
+{
+	store *db = r->srv->app->db;
+	const char *key;
+	char fp[2 * SHA256_LEN + 1];
+	idem_state st;
+	idem_replay rep;
+	ar_err err;
+
+	if (!req_idem_key(r, &key, fp))
+		return;
+	ar_err_init(&err);
+	if (!store_idem_begin(db, r->ident.key_id, key, fp, req_idem_lease(r), &st, &rep, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	if (req_idem_answer(r, st, &rep))
+		return;
 	route(r, id, M_POST);
 	if (r->status >= 500 || !r->resp) {
 		store_idem_abandon(db, r->ident.key_id, key);
@@ -320,9 +347,8 @@ static void idempotent(ar_req *r, route_id id)
 		const char *etag = resp_header(r, "ETag"), *loc = resp_header(r, "Location");
 		if (!body || !store_idem_finish(db, r->ident.key_id, key, r->status, body,
 						etag ? etag : "", loc ? loc : "", &err)) {
-			/* The change is committed; the client has its answer. A retry
-			 * will take the claim over after the lease and, for a create,
-			 * find the case by its idempotency key. */
+			/* The change is committed; the client has its answer. A
+			 * retry takes the claim over after the lease. */
 			log_kv(LOG_WARN, "idempotency reply not stored", "request_id", r->request_id, NULL);
 		}
 		free(body);
@@ -365,8 +391,7 @@ static void dispatch(ar_req *r)
 			"the body must be application/json");
 		return;
 	}
-	if (m == M_POST && (id == ROUTE_CASES || id == ROUTE_CASE_ACTIONS) &&
-	    req_header(r, "Idempotency-Key")) {
+	if (m == M_POST && id == ROUTE_CASE_ACTIONS && req_header(r, "Idempotency-Key")) {
 		idempotent(r, id);
 		return;
 	}

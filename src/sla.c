@@ -238,22 +238,13 @@ static int64_t jint(json_t *o, const char *k, int64_t dflt)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
-/*
- * Fires one expiry inside tx. Returns false only when the transaction is
- * broken (the batch is then rolled back and retried); a lost race or a case
- * that moved on is success with nothing written.
- */
-static bool fire_one(sla *s, store_tx *tx, const entry *e, fired *out)
+/* The change one expiry makes, decided from its case's facts. false: the
+ * case is no longer where this deadline applies (or is unreadable), and
+ * nothing is to be written. The events' data (*data, *refund) are new
+ * references the caller frees after the write. */
+static bool plan_expiry(sla *s, const entry *e, const store_claimed *c, store_change *ch,
+			fired *out, json_t **data, json_t **refund)
 {
-	ar_app *app = s->app;
-	json_t *cur = NULL, *applied_case = NULL, *data = NULL, *refund = NULL, *decision, *rf = NULL;
-	fsm_case fc;
-	fsm_result res;
-	store_change ch;
-	ar_err err;
-	char due[40];
-	const char *sev, *shop;
-	bool ok = true;
 	static const fsm_action expire_of[FSM_DEADLINE__COUNT] = {
 		[FSM_DEADLINE_SELLER_RESPONSE] = FSM_ACTION_EXPIRE_SELLER_RESPONSE,
 		[FSM_DEADLINE_BUYER_SHIP_BACK] = FSM_ACTION_EXPIRE_BUYER_SHIP_BACK,
@@ -263,115 +254,126 @@ static bool fire_one(sla *s, store_tx *tx, const entry *e, fired *out)
 		[FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE] = FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
 		[FSM_DEADLINE_COMPLAINT_CLOSE] = FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
 	};
+	fsm_case fc = { c->kind, c->state, c->manual_review, c->has_offer, c->agreement_pending };
+	fsm_result res;
+	ar_err err;
+	json_t *rf = json_object_get(c->decision, "refund");
+	const char *sev = json_string_value(json_object_get(c->decision, "severity"));
+	const char *cur_s = json_string_value(json_object_get(rf, "currency"));
+	char due[40];
 
 	memset(out, 0, sizeof(*out));
 	out->refund_cents = -1;
+	*data = *refund = NULL;
 	ar_err_init(&err);
-	if (!store_tx_case_claim(tx, e->case_id, &cur, &err))
-		return err.status == 412;
-	memset(&fc, 0, sizeof(fc));
-	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc.kind) ||
-	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc.state))
-		goto done;
-	fc.manual_review = json_is_true(json_object_get(cur, "manual_review"));
-	fc.has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
-	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
 	if (!fsm_apply(&fc, expire_of[e->deadline], FSM_ROLE_SYSTEM, &res, &err))
-		goto done;   /* the case is no longer where this deadline applies */
-	decision = json_object_get(cur, "decision");
-	rf = json_object_get(decision, "refund");
-	sev = json_string_value(json_object_get(decision, "severity"));
-	shop = json_string_value(json_object_get(cur, "shop_id"));
+		return false;
 
-	memset(&ch, 0, sizeof(ch));
-	ch.case_id = e->case_id;
-	ch.expected_version = (int)jint(cur, "version", 0);
-	ch.state = fsm_state_name(res.to);
-	ch.outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
-	ch.offer = res.clears_offer ? STORE_CLEAR : STORE_KEEP;
-	ch.agreement = STORE_KEEP;
-	ch.refund_cents = -1;
-	ch.consume_deadline = fsm_deadline_name(e->deadline);
-	ch.consume_armed_version = e->armed_version;
-	ch.actor_role = "system";
-	ch.actor_id = "sla";
+	memset(ch, 0, sizeof(*ch));
+	ch->case_id = c->id;
+	ch->expected_version = c->version;
+	ch->state = fsm_state_name(res.to);
+	ch->outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
+	ch->offer = res.clears_offer ? STORE_CLEAR : STORE_KEEP;
+	ch->agreement = STORE_KEEP;
+	ch->refund_cents = -1;
+	ch->consume_deadline = fsm_deadline_name(e->deadline);
+	ch->consume_armed_version = e->armed_version;
+	ch->actor_role = "system";
+	ch->actor_id = "sla";
 	if (res.state_changed) {
-		ch.replace_deadlines = true;
-		if (!api_deadlines(app, fc.kind, shop ? shop : "", sev && strcmp(sev, "major") == 0,
-				   fc.manual_review, res.deadlines, ch.deadlines, &ch.n_deadlines, &err))
-			goto done;
+		ch->replace_deadlines = true;
+		if (!api_deadlines(s->app, fc.kind, c->shop_id, sev && strcmp(sev, "major") == 0,
+				   fc.manual_review, res.deadlines, ch->deadlines, &ch->n_deadlines, &err))
+			return false;
 	}
 	ar_time_format(e->due_ms, due, sizeof(due));
-	data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
-	if (!data)
-		goto done;
+	*data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
+	if (!*data)
+		return false;
 	if (res.breach)
-		json_object_set_new(data, "escalated_to", json_string(
+		json_object_set_new(*data, "escalated_to", json_string(
 			e->deadline == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE ? "senior_agent" : "platform_lead"));
-	ch.events[ch.n_events++] = (store_event){
+	ch->events[ch->n_events++] = (store_event){
 		res.breach ? "sla.breached" : fsm_action_name(expire_of[e->deadline]),
-		fsm_state_name(fc.state), ch.state, data };
+		fsm_state_name(fc.state), ch->state, *data };
 	if (res.refund == FSM_REFUND_DECIDED) {
 		int64_t total = jint(rf, "total_cents", 0);
-		const char *cur_s = json_string_value(json_object_get(rf, "currency"));
-		ch.refund_cents = total;
-		refund = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-				   "item_cents", (json_int_t)jint(rf, "item_cents", 0),
-				   "shipping_cents", (json_int_t)jint(rf, "shipping_cents", 0),
-				   "penalty_cents", (json_int_t)jint(rf, "penalty_cents", 0),
-				   "total_cents", (json_int_t)total,
-				   "currency", cur_s ? cur_s : "CNY", "reason", "seller_silent");
-		if (!refund)
-			goto done;
-		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state, refund };
+		ch->refund_cents = total;
+		*refund = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
+				    "item_cents", (json_int_t)jint(rf, "item_cents", 0),
+				    "shipping_cents", (json_int_t)jint(rf, "shipping_cents", 0),
+				    "penalty_cents", (json_int_t)jint(rf, "penalty_cents", 0),
+				    "total_cents", (json_int_t)total,
+				    "currency", cur_s ? cur_s : "CNY", "reason", "seller_silent");
+		if (!*refund)
+			return false;
+		ch->events[ch->n_events++] = (store_event){ "refund.instructed", ch->state, ch->state,
+							   *refund };
 	}
-	if (store_tx_case_apply(tx, &ch, &applied_case, &err)) {
-		out->applied = true;
-		out->breach = res.breach;
-		out->action = expire_of[e->deadline];
-		out->refund_cents = ch.refund_cents;
-		snprintf(out->currency, sizeof(out->currency), "%s",
-			 json_string_value(json_object_get(rf, "currency")) ?
-			 json_string_value(json_object_get(rf, "currency")) : "CNY");
-	} else {
-		ok = err.status == 412;
-	}
-done:
-	json_decref(applied_case);
-	json_decref(refund);
-	json_decref(data);
-	json_decref(cur);
-	return ok;
+	out->breach = res.breach;
+	out->action = expire_of[e->deadline];
+	out->refund_cents = ch->refund_cents;
+	snprintf(out->currency, sizeof(out->currency), "%s", cur_s ? cur_s : "CNY");
+	return true;
 }
 
-/* Fires a batch of expiries in one transaction; on a broken transaction
- * nothing was committed, and the entries are re-armed to try again. */
+/*
+ * Fires a batch of expiries in one transaction of two round trips: one
+ * statement locks and reads every case (skipping those held elsewhere),
+ * the state machine decides each, and their changes go down one pipeline.
+ * Each change commits only while its deadline row, armed at the same
+ * version, still exists and is due, so a lost race writes nothing. On a
+ * broken transaction nothing was committed, and the entries are re-armed
+ * to try again.
+ */
 static void fire_batch(sla *s, uint32_t *idx, size_t n)
 {
 	static fired res[FIRE_BATCH];
+	static store_claimed got[FIRE_BATCH];
+	static store_change chs[FIRE_BATCH];
+	static json_t *owned[2 * FIRE_BATCH];
+	static bool applied[FIRE_BATCH];
+	static int change_of[FIRE_BATCH];
+	const char *ids[FIRE_BATCH];
 	store_tx *tx = NULL;
+	size_t n_got = 0, n_ch = 0;
 	ar_err err;
 	int64_t now;
-	bool ok = true;
+	bool ok = false;
 
 	ar_err_init(&err);
-	if (!store_tx_begin(s->app->db, &tx, &err)) {
-		ok = false;
-	} else {
-		for (size_t i = 0; i < n && ok; i++)
-			ok = fire_one(s, tx, &s->e[idx[i]], &res[i]);
-		ok = store_tx_end(tx, ok, &err) && ok;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = s->e[idx[i]].case_id;
+	if (!store_tx_begin(s->app->db, &tx, &err))
+		goto fail;
+	ok = store_tx_claim(tx, ids, n, got, &n_got, &err);
+	for (size_t i = 0; ok && i < n; i++) {
+		const store_claimed *c = NULL;
+		change_of[i] = -1;
+		for (size_t j = 0; j < n_got && !c; j++)
+			c = strcmp(got[j].id, ids[i]) == 0 ? &got[j] : NULL;
+		if (!c)
+			continue;   /* held elsewhere: its deadline comes round again */
+		if (plan_expiry(s, &s->e[idx[i]], c, &chs[n_ch], &res[i], &owned[2 * n_ch],
+				&owned[2 * n_ch + 1])) {
+			change_of[i] = (int)n_ch++;
+		} else {
+			json_decref(owned[2 * n_ch]);
+			json_decref(owned[2 * n_ch + 1]);
+		}
 	}
-	if (!ok) {
-		log_kv(LOG_WARN, "sla: batch not committed; retrying", "error", err.detail, NULL);
-		for (size_t i = 0; i < n; i++)
-			arm(s, idx[i] + 1, app_now() + RETRY_MS);
-		return;
-	}
+	ok = ok && store_tx_apply_many(tx, chs, n_ch, applied, &err);
+	ok = store_tx_end(tx, ok, &err) && ok;
+	for (size_t k = 0; k < 2 * n_ch; k++)
+		json_decref(owned[k]);
+	store_claimed_clear(got, n_got);
+	if (!ok)
+		goto fail;
 	now = app_now();
 	for (size_t i = 0; i < n; i++) {
 		const entry *e = &s->e[idx[i]];
-		if (res[i].applied) {
+		if (change_of[i] >= 0 && applied[change_of[i]]) {
 			metrics_transition(res[i].action, FSM_ROLE_SYSTEM);
 			metrics_sla_fired(e->deadline, (double)(now - e->due_ms) / 1000.0);
 			if (res[i].breach)
@@ -381,6 +383,11 @@ static void fire_batch(sla *s, uint32_t *idx, size_t n)
 		}
 		entry_del(s, idx[i]);
 	}
+	return;
+fail:
+	log_kv(LOG_WARN, "sla: batch not committed; retrying", "error", err.detail, NULL);
+	for (size_t i = 0; i < n; i++)
+		arm(s, idx[i] + 1, app_now() + RETRY_MS);
 }
 
 /* Gauges come from here, not from a scrape: a scrape never waits on the

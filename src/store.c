@@ -14,10 +14,16 @@
 
 #define ACQUIRE_WAIT_MS 5000
 #define BACKOFF_MAX_MS 2000
+/* Group commit: at most this many requests' writes share a transaction, and
+ * at most GC_LEADERS such transactions run at once (one executing while the
+ * other waits for its WAL flush). */
+#define GC_MAX_BATCH 64
+#define GC_LEADERS 2
 
 enum stmt_id {
 	ST_CREATE,
 	ST_GET,
+	ST_FACTS,
 	ST_EVENTS,
 	ST_EXISTS,
 	ST_APPLY,
@@ -34,15 +40,26 @@ static const struct {
 	const char *name;
 	const char *sql;
 } stmts[ST__COUNT] = {
+	/* One statement for a whole create, so that creates can share a group
+	 * commit: the case (unless its Idempotency-Key has a live record or a
+	 * case already), its deadlines, its events, the batch-defect check of
+	 * its SKU (this case counted: the statement cannot see its own row),
+	 * and the reply, rendered here and stored for replays. */
 	[ST_CREATE] = { "case_create",
 		"WITH c AS ("
 		"  INSERT INTO cases (id, shop_id, buyer_id, order_id, sku, kind, reason,"
 		"     state, outcome, currency, requested_cents, description, order_doc,"
 		"     evidence, decision, manual_review, refund_cents, policy_version,"
 		"     idem_scope, idem_key)"
-		"  VALUES ('c_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, $3,"
-		"     $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-		"     CASE WHEN $22::text IS NULL THEN NULL ELSE $20 END, $22)"
+		"  SELECT $23::text, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text,"
+		"     $7::text, $8::text, $9::text, $10::bigint, $11::text, $12::json, $13::json,"
+		"     $14::json, $15::boolean, $16::bigint, $17::text,"
+		"     CASE WHEN $22::text IS NULL THEN NULL ELSE $20::text END, $22"
+		"   WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k"
+		"          WHERE k.scope = $20 AND k.key = $22"
+		"            AND k.created_at > now() - CASE k.state WHEN 'done' THEN interval '24 hours'"
+		"                ELSE $28::int * interval '1 second' END)"
+		"  ON CONFLICT (idem_scope, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"
 		"  RETURNING *),"
 		" d AS ("
 		"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
@@ -50,24 +67,66 @@ static const struct {
 		"         x.on_expiry, 1"
 		"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text)"
 		"  RETURNING *),"
+		" n AS ("
+		"  SELECT count(*) + 1 AS n FROM cases k"
+		"   WHERE $24::boolean AND k.shop_id = $1 AND k.sku = $4"
+		"     AND k.reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
+		"     AND k.created_at > now() - $25::int * interval '1 day'"
+		/* an agent's clear stands until new cases reach the threshold again */
+		"     AND k.created_at > coalesce((SELECT max(cleared_at) FROM sku_flags"
+		"           WHERE shop_id = $1 AND sku = $4), '-infinity')),"
+		" f AS ("
+		"  INSERT INTO sku_flags (shop_id, sku, cases)"
+		"  SELECT c.shop_id, c.sku, n.n FROM c, n WHERE $24::boolean AND n.n >= $26::int"
+		"  ON CONFLICT (shop_id, sku) WHERE cleared_at IS NULL DO NOTHING"
+		"  RETURNING cases),"
 		" e AS ("
 		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
 		"     from_state, to_state, data, policy_version)"
-		"  SELECT c.id, c.shop_id, $19, $20, x.action, x.from_state, x.to_state,"
+		"  SELECT c.id, c.shop_id, x.role, x.actor, x.action, x.from_state, x.to_state,"
 		"         coalesce(x.data, '{}'::jsonb), c.policy_version"
-		"    FROM c, ROWS FROM (json_to_recordset($21::json) AS (action text,"
-		"         from_state text, to_state text, data jsonb))"
-		"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
+		"    FROM c, (SELECT $19::text, $20::text, r.action, r.from_state, r.to_state, r.data, r.n"
+		"               FROM ROWS FROM (json_to_recordset($21::json) AS (action text,"
+		"                    from_state text, to_state text, data jsonb))"
+		"                    WITH ORDINALITY AS r(action, from_state, to_state, data, n)"
+		"             UNION ALL"
+		"             SELECT 'system', 'batch-defect', 'sku.batch_defect', $7, $7,"
+		"                    jsonb_build_object('shop_id', $1::text, 'sku', $4::text,"
+		"                    'cases', f.cases, 'window_days', $25::int), 1000 FROM f)"
+		"          AS x(role, actor, action, from_state, to_state, data, n)"
 		"   ORDER BY x.n"
-		"  RETURNING seq)"
-		" SELECT arbiter_case_json(ROW(c.*)::cases,"
+		"  RETURNING seq),"
+		" j AS ("
+		"  SELECT left(arbiter_case_json(ROW(c.*)::cases,"
 		"   (SELECT coalesce(json_agg(json_build_object('name', d.name,"
 		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
-		"      ORDER BY d.due_at, d.name), '[]'::json) FROM d)),"
-		"   (SELECT count(*) FROM e)"
-		"  FROM c" },
+		"      ORDER BY d.due_at, d.name), '[]'::json) FROM d),"
+		"   EXISTS (SELECT 1 FROM f))::text, -1)"
+		"   || ',\"allowed_actions\":' || $29::text || '}' AS body"
+		"    FROM c),"
+		" k AS ("
+		"  INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, response,"
+		"     etag, location)"
+		"  SELECT $20, $22, decode($27, 'hex'), 'done', 201, j.body, '\"1\"', '/v1/cases/' || $23"
+		"    FROM j WHERE $22::text IS NOT NULL"
+		"  ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
+		"     state = 'done', status = 201, response = EXCLUDED.response,"
+		"     etag = EXCLUDED.etag, location = EXCLUDED.location, created_at = now()"
+		"  RETURNING 1)"
+		" SELECT j.body, (SELECT count(*) FROM e), (SELECT count(*) FROM f),"
+		"        (SELECT count(*) FROM k)"
+		"  FROM j" },
 	[ST_GET] = { "case_get",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
+		"  FROM cases c WHERE c.id = $1"
+		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
+	/* what an action is decided on: no deadlines, no timestamps to format */
+	[ST_FACTS] = { "case_facts",
+		"SELECT json_build_object('version', c.version, 'kind', c.kind, 'state', c.state,"
+		"   'shop_id', c.shop_id, 'manual_review', c.manual_review,"
+		"   'offer_cents', c.offer_cents, 'agreement_pending', c.agreement_pending,"
+		"   'refund_cents', c.refund_cents, 'decision', c.decision, 'order', c.order_doc,"
+		"   'evidence', c.evidence)"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	[ST_EVENTS] = { "case_events",
@@ -123,15 +182,18 @@ static const struct {
 		"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
 		"   ORDER BY x.n"
 		"  RETURNING seq)"
-		" SELECT arbiter_case_json(ROW(u.*)::cases, CASE WHEN $13::boolean THEN"
+		/* $20: the case document for a reply (the scheduler needs none) */
+		" SELECT CASE WHEN $20::boolean THEN"
+		"   arbiter_case_json(ROW(u.*)::cases, CASE WHEN $13::boolean THEN"
 		"   (SELECT coalesce(json_agg(json_build_object('name', i.name,"
 		"      'due_at', arbiter_ts(i.due_at), 'on_expiry', i.on_expiry)"
 		"      ORDER BY i.due_at, i.name), '[]'::json) FROM ins i)"
 		"   ELSE (SELECT coalesce(json_agg(json_build_object('name', d.name,"
 		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
 		"      ORDER BY d.due_at, d.name), '[]'::json) FROM case_deadlines d"
-		"      WHERE d.case_id = u.id AND d.name IS DISTINCT FROM $11) END),"
-		"   (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
+		"      WHERE d.case_id = u.id AND d.name IS DISTINCT FROM $11) END) END,"
+		"   u.version, u.kind, u.state, u.manual_review, u.offer_cents IS NOT NULL,"
+		"   u.agreement_pending, (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
 		"  FROM u" },
 	[ST_FEED] = { "event_feed",
 		"SELECT e.xid::text, e.id, json_build_object('cursor', '', 'case_id', e.case_id,"
@@ -151,11 +213,13 @@ static const struct {
 	[ST_KEY_TOUCH] = { "key_touch",
 		"UPDATE api_keys SET last_used_at = now() WHERE id = $1"
 		"   AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')" },
-	/* the scheduler's read: a case another replica (or a request) holds is
-	 * skipped, not waited for; its deadline comes round again */
+	/* the scheduler's read of a batch: a case another replica (or a
+	 * request) holds is skipped, not waited for; its deadline comes round
+	 * again */
 	[ST_CLAIM] = { "case_claim",
-		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
-		"  FROM cases c WHERE c.id = $1 FOR UPDATE SKIP LOCKED" },
+		"SELECT c.id, c.version, c.kind, c.state, c.manual_review,"
+		"       c.offer_cents IS NOT NULL, c.agreement_pending, c.shop_id, c.decision"
+		"  FROM cases c WHERE c.id = ANY ($1::text[]) FOR UPDATE SKIP LOCKED" },
 	[ST_GET_ROW] = { "case_get_row",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
 		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
@@ -179,6 +243,18 @@ struct slot {
 	uint32_t prepared;   /* bit per enum stmt_id */
 };
 
+/* One request's write waiting for a group commit; lives on its owner's
+ * stack until done. res (owner PQclears) or err is its outcome. */
+typedef struct gc_job {
+	enum stmt_id id;
+	int n;
+	const char *const *vals;
+	PGresult *res;
+	ar_err *err;
+	bool done;
+	struct gc_job *next;
+} gc_job;
+
 struct store {
 	char *conninfo;
 	int size;
@@ -187,6 +263,10 @@ struct store {
 	pthread_cond_t cv;
 	int64_t next_connect_ms;   /* reconnect backoff while the database is down */
 	int backoff_ms;
+	pthread_mutex_t gmu;       /* the group-commit queue */
+	pthread_cond_t gcv;
+	gc_job *ghead, **gtail;
+	int gleaders;
 };
 
 static int64_t mono_ms(void)
@@ -252,11 +332,20 @@ store *store_open(const char *conninfo, int pool_size)
 	s->size = pool_size;
 	if (pthread_mutex_init(&s->mu, NULL) != 0)
 		goto fail;
-	if (pthread_cond_init(&s->cv, NULL) != 0) {
-		pthread_mutex_destroy(&s->mu);
-		goto fail;
+	if (pthread_cond_init(&s->cv, NULL) != 0)
+		goto fail_mu;
+	if (pthread_mutex_init(&s->gmu, NULL) != 0)
+		goto fail_cv;
+	if (pthread_cond_init(&s->gcv, NULL) != 0) {
+		pthread_mutex_destroy(&s->gmu);
+		goto fail_cv;
 	}
+	s->gtail = &s->ghead;
 	return s;
+fail_cv:
+	pthread_cond_destroy(&s->cv);
+fail_mu:
+	pthread_mutex_destroy(&s->mu);
 fail:
 	free(s->slots);
 	free(s->conninfo);
@@ -270,6 +359,8 @@ void store_close(store *s)
 		return;
 	for (int i = 0; i < s->size; i++)
 		PQfinish(s->slots[i].conn);
+	pthread_cond_destroy(&s->gcv);
+	pthread_mutex_destroy(&s->gmu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->slots);
@@ -407,6 +498,24 @@ static void result_error(PGconn *conn, const PGresult *r, const char *what, ar_e
  * needed. Returns the result (caller PQclear) or NULL with err set; a
  * failure whose SQLSTATE is `quiet` returns NULL with err untouched, for
  * callers that handle that one failure themselves. */
+static bool ensure_prepared(store *s, int idx, enum stmt_id id, ar_err *err)
+{
+	struct slot *sl = &s->slots[idx];
+	PGresult *r;
+
+	if (sl->prepared & (1u << id))
+		return true;
+	r = PQprepare(sl->conn, stmts[id].name, stmts[id].sql, 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		result_error(sl->conn, r, stmts[id].name, err);
+		PQclear(r);
+		return false;
+	}
+	PQclear(r);
+	sl->prepared |= 1u << id;
+	return true;
+}
+
 static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,
 				 const char *const *vals, ar_err *err, const char *quiet)
 {
@@ -414,16 +523,8 @@ static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,
 	PGresult *r;
 	const char *state;
 
-	if (!(sl->prepared & (1u << id))) {
-		r = PQprepare(sl->conn, stmts[id].name, stmts[id].sql, 0, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			result_error(sl->conn, r, stmts[id].name, err);
-			PQclear(r);
-			return NULL;
-		}
-		PQclear(r);
-		sl->prepared |= 1u << id;
-	}
+	if (!ensure_prepared(s, idx, id, err))
+		return NULL;
 	{
 		int64_t t0 = mono_us();
 		bool failed, expected;
@@ -445,6 +546,163 @@ static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
 			   const char *const *vals, ar_err *err)
 {
 	return exec_stmt_quiet(s, idx, id, n, vals, err, NULL);
+}
+
+/* ---- group commit ----
+ *
+ * A durable write costs a commit, and on a small machine the commit (WAL
+ * flush, a round trip, two context switches) costs more than the statement.
+ * Concurrent requests' single-statement writes therefore share one
+ * transaction: the first writer to find a free leader place takes every job
+ * queued so far, sends BEGIN, their statements and COMMIT down one libpq
+ * pipeline, and hands each job its own result. Nobody gets an answer before
+ * the COMMIT did. Each statement is written to stand alone (its conditions
+ * are in its WHERE clauses), so sharing a transaction changes no outcome;
+ * when one of them fails, the transaction is rolled back and each job runs
+ * again on its own, so one bad write never fails its neighbours.
+ */
+
+/* The jobs in one pipeline; own_tx wraps them in BEGIN and COMMIT, else
+ * they run inside the connection's open transaction. true: every job has
+ * its result; false: nothing of them stands (with own_tx: rolled back;
+ * without: the transaction is failed and must be rolled back) and no job
+ * holds a result. */
+static bool pipeline_run(store *s, int idx, gc_job *batch, bool own_tx)
+{
+	PGconn *c = s->slots[idx].conn;
+	PGresult *r;
+	bool sent, failed = false, began = false;
+
+	if (!PQenterPipelineMode(c))
+		return false;
+	sent = !own_tx || PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	for (gc_job *j = batch; sent && j; j = j->next)
+		sent = PQsendQueryPrepared(c, stmts[j->id].name, j->n, j->vals, NULL, NULL, 0);
+	sent = sent && (!own_tx || PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
+	       PQpipelineSync(c);
+	if (!sent) {
+		/* a connection that cannot send is gone; release() drops it */
+		PQfinish(c);
+		s->slots[idx].conn = NULL;
+		return false;
+	}
+	/* results come in order: BEGIN, each job, COMMIT, each followed by a
+	 * NULL, then the sync; after an error the rest are PIPELINE_ABORTED */
+	began = !own_tx;
+	for (gc_job *j = own_tx ? NULL : batch;;) {   /* whose result comes next; NULL: BEGIN, COMMIT */
+		r = PQgetResult(c);
+		if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (j && (PQresultStatus(r) == PGRES_TUPLES_OK ||
+			  PQresultStatus(r) == PGRES_COMMAND_OK)) {
+			j->res = r;
+		} else {
+			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+				if (!failed && PQresultStatus(r) == PGRES_FATAL_ERROR) {
+					const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+					log_kv(LOG_DEBUG, "group commit rolled back", "sqlstate",
+					       st ? st : "?", "statement", j ? stmts[j->id].name : "begin/commit", NULL);
+				}
+				failed = true;
+			}
+			PQclear(r);
+		}
+		while ((r = PQgetResult(c)) != NULL)
+			PQclear(r);
+		j = !began ? batch : j ? j->next : NULL;
+		began = true;
+	}
+	if (PQstatus(c) != CONNECTION_OK || !PQexitPipelineMode(c)) {
+		PQfinish(c);
+		s->slots[idx].conn = NULL;
+		failed = true;
+	} else if (own_tx && PQtransactionStatus(c) != PQTRANS_IDLE) {
+		PQclear(db_exec(c, "ROLLBACK"));
+		failed = true;
+	} else if (!own_tx && PQtransactionStatus(c) != PQTRANS_INTRANS) {
+		failed = true;
+	}
+	if (failed) {
+		for (gc_job *j = batch; j; j = j->next) {
+			PQclear(j->res);
+			j->res = NULL;
+		}
+	}
+	return !failed;
+}
+
+static void gc_run_batch(store *s, gc_job *batch)
+{
+	ar_err aerr;
+	int64_t t0 = mono_us();
+	int idx;
+	bool ok = true;
+
+	ar_err_init(&aerr);
+	idx = acquire(s, &aerr);
+	for (gc_job *j = batch; ok && j; j = j->next)
+		ok = idx >= 0 && ensure_prepared(s, idx, j->id, &aerr);
+	if (!ok) {
+		for (gc_job *j = batch; j; j = j->next)
+			*j->err = aerr;
+		goto done;
+	}
+	if (batch->next && pipeline_run(s, idx, batch, true)) {
+		double dt = (double)(mono_us() - t0) / 1e6;
+		for (gc_job *j = batch; j; j = j->next)
+			metrics_db_query(dt, false);
+		goto done;
+	}
+	for (gc_job *j = batch; j; j = j->next) {
+		if (!s->slots[idx].conn) {
+			err_unavailable(j->err, "connection lost");
+			continue;
+		}
+		j->res = exec_stmt(s, idx, j->id, j->n, j->vals, j->err);
+	}
+done:
+	if (idx >= 0)
+		release(s, idx);
+}
+
+/* Runs one prepared write in a shared transaction. Returns its result
+ * (caller PQclears) or NULL with err set. Blocks until committed. */
+static PGresult *gc_exec(store *s, enum stmt_id id, int n, const char *const *vals,
+			 ar_err *err)
+{
+	gc_job job = { id, n, vals, NULL, err, false, NULL };
+
+	pthread_mutex_lock(&s->gmu);
+	*s->gtail = &job;
+	s->gtail = &job.next;
+	while (!job.done) {
+		if (s->gleaders < GC_LEADERS && s->ghead) {
+			gc_job *batch = s->ghead, *last = batch;
+			for (int k = 1; last->next && k < GC_MAX_BATCH; k++)
+				last = last->next;
+			s->ghead = last->next;
+			if (!s->ghead)
+				s->gtail = &s->ghead;
+			last->next = NULL;
+			s->gleaders++;
+			pthread_mutex_unlock(&s->gmu);
+			gc_run_batch(s, batch);
+			pthread_mutex_lock(&s->gmu);
+			s->gleaders--;
+			while (batch) {
+				gc_job *next = batch->next;
+				batch->done = true;
+				batch = next;
+			}
+			pthread_cond_broadcast(&s->gcv);
+		} else {
+			pthread_cond_wait(&s->gcv, &s->gmu);
+		}
+	}
+	pthread_mutex_unlock(&s->gmu);
+	return job.res;
 }
 
 static json_t *parse_json_cell(const PGresult *r, int row, int col, ar_err *err)
@@ -644,17 +902,16 @@ static char *dump_or_null(json_t *j)
 	return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
-bool store_case_create(store *s, const store_new_case *nc, json_t **out_case, ar_err *err)
+bool store_case_create(store *s, const store_new_case *nc, store_created *out, ar_err *err)
 {
 	const ar_case_input *in = nc->in;
 	json_t *dl = json_array(), *ev = json_array();
 	char *order_s = NULL, *evid_s = NULL, *dec_s = NULL, *dl_s = NULL, *ev_s = NULL;
-	char req[24], refund[24];
+	char req[24], refund[24], win[16], th[16], lease[16];
 	PGresult *r = NULL;
-	int idx = -1;
 	bool ok = false;
 
-	*out_case = NULL;
+	memset(out, 0, sizeof(*out));
 	if (!dl || !ev)
 		goto oom;
 	for (size_t i = 0; i < nc->n_deadlines; i++) {
@@ -680,49 +937,40 @@ bool store_case_create(store *s, const store_new_case *nc, json_t **out_case, ar
 		goto oom;
 	snprintf(req, sizeof(req), "%" PRId64, in->requested_cents);
 	snprintf(refund, sizeof(refund), "%" PRId64, nc->refund_cents);
+	snprintf(win, sizeof(win), "%d", nc->sku_window_days);
+	snprintf(th, sizeof(th), "%d", nc->sku_threshold);
+	snprintf(lease, sizeof(lease), "%d", nc->idem_lease_s);
 	{
-		const char *vals[22] = {
+		const char *vals[29] = {
 			in->order.shop_id, in->order.buyer_id, in->order.id, in->order.sku,
 			ar_kind_name(in->kind), ar_reason_name(in->reason), nc->state,
 			nc->outcome, in->currency, in->requested_cents >= 0 ? req : NULL,
 			in->description, order_s, evid_s, dec_s,
 			nc->manual_review ? "t" : "f", nc->refund_cents >= 0 ? refund : NULL,
 			nc->policy_version, dl_s, nc->actor_role, nc->actor_id, ev_s,
-			nc->idem_key,
+			nc->idem_key, nc->id, nc->sku_check ? "t" : "f", win, th,
+			nc->idem_key ? nc->fingerprint : NULL, lease, nc->allowed_actions,
 		};
-		idx = acquire(s, err);
-		if (idx < 0)
-			goto done;
-		r = exec_stmt_quiet(s, idx, ST_CREATE, 22, vals, err, "23505");
-		if (!r && nc->idem_key && !ar_err_is_set(err)) {
-			/* The case of this Idempotency-Key exists already: its first
-			 * request committed but never stored its reply. */
-			const char *iv[2] = { nc->actor_id, nc->idem_key };
-			r = db_exec_params(s->slots[idx].conn, "SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)) FROM cases c"
-				" WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, iv);
-			if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-				result_error(s->slots[idx].conn, r, "case_by_idem", err);
-				goto done;
-			}
-		}
-		if (!r && !ar_err_is_set(err))
-			err_internal(err);
+		r = gc_exec(s, ST_CREATE, 29, vals, err);
 		if (!r)
 			goto done;
-		if (PQntuples(r) != 1) {
-			err_internal(err);
-			goto done;
-		}
-		*out_case = parse_json_cell(r, 0, 0, err);
-		ok = *out_case != NULL;
+		ok = true;
+		if (PQntuples(r) == 0)
+			goto done;   /* the Idempotency-Key's: see store_idem_lookup */
+		out->len = (size_t)PQgetlength(r, 0, 0);
+		out->body = malloc(out->len + 1);
+		if (!out->body)
+			goto oom;
+		memcpy(out->body, PQgetvalue(r, 0, 0), out->len + 1);
+		out->created = true;
+		out->sku_flagged = strcmp(PQgetvalue(r, 0, 2), "0") != 0;
 	}
 	goto done;
 oom:
+	ok = false;
 	ar_err_set(err, 503, "overloaded", "Out of memory", "the server is out of memory");
 done:
 	PQclear(r);
-	if (idx >= 0)
-		release(s, idx);
 	free(order_s);
 	free(evid_s);
 	free(dec_s);
@@ -746,7 +994,7 @@ static bool case_get_on(store *s, int idx, const char *id, const char *shop_scop
 	bool ok = false;
 
 	*out_case = NULL;
-	r = exec_stmt(s, idx, ST_GET, 2, vals, err);
+	r = exec_stmt(s, idx, ST_FACTS, 2, vals, err);
 	if (!r)
 		return false;
 	if (PQntuples(r) == 0) {
@@ -868,6 +1116,39 @@ bool store_case_get_row(store *s, const char *id, const char *shop_scope,
 		goto done;
 	}
 	ok = rows_from(r, 0, 1, row, &n, err);
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_case_by_idem(store *s, const char *scope, const char *key, store_case_row **row,
+			char *id, size_t idlen, ar_err *err)
+{
+	const char *vals[2] = { scope, key };
+	PGresult *r;
+	size_t n = 0;
+	int idx = acquire(s, err);
+	bool ok = false;
+
+	*row = NULL;
+	if (idx < 0)
+		return false;
+	r = db_exec_params(s->slots[idx].conn,
+		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
+		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending, c.id"
+		"  FROM cases c WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, vals);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "case_by_idem", err);
+		goto done;
+	}
+	ok = rows_from(r, 0, 1, row, &n, err);
+	if (ok && n == 0) {
+		store_case_rows_free(*row, 0);
+		*row = NULL;
+	} else if (ok) {
+		snprintf(id, idlen, "%s", PQgetvalue(r, 0, 7));
+	}
 done:
 	PQclear(r);
 	release(s, idx);
@@ -1067,75 +1348,92 @@ static const char *op_name(store_op op)
 	return op == STORE_SET ? "set" : op == STORE_CLEAR ? "clear" : "keep";
 }
 
-static bool case_apply_on(store *s, int idx, const store_change *ch, json_t **out_case,
-			  ar_err *err)
+/* ST_APPLY's parameters for a change; the strings are owned here. */
+typedef struct {
+	const char *vals[20];
+	char *dl_s, *ev_s, *evid_s;
+	char ver[16], offer[24], refund[24], armed[16], names[256];
+} apply_params;
+
+static void apply_params_free(apply_params *p)
+{
+	free(p->dl_s);
+	free(p->ev_s);
+	free(p->evid_s);
+}
+
+static bool apply_params_init(apply_params *p, const store_change *ch, bool render,
+			      ar_err *err)
 {
 	json_t *dl = deadlines_json(ch->deadlines, ch->n_deadlines);
 	json_t *ev = events_json(ch->events, ch->n_events);
-	char *dl_s = NULL, *ev_s = NULL, *evid_s = NULL;
-	char ver[16], offer[24], refund[24], armed[16], names[256];
 	size_t np = 0;
-	PGresult *r = NULL;
 	bool ok = false;
 
-	*out_case = NULL;
-	dl_s = dl ? json_dumps(dl, JSON_COMPACT) : NULL;
-	ev_s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-	evid_s = ch->evidence ? json_dumps(ch->evidence, JSON_COMPACT) : NULL;
-	if (!dl_s || !ev_s || (ch->evidence && !evid_s)) {
+	memset(p, 0, sizeof(*p));
+	p->dl_s = dl ? json_dumps(dl, JSON_COMPACT) : NULL;
+	p->ev_s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	p->evid_s = ch->evidence ? json_dumps(ch->evidence, JSON_COMPACT) : NULL;
+	if (!p->dl_s || !p->ev_s || (ch->evidence && !p->evid_s)) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		apply_params_free(p);
 		goto done;
 	}
-	names[np++] = '{';
+	p->names[np++] = '{';
 	for (size_t i = 0; i < ch->n_deadlines; i++)
-		np += (size_t)snprintf(names + np, sizeof(names) - np, "%s%s", i ? "," : "",
+		np += (size_t)snprintf(p->names + np, sizeof(p->names) - np, "%s%s", i ? "," : "",
 				       ch->deadlines[i].name);
-	snprintf(names + np, sizeof(names) - np, "}");
-	snprintf(ver, sizeof(ver), "%d", ch->expected_version);
-	snprintf(offer, sizeof(offer), "%" PRId64, ch->offer_cents);
-	snprintf(refund, sizeof(refund), "%" PRId64, ch->refund_cents);
-	snprintf(armed, sizeof(armed), "%d", ch->consume_armed_version);
+	snprintf(p->names + np, sizeof(p->names) - np, "}");
+	snprintf(p->ver, sizeof(p->ver), "%d", ch->expected_version);
+	snprintf(p->offer, sizeof(p->offer), "%" PRId64, ch->offer_cents);
+	snprintf(p->refund, sizeof(p->refund), "%" PRId64, ch->refund_cents);
+	snprintf(p->armed, sizeof(p->armed), "%d", ch->consume_armed_version);
 	{
-		const char *vals[19] = {
-			ch->case_id, ver, ch->state, ch->outcome, op_name(ch->offer),
-			ch->offer == STORE_SET ? offer : NULL, op_name(ch->agreement),
-			ch->refund_cents >= 0 ? refund : NULL, evid_s, ch->shop_scope,
-			ch->consume_deadline, ch->consume_deadline ? armed : NULL,
-			ch->replace_deadlines ? "t" : "f", names, dl_s, ch->actor_role,
-			ch->actor_id, ev_s, op_name(ch->manual_review),
+		const char *vals[20] = {
+			ch->case_id, p->ver, ch->state, ch->outcome, op_name(ch->offer),
+			ch->offer == STORE_SET ? p->offer : NULL, op_name(ch->agreement),
+			ch->refund_cents >= 0 ? p->refund : NULL, p->evid_s, ch->shop_scope,
+			ch->consume_deadline, ch->consume_deadline ? p->armed : NULL,
+			ch->replace_deadlines ? "t" : "f", p->names, p->dl_s, ch->actor_role,
+			ch->actor_id, p->ev_s, op_name(ch->manual_review), render ? "t" : "f",
 		};
-		r = exec_stmt(s, idx, ST_APPLY, 19, vals, err);
-		if (!r)
-			goto done;
-		if (PQntuples(r) == 0) {
-			ar_err_set(err, 412, "stale", "Precondition failed",
-				   "case %s is no longer at version %d; read it again",
-				   ch->case_id, ch->expected_version);
-			goto done;
-		}
-		*out_case = parse_json_cell(r, 0, 0, err);
-		ok = *out_case != NULL;
+		memcpy(p->vals, vals, sizeof(vals));
 	}
+	ok = true;
 done:
-	PQclear(r);
-	free(dl_s);
-	free(ev_s);
-	free(evid_s);
 	json_decref(dl);
 	json_decref(ev);
 	return ok;
 }
 
-bool store_case_apply(store *s, const store_change *ch, json_t **out_case, ar_err *err)
+static void err_stale(ar_err *err, const store_change *ch)
 {
-	int idx = acquire(s, err);
-	bool ok;
+	ar_err_set(err, 412, "stale", "Precondition failed",
+		   "case %s is no longer at version %d; read it again",
+		   ch->case_id, ch->expected_version);
+}
 
-	*out_case = NULL;
-	if (idx < 0)
+bool store_case_apply(store *s, const store_change *ch, store_case_row **row, ar_err *err)
+{
+	apply_params p;
+	PGresult *r;
+	size_t n = 0;
+	bool ok = false;
+
+	*row = NULL;
+	if (!apply_params_init(&p, ch, true, err))
 		return false;
-	ok = case_apply_on(s, idx, ch, out_case, err);
-	release(s, idx);
+	r = gc_exec(s, ST_APPLY, 20, p.vals, err);
+	if (!r)
+		goto done;
+	if (PQntuples(r) == 0) {
+		err_stale(err, ch);
+		goto done;
+	}
+	ok = rows_from(r, 0, 1, row, &n, err);
+done:
+	PQclear(r);
+	apply_params_free(&p);
 	return ok;
 }
 
@@ -1192,38 +1490,113 @@ bool store_tx_end(store_tx *tx, bool commit, ar_err *err)
 	return ok;
 }
 
-bool store_tx_case_claim(store_tx *tx, const char *id, json_t **out_case, ar_err *err)
+void store_claimed_clear(store_claimed *c, size_t n)
 {
-	const char *vals[1] = { id };
-	PGresult *r = exec_stmt(tx->s, tx->idx, ST_CLAIM, 1, vals, err);
+	for (size_t i = 0; c && i < n; i++) {
+		json_decref(c[i].decision);
+		c[i].decision = NULL;
+	}
+}
+
+bool store_tx_claim(store_tx *tx, const char *const *ids, size_t n, store_claimed *out,
+		    size_t *n_out, ar_err *err)
+{
+	size_t len = 3;
+	char *arr, *p;
+	const char *vals[1];
+	PGresult *r;
 	bool ok = false;
 
-	*out_case = NULL;
+	*n_out = 0;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(ids[i]) + 3;
+	arr = malloc(len);
+	if (!arr) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		tx->failed = true;
+		return false;
+	}
+	/* ids are the store's own ("c_" and hex), quoted all the same */
+	p = arr;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s\"%s\"", i ? "," : "", ids[i]);
+	*p++ = '}';
+	*p = '\0';
+	vals[0] = arr;
+	r = exec_stmt(tx->s, tx->idx, ST_CLAIM, 1, vals, err);
+	free(arr);
 	if (!r) {
 		tx->failed = true;
 		return false;
 	}
-	if (PQntuples(r) == 0) {
-		ar_err_set(err, 412, "stale", "Precondition failed",
-			   "case %s is held elsewhere or gone", id);
-		goto done;
+	for (int i = 0; i < PQntuples(r) && *n_out < n; i++) {
+		store_claimed *c = &out[*n_out];
+		json_error_t jerr;
+		memset(c, 0, sizeof(*c));
+		snprintf(c->id, sizeof(c->id), "%s", PQgetvalue(r, i, 0));
+		c->version = atoi(PQgetvalue(r, i, 1));
+		if (!ar_kind_parse(PQgetvalue(r, i, 2), &c->kind) ||
+		    !fsm_state_parse(PQgetvalue(r, i, 3), &c->state))
+			continue;   /* unreadable: left alone, like a case that moved on */
+		c->manual_review = PQgetvalue(r, i, 4)[0] == 't';
+		c->has_offer = PQgetvalue(r, i, 5)[0] == 't';
+		c->agreement_pending = PQgetvalue(r, i, 6)[0] == 't';
+		snprintf(c->shop_id, sizeof(c->shop_id), "%s", PQgetvalue(r, i, 7));
+		c->decision = PQgetisnull(r, i, 8) ? json_object() :
+			      json_loads(PQgetvalue(r, i, 8), 0, &jerr);
+		if (!c->decision) {
+			ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+			store_claimed_clear(out, *n_out);
+			*n_out = 0;
+			tx->failed = true;
+			goto done;
+		}
+		(*n_out)++;
 	}
-	*out_case = parse_json_cell(r, 0, 0, err);
-	ok = *out_case != NULL;
-	if (!ok)
-		tx->failed = true;
+	ok = true;
 done:
 	PQclear(r);
 	return ok;
 }
 
-bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case, ar_err *err)
+bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool applied[],
+			 ar_err *err)
 {
-	bool ok = case_apply_on(tx->s, tx->idx, ch, out_case, err);
+	apply_params *p = calloc(n ? n : 1, sizeof(*p));
+	gc_job *jobs = calloc(n ? n : 1, sizeof(*jobs));
+	size_t made = 0;
+	bool ok = false;
 
-	if (!ok && err->status != 412)
+	if (!p || !jobs) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		goto done;
+	}
+	for (; made < n; made++) {
+		if (!apply_params_init(&p[made], &chs[made], false, err))
+			goto done;
+		jobs[made] = (gc_job){ ST_APPLY, 20, p[made].vals, NULL, err, false,
+				       made + 1 < n ? &jobs[made + 1] : NULL };
+	}
+	if (n == 0 || !ensure_prepared(tx->s, tx->idx, ST_APPLY, err))
+		goto done;
+	if (!pipeline_run(tx->s, tx->idx, jobs, false)) {
+		err_unavailable(err, "the batch failed");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		applied[i] = PQntuples(jobs[i].res) == 1;
+	ok = true;
+done:
+	for (size_t i = 0; jobs && i < n; i++)
+		PQclear(jobs[i].res);
+	for (size_t i = 0; p && i < made; i++)
+		apply_params_free(&p[i]);
+	free(jobs);
+	free(p);
+	if (!ok && n > 0)
 		tx->failed = true;
-	return ok;
+	return ok || n == 0;
 }
 
 bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
@@ -1532,6 +1905,46 @@ done:
 	return ok;
 }
 
+/* Reads the record of (scope, key): state and, when done, the reply. A
+ * record past its life (a done reply after 24 h, a claim after its lease)
+ * reads as absent: IDEM_NEW. */
+static bool idem_read(PGconn *c, const char *const vals[4], idem_state *state,
+		      idem_replay *replay, ar_err *err)
+{
+	PGresult *r = db_exec_params(c, "SELECT fingerprint = decode($3, 'hex'), state, status, response,"
+		"       coalesce(etag, ''), coalesce(location, ''),"
+		"       created_at > now() - CASE state WHEN 'done' THEN interval '24 hours'"
+		"           ELSE $4::int * interval '1 second' END"
+		"  FROM idempotency_keys WHERE scope = $1 AND key = $2", 4, vals);
+	bool ok = false;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(c, r, "idem_get", err);
+		goto done;
+	}
+	if (PQntuples(r) == 0 || PQgetvalue(r, 0, 6)[0] != 't') {
+		*state = IDEM_NEW;
+	} else if (PQgetvalue(r, 0, 0)[0] != 't') {
+		*state = IDEM_MISMATCH;
+	} else if (strcmp(PQgetvalue(r, 0, 1), "done") != 0) {
+		*state = IDEM_IN_FLIGHT;
+	} else {
+		*state = IDEM_REPLAY;
+		replay->status = atoi(PQgetvalue(r, 0, 2));
+		replay->body = strdup(PQgetvalue(r, 0, 3));
+		snprintf(replay->etag, sizeof(replay->etag), "%s", PQgetvalue(r, 0, 4));
+		snprintf(replay->location, sizeof(replay->location), "%s", PQgetvalue(r, 0, 5));
+		if (!replay->body) {
+			ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+			goto done;
+		}
+	}
+	ok = true;
+done:
+	PQclear(r);
+	return ok;
+}
+
 bool store_idem_begin(store *s, const char *scope, const char *key, const char *fp_hex,
 		      int lease_s, idem_state *state, idem_replay *replay, ar_err *err)
 {
@@ -1564,37 +1977,33 @@ bool store_idem_begin(store *s, const char *scope, const char *key, const char *
 		ok = true;
 		goto done;
 	}
-	PQclear(r);
-	r = db_exec_params(s->slots[idx].conn, "SELECT fingerprint = decode($3, 'hex'), state, status, response,"
-		"       coalesce(etag, ''), coalesce(location, '')"
-		"  FROM idempotency_keys WHERE scope = $1 AND key = $2", 3, vals);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		result_error(s->slots[idx].conn, r, "idem_get", err);
-		goto done;
-	}
-	if (PQntuples(r) == 0) {
+	ok = idem_read(s->slots[idx].conn, vals, state, replay, err);
+	if (ok && *state == IDEM_NEW) {
+		/* the record we lost to ended in between */
+		ok = false;
 		ar_err_set(err, 409, "idempotency-in-flight", "Conflict",
 			   "a request with this Idempotency-Key is being processed; retry");
-		goto done;
 	}
-	if (PQgetvalue(r, 0, 0)[0] != 't') {
-		*state = IDEM_MISMATCH;
-	} else if (strcmp(PQgetvalue(r, 0, 1), "done") != 0) {
-		*state = IDEM_IN_FLIGHT;
-	} else {
-		*state = IDEM_REPLAY;
-		replay->status = atoi(PQgetvalue(r, 0, 2));
-		replay->body = strdup(PQgetvalue(r, 0, 3));
-		snprintf(replay->etag, sizeof(replay->etag), "%s", PQgetvalue(r, 0, 4));
-		snprintf(replay->location, sizeof(replay->location), "%s", PQgetvalue(r, 0, 5));
-		if (!replay->body) {
-			ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
-			goto done;
-		}
-	}
-	ok = true;
 done:
 	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
+bool store_idem_lookup(store *s, const char *scope, const char *key, const char *fp_hex,
+		       int lease_s, idem_state *state, idem_replay *replay, ar_err *err)
+{
+	char lease[16];
+	const char *vals[4] = { scope, key, fp_hex, lease };
+	int idx;
+	bool ok;
+
+	memset(replay, 0, sizeof(*replay));
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	idx = acquire(s, err);
+	if (idx < 0)
+		return false;
+	ok = idem_read(s->slots[idx].conn, vals, state, replay, err);
 	release(s, idx);
 	return ok;
 }
@@ -1725,52 +2134,6 @@ bool store_policy_active(store *s, char *version, size_t version_len, char **tex
 	snprintf(version, version_len, "%s", PQgetvalue(r, 0, 0));
 	*text = strdup(PQgetvalue(r, 0, 1));
 	ok = *text != NULL;
-done:
-	PQclear(r);
-	release(s, idx);
-	return ok;
-}
-
-bool store_sku_check(store *s, const char *shop_id, const char *sku, int threshold,
-		     int window_days, const char *case_id, bool *flagged, ar_err *err)
-{
-	char th[16], win[16];
-	const char *vals[5] = { shop_id, sku, win, th, case_id };
-	PGresult *r;
-	int idx;
-	bool ok = false;
-
-	*flagged = false;
-	snprintf(th, sizeof(th), "%d", threshold);
-	snprintf(win, sizeof(win), "%d", window_days);
-	idx = acquire(s, err);
-	if (idx < 0)
-		return false;
-	r = db_exec_params(s->slots[idx].conn, "WITH n AS (SELECT count(*) AS n FROM cases"
-		"            WHERE shop_id = $1 AND sku = $2"
-		"              AND reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
-		"              AND created_at > now() - $3::int * interval '1 day'"
-		/* an agent's clear stands until new cases reach the threshold again */
-		"              AND created_at > coalesce((SELECT max(cleared_at) FROM sku_flags"
-		"                    WHERE shop_id = $1 AND sku = $2), '-infinity')),"
-		" f AS (INSERT INTO sku_flags (shop_id, sku, cases)"
-		"       SELECT $1, $2, n.n FROM n WHERE n.n >= $4::int"
-		"       ON CONFLICT (shop_id, sku) WHERE cleared_at IS NULL DO NOTHING"
-		"       RETURNING cases),"
-		" c AS (SELECT id, shop_id, state, policy_version FROM cases"
-		"        WHERE id = $5 AND EXISTS (SELECT 1 FROM f) FOR UPDATE)"
-		" INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
-		"    from_state, to_state, data, policy_version)"
-		" SELECT c.id, c.shop_id, 'system', 'batch-defect', 'sku.batch_defect', c.state,"
-		"        c.state, jsonb_build_object('shop_id', $1::text, 'sku', $2::text,"
-		"        'cases', (SELECT cases FROM f), 'window_days', $3::int), c.policy_version"
-		"   FROM c", 5, vals);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		result_error(s->slots[idx].conn, r, "sku_check", err);
-		goto done;
-	}
-	*flagged = strcmp(PQcmdTuples(r), "1") == 0;
-	ok = true;
 done:
 	PQclear(r);
 	release(s, idx);

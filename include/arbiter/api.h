@@ -26,8 +26,9 @@ void api_sku_flag_clear(ar_req *r);
 bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
 		   bool manual_review, unsigned mask, store_deadline out[], size_t *n,
 		   ar_err *err) AR_MUSTCHECK;
-/* Replies with a case: allowed_actions added, ETag from its version; c stolen. */
-void api_reply_case(ar_req *r, int status, json_t *c);
+/* Replies with a case as the store read it: allowed_actions spliced into
+ * its text, ETag from its version. */
+void api_reply_case_row(ar_req *r, int status, const store_case_row *row);
 /* Adds allowed_actions (from the state machine) to a case document. */
 void api_decorate_case(json_t *c);
 #endif

@@ -10,6 +10,8 @@
 #include "arbiter/app.h"
 #include "arbiter/auth.h"
 #include "arbiter/router.h"
+#include "arbiter/sha256.h"
+#include "arbiter/store.h"
 
 #define HTTP_MAX_HEADERS 8
 
@@ -33,6 +35,17 @@ void req_reply_problem(ar_req *r, const ar_err *err);
 void req_add_header(ar_req *r, const char *name, const char *value);
 /* Remembers the case the request touched, for the log line. */
 void req_set_case(ar_req *r, const char *case_id);
+
+/* Idempotency-Key: *key is the header or NULL. A malformed key is
+ * answered (422) and false returned; fp gets the hex SHA-256 of method,
+ * path and body, the request's fingerprint. */
+bool req_idem_key(ar_req *r, const char **key, char fp[2 * SHA256_LEN + 1]) AR_MUSTCHECK;
+/* How long an in-flight claim lives before another request may take it. */
+int req_idem_lease(ar_req *r);
+/* Answers from a key's record: its stored reply (replayed), 409 while it
+ * is in flight, 422 for another request's key. false for IDEM_NEW (nothing
+ * sent). Frees rep->body. */
+bool req_idem_answer(ar_req *r, idem_state st, idem_replay *rep);
 
 typedef struct http_server http_server;
 

@@ -69,6 +69,7 @@ typedef enum {
 
 #define AR_MAX_EVIDENCE 20
 #define AR_MAX_ID_LEN 64          /* order id, shop id, buyer id, sku, category */
+#define AR_CASE_ID_LEN 34         /* "c_" and 32 hex digits */
 #define AR_MAX_DESCRIPTION 4000   /* characters (code points), not bytes */
 #define AR_MAX_URL_LEN 2048
 #define AR_CURRENCY_LEN 3

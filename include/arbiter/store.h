@@ -72,16 +72,41 @@ typedef struct {
 	const char *policy_version;
 	const char *actor_role, *actor_id;   /* actor_id is also the idempotency scope */
 	const char *idem_key;                /* Idempotency-Key or NULL */
+	const char *fingerprint;             /* its request's SHA-256, hex */
+	int idem_lease_s;                    /* an in-flight claim older than this is dead */
+	const char *id;                      /* the new case's id */
+	const char *allowed_actions;         /* JSON array text, for the reply */
+	bool sku_check;                      /* a quality reason: count the SKU's cases */
+	int sku_window_days, sku_threshold;  /* and flag it at threshold within the window */
 	size_t n_events;
 	store_event events[STORE_MAX_EVENTS];
 	size_t n_deadlines;
 	store_deadline deadlines[STORE_MAX_DEADLINES];
 } store_new_case;
 
-bool store_case_create(store *s, const store_new_case *nc, json_t **out_case,
+/* What a create stored. created false: nothing was written, because the
+ * Idempotency-Key has a live record or a case already (store_idem_lookup,
+ * store_case_by_idem tell which). body: the 201 reply as rendered and
+ * stored for replays, malloc'd, the caller frees. */
+typedef struct {
+	bool created;
+	bool sku_flagged;   /* this case brought its SKU to the batch-defect threshold */
+	char *body;
+	size_t len;
+} store_created;
+
+/*
+ * Opens a case in one statement (case, deadlines, events, the SKU's
+ * batch-defect check, the idempotent reply) that rides a group commit: it
+ * shares a transaction with other requests' writes, and returns once that
+ * committed.
+ */
+bool store_case_create(store *s, const store_new_case *nc, store_created *out,
 		       ar_err *err) AR_MUSTCHECK;
 
-/* shop_scope: NULL = every shop, else a PostgreSQL array literal of the
+/* The facts an action is decided on: version, kind, state, shop_id, the
+ * state machine's flags, offer/refund amounts, decision, order, evidence.
+ * shop_scope: NULL = every shop, else a PostgreSQL array literal of the
  * shops the caller may see; a case outside it is 404, so ids leak nothing. */
 bool store_case_get(store *s, const char *id, const char *shop_scope,
 		    json_t **out_case, ar_err *err) AR_MUSTCHECK;
@@ -116,6 +141,10 @@ void store_case_rows_free(store_case_row *rows, size_t n);
 /* One case as a row (404 as store_case_get). */
 bool store_case_get_row(store *s, const char *id, const char *shop_scope,
 			store_case_row **row, ar_err *err) AR_MUSTCHECK;
+/* The case opened under (scope, Idempotency-Key), or *row NULL; its id
+ * into id. */
+bool store_case_by_idem(store *s, const char *scope, const char *key, store_case_row **row,
+			char *id, size_t idlen, ar_err *err) AR_MUSTCHECK;
 /* The list as rows; *n of them. */
 bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **rows,
 			  size_t *n, char *next_cursor, size_t cursor_len,
@@ -154,7 +183,10 @@ typedef struct {
 	store_event events[STORE_MAX_EVENTS];
 } store_change;
 
-bool store_case_apply(store *s, const store_change *ch, json_t **out_case,
+/* The change rides a group commit: it shares a transaction with other
+ * requests' writes (see store.c), and returns once that committed. *row is
+ * the case as changed (free with store_case_rows_free). */
+bool store_case_apply(store *s, const store_change *ch, store_case_row **row,
 		      ar_err *err) AR_MUSTCHECK;
 
 /* The commit-ordered event feed: events after the cursor that every reader
@@ -203,6 +235,11 @@ typedef struct {
 bool store_idem_begin(store *s, const char *scope, const char *key, const char *fp_hex,
 		      int lease_s, idem_state *state, idem_replay *replay,
 		      ar_err *err) AR_MUSTCHECK;
+/* Reads without claiming: what begin() would say, with IDEM_NEW for a key
+ * that has no live record. */
+bool store_idem_lookup(store *s, const char *scope, const char *key, const char *fp_hex,
+		       int lease_s, idem_state *state, idem_replay *replay,
+		       ar_err *err) AR_MUSTCHECK;
 bool store_idem_finish(store *s, const char *scope, const char *key, int status,
 		       const char *body, const char *etag, const char *location,
 		       ar_err *err) AR_MUSTCHECK;
@@ -218,10 +255,26 @@ typedef struct store_tx store_tx;
 bool store_tx_begin(store *s, store_tx **out, ar_err *err) AR_MUSTCHECK;
 /* Commits (commit = true) or rolls back, and frees tx. */
 bool store_tx_end(store_tx *tx, bool commit, ar_err *err) AR_MUSTCHECK;
-/* Locks and reads a case for the scheduler; a case locked elsewhere (or
- * gone) is 412 "stale" at once, never a wait. */
-bool store_tx_case_claim(store_tx *tx, const char *id, json_t **out_case, ar_err *err) AR_MUSTCHECK;
-bool store_tx_case_apply(store_tx *tx, const store_change *ch, json_t **out_case,
+/* What the scheduler decides an expiry on. decision is owned: free with
+ * store_claimed_clear. */
+typedef struct {
+	char id[AR_MAX_ID_LEN + 1];
+	int version;
+	ar_kind kind;
+	fsm_state state;
+	bool manual_review, has_offer, agreement_pending;
+	char shop_id[AR_MAX_ID_LEN + 1];
+	json_t *decision;
+} store_claimed;
+void store_claimed_clear(store_claimed *c, size_t n);
+/* Locks and reads the cases of ids (n of them, one statement) for the
+ * scheduler; a case locked elsewhere (or gone) is skipped at once, never
+ * waited for. out has room for n; *n_out of them are filled. */
+bool store_tx_claim(store_tx *tx, const char *const *ids, size_t n, store_claimed *out,
+		    size_t *n_out, ar_err *err) AR_MUSTCHECK;
+/* The changes in one pipeline inside tx (one round trip). applied[i] is
+ * false for a change whose case had moved on (its conditions failed). */
+bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool applied[],
 			 ar_err *err) AR_MUSTCHECK;
 
 /* A pending deadline as the scheduler loads it. */
@@ -261,12 +314,6 @@ typedef struct {
 bool store_buyer_history(store *s, const ar_case_input *in, store_history *out,
 			 ar_err *err) AR_MUSTCHECK;
 
-/* Counts quality cases on (shop, sku) within window_days; at threshold it
- * flags the SKU and appends a sku.batch_defect event to case_id, once per
- * flag. *flagged says whether this call raised the flag. */
-bool store_sku_check(store *s, const char *shop_id, const char *sku, int threshold,
-		     int window_days, const char *case_id, bool *flagged,
-		     ar_err *err) AR_MUSTCHECK;
 /* Clears the active flag of (shop, sku); 404 when there is none. */
 bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char *by,
 		     ar_err *err) AR_MUSTCHECK;

@@ -1,10 +1,13 @@
 -- Baseline "create": the service's ST_CREATE (src/store.c; run.sh pastes the
 -- statement in at @ST_CREATE and fails if its parameters changed): one case,
--- its seller_response deadline and its open event per transaction
+-- its seller_response deadline, its open event, the SKU's batch-defect
+-- count and the stored idempotent reply, one case per transaction
 -- (autocommit, synchronous_commit on), -M prepared like the service. The
 -- JSON parameters are those of a case created through the API at the start
--- of the run (-D order_doc, evidence, decision, deadlines, events); shop,
--- buyer, SKU, order id, description and Idempotency-Key vary per transaction.
+-- of the run (-D order_doc, evidence, decision, deadlines, events, allowed);
+-- shop, buyer, SKU, order id, description and Idempotency-Key vary per
+-- transaction; the batch-defect threshold and window are the default
+-- policy's (5 in 7 days).
 \set shop 1000000 + random(0, :nshops - 1)
 \set buyer 50000000 + random(0, :nbuyers - 1)
 \set sku random(0, 4999)
@@ -31,4 +34,11 @@
 --@ 20 :actor
 --@ 21 :events
 --@ 22 :ord
+--@ 23 'c_' || md5(:ord || '-' || random())
+--@ 24 't'
+--@ 25 7
+--@ 26 5
+--@ 27 encode(sha256(convert_to(:ord || '-body', 'UTF8')), 'hex')
+--@ 28 20
+--@ 29 :allowed
 @ST_CREATE

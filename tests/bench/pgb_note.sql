@@ -1,5 +1,5 @@
 -- Baseline "transition": what the service runs for POST /v1/cases/{id}/actions
--- {"action":"note"} by an agent key: ST_GET (it reads the case to check
+-- {"action":"note"} by an agent key: ST_FACTS (it reads the case to check
 -- If-Match and run the state machine; c.version is added to the select list
 -- so pgbench can pass it on) then ST_APPLY with the version check, the note
 -- event and no deadline change. Two statements, each its own transaction,
@@ -7,7 +7,7 @@
 \set n random(:tlo, :thi)
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 NULL
-@ST_GET version gset
+@ST_FACTS version gset
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 :ver
 --@ 3 'awaiting_seller'
@@ -27,4 +27,5 @@
 --@ 17 :actor
 --@ 18 :note_events
 --@ 19 'keep'
+--@ 20 't'
 @ST_APPLY

@@ -247,10 +247,10 @@ def cmd_check_list(store_c):
 # ---- the table ----
 
 WORKLOADS = [
-    ("create", "POST /v1/cases", "ST_CREATE (1 case + deadline + event, 1 commit)"),
+    ("create", "POST /v1/cases", "ST_CREATE (case, deadline, event, SKU check, idempotent reply: 1 statement, 1 commit)"),
     ("get", "GET /v1/cases/{id}", "ST_GET"),
     ("list", "GET /v1/cases?shop_id=&state=", "list query, LIMIT 51"),
-    ("note", "POST /v1/cases/{id}/actions (note)", "ST_GET + ST_APPLY"),
+    ("note", "POST /v1/cases/{id}/actions (note)", "ST_FACTS + ST_APPLY"),
 ]
 TARGET = {"create": 1.0, "get": 0.5, "list": 0.5, "note": 1.0}
 
@@ -302,7 +302,8 @@ def render(results, meta_path, out):
     L.append("- mode: %s; %s cases across %s shops (%s buyers); %s s per run; clients %s" % (
         "SMOKE (checks that it works; the figures mean nothing)" if meta.get("smoke") == "1" else "full",
         meta.get("cases", "?"), meta.get("shops", "?"), meta.get("buyers", "?"),
-        meta.get("duration", "?"), " ".join(str(c) for c in clients)))
+        meta.get("duration", "?"), " ".join(str(c) for c in clients)) +
+        ("; only: %s (BENCH_ONLY)" % meta["only"] if meta.get("only") else ""))
     L.append("- PostgreSQL %s, its own throwaway cluster: %s" % (meta.get("pg_version", "?"), meta.get("pg_conf", "")))
     L.append("- arbiter: release build (`make build`, %s), ARBITER_DB_POOL=%s (default: 8 × cores, at most 32), policy %s" % (
         meta.get("cflags", "-O2 -g"), meta.get("db_pool", "default"), meta.get("policy_version", "?")))
@@ -418,7 +419,10 @@ def render(results, meta_path, out):
     L.append("")
 
     # ---- failures (never speed) ----
+    only = meta.get("only", "").split()
     for key, _, _ in WORKLOADS:
+        if only and key not in only:
+            continue
         for c in clients:
             if (key, c) not in pg:
                 problems.append("pgbench %s c=%d: no result" % (key, c))
@@ -438,6 +442,8 @@ def render(results, meta_path, out):
                 n, c, r.get("rc"), r.get("requests"), r.get("non2xx"), r.get("non2xx_sample"),
                 r.get("errors")))
     for name in ("ready_ms", "drain_fired"):
+        if only and "sla" not in only:
+            continue
         if name not in misc or misc[name].get("value") is None:
             problems.append("SLA figure %s missing" % name)
     # A slow drain is a finding (run.sh notes it; the smoke run, whose few

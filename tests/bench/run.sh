@@ -23,6 +23,10 @@
 # Knobs (environment): BENCH_SMOKE, BENCH_CASES, BENCH_SHOPS, BENCH_DURATION
 # (s per run), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
 # BENCH_RESULTS (output file), BENCH_KEEP=1 (keep the scratch directory),
+# BENCH_ONLY ("create get list note sla": a subset, for working on one path),
+# BENCH_PERF=1 (perf record -a -g during each wrk run, the top functions
+# of every process written next to the results as
+# profiles/perf_<workload>_c<N>.txt),
 # ARBITER_DB_POOL (passed to the service), ARBITER_POLICY.
 set -euo pipefail
 
@@ -78,6 +82,7 @@ ARB_PID=
 BG_PIDS=()
 PROBLEMS=0
 
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" $1 "* ]]; }
 log() { printf '[bench %4ss] %s\n' "$(( ($(date +%s%N) - T_START) / 1000000000 ))" "$*" >&2; }
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
 note() { meta note "$*"; }
@@ -128,6 +133,7 @@ meta cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 meta mem_gib "$(free -g | awk '/^Mem:/{print $2}')"
 meta kernel "Linux $(uname -r)"
 meta smoke "$SMOKE"
+meta only "${BENCH_ONLY:-}"
 meta cases "$N"; meta shops "$SHOPS"; meta buyers "$BUYERS"; meta duration "$DUR"
 meta cflags "${CFLAGS:--O2 -g (Makefile default)}"
 meta db_pool "${ARBITER_DB_POOL:-default}"
@@ -267,6 +273,7 @@ code=$(curl -s -o "$OUT/ref_case.json" -w '%{http_code}' -X POST "$URL/v1/cases"
 [ "$code" = 201 ] || { echo "bench: creating the reference case failed ($code)" >&2; cat "$OUT/ref_case.json" >&2; exit 1; }
 REF_SQL="FROM cases c JOIN case_deadlines d ON d.case_id = c.id WHERE c.idem_key = 'bench-ref'"
 ORDER_DOC=$(psql_u -At -c "SELECT c.order_doc $REF_SQL")
+ALLOWED=$($PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["allowed_actions"], separators=(",", ":")))' "$OUT/ref_case.json")
 EVIDENCE=$(psql_u -At -c "SELECT c.evidence $REF_SQL")
 DECISION=$(psql_u -At -c "SELECT c.decision $REF_SQL")
 DEADLINES=$(psql_u -At -c "SELECT json_build_array(json_build_object('name', d.name,
@@ -294,7 +301,7 @@ PGB_COMMON=(-n -h "$W/pg" -p "$PGPORT" -U arbiter -T "$DUR" -l --sampling-rate=0
 PGB_VARS=(-D ncases="$N" -D nshops="$SHOPS" -D nbuyers="$BUYERS" -D nsel="$NSEL" -D selstride="$SELSTRIDE"
 	-D tlo=$((A + 1)) -D thi=$((XLO - 1)) -D actor=pgbench -D pv="$PV"
 	-D order_doc="$ORDER_DOC" -D evidence="$EVIDENCE" -D decision="$DECISION"
-	-D deadlines="$DEADLINES" -D events="$EVENTS" -D note_events="$NOTE_EVENTS")
+	-D deadlines="$DEADLINES" -D events="$EVENTS" -D note_events="$NOTE_EVENTS" -D allowed="$ALLOWED")
 run_pgb() {
 	local name=$1 c=$2 mode=$3 script=$4 rc=0
 	shift 4
@@ -319,6 +326,13 @@ run_wrk() {
 	alive "wrk $name c=$c"
 	hwm_reset
 	cpu0=$(cpu_ticks)
+	local perf_pid=
+	if [ "${BENCH_PERF:-0}" = 1 ]; then
+		# system-wide: arbiter makes a thread per connection after this
+		# starts, and PostgreSQL's side of the work is half the story
+		perf record -q -e cpu-clock -a -g -o "$OUT/perf_${name}_c$c.data" 2>/dev/null &
+		perf_pid=$!
+	fi
 	BENCH_THREADS=$t BENCH_LUA_DIR=$here BENCH_RUN_SALT="$name$c$RANDOM" \
 		wrk -t"$t" -c"$c" -d"${DUR}s" --timeout 10s --latency -s "$here/$lua" "$URL" \
 		>"$OUT/wrk_${name}_c$c.out" 2>&1 || rc=$?
@@ -327,6 +341,12 @@ run_wrk() {
 		exit 1
 	fi
 	cpu1=$(cpu_ticks)
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+		mkdir -p "$(dirname "$OUTFILE")/profiles"
+		perf report -q -i "$OUT/perf_${name}_c$c.data" --stdio --no-children --percent-limit 0.5 \
+			-g none --sort comm,dso,symbol 2>/dev/null >"$(dirname "$OUTFILE")/profiles/perf_${name}_c$c.txt" || true
+	fi
 	$PY "$REPORT" wrk "$RES" "$name" "$c" "$OUT/wrk_${name}_c$c.out" "$rc" "$((cpu1 - cpu0))" "$(hwm_kb)" \
 		"wrk -t$t -c$c -d${DUR}s --timeout 10s --latency -s tests/bench/$lua \$URL"
 	log "wrk $name c=$c: $(grep -m1 'Requests/sec' "$OUT/wrk_${name}_c$c.out" || echo failed)"
@@ -351,30 +371,36 @@ xacts_of() { local t=0 c n; for c in $CLIENTS; do
 stop_arbiter
 psql_a -c "CHECKPOINT"
 log "baselines: pgbench, $DUR s per run, clients $CLIENTS"
-for c in $CLIENTS; do run_pgb create "$c" prepared pgb_create.sql; done
-made=$(psql_u -At -c "SELECT count(*) FROM cases WHERE idem_scope = 'pgbench'")
-[ "$made" = "$(xacts_of create)" ] || problem "pgbench create: $(xacts_of create) transactions but $made cases"
-for c in $CLIENTS; do run_pgb get "$c" prepared pgb_get.sql; done
-for c in $CLIENTS; do run_pgb list "$c" extended pgb_list.sql; done
-x0=$(xid)
-for c in $CLIENTS; do run_pgb note "$c" prepared pgb_note.sql; done
-# A note whose case another client changed between its read and its write
-# applies nothing (as the service would answer 412): rare over this slice.
-notes=$(psql_u -At -c "SELECT count(*) FROM case_events WHERE xid > '$x0' AND xid < pg_current_xact_id()
-	AND action = 'note' AND actor_id = 'pgbench'")
-[ "$notes" -ge $(( $(xacts_of note) * 9 / 10 )) ] || problem "pgbench note: $(xacts_of note) transactions but $notes notes written"
+made=0 notes=0
+if want create; then
+	for c in $CLIENTS; do run_pgb create "$c" prepared pgb_create.sql; done
+	made=$(psql_u -At -c "SELECT count(*) FROM cases WHERE idem_scope = 'pgbench'")
+	[ "$made" = "$(xacts_of create)" ] || problem "pgbench create: $(xacts_of create) transactions but $made cases"
+fi
+if want get; then for c in $CLIENTS; do run_pgb get "$c" prepared pgb_get.sql; done; fi
+if want list; then for c in $CLIENTS; do run_pgb list "$c" extended pgb_list.sql; done; fi
+if want note; then
+	x0=$(xid)
+	for c in $CLIENTS; do run_pgb note "$c" prepared pgb_note.sql; done
+	# A note whose case another client changed between its read and its
+	# write applies nothing (as the service would answer 412): rare here.
+	notes=$(psql_u -At -c "SELECT count(*) FROM case_events WHERE xid > '$x0' AND xid < pg_current_xact_id()
+		AND action = 'note' AND actor_id = 'pgbench'")
+	[ "$notes" -ge $(( $(xacts_of note) * 9 / 10 )) ] || problem "pgbench note: $(xacts_of note) transactions but $notes notes written"
+fi
 note "pgbench wrote $made cases in $(xacts_of create) create transactions and $notes notes in $(xacts_of note) transition transactions (a note whose case changed between its two statements writes nothing)."
 
 # ---------------------------------------------------------------- service
 start_arbiter
 $PY "$REPORT" wait-ready "$URL/readyz" 30 >/dev/null || { echo "bench: arbiter did not become ready" >&2; exit 1; }
 log "service: wrk, $DUR s per run, connections $CLIENTS"
-for c in $CLIENTS; do run_wrk create "$c" wrk_create.lua; done
-for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done
-for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done
-for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done
+if want create; then for c in $CLIENTS; do run_wrk create "$c" wrk_create.lua; done; fi
+if want get; then for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done; fi
+if want list; then for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
+if want note; then for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done; fi
 
 # ---------------------------------------------------------------- SLA
+if want sla; then
 alive "the restart"
 stop_arbiter
 
@@ -484,6 +510,7 @@ if grep -q '^BENCH_RESULT' "$OUT/wrk_get_drain.out"; then
 fi
 hwm=$(hwm_kb)
 $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"wheel_rss\",\"value\":\"$(( hwm / 1024 )) MiB at most during the drain (VmHWM), $(( rss0 / 1024 )) MiB (VmRSS) just before it\",\"label\":\"arbiter memory during the drain (the wheel holds the deadlines of the next 30 s, refilled 20,000 rows at a time, so a per-million figure cannot be read from outside; tests/bench/tw_bench.c measures bytes per timer)\"}"
+fi # want sla
 stop_arbiter
 
 # ---------------------------------------------------------------- report
