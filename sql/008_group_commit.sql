@@ -30,3 +30,8 @@ END $$;
 ALTER TABLE cases SET (toast_tuple_target = 8160);
 ALTER TABLE case_events SET (toast_tuple_target = 8160);
 ALTER TABLE idempotency_keys SET (toast_tuple_target = 8160);
+
+-- The batch-defect count in ST_CREATE: a shop's quality cases of one SKU
+-- in the window, without visiting the shop's other cases.
+CREATE INDEX cases_sku_quality_idx ON cases (shop_id, sku, created_at)
+    WHERE reason IN ('quality_defect', 'not_as_described', 'safety_hazard');

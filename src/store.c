@@ -218,7 +218,8 @@ static const struct {
 	 * again */
 	[ST_CLAIM] = { "case_claim",
 		"SELECT c.id, c.version, c.kind, c.state, c.manual_review,"
-		"       c.offer_cents IS NOT NULL, c.agreement_pending, c.shop_id, c.decision"
+		"       c.offer_cents IS NOT NULL AS has_offer, c.agreement_pending, c.shop_id,"
+		"       c.decision"
 		"  FROM cases c WHERE c.id = ANY ($1::text[]) FOR UPDATE SKIP LOCKED" },
 	[ST_GET_ROW] = { "case_get_row",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"

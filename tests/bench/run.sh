@@ -47,11 +47,15 @@ if [ "$SMOKE" = 1 ]; then
 	N=${BENCH_CASES:-20000}; SHOPS=${BENCH_SHOPS:-200}; DUR=${BENCH_DURATION:-2}
 	CLIENTS=${BENCH_CLIENTS:-"1 64"}; DRAIN=${BENCH_DRAIN:-2000}
 	DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-30}; DRAIN_LEAD=3
+	STEADY_LOW=200; STEADY_SECS=2; STEADY_HIGH=1000; STEADY_HIGH_SECS=1
 	OUTFILE=${BENCH_RESULTS:-$repo/build/bench/RESULTS.smoke.md}
 else
 	N=${BENCH_CASES:-1000000}; SHOPS=${BENCH_SHOPS:-10000}; DUR=${BENCH_DURATION:-15}
 	CLIENTS=${BENCH_CLIENTS:-"1 16 64"}; DRAIN=${BENCH_DRAIN:-100000}
 	DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-80}; DRAIN_LEAD=5
+	# issue 5 asks the lag at 10 k/s; 1 k/s shows it where this machine
+	# keeps up
+	STEADY_LOW=1000; STEADY_SECS=5; STEADY_HIGH=10000; STEADY_HIGH_SECS=2
 	OUTFILE=${BENCH_RESULTS:-$here/RESULTS.md}
 fi
 BUYERS=$(( N * 3 / 10 > 0 ? N * 3 / 10 : 1 ))
@@ -510,6 +514,42 @@ if grep -q '^BENCH_RESULT' "$OUT/wrk_get_drain.out"; then
 fi
 hwm=$(hwm_kb)
 $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"wheel_rss\",\"value\":\"$(( hwm / 1024 )) MiB at most during the drain (VmHWM), $(( rss0 / 1024 )) MiB (VmRSS) just before it\",\"label\":\"arbiter memory during the drain (the wheel holds the deadlines of the next 30 s, refilled 20,000 rows at a time, so a per-million figure cannot be read from outside; tests/bench/tw_bench.c measures bytes per timer)\"}"
+
+# Steady arrivals: RATE deadlines a second for SECS seconds, spread evenly
+# (not a burst), from the expiry slice's deadlines that pgbench left
+# pending; lag from commit timestamps, as for the drain.
+steady() {
+	local rate=$1 secs=$2 name=$3 xs due moved left=1 end
+	xs=$(xid)
+	due=$(psql_u -At -c "SELECT extract(epoch FROM date_trunc('second', now()) + interval '3 s')::bigint")
+	moved=$(psql_u -At -c "WITH k AS (SELECT d.case_id, row_number() OVER () - 1 AS r
+		  FROM generate_series($XLO, $((XLO + E - 1))) g(i)
+		  JOIN case_deadlines d ON d.case_id = 'c_' || md5('case' || g.i) AND d.name = 'seller_response'
+		 WHERE d.due_at > now() + interval '1 hour' LIMIT $(( rate * secs ))),
+		u AS (UPDATE case_deadlines d SET due_at = to_timestamp($due) + k.r * interval '1 second' / $rate,
+		  reminded = true FROM k WHERE d.case_id = k.case_id AND d.name = 'seller_response' RETURNING 1)
+		SELECT count(*) FROM u")
+	end=$(( due + secs + DRAIN_TIMEOUT ))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		left=$(psql_u -At -c "SELECT count(*) FROM case_deadlines WHERE due_at >= to_timestamp($due)
+			AND due_at < to_timestamp($due + $secs)")
+		[ "$left" = 0 ] && [ "$(date +%s)" -gt $(( due + secs )) ] && break
+		sleep 0.5
+	done
+	sleep 0.2
+	read -r fired l50 l99 lmax <<<"$(psql_u -At -F' ' -c "
+		WITH e AS (SELECT extract(epoch FROM pg_xact_commit_timestamp(ev.xid::text::xid)
+		                 - (ev.data->>'due_at')::timestamptz) * 1000 AS lag
+		        FROM case_events ev WHERE ev.xid > '$xs'::xid8
+		         AND ev.action = 'expire_seller_response' AND ev.actor_role = 'system')
+		SELECT count(*), coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), 0),
+		       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY lag), 0), coalesce(max(lag), 0) FROM e")"
+	[ "$left" = 0 ] || note "Steady $rate/s: $left of $moved deadlines still pending ${DRAIN_TIMEOUT} s after the last was due; the lag is over those fired."
+	$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"$name\",\"value\":{\"p50\":$l50,\"p99\":$l99,\"max\":$lmax},\"fired\":$fired,\"moved\":$moved,\"label\":\"firing lag at $rate deadlines/s for $secs s (commit time − due time; $fired of $moved fired)\",\"cmd\":\"UPDATE case_deadlines SET due_at = T + r / $rate s for $moved pending seller_response deadlines; pg_xact_commit_timestamp(event xid) − due_at\"}"
+	log "steady $rate/s: $fired of $moved fired; lag p50 $l50 ms p99 $l99 ms"
+}
+steady "$STEADY_LOW" "$STEADY_SECS" lag_steady_low
+steady "$STEADY_HIGH" "$STEADY_HIGH_SECS" lag_steady_high
 fi # want sla
 stop_arbiter
 

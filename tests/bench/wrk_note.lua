@@ -46,7 +46,7 @@ end
 
 function response(status, headers, body)
 	if count_status(status) then
-		local id = body:match('^{"id":"([^"]+)"')
+		local id = body:match('^{%s*"id"%s*:%s*"([^"]+)"')
 		local p = id and pos_of[id]
 		local etag = headers["ETag"] or headers["etag"]
 		local v = etag and etag:match("(%d+)")
