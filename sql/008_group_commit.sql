@@ -35,3 +35,8 @@ ALTER TABLE idempotency_keys SET (toast_tuple_target = 8160);
 -- in the window, without visiting the shop's other cases.
 CREATE INDEX cases_sku_quality_idx ON cases (shop_id, sku, created_at)
     WHERE reason IN ('quality_defect', 'not_as_described', 'safety_hazard');
+
+-- The scheduler's reminder refill asks each second for the deadlines not
+-- yet reminded within the next day; most of a day's deadlines have been,
+-- so it reads a partial index rather than walking them all.
+CREATE INDEX case_deadlines_remind_idx ON case_deadlines (due_at) WHERE NOT reminded;

@@ -167,6 +167,11 @@ static bool refill(sla *s, size_t *added)
 		return false;
 	}
 	full = n == LOAD_CAP;
+	if (log_enabled(LOG_DEBUG)) {
+		char nb[24];
+		snprintf(nb, sizeof(nb), "%zu", n);
+		log_kv(LOG_DEBUG, "sla: refill", "rows", nb, NULL);
+	}
 	for (size_t i = 0; i < n; i++) {
 		const store_due *d = &s->due[i];
 		fsm_deadline dl;
@@ -321,9 +326,9 @@ static bool plan_expiry(sla *s, const entry *e, const store_claimed *c, store_ch
 }
 
 /*
- * Fires a batch of expiries in one transaction of two round trips: one
- * statement locks and reads every case (skipping those held elsewhere),
- * the state machine decides each, and their changes go down one pipeline.
+ * Fires a batch of expiries in one transaction of two statements: one
+ * locks and reads every case (skipping those held elsewhere), the state
+ * machine decides each, and one writes all their changes.
  * Each change commits only while its deadline row, armed at the same
  * version, still exists and is due, so a lost race writes nothing. On a
  * broken transaction nothing was committed, and the entries are re-armed
@@ -337,6 +342,7 @@ static void fire_batch(sla *s, uint32_t *idx, size_t n)
 	static json_t *owned[2 * FIRE_BATCH];
 	static bool applied[FIRE_BATCH];
 	static int change_of[FIRE_BATCH];
+	static bool planned[FIRE_BATCH];
 	const char *ids[FIRE_BATCH];
 	store_tx *tx = NULL;
 	size_t n_got = 0, n_ch = 0;
@@ -350,13 +356,20 @@ static void fire_batch(sla *s, uint32_t *idx, size_t n)
 	if (!store_tx_begin(s->app->db, &tx, &err))
 		goto fail;
 	ok = store_tx_claim(tx, ids, n, got, &n_got, &err);
+	for (size_t j = 0; j < n_got; j++)
+		planned[j] = false;
 	for (size_t i = 0; ok && i < n; i++) {
 		const store_claimed *c = NULL;
+		size_t j = 0;
 		change_of[i] = -1;
-		for (size_t j = 0; j < n_got && !c; j++)
-			c = strcmp(got[j].id, ids[i]) == 0 ? &got[j] : NULL;
-		if (!c)
-			continue;   /* held elsewhere: its deadline comes round again */
+		while (j < n_got && strcmp(got[j].id, ids[i]) != 0)
+			j++;
+		/* held elsewhere, or a second deadline of a case this batch
+		 * changes: it comes round again */
+		if (j == n_got || planned[j])
+			continue;
+		c = &got[j];
+		planned[j] = true;
 		if (plan_expiry(s, &s->e[idx[i]], c, &chs[n_ch], &res[i], &owned[2 * n_ch],
 				&owned[2 * n_ch + 1])) {
 			change_of[i] = (int)n_ch++;
@@ -366,6 +379,11 @@ static void fire_batch(sla *s, uint32_t *idx, size_t n)
 		}
 	}
 	ok = ok && store_tx_apply_many(tx, chs, n_ch, applied, &err);
+	if (log_enabled(LOG_DEBUG)) {
+		char nb[48];
+		snprintf(nb, sizeof(nb), "%zu/%zu/%zu", n, n_got, n_ch);
+		log_kv(LOG_DEBUG, "sla: batch", "due/claimed/changed", nb, NULL);
+	}
 	ok = store_tx_end(tx, ok, &err) && ok;
 	for (size_t k = 0; k < 2 * n_ch; k++)
 		json_decref(owned[k]);

@@ -22,7 +22,6 @@
 
 enum stmt_id {
 	ST_CREATE,
-	ST_GET,
 	ST_FACTS,
 	ST_EVENTS,
 	ST_EXISTS,
@@ -32,6 +31,7 @@ enum stmt_id {
 	ST_KEY_TOUCH,
 	ST_HISTORY,
 	ST_CLAIM,
+	ST_EXPIRE,
 	ST_GET_ROW,
 	ST__COUNT
 };
@@ -116,10 +116,6 @@ static const struct {
 		" SELECT j.body, (SELECT count(*) FROM e), (SELECT count(*) FROM f),"
 		"        (SELECT count(*) FROM k)"
 		"  FROM j" },
-	[ST_GET] = { "case_get",
-		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))"
-		"  FROM cases c WHERE c.id = $1"
-		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	/* what an action is decided on: no deadlines, no timestamps to format */
 	[ST_FACTS] = { "case_facts",
 		"SELECT json_build_object('version', c.version, 'kind', c.kind, 'state', c.state,"
@@ -221,6 +217,56 @@ static const struct {
 		"       c.offer_cents IS NOT NULL AS has_offer, c.agreement_pending, c.shop_id,"
 		"       c.decision"
 		"  FROM cases c WHERE c.id = ANY ($1::text[]) FOR UPDATE SKIP LOCKED" },
+	/* The scheduler's changes of a batch as one set: what ST_APPLY does
+	 * for one change (the version check, the due deadline still armed at
+	 * its version, deadlines replaced, events appended), for each element
+	 * of $1, in one statement; returns the ids of the cases it changed. */
+	[ST_EXPIRE] = { "case_expire",
+		"WITH x AS ("
+		"  SELECT * FROM json_to_recordset($1::json) AS x(id text, ver int, state text,"
+		"     outcome text, clear_offer boolean, refund bigint, dl text, armed int,"
+		"     replace boolean, deadlines json, events json, n int)),"
+		" u AS ("
+		"  UPDATE cases c SET state = x.state, outcome = x.outcome, version = c.version + 1,"
+		"     updated_at = now(),"
+		"     offer_cents = CASE WHEN x.clear_offer THEN NULL ELSE c.offer_cents END,"
+		"     refund_cents = coalesce(x.refund, c.refund_cents)"
+		"    FROM x"
+		"   WHERE c.id = x.id AND c.version = x.ver"
+		"     AND EXISTS (SELECT 1 FROM case_deadlines d WHERE d.case_id = x.id"
+		"          AND d.name = x.dl AND d.armed_version = x.armed"
+		"          AND d.due_at <= clock_timestamp())"
+		"  RETURNING c.id, c.version, c.shop_id, c.policy_version, x.dl, x.replace,"
+		"     x.deadlines, x.events, x.n),"
+		" del AS ("
+		"  DELETE FROM case_deadlines d USING u"
+		"   WHERE d.case_id = u.id"
+		"     AND ((u.replace AND d.name NOT IN (SELECT y.name"
+		"          FROM json_to_recordset(u.deadlines) AS y(name text))) OR d.name = u.dl)"
+		"  RETURNING d.case_id),"
+		" ins AS ("
+		"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
+		"  SELECT u.id, y.name, now() + y.after_ms * interval '1 millisecond',"
+		"         y.on_expiry, u.version"
+		"    FROM u, json_to_recordset(u.deadlines) AS y(name text, after_ms bigint, on_expiry text)"
+		"   WHERE u.replace"
+		"  ON CONFLICT (case_id, name) DO UPDATE SET due_at = EXCLUDED.due_at,"
+		"     on_expiry = EXCLUDED.on_expiry, armed_version = EXCLUDED.armed_version,"
+		"     reminded = false, armed_at = now()"
+		"  RETURNING 1),"
+		" e AS ("
+		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
+		"     from_state, to_state, data, policy_version)"
+		"  SELECT u.id, u.shop_id, $2::text, $3::text, y.action, y.from_state, y.to_state,"
+		"         coalesce(y.data, '{}'::jsonb), u.policy_version"
+		"    FROM u, ROWS FROM (json_to_recordset(u.events) AS (action text,"
+		"         from_state text, to_state text, data jsonb))"
+		"         WITH ORDINALITY AS y(action, from_state, to_state, data, k)"
+		"   ORDER BY u.n, y.k"
+		"  RETURNING 1)"
+		" SELECT u.id, (SELECT count(*) FROM e), (SELECT count(*) FROM del),"
+		"        (SELECT count(*) FROM ins)"
+		"  FROM u" },
 	[ST_GET_ROW] = { "case_get_row",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
 		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
@@ -563,12 +609,9 @@ static PGresult *exec_stmt(store *s, int idx, enum stmt_id id, int n,
  * again on its own, so one bad write never fails its neighbours.
  */
 
-/* The jobs in one pipeline; own_tx wraps them in BEGIN and COMMIT, else
- * they run inside the connection's open transaction. true: every job has
- * its result; false: nothing of them stands (with own_tx: rolled back;
- * without: the transaction is failed and must be rolled back) and no job
- * holds a result. */
-static bool pipeline_run(store *s, int idx, gc_job *batch, bool own_tx)
+/* BEGIN, the jobs, COMMIT in one pipeline. true: every job has its result;
+ * false: nothing is committed and no job holds a result. */
+static bool pipeline_run(store *s, int idx, gc_job *batch)
 {
 	PGconn *c = s->slots[idx].conn;
 	PGresult *r;
@@ -576,10 +619,10 @@ static bool pipeline_run(store *s, int idx, gc_job *batch, bool own_tx)
 
 	if (!PQenterPipelineMode(c))
 		return false;
-	sent = !own_tx || PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+	sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
 	for (gc_job *j = batch; sent && j; j = j->next)
 		sent = PQsendQueryPrepared(c, stmts[j->id].name, j->n, j->vals, NULL, NULL, 0);
-	sent = sent && (!own_tx || PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0)) &&
+	sent = sent && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
 	       PQpipelineSync(c);
 	if (!sent) {
 		/* a connection that cannot send is gone; release() drops it */
@@ -589,8 +632,7 @@ static bool pipeline_run(store *s, int idx, gc_job *batch, bool own_tx)
 	}
 	/* results come in order: BEGIN, each job, COMMIT, each followed by a
 	 * NULL, then the sync; after an error the rest are PIPELINE_ABORTED */
-	began = !own_tx;
-	for (gc_job *j = own_tx ? NULL : batch;;) {   /* whose result comes next; NULL: BEGIN, COMMIT */
+	for (gc_job *j = NULL;;) {     /* whose result comes next; NULL: BEGIN, COMMIT */
 		r = PQgetResult(c);
 		if (!r || PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 			PQclear(r);
@@ -619,10 +661,8 @@ static bool pipeline_run(store *s, int idx, gc_job *batch, bool own_tx)
 		PQfinish(c);
 		s->slots[idx].conn = NULL;
 		failed = true;
-	} else if (own_tx && PQtransactionStatus(c) != PQTRANS_IDLE) {
+	} else if (PQtransactionStatus(c) != PQTRANS_IDLE) {
 		PQclear(db_exec(c, "ROLLBACK"));
-		failed = true;
-	} else if (!own_tx && PQtransactionStatus(c) != PQTRANS_INTRANS) {
 		failed = true;
 	}
 	if (failed) {
@@ -650,7 +690,7 @@ static void gc_run_batch(store *s, gc_job *batch)
 			*j->err = aerr;
 		goto done;
 	}
-	if (batch->next && pipeline_run(s, idx, batch, true)) {
+	if (batch->next && pipeline_run(s, idx, batch)) {
 		double dt = (double)(mono_us() - t0) / 1e6;
 		for (gc_job *j = batch; j; j = j->next)
 			metrics_db_query(dt, false);
@@ -1564,40 +1604,59 @@ done:
 bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool applied[],
 			 ar_err *err)
 {
-	apply_params *p = calloc(n ? n : 1, sizeof(*p));
-	gc_job *jobs = calloc(n ? n : 1, sizeof(*jobs));
-	size_t made = 0;
+	json_t *set = json_array();
+	char *set_s = NULL;
+	PGresult *r = NULL;
 	bool ok = false;
 
-	if (!p || !jobs) {
+	for (size_t i = 0; i < n; i++)
+		applied[i] = false;
+	if (n == 0) {
+		json_decref(set);
+		return true;
+	}
+	for (size_t i = 0; set && i < n; i++) {
+		const store_change *ch = &chs[i];
+		json_t *o = json_pack("{s:s,s:i,s:s,s:s?,s:b,s:o,s:s,s:i,s:b,s:o,s:o,s:i}",
+			"id", ch->case_id, "ver", ch->expected_version, "state", ch->state,
+			"outcome", ch->outcome, "clear_offer", ch->offer == STORE_CLEAR,
+			"refund", ch->refund_cents >= 0 ? json_integer(ch->refund_cents) : json_null(),
+			"dl", ch->consume_deadline, "armed", ch->consume_armed_version,
+			"replace", ch->replace_deadlines,
+			"deadlines", deadlines_json(ch->deadlines, ch->n_deadlines),
+			"events", events_json(ch->events, ch->n_events), "n", (int)i);
+		if (!o || json_array_append_new(set, o)) {
+			json_decref(set);
+			set = NULL;
+		}
+	}
+	set_s = set ? json_dumps(set, JSON_COMPACT) : NULL;
+	if (!set_s) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
 		goto done;
 	}
-	for (; made < n; made++) {
-		if (!apply_params_init(&p[made], &chs[made], false, err))
-			goto done;
-		jobs[made] = (gc_job){ ST_APPLY, 20, p[made].vals, NULL, err, false,
-				       made + 1 < n ? &jobs[made + 1] : NULL };
+	{
+		const char *vals[3] = { set_s, chs[0].actor_role, chs[0].actor_id };
+		r = exec_stmt(tx->s, tx->idx, ST_EXPIRE, 3, vals, err);
 	}
-	if (n == 0 || !ensure_prepared(tx->s, tx->idx, ST_APPLY, err))
+	if (!r)
 		goto done;
-	if (!pipeline_run(tx->s, tx->idx, jobs, false)) {
-		err_unavailable(err, "the batch failed");
-		goto done;
+	for (int k = 0; k < PQntuples(r); k++) {
+		for (size_t i = 0; i < n; i++) {
+			if (!applied[i] && strcmp(chs[i].case_id, PQgetvalue(r, k, 0)) == 0) {
+				applied[i] = true;
+				break;
+			}
+		}
 	}
-	for (size_t i = 0; i < n; i++)
-		applied[i] = PQntuples(jobs[i].res) == 1;
 	ok = true;
 done:
-	for (size_t i = 0; jobs && i < n; i++)
-		PQclear(jobs[i].res);
-	for (size_t i = 0; p && i < made; i++)
-		apply_params_free(&p[i]);
-	free(jobs);
-	free(p);
-	if (!ok && n > 0)
+	PQclear(r);
+	free(set_s);
+	json_decref(set);
+	if (!ok)
 		tx->failed = true;
-	return ok || n == 0;
+	return ok;
 }
 
 bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
@@ -1611,15 +1670,23 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t b
 	*n = 0;
 	snprintf(hz, sizeof(hz), "%" PRId64, horizon_ms);
 	snprintf(lim, sizeof(lim), "%zu", cap);
+	snprintf(bf, sizeof(bf), "%" PRId64, before_ms);
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-	r = db_exec_params(s->slots[idx].conn, "SELECT case_id, name, armed_version,"
-		"       floor(extract(epoch FROM due_at) * 1000)::bigint, reminded,"
-		"       floor(extract(epoch FROM armed_at) * 1000)::bigint"
-		"  FROM case_deadlines"
-		" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
-		" ORDER BY due_at LIMIT $2::int", 2, vals);
+#define DUE_SELECT "SELECT case_id, name, armed_version," \
+		   " floor(extract(epoch FROM due_at) * 1000)::bigint, reminded," \
+		   " floor(extract(epoch FROM armed_at) * 1000)::bigint FROM case_deadlines"
+	if (reminders)
+		r = db_exec_params(s->slots[idx].conn, DUE_SELECT
+			" WHERE NOT reminded AND due_at > now()"
+			"   AND due_at < now() + ($1::bigint + $3::bigint) * interval '1 millisecond'"
+			" ORDER BY due_at LIMIT $2::int", 3, vals);
+	else
+		r = db_exec_params(s->slots[idx].conn, DUE_SELECT
+			" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
+			" ORDER BY due_at LIMIT $2::int", 2, vals);
+#undef DUE_SELECT
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		result_error(s->slots[idx].conn, r, "due_deadlines", err);
 		PQclear(r);

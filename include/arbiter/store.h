@@ -272,8 +272,11 @@ void store_claimed_clear(store_claimed *c, size_t n);
  * waited for. out has room for n; *n_out of them are filled. */
 bool store_tx_claim(store_tx *tx, const char *const *ids, size_t n, store_claimed *out,
 		    size_t *n_out, ar_err *err) AR_MUSTCHECK;
-/* The changes in one pipeline inside tx (one round trip). applied[i] is
- * false for a change whose case had moved on (its conditions failed). */
+/* The scheduler's changes, in one statement inside tx (ST_EXPIRE). It
+ * carries what an expiry changes (state, outcome, offer cleared, refund,
+ * the deadline consumed, deadlines replaced, events) by the actor of
+ * chs[0]; each case at most once. applied[i] is false for a change whose
+ * case had moved on (its conditions failed). */
 bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool applied[],
 			 ar_err *err) AR_MUSTCHECK;
 

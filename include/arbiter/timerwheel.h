@@ -32,8 +32,8 @@
  * empty stretches of time, however long, are skipped through occupancy
  * bitmaps. 8 levels of 256 slots cover the whole 64-bit tick range, so no
  * deadline is ever clamped. Memory: one 32-byte node per timer of capacity
- * plus a fixed ~16.7 KB of slot heads and bitmaps; tw_memory_bytes reports
- * the exact figure.
+ * (kept as two 16-byte halves, see timerwheel.c) plus a fixed ~33 KB of list
+ * heads and bitmaps; tw_memory_bytes reports the exact figure.
  */
 #ifndef ARBITER_TIMERWHEEL_H
 #define ARBITER_TIMERWHEEL_H

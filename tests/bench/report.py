@@ -248,7 +248,7 @@ def cmd_check_list(store_c):
 
 WORKLOADS = [
     ("create", "POST /v1/cases", "ST_CREATE (case, deadline, event, SKU check, idempotent reply: 1 statement, 1 commit)"),
-    ("get", "GET /v1/cases/{id}", "ST_GET"),
+    ("get", "GET /v1/cases/{id}", "ST_GET_ROW"),
     ("list", "GET /v1/cases?shop_id=&state=", "list query, LIMIT 51"),
     ("note", "POST /v1/cases/{id}/actions (note)", "ST_FACTS + ST_APPLY"),
 ]

@@ -426,7 +426,7 @@ expired=$(psql_u -At -c "SELECT count(*) FROM generate_series($XLO, $((XLO + E -
 	WHERE e.actor_id = 'pgbench-expire' AND e.action = 'expire_seller_response'")
 [ "$expired" -gt 0 ] || problem "pgbench expire wrote no expiry"
 pgb_dur=$(sed -n 's/^duration: \([0-9]*\) s/\1/p' "$OUT/pgb_expire_c$EXPIRE_CLIENTS.out")
-$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_pgbench\",\"value\":$($PY -c "print($expired / ${pgb_dur:-$DUR})"),\"clients\":$EXPIRE_CLIENTS,\"label\":\"pgbench, the same expiry SQL (ST_GET + ST_APPLY), one expiry per commit ($expired in ${pgb_dur:-$DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $EXPIRE_CLIENTS -j 2 -T $DUR -f pgb_expire.sql; expire events written / duration\"}"
+$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_pgbench\",\"value\":$($PY -c "print($expired / ${pgb_dur:-$DUR})"),\"clients\":$EXPIRE_CLIENTS,\"label\":\"pgbench, the same expiry SQL (ST_CLAIM + ST_EXPIRE), one expiry per commit ($expired in ${pgb_dur:-$DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $EXPIRE_CLIENTS -j 2 -T $DUR -f pgb_expire.sql; expire events written / duration\"}"
 
 pending=$(psql_u -At -c "SELECT count(*) FROM case_deadlines")
 log "SLA: restart with $pending pending deadlines"

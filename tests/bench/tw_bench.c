@@ -68,7 +68,7 @@ typedef struct {
 typedef struct {
 	uint64_t key;
 	uint32_t pos;       /* index in the heap; free-list link when free */
-	uint32_t gen;
+	uint32_t gen;       /* odd while the node holds a timer, even while free */
 } heap_node;
 
 typedef struct {
@@ -88,7 +88,7 @@ static bool heap_init(heap *q, uint32_t cap)
 	/* Fault the pages in now, as tw_create does for its pool, so neither side pays for them in the timed loops. */
 	memset(q->h, 0, (size_t)cap * sizeof *q->h);
 	for (uint32_t i = 0; i < cap; i++)
-		q->nodes[i] = (heap_node){ 0, i + 1 < cap ? i + 1 : HEAP_FREE, 1 };
+		q->nodes[i] = (heap_node){ 0, i + 1 < cap ? i + 1 : HEAP_FREE, 0 };
 	q->n = 0;
 	q->cap = cap;
 	q->free_head = 0;
@@ -148,6 +148,7 @@ static bool heap_insert(heap *q, uint64_t due_ms, uint64_t key, tw_handle *out)
 	uint32_t id = q->free_head;
 	heap_node *nd = &q->nodes[id];
 	q->free_head = nd->pos;
+	nd->gen++;
 	nd->key = key;
 	uint64_t tick = due_ms / TICK_MS + (due_ms % TICK_MS != 0);
 	sift_up(q, q->n++, (heap_entry){ tick, q->seq++, id });
@@ -179,7 +180,13 @@ static bool heap_cancel(heap *q, tw_handle h)
 	if (h.idx >= q->cap)
 		return false;
 	heap_node *nd = &q->nodes[h.idx];
-	if (nd->gen != h.gen || nd->pos >= q->n || q->h[nd->pos].id != h.idx)
+	/*
+	 * Checked on the node's own line, as the wheel checks its handles: an
+	 * odd generation that matches is a live node whose pos is exact. (A
+	 * check that reads h[pos] costs a dependent miss before the removal
+	 * starts, ~5% of a random cancel, for nothing the generation misses.)
+	 */
+	if (nd->gen != h.gen || !(h.gen & 1))
 		return false;
 	heap_remove_at(q, nd->pos);
 	heap_release(q, h.idx);

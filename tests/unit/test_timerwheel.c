@@ -264,6 +264,48 @@ static void test_growth(void **state)
 	tw_free(w);
 }
 
+/*
+ * Never-used nodes are handed to each list in runs: the nodes set aside in
+ * the runs of other lists must still be used before the pool grows, so
+ * that tw_create/tw_reserve keep their promise of `capacity` timers
+ * without allocation, however the timers spread over the lists.
+ */
+static void test_capacity_kept(void **state)
+{
+	enum { N = 3000 };
+	static tw_handle h[N];
+	tw_wheel *w = tw_create(1, 100, 0);
+	assert_non_null(w);
+	assert_true(tw_reserve(w, N));
+	size_t bytes = tw_memory_bytes(w);
+	/* Spread over many slots of every level in use, most of them with few timers. */
+	for (uint64_t i = 0; i < N; i++)
+		assert_true(tw_insert(w, 100 + (i * 7919 % 997) * (i % 3 == 0 ? 100 : i % 3 == 1 ? 25600 : 6553600), i, &h[i]));
+	assert_int_equal(tw_memory_bytes(w), bytes);
+	for (size_t i = 0; i < N; i += 2)
+		assert_true(tw_cancel(w, h[i]));
+	for (uint64_t i = 0; i < N / 2; i++)
+		assert_true(tw_insert(w, 50 + i * 100, N + i, NULL));
+	assert_int_equal(tw_memory_bytes(w), bytes);
+	assert_int_equal(tw_pending(w), N);
+	/* One more than the capacity: now it must grow. */
+	assert_true(tw_insert(w, 1000, 2 * N, NULL));
+	assert_true(tw_memory_bytes(w) > bytes);
+	tw_expired out[64];
+	size_t total = 0, n;
+	uint64_t last_tick = 0;
+	while ((n = tw_advance(w, 997ull * 6553600 + 100, out, 64)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			assert_true(out[i].tick >= last_tick);
+			last_tick = out[i].tick;
+		}
+		total += n;
+	}
+	assert_int_equal(total, N + 1);
+	assert_int_equal(tw_pending(w), 0);
+	tw_free(w);
+}
+
 /* ---- randomized comparison with a reference model ---- */
 
 static uint64_t rng_state;
@@ -506,6 +548,7 @@ int main(void)
 		cmocka_unit_test(test_far_deadlines),
 		cmocka_unit_test(test_extreme_range),
 		cmocka_unit_test(test_growth),
+		cmocka_unit_test(test_capacity_kept),
 		cmocka_unit_test(test_random_vs_reference_100ms),
 		cmocka_unit_test(test_random_vs_reference_1ms),
 		cmocka_unit_test(test_random_vs_reference_odd_tick),
