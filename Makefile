@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke fuzz lint clean
+        valgrind-test bench bench-smoke profile fuzz lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -162,6 +162,9 @@ bench: deps build
 	@bash tests/bench/run.sh
 bench-smoke: deps build
 	@BENCH_SMOKE=1 bash tests/bench/run.sh
+# Instructions per request (callgrind), written to build/profile/PROFILE.md.
+profile: deps build db
+	@bash tests/bench/callgrind.sh
 
 # Everything CI runs: every step runs even when one fails, each prints its
 # own summary, and the last line counts the steps.

@@ -1,27 +1,6 @@
 -- Group commit: a create writes its case, deadlines, events, batch-defect
--- flag and idempotent reply in one statement, so that several requests'
--- creates can share one transaction (src/store.c, ST_CREATE). The reply
--- is rendered inside that statement, where a flag set by the same
--- statement is not yet visible to a query: hence `flagged`. The two-argument
--- form (007) stays as it is for the read paths.
-
-CREATE OR REPLACE FUNCTION arbiter_case_json(c cases, deadlines json, flagged boolean)
-RETURNS json LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN json_build_object(
-        'id', c.id, 'kind', c.kind, 'reason', c.reason, 'state', c.state,
-        'outcome', c.outcome, 'version', c.version, 'shop_id', c.shop_id,
-        'description', c.description, 'order', c.order_doc,
-        'currency', c.currency, 'requested_cents', c.requested_cents,
-        'evidence', c.evidence,
-        'deadlines', deadlines,
-        'decision', c.decision, 'manual_review', c.manual_review,
-        'offer_cents', c.offer_cents, 'agreement_pending', c.agreement_pending,
-        'refund_cents', c.refund_cents, 'policy_version', c.policy_version,
-        'sku_batch_defect', flagged OR EXISTS (SELECT 1 FROM sku_flags f
-            WHERE f.shop_id = c.shop_id AND f.sku = c.sku AND f.cleared_at IS NULL),
-        'created_at', arbiter_ts(c.created_at), 'updated_at', arbiter_ts(c.updated_at));
-END $$;
+-- flag and idempotent reply in one statement (src/store.c, ST_CREATE), so
+-- that several requests' creates can share one transaction.
 
 -- Rows of a few KB (a case with its order and decision, an open event, a
 -- stored reply) are written once and read often: kept inline and

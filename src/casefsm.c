@@ -353,15 +353,22 @@ unsigned fsm_allowed(const fsm_case *c, fsm_role r, fsm_action out[],
 
 unsigned fsm_allowed_any(const fsm_case *c, fsm_action out[], unsigned cap)
 {
+	/* One pass over the table, not a search per (action, role): every
+	 * read path asks this, and the searches showed in its profile. */
+	bool allowed[FSM_ACTION__COUNT] = { false };
 	unsigned n = 0;
+
+	if (!reachable(c->kind, c->state))
+		return 0;
+	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+		const struct transition *t = &table[i];
+		if ((t->states & (1u << c->state)) && (t->kinds & (1u << c->kind)) &&
+		    (t->roles & ~(1u << FSM_ROLE_SYSTEM) & ((1u << FSM_ROLE__COUNT) - 1)) &&
+		    !fsm_action_is_system(t->action) && guard_holds(t->when, c))
+			allowed[t->action] = true;
+	}
 	for (unsigned a = 0; a < FSM_ACTION__COUNT; a++) {
-		bool any = false;
-		if (fsm_action_is_system((fsm_action)a))
-			continue;
-		for (unsigned r = 0; r < FSM_ROLE__COUNT && !any; r++)
-			any = r != FSM_ROLE_SYSTEM &&
-			      find(c, (fsm_action)a, (fsm_role)r) != NULL;
-		if (!any)
+		if (!allowed[a])
 			continue;
 		if (n < cap)
 			out[n] = (fsm_action)a;

@@ -1,7 +1,6 @@
 /* SHA-256 (FIPS 180-4) for hashing API key secrets; pure, no allocation. */
 #include "arbiter/sha256.h"
 
-#include <stdio.h>
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -71,8 +70,13 @@ void sha256(const void *data, size_t len, uint8_t out[SHA256_LEN])
 
 void sha256_hex(const uint8_t d[SHA256_LEN], char out[2 * SHA256_LEN + 1])
 {
-	for (int i = 0; i < SHA256_LEN; i++)
-		snprintf(out + 2 * i, 3, "%02x", d[i]);
+	static const char hex[] = "0123456789abcdef";
+
+	for (int i = 0; i < SHA256_LEN; i++) {
+		out[2 * i] = hex[d[i] >> 4];
+		out[2 * i + 1] = hex[d[i] & 15];
+	}
+	out[2 * SHA256_LEN] = '\0';
 }
 
 int sha256_equal(const uint8_t a[SHA256_LEN], const uint8_t b[SHA256_LEN])

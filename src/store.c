@@ -33,6 +33,7 @@ enum stmt_id {
 	ST_CLAIM,
 	ST_EXPIRE,
 	ST_GET_ROW,
+	ST_BY_IDEM,
 	ST__COUNT
 };
 
@@ -96,14 +97,17 @@ static const struct {
 		"          AS x(role, actor, action, from_state, to_state, data, n)"
 		"   ORDER BY x.n"
 		"  RETURNING seq),"
+		/* the document cannot see a flag this statement sets: a SKU
+		 * flagged just now is written into it */
 		" j AS ("
-		"  SELECT left(arbiter_case_json(ROW(c.*)::cases,"
-		"   (SELECT coalesce(json_agg(json_build_object('name', d.name,"
-		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
-		"      ORDER BY d.due_at, d.name), '[]'::json) FROM d),"
-		"   EXISTS (SELECT 1 FROM f))::text, -1)"
+		"  SELECT left(CASE WHEN EXISTS (SELECT 1 FROM f)"
+		"     THEN (x.doc::jsonb || '{\"sku_batch_defect\": true}')::text"
+		"     ELSE x.doc::text END, -1)"
 		"   || ',\"allowed_actions\":' || $29::text || '}' AS body"
-		"    FROM c),"
+		"    FROM (SELECT arbiter_case_json(ROW(c.*)::cases,"
+		"     (SELECT coalesce(json_agg(json_build_object('name', d.name,"
+		"        'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
+		"        ORDER BY d.due_at, d.name), '[]'::json) FROM d)) AS doc FROM c) x),"
 		" k AS ("
 		"  INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, response,"
 		"     etag, location)"
@@ -116,12 +120,18 @@ static const struct {
 		" SELECT j.body, (SELECT count(*) FROM e), (SELECT count(*) FROM f),"
 		"        (SELECT count(*) FROM k)"
 		"  FROM j" },
-	/* what an action is decided on: no deadlines, no timestamps to format */
+	/* what an action is decided on, and no more: no deadlines, no
+	 * timestamps to format, of the decision its refund and severity, of
+	 * the order what it was worth */
 	[ST_FACTS] = { "case_facts",
 		"SELECT json_build_object('version', c.version, 'kind', c.kind, 'state', c.state,"
 		"   'shop_id', c.shop_id, 'manual_review', c.manual_review,"
 		"   'offer_cents', c.offer_cents, 'agreement_pending', c.agreement_pending,"
-		"   'refund_cents', c.refund_cents, 'decision', c.decision, 'order', c.order_doc,"
+		"   'refund_cents', c.refund_cents,"
+		"   'decision', json_build_object('refund', c.decision->'refund',"
+		"       'severity', c.decision->'severity'),"
+		"   'order', json_build_object('price_cents', c.order_doc->'price_cents',"
+		"       'shipping_fee_cents', c.order_doc->'shipping_fee_cents'),"
 		"   'evidence', c.evidence)"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
@@ -272,6 +282,11 @@ static const struct {
 		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
+	/* a create's case found by its Idempotency-Key, when its record expired */
+	[ST_BY_IDEM] = { "case_by_idem",
+		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
+		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending, c.id"
+		"  FROM cases c WHERE c.idem_scope = $1 AND c.idem_key = $2" },
 	[ST_HISTORY] = { "buyer_history",
 		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
 		"          AND created_at > now() - interval '7 days'),"
@@ -1137,10 +1152,12 @@ static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows
 	return true;
 }
 
-bool store_case_get_row(store *s, const char *id, const char *shop_scope,
-			store_case_row **row, ar_err *err)
+/* The case row a two-parameter statement finds (*row NULL: none), with
+ * the statement's eighth column, its id, into id_out when asked. */
+static bool row_by(store *s, enum stmt_id stmt, const char *a, const char *b,
+		   store_case_row **row, char *id_out, size_t idlen, ar_err *err)
 {
-	const char *vals[2] = { id, shop_scope };
+	const char *vals[2] = { a, b };
 	PGresult *r;
 	size_t n = 0;
 	int idx = acquire(s, err);
@@ -1149,51 +1166,38 @@ bool store_case_get_row(store *s, const char *id, const char *shop_scope,
 	*row = NULL;
 	if (idx < 0)
 		return false;
-	r = exec_stmt(s, idx, ST_GET_ROW, 2, vals, err);
+	r = exec_stmt(s, idx, stmt, 2, vals, err);
 	if (!r)
 		goto done;
-	if (PQntuples(r) == 0) {
-		err_not_found(err, id);
-		goto done;
-	}
 	ok = rows_from(r, 0, 1, row, &n, err);
+	if (ok && n == 0) {
+		store_case_rows_free(*row, 0);
+		*row = NULL;
+	} else if (ok && id_out) {
+		snprintf(id_out, idlen, "%s", PQgetvalue(r, 0, 7));
+	}
 done:
 	PQclear(r);
 	release(s, idx);
 	return ok;
 }
 
+bool store_case_get_row(store *s, const char *id, const char *shop_scope,
+			store_case_row **row, ar_err *err)
+{
+	if (!row_by(s, ST_GET_ROW, id, shop_scope, row, NULL, 0, err))
+		return false;
+	if (!*row) {
+		err_not_found(err, id);
+		return false;
+	}
+	return true;
+}
+
 bool store_case_by_idem(store *s, const char *scope, const char *key, store_case_row **row,
 			char *id, size_t idlen, ar_err *err)
 {
-	const char *vals[2] = { scope, key };
-	PGresult *r;
-	size_t n = 0;
-	int idx = acquire(s, err);
-	bool ok = false;
-
-	*row = NULL;
-	if (idx < 0)
-		return false;
-	r = db_exec_params(s->slots[idx].conn,
-		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
-		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending, c.id"
-		"  FROM cases c WHERE c.idem_scope = $1 AND c.idem_key = $2", 2, vals);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		result_error(s->slots[idx].conn, r, "case_by_idem", err);
-		goto done;
-	}
-	ok = rows_from(r, 0, 1, row, &n, err);
-	if (ok && n == 0) {
-		store_case_rows_free(*row, 0);
-		*row = NULL;
-	} else if (ok) {
-		snprintf(id, idlen, "%s", PQgetvalue(r, 0, 7));
-	}
-done:
-	PQclear(r);
-	release(s, idx);
-	return ok;
+	return row_by(s, ST_BY_IDEM, scope, key, row, id, idlen, err);
 }
 
 /* ---- list with keyset pagination ---- */

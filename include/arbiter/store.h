@@ -105,7 +105,8 @@ bool store_case_create(store *s, const store_new_case *nc, store_created *out,
 		       ar_err *err) AR_MUSTCHECK;
 
 /* The facts an action is decided on: version, kind, state, shop_id, the
- * state machine's flags, offer/refund amounts, decision, order, evidence.
+ * state machine's flags, offer/refund amounts, the decision's refund and
+ * severity, the order's price_cents and shipping_fee_cents, evidence.
  * shop_scope: NULL = every shop, else a PostgreSQL array literal of the
  * shops the caller may see; a case outside it is 404, so ids leak nothing. */
 bool store_case_get(store *s, const char *id, const char *shop_scope,
