@@ -230,8 +230,38 @@ LIST_FRAGMENTS = [
     " AND c.\" col \" = $%d",
     'FILTER("shop_id", q->shop_id);',
     'FILTER("state", q->state);',
+    'FILTER("kind", q->kind);',
+    'FILTER("buyer_id", q->buyer_id);',
+    'FILTER("order_id", q->order_id);',
+    " AND c.created_at > $%d::timestamptz",
+    " AND c.created_at < $%d::timestamptz",
+    " AND (c.created_at, c.id) < ('epoch'::timestamptz + $%d::bigint",
     " ORDER BY c.created_at DESC, c.id DESC LIMIT $%d",
 ]
+
+
+def cmd_explain(results, name, where, plan_json):
+    """One list filter's plan (EXPLAIN ANALYZE, FORMAT JSON): the scans it
+    uses, whether it sorts, rows read, time."""
+    plan = json.load(open(plan_json))[0]
+    scans, sorts, rows = [], False, 0
+
+    def walk(node):
+        nonlocal sorts, rows
+        t = node.get("Node Type", "")
+        if "Scan" in t and node.get("Relation Name") == "cases":
+            scans.append("%s%s" % (t, (" " + node["Index Name"]) if node.get("Index Name") else ""))
+            rows += int(node.get("Actual Rows", 0)) * int(node.get("Actual Loops", 1)) + \
+                int(node.get("Rows Removed by Filter", 0))
+        if t in ("Sort", "Incremental Sort"):
+            sorts = True
+        for c in node.get("Plans", []):
+            walk(c)
+    walk(plan["Plan"])
+    append(results, {"kind": "explain", "name": name, "where": where, "scans": scans,
+                     "sort": sorts, "rows_read": rows,
+                     "ms": plan.get("Execution Time"),
+                     "seq": any(x.startswith("Seq Scan") for x in scans)})
 
 
 def cmd_check_list(store_c):
@@ -371,6 +401,19 @@ def render(results, meta_path, out):
     L.append("| non-2xx or socket errors, all wrk runs | | %d | | 0 | %s | |" % (bad, "yes" if bad == 0 else "**no**"))
     L.append("")
 
+    ex = [r for r in recs if r.get("kind") == "explain"]
+    if ex:
+        L.append("## Every list filter's plan (%s cases; EXPLAIN ANALYZE of the query store_case_list_rows builds, LIMIT 51)"
+                 % meta.get("cases", "?"))
+        L.append("")
+        L.append("| filter | scan of cases | sort | rows read | ms |")
+        L.append("| --- | --- | :---: | ---: | ---: |")
+        for r in ex:
+            L.append("| %s<br>`%s` | %s | %s | %d | %.2f |" % (
+                r["name"], r["where"] or "true", ", ".join(r["scans"]) or "-", "yes" if r["sort"] else "no",
+                r["rows_read"], r["ms"] or 0))
+        L.append("")
+
     L.append("## SLA (issue 5, benchmark part 2)")
     L.append("")
     L.append("| figure | value | target |")
@@ -485,6 +528,8 @@ def main(argv):
         cmd_pgbench(*args)
     elif cmd == "wrk":
         cmd_wrk(*args)
+    elif cmd == "explain":
+        cmd_explain(*args)
     elif cmd == "add":
         append(args[0], json.loads(args[1]))
     elif cmd == "sql":

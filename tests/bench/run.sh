@@ -401,6 +401,39 @@ log "service: wrk, $DUR s per run, connections $CLIENTS"
 if want create; then for c in $CLIENTS; do run_wrk create "$c" wrk_create.lua; done; fi
 if want get; then for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done; fi
 if want list; then for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
+
+# Every list filter's plan on the loaded data: the query store_case_list_rows
+# builds (its fragments are checked against src/store.c above), with
+# literals where the service sends parameters (it sends them unnamed, so
+# they are planned with their values too).
+explain_list() {
+	local name=$1 where=$2
+	psql_u -At -c "EXPLAIN (ANALYZE, FORMAT JSON) SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint,
+		c.id, arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,
+		c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending FROM cases c WHERE true$where
+		ORDER BY c.created_at DESC, c.id DESC LIMIT 51" >"$OUT/explain.json"
+	$PY "$REPORT" explain "$RES" "$name" "${where# AND }" "$OUT/explain.json"
+}
+if want list; then
+	read -r ex_order ex_buyer ex_us ex_id <<<"$(psql_u -At -F' ' -c "SELECT order_id, buyer_id,
+		(extract(epoch FROM created_at) * 1000000)::bigint, id FROM cases
+		WHERE id = 'c_' || md5('case' || $(( N / 2 )))")"
+	ex_scope="'{$(awk 'NR <= 3 {printf "%s%s", (NR > 1 ? "," : ""), $2}' "$OUT/sellers.txt")}'"
+	explain_list "none (newest first)" ""
+	explain_list "shop_id" " AND c.shop_id = '1000000'"
+	explain_list "shop_id, state" " AND c.shop_id = '1000000' AND c.state = 'awaiting_seller'"
+	explain_list "a seller key's shops" " AND c.shop_id = ANY ($ex_scope::text[])"
+	explain_list "a seller key's shops, state" " AND c.shop_id = ANY ($ex_scope::text[]) AND c.state = 'awaiting_seller'"
+	explain_list "state" " AND c.state = 'awaiting_seller'"
+	explain_list "state (rare)" " AND c.state = 'in_arbitration'"
+	explain_list "kind" " AND c.kind = 'refund'"
+	explain_list "buyer_id" " AND c.buyer_id = '$ex_buyer'"
+	explain_list "order_id" " AND c.order_id = '$ex_order'"
+	explain_list "created_after" " AND c.created_at > now() - interval '1 day'"
+	explain_list "created_before" " AND c.created_at < now() - interval '2 days'"
+	explain_list "shop_id, next page" " AND c.shop_id = '1000000' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
+	explain_list "state, next page" " AND c.state = 'awaiting_seller' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
+fi
 if want note; then for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done; fi
 
 # ---------------------------------------------------------------- SLA
