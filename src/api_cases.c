@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
@@ -241,19 +240,9 @@ void api_reply_case_row(ar_req *r, int status, const store_case_row *row)
 /* 'c_' and 32 hex digits of fresh randomness. */
 static bool new_case_id(char out[AR_CASE_ID_LEN + 1])
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[16];
-
-	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-		return false;
 	out[0] = 'c';
 	out[1] = '_';
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		out[2 + 2 * i] = hex[raw[i] >> 4];
-		out[3 + 2 * i] = hex[raw[i] & 15];
-	}
-	out[AR_CASE_ID_LEN] = '\0';
-	return true;
+	return auth_random_hex(out + 2, AR_CASE_ID_LEN - 2);
 }
 
 /* A create whose Idempotency-Key wrote nothing: its record answers (replay,

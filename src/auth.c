@@ -182,15 +182,19 @@ const char *auth_scope(const ar_identity *id)
 	return id->all_shops ? NULL : id->scope_literal;
 }
 
-static bool random_hex(char *out, size_t nhex)
+bool auth_random_hex(char *out, size_t nhex)
 {
+	static const char hex[] = "0123456789abcdef";
 	unsigned char b[64];
 	size_t n = nhex / 2;
 
 	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * n] = '\0';
 	return true;
 }
 
@@ -244,7 +248,7 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 		ar_err_field(err, "/shops", "a seller key belongs to exactly one shop");
 		return false;
 	}
-	if (!random_hex(id, AUTH_ID_LEN) || !random_hex(secret, AUTH_SECRET_LEN)) {
+	if (!auth_random_hex(id, AUTH_ID_LEN) || !auth_random_hex(secret, AUTH_SECRET_LEN)) {
 		ar_err_set(err, 503, "overloaded", "No randomness", "the system has no entropy");
 		return false;
 	}

@@ -958,10 +958,40 @@ static char *dump_or_null(json_t *j)
 	return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
+static json_t *deadlines_json(const store_deadline *d, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "name", d[i].name,
+				"after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
+static json_t *events_json(const store_event *e, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < n; i++) {
+		if (json_array_append_new(a, json_pack("{s:s,s:s?,s:s,s:O?}", "action",
+				e[i].action, "from_state", e[i].from_state, "to_state",
+				e[i].to_state, "data", e[i].data))) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 bool store_case_create(store *s, const store_new_case *nc, store_created *out, ar_err *err)
 {
 	const ar_case_input *in = nc->in;
-	json_t *dl = json_array(), *ev = json_array();
+	json_t *dl = deadlines_json(nc->deadlines, nc->n_deadlines);
+	json_t *ev = events_json(nc->events, nc->n_events);
 	char *order_s = NULL, *evid_s = NULL, *dec_s = NULL, *dl_s = NULL, *ev_s = NULL;
 	char req[24], refund[24], win[16], th[16], lease[16];
 	PGresult *r = NULL;
@@ -970,20 +1000,6 @@ bool store_case_create(store *s, const store_new_case *nc, store_created *out, a
 	memset(out, 0, sizeof(*out));
 	if (!dl || !ev)
 		goto oom;
-	for (size_t i = 0; i < nc->n_deadlines; i++) {
-		if (json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
-				nc->deadlines[i].name, "after_ms", (json_int_t)nc->deadlines[i].after_ms,
-				"on_expiry", nc->deadlines[i].on_expiry)))
-			goto oom;
-	}
-	for (size_t i = 0; i < nc->n_events; i++) {
-		const store_event *e = &nc->events[i];
-		json_t *o = json_pack("{s:s,s:s?,s:s,s:O?}", "action", e->action,
-				      "from_state", e->from_state, "to_state", e->to_state,
-				      "data", e->data);
-		if (json_array_append_new(ev, o))
-			goto oom;
-	}
 	order_s = dump_or_null(nc->order_doc);
 	evid_s = dump_or_null(nc->evidence);
 	dec_s = dump_or_null(nc->decision);
@@ -1357,35 +1373,6 @@ done:
 	PQclear(r);
 	release(s, idx);
 	return ok;
-}
-
-static json_t *deadlines_json(const store_deadline *d, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++) {
-		if (json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "name", d[i].name,
-				"after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry))) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
-}
-
-static json_t *events_json(const store_event *e, size_t n)
-{
-	json_t *a = json_array();
-
-	for (size_t i = 0; a && i < n; i++) {
-		if (json_array_append_new(a, json_pack("{s:s,s:s?,s:s,s:O?}", "action",
-				e[i].action, "from_state", e[i].from_state, "to_state",
-				e[i].to_state, "data", e[i].data))) {
-			json_decref(a);
-			return NULL;
-		}
-	}
-	return a;
 }
 
 static const char *op_name(store_op op)

@@ -40,4 +40,7 @@ const char *auth_scope(const ar_identity *id);
 bool auth_key_create(store *s, const char *role, const char *shops, const char *name,
 		     bool senior, char *key_out, size_t key_len, char *id_out,
 		     ar_err *err) AR_MUSTCHECK;
+/* nhex (even, at most 128) hex digits of fresh randomness into out, which
+ * holds nhex + 1. false when the system has no entropy to give. */
+bool auth_random_hex(char *out, size_t nhex) AR_MUSTCHECK;
 #endif
