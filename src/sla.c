@@ -14,10 +14,15 @@
 
 #define LOAD_CAP 20000       /* rows per refill query */
 #define FIRE_BATCH 256       /* expiries per transaction */
+#define FIRE_WORKERS 2       /* such transactions at once */
+#define FIRE_ROUND (FIRE_BATCH * FIRE_WORKERS)
 #define RETRY_MS 1000
 #define HOUSEKEEP_MS 60000
 #define GAUGES_MS 5000        /* deadline gauges and the pool */
-#define CASE_COUNTS_MS 10000  /* arbiter_cases: one GROUP BY over cases */
+#define CASE_COUNTS_MS 10000  /* arbiter_cases: one GROUP BY over cases, at most */
+/* ...and at most 1/CASE_COUNTS_SHARE of a core: the count reads every case,
+ * so on a large table it comes as often as its own duration allows */
+#define CASE_COUNTS_SHARE 50
 
 /* What one committed expiry did, for the metrics recorded after commit. */
 typedef struct {
@@ -28,6 +33,8 @@ typedef struct {
 } fired;
 
 enum entry_kind { K_EXPIRY, K_REMINDER };
+
+typedef struct fire_job fire_job;
 
 typedef struct {
 	char case_id[AR_MAX_ID_LEN + 1];
@@ -54,6 +61,7 @@ struct sla {
 	uint32_t *buckets;        /* hash -> first entry + 1 (0 = empty) */
 	uint32_t n_buckets;
 	store_due *due;           /* refill buffer */
+	fire_job *jobs;           /* FIRE_WORKERS batches in flight */
 };
 
 static uint32_t hash_of(const char *case_id, fsm_deadline d, int version, uint8_t kind)
@@ -325,89 +333,148 @@ static bool plan_expiry(sla *s, const entry *e, const store_claimed *c, store_ch
 	return true;
 }
 
+/* One batch of expiries on its way through a transaction: what
+ * fire_exec reads and writes while it may run beside another batch (on
+ * its own connection and thread), and what fire_finish then records. */
+struct fire_job {
+	sla *s;
+	const uint32_t *idx;
+	size_t n;
+	bool ok;                  /* committed (or nothing to write) */
+	ar_err err;
+	fired res[FIRE_BATCH];
+	store_claimed got[FIRE_BATCH];
+	store_change chs[FIRE_BATCH];
+	json_t *owned[2 * FIRE_BATCH];
+	bool applied[FIRE_BATCH];
+	int change_of[FIRE_BATCH];
+	bool planned[FIRE_BATCH];
+};
+
 /*
  * Fires a batch of expiries in one transaction of two statements: one
  * locks and reads every case (skipping those held elsewhere), the state
  * machine decides each, and one writes all their changes.
  * Each change commits only while its deadline row, armed at the same
- * version, still exists and is due, so a lost race writes nothing. On a
- * broken transaction nothing was committed, and the entries are re-armed
- * to try again.
+ * version, still exists and is due, so a lost race writes nothing. Reads
+ * the entries and writes only *j: batches of distinct cases may run at
+ * once.
  */
-static void fire_batch(sla *s, uint32_t *idx, size_t n)
+static void fire_exec(fire_job *j)
 {
-	static fired res[FIRE_BATCH];
-	static store_claimed got[FIRE_BATCH];
-	static store_change chs[FIRE_BATCH];
-	static json_t *owned[2 * FIRE_BATCH];
-	static bool applied[FIRE_BATCH];
-	static int change_of[FIRE_BATCH];
-	static bool planned[FIRE_BATCH];
+	sla *s = j->s;
 	const char *ids[FIRE_BATCH];
 	store_tx *tx = NULL;
 	size_t n_got = 0, n_ch = 0;
-	ar_err err;
-	int64_t now;
-	bool ok = false;
+	bool ok;
 
-	ar_err_init(&err);
-	for (size_t i = 0; i < n; i++)
-		ids[i] = s->e[idx[i]].case_id;
-	if (!store_tx_begin(s->app->db, &tx, &err))
-		goto fail;
-	ok = store_tx_claim(tx, ids, n, got, &n_got, &err);
-	for (size_t j = 0; j < n_got; j++)
-		planned[j] = false;
-	for (size_t i = 0; ok && i < n; i++) {
-		const store_claimed *c = NULL;
-		size_t j = 0;
-		change_of[i] = -1;
-		while (j < n_got && strcmp(got[j].id, ids[i]) != 0)
-			j++;
+	ar_err_init(&j->err);
+	j->ok = false;
+	for (size_t i = 0; i < j->n; i++)
+		ids[i] = s->e[j->idx[i]].case_id;
+	if (!store_tx_begin(s->app->db, &tx, &j->err))
+		return;
+	ok = store_tx_claim(tx, ids, j->n, j->got, &n_got, &j->err);
+	for (size_t k = 0; k < n_got; k++)
+		j->planned[k] = false;
+	for (size_t i = 0; i < j->n; i++) {
+		size_t k = 0;
+		j->change_of[i] = -1;
+		if (!ok)
+			continue;
+		while (k < n_got && strcmp(j->got[k].id, ids[i]) != 0)
+			k++;
 		/* held elsewhere, or a second deadline of a case this batch
 		 * changes: it comes round again */
-		if (j == n_got || planned[j])
+		if (k == n_got || j->planned[k])
 			continue;
-		c = &got[j];
-		planned[j] = true;
-		if (plan_expiry(s, &s->e[idx[i]], c, &chs[n_ch], &res[i], &owned[2 * n_ch],
-				&owned[2 * n_ch + 1])) {
-			change_of[i] = (int)n_ch++;
+		j->planned[k] = true;
+		if (plan_expiry(s, &s->e[j->idx[i]], &j->got[k], &j->chs[n_ch], &j->res[i],
+				&j->owned[2 * n_ch], &j->owned[2 * n_ch + 1])) {
+			j->change_of[i] = (int)n_ch++;
 		} else {
-			json_decref(owned[2 * n_ch]);
-			json_decref(owned[2 * n_ch + 1]);
+			json_decref(j->owned[2 * n_ch]);
+			json_decref(j->owned[2 * n_ch + 1]);
 		}
 	}
-	ok = ok && store_tx_apply_many(tx, chs, n_ch, applied, &err);
+	ok = ok && store_tx_apply_many(tx, j->chs, n_ch, j->applied, &j->err);
 	if (log_enabled(LOG_DEBUG)) {
 		char nb[48];
-		snprintf(nb, sizeof(nb), "%zu/%zu/%zu", n, n_got, n_ch);
+		snprintf(nb, sizeof(nb), "%zu/%zu/%zu", j->n, n_got, n_ch);
 		log_kv(LOG_DEBUG, "sla: batch", "due/claimed/changed", nb, NULL);
 	}
-	ok = store_tx_end(tx, ok, &err) && ok;
+	ok = store_tx_end(tx, ok, &j->err) && ok;
 	for (size_t k = 0; k < 2 * n_ch; k++)
-		json_decref(owned[k]);
-	store_claimed_clear(got, n_got);
-	if (!ok)
-		goto fail;
-	now = app_now();
-	for (size_t i = 0; i < n; i++) {
-		const entry *e = &s->e[idx[i]];
-		if (change_of[i] >= 0 && applied[change_of[i]]) {
-			metrics_transition(res[i].action, FSM_ROLE_SYSTEM);
-			metrics_sla_fired(e->deadline, (double)(now - e->due_ms) / 1000.0);
-			if (res[i].breach)
-				metrics_sla_breach(e->deadline);
-			if (res[i].refund_cents >= 0)
-				metrics_refund("seller_silent", res[i].currency, res[i].refund_cents, true);
-		}
-		entry_del(s, idx[i]);
+		json_decref(j->owned[k]);
+	store_claimed_clear(j->got, n_got);
+	j->ok = ok;
+}
+
+static void *fire_exec_thread(void *arg)
+{
+	fire_exec(arg);
+	return NULL;
+}
+
+/* The scheduler thread's part: metrics of what committed, and the entries
+ * dropped, or re-armed to try again when nothing was committed. */
+static void fire_finish(fire_job *j)
+{
+	sla *s = j->s;
+	int64_t now = app_now();
+
+	if (!j->ok) {
+		log_kv(LOG_WARN, "sla: batch not committed; retrying", "error", j->err.detail, NULL);
+		for (size_t i = 0; i < j->n; i++)
+			arm(s, j->idx[i] + 1, now + RETRY_MS);
+		return;
 	}
-	return;
-fail:
-	log_kv(LOG_WARN, "sla: batch not committed; retrying", "error", err.detail, NULL);
-	for (size_t i = 0; i < n; i++)
-		arm(s, idx[i] + 1, app_now() + RETRY_MS);
+	for (size_t i = 0; i < j->n; i++) {
+		const entry *e = &s->e[j->idx[i]];
+		const fired *r = &j->res[i];
+		if (j->change_of[i] >= 0 && j->applied[j->change_of[i]]) {
+			metrics_transition(r->action, FSM_ROLE_SYSTEM);
+			metrics_sla_fired(e->deadline, (double)(now - e->due_ms) / 1000.0);
+			if (r->breach)
+				metrics_sla_breach(e->deadline);
+			if (r->refund_cents >= 0)
+				metrics_refund("seller_silent", r->currency, r->refund_cents, true);
+		}
+		entry_del(s, j->idx[i]);
+	}
+}
+
+/*
+ * Fires up to FIRE_WORKERS batches at once, each in its own transaction on
+ * its own connection: the database's work for one batch runs on one core,
+ * so a mass expiry drains on as many cores as there are batches. Their
+ * cases are distinct (a case locked by one batch is skipped by the other
+ * and comes round again). When no second thread can be had, the batches
+ * run one after the other.
+ */
+static void fire_batches(sla *s, uint32_t *idx, size_t n)
+{
+	pthread_t th[FIRE_WORKERS];
+	bool started[FIRE_WORKERS] = { false };
+	size_t nj = (n + FIRE_BATCH - 1) / FIRE_BATCH;
+
+	for (size_t k = 0; k < nj; k++) {
+		fire_job *j = &s->jobs[k];
+		j->s = s;
+		j->idx = idx + k * FIRE_BATCH;
+		j->n = n - k * FIRE_BATCH < FIRE_BATCH ? n - k * FIRE_BATCH : FIRE_BATCH;
+	}
+	for (size_t k = 1; k < nj; k++)
+		started[k] = pthread_create(&th[k], NULL, fire_exec_thread, &s->jobs[k]) == 0;
+	fire_exec(&s->jobs[0]);
+	for (size_t k = 1; k < nj; k++) {
+		if (started[k])
+			pthread_join(th[k], NULL);
+		else
+			fire_exec(&s->jobs[k]);
+	}
+	for (size_t k = 0; k < nj; k++)
+		fire_finish(&s->jobs[k]);
 }
 
 /* Gauges come from here, not from a scrape: a scrape never waits on the
@@ -436,17 +503,20 @@ static void refresh_gauges(sla *s, bool with_cases)
 static void *keep(void *arg)
 {
 	sla *s = arg;
-	int64_t last_house = app_now(), last_counts = 0;
+	int64_t last_house = app_now(), next_counts = 0;
 
 	for (;;) {
 		int64_t now = app_now();
-		bool counts = now - last_counts >= CASE_COUNTS_MS;
+		bool counts = now >= next_counts;
 		struct timespec ts;
 
 		refresh_gauges(s, counts);
 		app_policy_follow(s->app);
-		if (counts)
-			last_counts = now;
+		if (counts) {
+			int64_t took = app_now() - now;
+			next_counts = now + (CASE_COUNTS_SHARE * took > CASE_COUNTS_MS
+					     ? CASE_COUNTS_SHARE * took : CASE_COUNTS_MS);
+		}
 		if (now - last_house >= HOUSEKEEP_MS) {
 			store_housekeep(s->app->db);
 			last_house = now;
@@ -467,9 +537,9 @@ static void *keep(void *arg)
 static void *run(void *arg)
 {
 	sla *s = arg;
-	tw_expired *buf = malloc(FIRE_BATCH * sizeof(*buf));
-	uint32_t *batch = malloc(FIRE_BATCH * sizeof(*batch));
-	uint32_t *rem = malloc(FIRE_BATCH * sizeof(*rem));
+	tw_expired *buf = malloc(FIRE_ROUND * sizeof(*buf));
+	uint32_t *batch = malloc(FIRE_ROUND * sizeof(*batch));
+	uint32_t *rem = malloc(FIRE_ROUND * sizeof(*rem));
 	int64_t last_refill = 0;
 	bool last_full = false;
 	size_t last_added = 0;
@@ -499,7 +569,7 @@ static void *run(void *arg)
 			last_full = refill(s, &last_added);
 			last_refill = now;
 		}
-		n = tw_advance(s->wheel, (uint64_t)now, buf, FIRE_BATCH);
+		n = tw_advance(s->wheel, (uint64_t)now, buf, FIRE_ROUND);
 		for (size_t i = 0; i < n; i++) {
 			uint32_t k = (uint32_t)buf[i].key;
 			if (k >= s->n_e || !s->e[k].used)
@@ -511,11 +581,11 @@ static void *run(void *arg)
 		}
 		/* expiries first: a reminder never delays a deadline */
 		if (nb)
-			fire_batch(s, batch, nb);
+			fire_batches(s, batch, nb);
 		if (nr)
 			remind_batch(s, rem, nr);
 		app_policy_record(s->app);
-		if (n == FIRE_BATCH)
+		if (n == FIRE_ROUND)
 			continue;
 		/* The wheel has drained what a full page loaded: the next page is
 		 * due now. A page of nothing new means the rest waits its turn. */
@@ -561,8 +631,9 @@ sla *sla_start(ar_app *app)
 	s->n_buckets = 1u << 16;
 	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
 	s->due = malloc(LOAD_CAP * sizeof(*s->due));
-	s->wheel = tw_create(4096, TW_DEFAULT_TICK_MS, (uint64_t)app_now());
-	if (!s->buckets || !s->due || !s->wheel)
+	s->jobs = malloc(FIRE_WORKERS * sizeof(*s->jobs));
+	s->wheel = tw_create(4096, SLA_TICK_MS, (uint64_t)app_now());
+	if (!s->buckets || !s->due || !s->jobs || !s->wheel)
 		goto fail;
 	if (pthread_mutex_init(&s->mu, NULL) != 0)
 		goto fail;
@@ -589,6 +660,7 @@ fail_mu:
 	pthread_mutex_destroy(&s->mu);
 fail:
 	tw_free(s->wheel);
+	free(s->jobs);
 	free(s->due);
 	free(s->buckets);
 	free(s);
@@ -611,6 +683,7 @@ void sla_stop(sla *s)
 	pthread_mutex_destroy(&s->mu);
 	tw_free(s->wheel);
 	free(s->e);
+	free(s->jobs);
 	free(s->due);
 	free(s->buckets);
 	free(s);

@@ -14,6 +14,9 @@
 
 /* Loads deadlines due within this window ahead of now on each refill. */
 #define SLA_HORIZON_MS 30000
+/* The wheel's resolution: an expiry is handed to a batch at most this long
+ * after it is due. Ticks with nothing due cost next to nothing. */
+#define SLA_TICK_MS 10
 /* Other replicas' new deadlines are found by this poll. */
 #define SLA_POLL_MS 1000
 
