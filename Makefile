@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke profile fuzz lint clean
+        valgrind-test bench bench-smoke bench-wheel profile fuzz lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -160,8 +160,21 @@ valgrind-test: build db
 
 bench: deps build
 	@bash tests/bench/run.sh
-bench-smoke: deps build
+bench-smoke: deps build $(B)/bench/tw_bench
+	@$(B)/bench/tw_bench 100000 > /dev/null
 	@BENCH_SMOKE=1 bash tests/bench/run.sh
+# The timer wheel against a binary heap at 1 M and 10 M timers, written to
+# tests/bench/WHEEL.md (about a minute; no database).
+$(B)/bench/tw_bench: $(BENCH_C) src/timerwheel.c include/arbiter/timerwheel.h
+	@mkdir -p $(@D)
+	@echo '  LD      $@'
+	$(Q)$(CC) $(WARN) -O2 $(CPPFLAGS) -o $@ $(BENCH_C) src/timerwheel.c
+bench-wheel: $(B)/bench/tw_bench
+	@{ echo "# Timer wheel against a binary heap"; echo; \
+	  echo "$$(date -u '+%F %H:%M UTC'), commit $(COMMIT)$$(git diff --quiet HEAD -- src include tests/bench 2>/dev/null || echo ' (working tree modified)'), $$(nproc) cores, $$(free -g | awk '/^Mem/ {print $$2}') GiB; \
+	  command: \`make bench-wheel\`"; echo; \
+	  $(B)/bench/tw_bench; } > $(B)/bench/WHEEL.md
+	@cp $(B)/bench/WHEEL.md tests/bench/WHEEL.md && cat tests/bench/WHEEL.md
 # Instructions per request (callgrind), written to build/profile/PROFILE.md.
 profile: deps build db
 	@bash tests/bench/callgrind.sh

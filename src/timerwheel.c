@@ -21,23 +21,30 @@
  * (and before any insert can see that cur: see settle), and a cascade
  * appends in list order, so a late insert always lands behind its elders.
  *
- * Memory layout, which decides the speed once the timers outgrow the
- * caches (every figure of tests/bench/tw_bench.c at 1 M and 10 M timers is
- * a count of cache lines and pages touched):
+ * Speed. Once the timers outgrow the caches, a random tw_cancel is a cache
+ * miss on the node, and what it costs is how many such misses the CPU
+ * keeps in flight: that falls with every other line a cancel must fetch
+ * (a list neighbour elsewhere costs about as much as the node itself) and
+ * with the instructions each cancel takes, which fill the reorder window
+ * that lets the cancels behind it start. Hence:
+ *   - Every list is circular through a sentinel node, so an unlink is two
+ *     stores with no branch on what the load of the node returned: a
+ *     mispredicted branch there waits for the miss, then throws away the
+ *     cancels started behind it.
+ *   - A node's links carry its handle as one word (id below): one
+ *     comparison proves the node live and the handle current.
  *   - A node is split in two 16-byte halves in parallel arrays: the links
- *     (next, prev, generation, list) and the due (key, tick). tw_cancel,
- *     the operation that lands on a random node, reads and writes links
- *     only, four to a cache line.
- *   - Both arrays are cache-line aligned, so no half ever straddles two
- *     lines (a plain realloc'd array of 32-byte nodes, 16 bytes off a line,
- *     splits every other node).
+ *     (next, prev, id) and the due (key, tick). tw_cancel touches links
+ *     only, four nodes to a line. Both arrays are line-aligned and the
+ *     nodes start on a run boundary, so no half straddles two lines.
  *   - Never-used nodes are handed to each list in runs of RUN consecutive
  *     nodes, so consecutive members of a list are memory neighbours: the
- *     unlink in tw_cancel then usually finds both neighbours in the line it
- *     already holds, and cascade, make_ready and drain walk their lists
- *     through contiguous memory. Taken in plain pool order, consecutive
- *     members of a slot sit about one node per occupied slot apart, i.e. a
- *     line (and often a page) apart each.
+ *     unlink usually finds both neighbours in the line it already holds,
+ *     and cascade and drain walk their lists through contiguous memory.
+ *     (Taken in plain pool order, consecutive members of a slot would sit
+ *     about one node per occupied slot apart: a line or a page each.)
+ * The rest (insert, advance) is cheap beside a miss and was kept lean
+ * rather than clever; insert avoids unpredictable branches (see there).
  */
 
 /*
@@ -54,40 +61,47 @@ _Static_assert(N_WORDS <= 32, "summary holds one bit per occupancy word");
 #define N_WHEEL_LISTS (LEVELS * SLOTS)
 #define READY N_WHEEL_LISTS             /* processed, not yet handed out */
 #define N_LISTS (N_WHEEL_LISTS + 1u)
-#define NIL UINT32_MAX
-#define FREE_LIST UINT32_MAX            /* link->list of a node holding no timer */
-#define MAX_NODES (UINT32_MAX - 1u)
 /* The top tick is kept free so that cur = tick + 1 cannot overflow. */
 #define MAX_TICK (UINT64_MAX - 1u)
 #define CACHE_LINE 64u
 /*
  * Nodes per run: two lines of links. Longer runs did not make tw_cancel
- * cheaper (four links share a line whatever the run) and made tw_insert
- * slower (more lines being filled at once); shorter ones split more
- * neighbours across runs.
+ * cheaper (four links share a line whatever the run) and made a cancel of
+ * the oldest timers slower: the lists fill their runs side by side, so the
+ * oldest timers, in insertion order, lie along as many streams through
+ * memory as there are lists, which the hardware prefetchers lose track of
+ * once runs are long. Shorter runs split more neighbours across runs.
  */
 #define RUN 8u
-/* How many runs ahead of the never-used frontier tw_insert prefetches. */
-#define RUN_PREFETCH 1u
+/* How far ahead of the never-used frontier tw_insert prefetches, in runs. */
+#define PREFETCH_RUNS 8u
 
+/*
+ * The link array starts with one sentinel per list, at the list's number;
+ * the nodes that hold timers start at FIRST_NODE, rounded up so that runs
+ * start on a line. Every run starts on a multiple of RUN.
+ */
+#define FIRST_NODE ((N_LISTS + RUN - 1u) / RUN * RUN)
+/* Never a node's index: the free list's end, and the idx half of a free node's id. */
+#define NOT_LIVE UINT32_MAX
+/* The pool holds whole runs only, and tw_insert's look-ahead past its end stays below NOT_LIVE. */
+#define MAX_NODES (((UINT32_MAX - FIRST_NODE) / RUN - PREFETCH_RUNS - 2u) * RUN)
+
+/*
+ * id is the node's handle as one word, idx | gen << 32, while it holds a
+ * timer; once free its idx half is NOT_LIVE. gen moves on each time the
+ * node is handed out, so a handle of an earlier timer of the node is stale.
+ */
 typedef struct {
 	uint32_t next;      /* also the free-list link */
 	uint32_t prev;
-	uint32_t gen;
-	uint32_t list;      /* which list holds it, so cancel can fix head/tail */
+	uint64_t id;
 } tw_link;
 
 typedef struct {
 	uint64_t key;
 	uint64_t tick;
 } tw_due;
-
-typedef struct {
-	uint32_t head;
-	uint32_t tail;
-	uint32_t run_next;  /* run_next..run_end: never-used nodes set aside for this list */
-	uint32_t run_end;
-} tw_list;
 
 /*
  * n / tick_ms as a multiply by a reciprocal computed once (Granlund and
@@ -107,16 +121,19 @@ struct tw_wheel {
 	uint64_t last_tick;   /* tick_floor(last_now): the tick of an overdue insert */
 	uint64_t cur;
 	tw_divider div;
-	tw_link *links;
-	tw_due *dues;
-	uint32_t capacity;
+	tw_link *links;       /* sentinels, then nodes from FIRST_NODE up to limit */
+	tw_due *dues;         /* from FIRST_NODE up */
+	uint32_t limit;       /* FIRST_NODE + capacity */
 	uint32_t free_head;   /* nodes that held a timer, most recently freed first */
-	uint32_t fresh;       /* [fresh, capacity) has never been handed out */
-	uint32_t reserved;    /* never-used nodes sitting in the lists' runs */
+	uint32_t fresh;       /* [fresh, limit) has never been handed out */
 	size_t pending;
 	uint32_t summary;                         /* bit per non-zero occupied[] word */
 	uint64_t occupied[N_WHEEL_LISTS / 64u];   /* bit per wheel list */
-	tw_list lists[N_LISTS];
+	/*
+	 * A list's never-used nodes: from run_next up to the next multiple of
+	 * RUN, none when run_next is one.
+	 */
+	uint32_t run_next[N_LISTS];
 };
 
 static void divider_init(tw_divider *d, uint64_t den)
@@ -165,11 +182,31 @@ static uint64_t tick_floor(const tw_wheel *w, uint64_t ms)
 	return t > MAX_TICK ? MAX_TICK : t;
 }
 
+/* ms >= 1: the caller has ms > last_now. */
 static uint64_t tick_ceil(const tw_wheel *w, uint64_t ms)
 {
-	uint64_t q = divide(w, ms);
-	uint64_t t = q + (ms - q * w->tick_ms != 0);
+	uint64_t t = divide(w, ms - 1) + 1;
 	return t > MAX_TICK ? MAX_TICK : t;
+}
+
+static tw_link *link_at(const tw_wheel *w, uint32_t idx)
+{
+	return &w->links[idx];
+}
+
+static tw_due *due_at(const tw_wheel *w, uint32_t idx)
+{
+	return &w->dues[idx - FIRST_NODE];
+}
+
+static uint64_t node_id(uint32_t idx, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | idx;
+}
+
+static uint32_t id_gen(uint64_t id)
+{
+	return (uint32_t)(id >> 32);
 }
 
 /* The summary spares next_slot a scan of 32 words on every tw_advance. */
@@ -187,50 +224,35 @@ static void clear_occupied(tw_wheel *w, uint32_t list)
 		w->summary &= ~(UINT32_C(1) << (list / 64u));
 }
 
-/* Appends idx to list; its link half is rewritten whole, with generation gen. */
-static void list_append(tw_wheel *w, uint32_t list, uint32_t idx, uint32_t gen)
+static void list_reset(tw_wheel *w, uint32_t list)
 {
-	tw_list *l = &w->lists[list];
-	uint32_t tail = l->tail;
+	tw_link *s = link_at(w, list);
+	s->next = s->prev = list;
+}
+
+/*
+ * Appends node idx, live with id, to list. Forced inline: it is most of
+ * tw_insert and of a cascade step.
+ */
+__attribute__((always_inline)) static inline void list_append(tw_wheel *w, uint32_t list,
+	uint32_t idx, uint64_t id)
+{
+	tw_link *s = link_at(w, list);
+	uint32_t tail = s->prev;
 	/* Written as a whole: a never-used node's line need not be read first. */
-	w->links[idx] = (tw_link){ .next = NIL, .prev = tail, .gen = gen, .list = list };
-	if (tail == NIL) {
-		l->head = idx;
-		if (list < N_WHEEL_LISTS)
-			set_occupied(w, list);
-	} else {
-		w->links[tail].next = idx;
-	}
-	l->tail = idx;
+	*link_at(w, idx) = (tw_link){ .next = list, .prev = tail, .id = id };
+	link_at(w, tail)->next = idx;
+	s->prev = idx;
+	if (tail == list && list != READY)
+		set_occupied(w, list);
 }
 
-static void list_unlink(tw_wheel *w, uint32_t idx)
+/* Pushes idx, which holds no timer any more, on the free list: its handle goes stale. */
+static void node_release(tw_wheel *w, tw_link *n, uint32_t idx, uint64_t id)
 {
-	const tw_link *n = &w->links[idx];
-	uint32_t prev = n->prev, next = n->next, list = n->list;
-	tw_list *l = &w->lists[list];
-	if (prev == NIL)
-		l->head = next;
-	else
-		w->links[prev].next = next;
-	if (next == NIL)
-		l->tail = prev;
-	else
-		w->links[next].prev = prev;
-	if (prev == NIL && next == NIL && list < N_WHEEL_LISTS)
-		clear_occupied(w, list);
-}
-
-static void node_release(tw_wheel *w, uint32_t idx)
-{
-	tw_link *n = &w->links[idx];
-	n->list = FREE_LIST;
-	/* Generation 0 is never issued so that a zeroed handle is always stale. */
-	if (++n->gen == 0)
-		n->gen = 1;
 	n->next = w->free_head;
+	n->id = id | NOT_LIVE;
 	w->free_head = idx;
-	w->pending--;
 }
 
 /* The wheel list of a tick >= cur: level from the highest differing bit. */
@@ -267,33 +289,28 @@ static bool next_slot(const tw_wheel *w, unsigned *level, unsigned *slot, uint64
 static void cascade(tw_wheel *w, unsigned level, unsigned slot)
 {
 	uint32_t list = level * SLOTS + slot;
-	tw_list *l = &w->lists[list];
-	uint32_t idx = l->head;
-	l->head = l->tail = NIL;
+	uint32_t idx = link_at(w, list)->next;
+	list_reset(w, list);
 	clear_occupied(w, list);
-	while (idx != NIL) {
-		const tw_link *n = &w->links[idx];
+	while (idx != list) {
+		const tw_link *n = link_at(w, idx);
 		uint32_t next = n->next;
-		list_append(w, list_of(w, w->dues[idx].tick), idx, n->gen);
+		list_append(w, list_of(w, due_at(w, idx)->tick), idx, n->id);
 		idx = next;
 	}
 }
 
-/* Level 0 holds one tick per slot, so the whole list is due: splice it. */
+/* Level 0 holds one tick per slot, so the whole list is due: splice it behind READY's. */
 static void make_ready(tw_wheel *w, unsigned slot)
 {
-	tw_list *src = &w->lists[slot];
-	tw_list *dst = &w->lists[READY];
-	for (uint32_t i = src->head; i != NIL; i = w->links[i].next)
-		w->links[i].list = READY;
-	if (dst->tail == NIL) {
-		dst->head = src->head;
-	} else {
-		w->links[dst->tail].next = src->head;
-		w->links[src->head].prev = dst->tail;
-	}
-	dst->tail = src->tail;
-	src->head = src->tail = NIL;
+	tw_link *src = link_at(w, slot);
+	tw_link *ready = link_at(w, READY);
+	uint32_t first = src->next, last = src->prev;
+	link_at(w, ready->prev)->next = first;
+	link_at(w, first)->prev = ready->prev;
+	link_at(w, last)->next = READY;
+	ready->prev = last;
+	list_reset(w, slot);
 	clear_occupied(w, slot);
 }
 
@@ -323,113 +340,57 @@ static void *pool_alloc(size_t bytes)
 
 static bool grow(tw_wheel *w, uint32_t capacity)
 {
-	if (capacity <= w->capacity)
-		return true;
 	if (capacity > MAX_NODES)
 		return false;
+	capacity = (capacity + RUN - 1) / RUN * RUN;
+	uint32_t limit = FIRST_NODE + capacity;
+	if (w->links && limit <= w->limit)
+		return true;
+	uint32_t old = w->links ? w->limit : 0;
 	/* realloc would not keep the alignment: copy instead (the pool doubles, so rarely). */
-	tw_link *links = pool_alloc((size_t)capacity * sizeof *links);
+	tw_link *links = pool_alloc((size_t)limit * sizeof *links);
 	tw_due *dues = pool_alloc((size_t)capacity * sizeof *dues);
 	if (!links || !dues) {
 		free(links);
 		free(dues);
 		return false;
 	}
-	if (w->capacity) {
-		memcpy(links, w->links, (size_t)w->capacity * sizeof *links);
-		memcpy(dues, w->dues, (size_t)w->capacity * sizeof *dues);
+	uint32_t from = old ? old : FIRST_NODE;
+	if (old) {
+		memcpy(links, w->links, (size_t)old * sizeof *links);
+		memcpy(dues, w->dues, (size_t)(old - FIRST_NODE) * sizeof *dues);
+	} else {
+		for (uint32_t idx = 0; idx < FIRST_NODE; idx++)
+			links[idx] = (tw_link){ .next = idx, .prev = idx, .id = node_id(NOT_LIVE, 0) };
 	}
 	/* Every new node written once: the pages fault in here, not in the inserts. */
-	for (uint32_t i = w->capacity; i < capacity; i++)
-		links[i] = (tw_link){ .next = NIL, .prev = NIL, .gen = 1, .list = FREE_LIST };
-	memset(dues + w->capacity, 0, (size_t)(capacity - w->capacity) * sizeof *dues);
+	for (uint32_t idx = from; idx < limit; idx++)
+		links[idx] = (tw_link){ .next = NOT_LIVE, .prev = NOT_LIVE, .id = node_id(NOT_LIVE, 0) };
+	memset(dues + (from - FIRST_NODE), 0, (size_t)(limit - from) * sizeof *dues);
 	free(w->links);
 	free(w->dues);
 	w->links = links;
 	w->dues = dues;
-	/* The new nodes extend the never-used tail [fresh, capacity). */
-	w->capacity = capacity;
+	/* The new nodes extend the never-used tail [fresh, limit). */
+	w->limit = limit;
 	return true;
 }
 
-/* The pool is otherwise full: hands every node set aside in a run to the free list. */
-static void reclaim_runs(tw_wheel *w)
+/*
+ * The pool is otherwise full: hands every node set aside in a run to the
+ * free list. True when there was one. Runs are only refilled from the
+ * never-used tail, so this scan comes at most once per growth of the pool.
+ */
+static bool reclaim_runs(tw_wheel *w)
 {
-	for (unsigned i = 0; i < N_LISTS && w->reserved; i++) {
-		tw_list *l = &w->lists[i];
-		while (l->run_next != l->run_end) {
-			uint32_t idx = --l->run_end;
-			w->links[idx].next = w->free_head;
+	for (unsigned i = 0; i < N_LISTS; i++) {
+		for (uint32_t idx = w->run_next[i]; idx % RUN; idx++) {
+			link_at(w, idx)->next = w->free_head;
 			w->free_head = idx;
-			w->reserved--;
 		}
+		w->run_next[i] = w->run_next[i] / RUN * RUN;
 	}
-}
-
-static uint32_t pop_free(tw_wheel *w, uint32_t *gen)
-{
-	uint32_t idx = w->free_head;
-	w->free_head = w->links[idx].next;
-	*gen = w->links[idx].gen;
-	return idx;
-}
-
-/*
- * Slow path of node_alloc, once per RUN inserts: a new run for list l
- * from the never-used tail of the pool; else the runs of the other lists;
- * else a doubled pool.
- */
-static uint32_t new_run(tw_wheel *w, tw_list *l, uint32_t *gen)
-{
-	if (w->fresh == w->capacity) {
-		if (w->reserved) {
-			reclaim_runs(w);
-			return pop_free(w, gen);
-		}
-		uint32_t want = w->capacity > MAX_NODES / 2 ? MAX_NODES
-			: w->capacity ? w->capacity * 2 : 64;
-		if (want <= w->capacity || !grow(w, want))
-			return NIL;
-	}
-	uint32_t idx = w->fresh;
-	/* Runs end on multiples of RUN, so that every later run starts on a line. */
-	uint32_t end = (idx | (RUN - 1)) + 1;
-	if (end > w->capacity || end < idx)
-		end = w->capacity;
-	w->fresh = end;
-	l->run_next = idx + 1;
-	l->run_end = end;
-	w->reserved += end - idx - 1;
-	/*
-	 * Runs are taken from the frontier in order, whichever list asks, so the
-	 * lines of the next ones are known now: fetch them while RUN inserts go by.
-	 */
-	uint32_t ahead = end + RUN_PREFETCH * RUN;
-	if (ahead > end && ahead < w->capacity && w->capacity - ahead >= RUN) {
-		for (unsigned i = 0; i < RUN; i += CACHE_LINE / sizeof(tw_link))
-			__builtin_prefetch(&w->links[ahead + i], 1);
-		for (unsigned i = 0; i < RUN; i += CACHE_LINE / sizeof(tw_due))
-			__builtin_prefetch(&w->dues[ahead + i], 1);
-	}
-	*gen = 1;   /* as grow left it */
-	return idx;
-}
-
-/*
- * Recycled nodes first, most recently freed first: they are the likeliest
- * to be cached, and they keep the pool from growing while it has room.
- * Then the list's own run. gen: the node's current generation.
- */
-static uint32_t node_alloc(tw_wheel *w, tw_list *l, uint32_t *gen)
-{
-	if (w->free_head != NIL)
-		return pop_free(w, gen);
-	if (l->run_next != l->run_end) {
-		w->reserved--;
-		*gen = 1;   /* never used: as grow left it */
-		return l->run_next++;
-	}
-	return new_run(w, l, gen);
+	return w->free_head != NOT_LIVE;
 }
 
 tw_wheel *tw_create(uint32_t capacity, uint64_t tick_ms, uint64_t now_ms)
@@ -442,9 +403,8 @@ tw_wheel *tw_create(uint32_t capacity, uint64_t tick_ms, uint64_t now_ms)
 	w->last_now = now_ms;
 	w->last_tick = tick_floor(w, now_ms);
 	w->cur = w->last_tick + 1;
-	w->free_head = NIL;
-	for (unsigned i = 0; i < N_LISTS; i++)
-		w->lists[i] = (tw_list){ NIL, NIL, 0, 0 };
+	w->free_head = NOT_LIVE;
+	w->fresh = FIRST_NODE;
 	if (!grow(w, capacity))
 		goto fail;
 	return w;
@@ -467,49 +427,133 @@ bool tw_reserve(tw_wheel *w, uint32_t capacity)
 	return grow(w, capacity);
 }
 
+__attribute__((always_inline)) static inline void place(tw_wheel *w, uint32_t list, uint32_t idx,
+	uint32_t gen, uint64_t key, uint64_t tick, tw_handle *out)
+{
+	w->pending++;
+	*due_at(w, idx) = (tw_due){ key, tick };
+	list_append(w, list, idx, node_id(idx, gen));
+	if (out)
+		*out = (tw_handle){ idx, gen };
+}
+
+static uint32_t pop_free(tw_wheel *w, uint32_t *gen)
+{
+	uint32_t idx = w->free_head;
+	const tw_link *n = link_at(w, idx);
+	w->free_head = n->next;
+	*gen = id_gen(n->id) + 1;
+	return idx;
+}
+
+/*
+ * The never-used tail is exhausted: the nodes set aside in the runs of
+ * other lists, else a doubled pool. Out of line, so that tw_insert's
+ * common path needs few registers.
+ */
+__attribute__((noinline)) static bool insert_slow(tw_wheel *w, uint32_t list,
+	uint64_t key, uint64_t tick, tw_handle *out)
+{
+	uint32_t idx, gen;
+	if (reclaim_runs(w)) {
+		idx = pop_free(w, &gen);
+	} else {
+		uint32_t capacity = w->limit - FIRST_NODE;
+		uint32_t want = capacity > MAX_NODES / 2 ? MAX_NODES : capacity ? capacity * 2 : 64;
+		if (want <= capacity || !grow(w, want))
+			return false;
+		idx = w->fresh;
+		w->fresh += RUN;
+		w->run_next[list] = idx + 1;
+		gen = 1;
+	}
+	place(w, list, idx, gen, key, tick, out);
+	return true;
+}
+
+/*
+ * Recycled nodes first, most recently freed first: they are the likeliest
+ * to be cached, and they keep the pool from growing while it has room.
+ * Then the list's own run, or a new one from the never-used tail: chosen
+ * without a branch, because which list is due a new run is as random as
+ * the due times, and the mispredicted branch cost a quarter of an insert.
+ */
 bool tw_insert(tw_wheel *w, uint64_t due_ms, uint64_t key, tw_handle *out)
 {
 	/* Already due: it joins the last processed tick, behind everything there. */
 	uint64_t tick = due_ms <= w->last_now ? w->last_tick : tick_ceil(w, due_ms);
 	uint32_t list = tick < w->cur ? READY : list_of(w, tick);
-	uint32_t gen;
-	uint32_t idx = node_alloc(w, &w->lists[list], &gen);
-	if (idx == NIL)
-		return false;
-	w->pending++;
-	w->dues[idx] = (tw_due){ key, tick };
-	list_append(w, list, idx, gen);
-	if (out)
-		*out = (tw_handle){ idx, gen };
+	uint32_t idx, gen;
+	if (w->free_head != NOT_LIVE) {
+		idx = pop_free(w, &gen);
+	} else {
+		uint32_t next = w->run_next[list], fresh = w->fresh;
+		/* All ones when the list's run is used up. Masks: compilers turn ?: into the branch. */
+		uint32_t used_up = 0u - (uint32_t)(next % RUN == 0);
+		uint32_t new_fresh = fresh + (used_up & RUN);
+		if (__builtin_expect(new_fresh > w->limit, 0))
+			return insert_slow(w, list, key, tick, out);
+		idx = (fresh & used_up) | (next & ~used_up);
+		w->fresh = new_fresh;
+		w->run_next[list] = idx + 1;
+		/*
+		 * The never-used tail is filled a run at a time, in order, but each
+		 * run over RUN inserts to its list: too slowly for the hardware
+		 * prefetchers to follow. Fetch one node of a run PREFETCH_RUNS ahead
+		 * (which node turns with idx, so every line of it comes in time).
+		 */
+		uint32_t ahead = new_fresh + PREFETCH_RUNS * RUN + idx % RUN;
+		ahead = ahead < w->limit ? ahead : idx;
+		__builtin_prefetch(link_at(w, ahead), 1);
+		__builtin_prefetch(due_at(w, ahead), 1);
+		gen = 1;   /* never used: generation 0 as grow left it, not read */
+	}
+	place(w, list, idx, gen, key, tick, out);
 	return true;
+}
+
+/* A list just lost its last timer. Out of line: tw_cancel's common path stays short. */
+__attribute__((noinline, cold)) static void list_emptied(tw_wheel *w, uint32_t list)
+{
+	if (list != READY)
+		clear_occupied(w, list);
 }
 
 bool tw_cancel(tw_wheel *w, tw_handle h)
 {
-	if (h.idx >= w->capacity)
+	if (h.idx >= w->limit)
 		return false;
-	const tw_link *n = &w->links[h.idx];
-	if (n->list == FREE_LIST || n->gen != h.gen)
+	tw_link *n = link_at(w, h.idx);
+	uint64_t id = node_id(h.idx, h.gen);
+	if (n->id != id)
 		return false;
-	list_unlink(w, h.idx);
-	node_release(w, h.idx);
+	uint32_t prev = n->prev, next = n->next;
+	link_at(w, prev)->next = next;
+	link_at(w, next)->prev = prev;
+	/* Only a sentinel (whose index is its list's) is both neighbours of a node: it was alone in its list. */
+	if (__builtin_expect(prev == next, 0))
+		list_emptied(w, prev);
+	node_release(w, n, h.idx, id);
+	w->pending--;
 	return true;
 }
 
 static size_t drain_ready(tw_wheel *w, tw_expired *out, size_t cap)
 {
-	tw_list *r = &w->lists[READY];
+	tw_link *ready = link_at(w, READY);
+	uint32_t idx = ready->next;
 	size_t n = 0;
-	while (n < cap && r->head != NIL) {
-		uint32_t idx = r->head;
-		out[n++] = (tw_expired){ w->dues[idx].key, w->dues[idx].tick };
-		r->head = w->links[idx].next;
-		node_release(w, idx);
+	while (n < cap && idx != READY) {
+		const tw_due *d = due_at(w, idx);
+		out[n++] = (tw_expired){ d->key, d->tick };
+		tw_link *l = link_at(w, idx);
+		uint32_t next = l->next;
+		node_release(w, l, idx, l->id);
+		idx = next;
 	}
-	if (r->head == NIL)
-		r->tail = NIL;
-	else
-		w->links[r->head].prev = NIL;
+	ready->next = idx;
+	link_at(w, idx)->prev = READY;
+	w->pending -= n;
 	return n;
 }
 
@@ -554,8 +598,9 @@ uint64_t tw_next_due_hint(const tw_wheel *w)
 {
 	unsigned level, slot;
 	uint64_t tick;
-	if (w->lists[READY].head != NIL)
-		tick = w->dues[w->lists[READY].head].tick;
+	uint32_t head = link_at(w, READY)->next;
+	if (head != READY)
+		tick = due_at(w, head)->tick;
 	else if (!next_slot(w, &level, &slot, &tick))
 		return UINT64_MAX;
 	if (tick > UINT64_MAX / w->tick_ms)
@@ -565,5 +610,6 @@ uint64_t tw_next_due_hint(const tw_wheel *w)
 
 size_t tw_memory_bytes(const tw_wheel *w)
 {
-	return sizeof *w + (size_t)w->capacity * (sizeof *w->links + sizeof *w->dues);
+	return sizeof *w + (size_t)w->limit * sizeof *w->links
+		+ (size_t)(w->limit - FIRST_NODE) * sizeof *w->dues;
 }

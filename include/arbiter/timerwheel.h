@@ -32,8 +32,9 @@
  * empty stretches of time, however long, are skipped through occupancy
  * bitmaps. 8 levels of 256 slots cover the whole 64-bit tick range, so no
  * deadline is ever clamped. Memory: one 32-byte node per timer of capacity
- * (kept as two 16-byte halves, see timerwheel.c) plus a fixed ~33 KB of list
- * heads and bitmaps; tw_memory_bytes reports the exact figure.
+ * (capacity rounded up to a multiple of 8; kept as two 16-byte halves, see
+ * timerwheel.c) plus a fixed ~42 KB of list heads, runs and bitmaps;
+ * tw_memory_bytes reports the exact figure.
  */
 #ifndef ARBITER_TIMERWHEEL_H
 #define ARBITER_TIMERWHEEL_H
@@ -49,12 +50,14 @@
 typedef struct tw_wheel tw_wheel;
 
 /*
- * Names one insertion. idx is the node's index in the pool, gen its
- * generation at insertion; once the timer fires or is cancelled the node's
- * generation moves on, so the handle goes stale and tw_cancel refuses it.
- * A zero-initialised handle is never issued (generation 0 is skipped), so it
- * can serve as "no timer". Generations are 32 bits: a handle kept across
- * 2^32 reuses of the same node could alias a newer timer.
+ * Names one insertion. idx is the node's index in the pool (past the lists'
+ * own entries, so never 0), gen its generation at insertion; once the timer fires
+ * or is cancelled the node no longer answers to the handle, and the node's
+ * next timer gets the next generation, so the handle stays stale and
+ * tw_cancel refuses it. A zero-initialised handle is never issued, so it
+ * can serve as "no timer". Generations are 32
+ * bits: a handle kept across 2^32 reuses of the same node could alias a
+ * newer timer.
  */
 typedef struct {
 	uint32_t idx;
@@ -67,7 +70,8 @@ typedef struct {
 } tw_expired;
 
 /*
- * capacity: timers preallocated (the pool doubles on demand when full).
+ * capacity: timers preallocated, rounded up to a multiple of 8 (the pool
+ * doubles on demand when full).
  * tick_ms: resolution; 0 selects TW_DEFAULT_TICK_MS. now_ms: the current
  * time, the start of the wheel. Returns NULL when allocation fails.
  */
@@ -80,7 +84,7 @@ bool tw_reserve(tw_wheel *w, uint32_t capacity) AR_MUSTCHECK;
 /*
  * Arms a timer. key is returned verbatim on expiry. out may be NULL when
  * the caller will never cancel. False only when the pool is full and cannot
- * grow (allocation failure or 2^32 - 1 timers pending); nothing changed then.
+ * grow (allocation failure or nearly 2^32 timers pending); nothing changed then.
  */
 bool tw_insert(tw_wheel *w, uint64_t due_ms, uint64_t key, tw_handle *out) AR_MUSTCHECK;
 

@@ -93,6 +93,50 @@ static void test_cancel_and_stale(void **state)
 	tw_free(w);
 }
 
+/*
+ * tw_cancel trusts nothing in a handle: near misses of a live handle, the
+ * handles of sentinels and of free nodes, and a node's earlier handle after
+ * it was reused must all be refused without disturbing anything.
+ */
+static void test_forged_handles(void **state)
+{
+	tw_wheel *w = tw_create(8, 100, 0);
+	assert_non_null(w);
+	tw_handle h[4], old;
+	for (int i = 0; i < 4; i++)
+		assert_true(tw_insert(w, 1000 + 100 * (uint64_t)i, (uint64_t)i, &h[i]));
+	const tw_handle forged[] = {
+		{ h[1].idx + 1, h[1].gen }, { h[1].idx - 1, h[1].gen },
+		{ h[1].idx, h[1].gen + 1 }, { h[1].idx, h[1].gen - 1 },
+		{ h[1].idx, h[1].gen ^ 0x80000000u }, { h[1].idx, 0 },
+		{ 0, 1 }, { 1, 1 }, { 2, 1 }, { UINT32_MAX, h[1].gen }, { UINT32_MAX - 1, 1 },
+	};
+	for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+		bool issued = false;
+		/* A neighbour's index may be another live timer's, issued to the caller. */
+		for (int j = 0; j < 4; j++)
+			issued |= forged[i].idx == h[j].idx && forged[i].gen == h[j].gen;
+		if (!issued)
+			assert_false(tw_cancel(w, forged[i]));
+	}
+	assert_int_equal(tw_pending(w), 4);
+	old = h[2];
+	assert_true(tw_cancel(w, h[2]));
+	/* The free node's next generation, guessed: not issued yet. */
+	assert_false(tw_cancel(w, (tw_handle){ old.idx, old.gen + 1 }));
+	assert_true(tw_insert(w, 1200, 9, &h[2]));
+	assert_int_equal(h[2].idx, old.idx);
+	assert_false(tw_cancel(w, old));
+	tw_expired out[8];
+	assert_int_equal(tw_advance(w, 2000, out, 8), 4);
+	static const uint64_t order[] = { 0, 1, 9, 3 };
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(out[i].key, order[i]);
+	for (int i = 0; i < 4; i++)
+		assert_false(tw_cancel(w, h[i]));
+	tw_free(w);
+}
+
 /* Cancelling a timer that is due but not yet handed out (cap was full). */
 static void test_cancel_ready(void **state)
 {
@@ -541,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_rounding_never_early),
 		cmocka_unit_test(test_default_tick),
 		cmocka_unit_test(test_cancel_and_stale),
+		cmocka_unit_test(test_forged_handles),
 		cmocka_unit_test(test_cancel_ready),
 		cmocka_unit_test(test_overdue_insert),
 		cmocka_unit_test(test_same_tick_fifo),
