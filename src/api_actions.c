@@ -164,7 +164,7 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, cons
 	}
 	json_decref(arr);
 	{
-		char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
+		char *s = codec_dumps(p);
 		req_reply_text(r, err->status, "application/problem+json", s ? s : "", s ? strlen(s) : 0);
 		free(s);
 	}

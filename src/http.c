@@ -12,6 +12,7 @@
 
 #include "arbiter/api.h"
 #include "arbiter/assets.h"
+#include "arbiter/codec.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/sha256.h"
@@ -118,7 +119,7 @@ void req_reply_text(ar_req *r, int status, const char *content_type, const char 
 
 static void reply_json_typed(ar_req *r, int status, json_t *body, const char *ctype)
 {
-	char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+	char *s = codec_dumps(body);
 
 	json_decref(body);
 	free(r->resp);

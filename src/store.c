@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arbiter/codec.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/migrations.h"
@@ -955,7 +956,7 @@ done:
 
 static char *dump_or_null(json_t *j)
 {
-	return j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	return codec_dumps(j);
 }
 
 static json_t *deadlines_json(const store_deadline *d, size_t n)
@@ -1003,8 +1004,8 @@ bool store_case_create(store *s, const store_new_case *nc, store_created *out, a
 	order_s = dump_or_null(nc->order_doc);
 	evid_s = dump_or_null(nc->evidence);
 	dec_s = dump_or_null(nc->decision);
-	dl_s = json_dumps(dl, JSON_COMPACT);
-	ev_s = json_dumps(ev, JSON_COMPACT);
+	dl_s = codec_dumps(dl);
+	ev_s = codec_dumps(ev);
 	if (!order_s || !evid_s || !dl_s || !ev_s || (nc->decision && !dec_s))
 		goto oom;
 	snprintf(req, sizeof(req), "%" PRId64, in->requested_cents);
@@ -1403,9 +1404,9 @@ static bool apply_params_init(apply_params *p, const store_change *ch, bool rend
 	bool ok = false;
 
 	memset(p, 0, sizeof(*p));
-	p->dl_s = dl ? json_dumps(dl, JSON_COMPACT) : NULL;
-	p->ev_s = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
-	p->evid_s = ch->evidence ? json_dumps(ch->evidence, JSON_COMPACT) : NULL;
+	p->dl_s = codec_dumps(dl);
+	p->ev_s = codec_dumps(ev);
+	p->evid_s = codec_dumps(ch->evidence);
 	if (!p->dl_s || !p->ev_s || (ch->evidence && !p->evid_s)) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
 		apply_params_free(p);
@@ -1621,7 +1622,7 @@ bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool a
 			set = NULL;
 		}
 	}
-	set_s = set ? json_dumps(set, JSON_COMPACT) : NULL;
+	set_s = codec_dumps(set);
 	if (!set_s) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
 		goto done;
@@ -1701,7 +1702,7 @@ bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t b
 bool store_tx_remind(store_tx *tx, const char *case_id, const char *name, int armed_version,
 		     json_t *data, ar_err *err)
 {
-	char ver[16], *data_s = json_dumps(data, JSON_COMPACT);
+	char ver[16], *data_s = codec_dumps(data);
 	const char *vals[4] = { case_id, name, ver, data_s };
 	PGresult *r;
 	bool ok;

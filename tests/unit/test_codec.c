@@ -687,6 +687,110 @@ static void test_canonical_json_omits_absent(void **state)
 	json_decref(root);
 }
 
+/* codec_dumps against jansson's own compact dump, byte for byte. */
+static void assert_dumps_like_jansson(const json_t *j)
+{
+	char *mine = codec_dumps(j);
+	char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	assert_non_null(mine);
+	assert_non_null(theirs);
+	assert_string_equal(mine, theirs);
+	free(mine);
+	free(theirs);
+}
+
+static void test_dumps_fixed(void **state)
+{
+	static const char *const docs[] = {
+		"{}", "[]", "\"\"", "0", "-1", "true", "false", "null",
+		"9223372036854775807", "-9223372036854775808",
+		"0.1", "1.0", "-2.5", "1e300", "1e-7", "-1.5e-300", "123456789012345678.0",
+		"\"quote \\\" backslash \\\\ slash / tab \\t nl \\n cr \\r bs \\b ff \\f\"",
+		"\"\\u0000\\u0001\\u001f\\u007f \\u00e9 \\u4e2d \\ud83d\\ude00\"",
+		"{\"b\":1,\"a\":[1,2,{\"z\":null,\"y\":\"\\u001e\"}],\"\":\"empty key\"}",
+		"{\"v\":\"a \\u0000 in a value\"}",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+	};
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		json_error_t e;
+		json_t *j = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+		assert_non_null(j);
+		assert_dumps_like_jansson(j);
+		json_decref(j);
+	}
+	/* jansson's parser refuses a NUL in a key, but an object may hold one */
+	json_t *o = json_object();
+	assert_int_equal(json_object_setn_new(o, "k\0ey", 4, json_true()), 0);
+	assert_dumps_like_jansson(o);
+	json_decref(o);
+	assert_null(codec_dumps(NULL));
+}
+
+static json_t *random_value(unsigned *seed, int depth)
+{
+	static const char alphabet[] = "aZ09 \"\\/\b\f\n\r\t\x01\x1f\x7f{}[]:,";
+	int kind = rand_r(seed) % (depth > 4 ? 6 : 8);
+	char s[16];
+	size_t n;
+	json_t *c;
+
+	switch (kind) {
+	case 0: return json_null();
+	case 1: return json_boolean(rand_r(seed) & 1);
+	case 2: return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) & 1 ? -1 : 1)
+				    * (json_int_t)rand_r(seed));
+	case 3: return json_real((double)rand_r(seed) / ((double)rand_r(seed) + 1.0)
+				 * (rand_r(seed) & 1 ? 1e-12 : 1e12));
+	case 4:
+	case 5:
+		n = (size_t)rand_r(seed) % sizeof s;
+		for (size_t i = 0; i < n; i++)
+			s[i] = alphabet[rand_r(seed) % (sizeof alphabet - 1)];
+		/* and sometimes a two-byte UTF-8 letter */
+		if (n >= 2 && rand_r(seed) % 3 == 0) {
+			s[0] = '\xc3';
+			s[1] = '\xa9';
+		}
+		return json_stringn(s, n);
+	case 6:
+		c = json_array();
+		for (int i = rand_r(seed) % 5; i > 0; i--)
+			json_array_append_new(c, random_value(seed, depth + 1));
+		return c;
+	default:
+		c = json_object();
+		for (int i = rand_r(seed) % 5; i > 0; i--) {
+			snprintf(s, sizeof s, "k%d\"%d", rand_r(seed) % 7, i);
+			json_object_set_new(c, s, random_value(seed, depth + 1));
+		}
+		return c;
+	}
+}
+
+static void test_dumps_random(void **state)
+{
+	unsigned seed = 20261204;
+	for (int i = 0; i < 20000; i++) {
+		json_t *j = random_value(&seed, 0);
+		assert_non_null(j);
+		assert_dumps_like_jansson(j);
+		json_decref(j);
+	}
+}
+
+/* Deeper than CODEC_DUMP_MAX_DEPTH: refused, not a stack overflow. */
+static void test_dumps_too_deep(void **state)
+{
+	json_t *root = json_array(), *cur = root;
+	for (int i = 0; i < CODEC_DUMP_MAX_DEPTH + 1; i++) {
+		json_t *next = json_array();
+		json_array_append_new(cur, next);
+		cur = next;
+	}
+	assert_null(codec_dumps(root));
+	json_decref(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +817,9 @@ int main(void)
 		cmocka_unit_test(test_utf8_len),
 		cmocka_unit_test(test_canonical_json),
 		cmocka_unit_test(test_canonical_json_omits_absent),
+		cmocka_unit_test(test_dumps_fixed),
+		cmocka_unit_test(test_dumps_random),
+		cmocka_unit_test(test_dumps_too_deep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
