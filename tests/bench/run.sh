@@ -21,7 +21,8 @@
 # service not coming up, a deadline not fired or fired twice).
 #
 # Knobs (environment): BENCH_SMOKE, BENCH_CASES, BENCH_SHOPS, BENCH_DURATION
-# (s per run), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
+# (s per run), BENCH_WARMUP (s of unrecorded wrk before each workload's
+# runs), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
 # BENCH_RESULTS (output file), BENCH_KEEP=1 (keep the scratch directory),
 # BENCH_ONLY ("create get list note sla": a subset, for working on one path),
 # BENCH_PERF=1 (perf record -a -g during each wrk run, the top functions
@@ -44,15 +45,15 @@ command -v wrk >/dev/null || { echo "bench: wrk is not installed (make deps)" >&
 
 SMOKE=${BENCH_SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
-	N=${BENCH_CASES:-20000}; SHOPS=${BENCH_SHOPS:-200}; DUR=${BENCH_DURATION:-2}
+	N=${BENCH_CASES:-20000}; SHOPS=${BENCH_SHOPS:-200}; DUR=${BENCH_DURATION:-2}; WARM=${BENCH_WARMUP:-1}
 	CLIENTS=${BENCH_CLIENTS:-"1 64"}; DRAIN=${BENCH_DRAIN:-2000}
 	DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-30}; DRAIN_LEAD=3
 	STEADY_LOW=200; STEADY_SECS=2; STEADY_HIGH=1000; STEADY_HIGH_SECS=1
 	OUTFILE=${BENCH_RESULTS:-$repo/build/bench/RESULTS.smoke.md}
 else
-	N=${BENCH_CASES:-1000000}; SHOPS=${BENCH_SHOPS:-10000}; DUR=${BENCH_DURATION:-15}
+	N=${BENCH_CASES:-1000000}; SHOPS=${BENCH_SHOPS:-10000}; DUR=${BENCH_DURATION:-15}; WARM=${BENCH_WARMUP:-3}
 	CLIENTS=${BENCH_CLIENTS:-"1 16 64"}; DRAIN=${BENCH_DRAIN:-100000}
-	DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-80}; DRAIN_LEAD=5
+	DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-150}; DRAIN_LEAD=5
 	# issue 5 asks the lag at 10 k/s; 1 k/s shows it where this machine
 	# keeps up
 	STEADY_LOW=1000; STEADY_SECS=5; STEADY_HIGH=10000; STEADY_HIGH_SECS=2
@@ -356,6 +357,21 @@ run_wrk() {
 	log "wrk $name c=$c: $(grep -m1 'Requests/sec' "$OUT/wrk_${name}_c$c.out" || echo failed)"
 }
 
+# Before each workload's series: a run at the largest connection count that
+# is not recorded. A service that has been up for a while has its pool's
+# connections open and their statements planned, and its PostgreSQL
+# backends have compiled the plpgsql they call; a fresh one pays that once
+# per connection (a first create on a new backend took 130 ms here, against
+# 6 ms after), which would land in whichever run first needs the connection.
+warm_wrk() {
+	local name=$1 lua=$2 c=${CLIENTS##* } t
+	t=$(( c < 2 ? c : 2 ))
+	alive "the warm-up of $name"
+	BENCH_THREADS=$t BENCH_LUA_DIR=$here BENCH_RUN_SALT="warm$name$RANDOM" \
+		wrk -t"$t" -c"$c" -d"${WARM}s" --timeout 10s -s "$here/$lua" "$URL" \
+		>"$OUT/wrk_warm_$name.out" 2>&1 || problem "the warm-up of $name failed: $(tail -1 "$OUT/wrk_warm_$name.out")"
+}
+
 export BENCH_FE_KEY=$FE_KEY BENCH_KEY=$AG_KEY BENCH_SHOPS=$SHOPS BENCH_BUYERS=$BUYERS
 export BENCH_IDS_FILE=$OUT/ids.txt BENCH_SELLERS_FILE=$OUT/sellers.txt BENCH_ACTION_FILE=$OUT/action_cases.txt
 psql_u -At -c "SELECT 'c_' || md5('case' || (1 + floor(random() * $N))::bigint) FROM generate_series(1, 100000)" \
@@ -398,9 +414,9 @@ note "pgbench wrote $made cases in $(xacts_of create) create transactions and $n
 start_arbiter
 $PY "$REPORT" wait-ready "$URL/readyz" 30 >/dev/null || { echo "bench: arbiter did not become ready" >&2; exit 1; }
 log "service: wrk, $DUR s per run, connections $CLIENTS"
-if want create; then for c in $CLIENTS; do run_wrk create "$c" wrk_create.lua; done; fi
-if want get; then for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done; fi
-if want list; then for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
+if want create; then warm_wrk create wrk_create.lua; for c in $CLIENTS; do run_wrk create "$c" wrk_create.lua; done; fi
+if want get; then warm_wrk get wrk_get.lua; for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done; fi
+if want list; then warm_wrk list wrk_list.lua; for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
 
 # Every list filter's plan on the loaded data: the query store_case_list_rows
 # builds (its fragments are checked against src/store.c above), with
@@ -434,7 +450,10 @@ if want list; then
 	explain_list "shop_id, next page" " AND c.shop_id = '1000000' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
 	explain_list "state, next page" " AND c.state = 'awaiting_seller' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
 fi
-if want note; then for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done; fi
+if want note; then
+	action_cases; warm_wrk note wrk_note.lua
+	for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done
+fi
 
 # ---------------------------------------------------------------- SLA
 if want sla; then
@@ -593,6 +612,7 @@ note "Read by id: random loaded cases, agent key (no shop scope) vs ST_GET with 
 note "List: GET /v1/cases?shop_id=S&state=awaiting_seller with the seller key of shop S ($NSEL seller keys, one per shop, about $(( N / SHOPS )) cases each; default page of 50) vs the statement store_case_list() builds for it, LIMIT 51, -M extended (the service sends it unnamed)."
 note "Transition: POST /v1/cases/{id}/actions {\"action\":\"note\"} with If-Match by the agent key, each wrk thread walking its own $A cases with versions read just before the run and tracked from each answer's ETag; pgbench runs the same ST_GET then ST_APPLY (note event, no deadline change) on random cases of another slice."
 note "CPU per request is arbiter's utime+stime (/proc/PID/stat) over the run divided by the requests; PostgreSQL's and wrk's CPU are not in it. Peak RSS is VmHWM, reset (clear_refs 5) before each run. Everything (PostgreSQL, pgbench or wrk, arbiter) shares the same $(nproc) cores."
+note "Warm-up: before each workload's wrk runs, ${WARM} s of the same workload at ${CLIENTS##* } connections, not recorded, so that every run meets the service as it is once it has been up a while: its pool's connections open, their PostgreSQL backends past their first, cold executions (a first create on a fresh backend took 130 ms where the next took 6 ms). pgbench starts its own connections cold in every run; over ${DUR} s that costs it about one slow transaction per client."
 note "Ratio = arbiter req/s ÷ pgbench tx/s at the same concurrency (clients = connections); the peak table compares each side's best concurrency."
 note "SLA: ready = SIGTERM, start, first 200 from /readyz (5 ms polls). Drain = $DRAIN loaded cases' seller_response deadlines moved by one UPDATE (while the service runs) to fall within one second $DRAIN_LEAD s ahead, reminders marked sent; counted from the audit trail once none is pending. Lag from the commit timestamps of the events' transactions (track_commit_timestamp=on) and from the events' at (the transaction's start, so it reads low). The pgbench expiry baseline ($EXPIRE_CLIENTS clients, one expiry per commit, its own slice of cases) counts the expire events it wrote."
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
