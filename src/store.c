@@ -307,7 +307,9 @@ struct slot {
 };
 
 /* One request's write waiting for a group commit; lives on its owner's
- * stack until done. res (owner PQclears) or err is its outcome. */
+ * stack until done. res (owner PQclears) or err is its outcome. cv wakes
+ * its owner alone: when the job is done, or when it is first in the queue
+ * and a leader's place has come free. */
 typedef struct gc_job {
 	enum stmt_id id;
 	int n;
@@ -315,6 +317,7 @@ typedef struct gc_job {
 	PGresult *res;
 	ar_err *err;
 	bool done;
+	pthread_cond_t cv;
 	struct gc_job *next;
 } gc_job;
 
@@ -327,7 +330,6 @@ struct store {
 	int64_t next_connect_ms;   /* reconnect backoff while the database is down */
 	int backoff_ms;
 	pthread_mutex_t gmu;       /* the group-commit queue */
-	pthread_cond_t gcv;
 	gc_job *ghead, **gtail;
 	int gleaders;
 };
@@ -399,10 +401,6 @@ store *store_open(const char *conninfo, int pool_size)
 		goto fail_mu;
 	if (pthread_mutex_init(&s->gmu, NULL) != 0)
 		goto fail_cv;
-	if (pthread_cond_init(&s->gcv, NULL) != 0) {
-		pthread_mutex_destroy(&s->gmu);
-		goto fail_cv;
-	}
 	s->gtail = &s->ghead;
 	return s;
 fail_cv:
@@ -422,7 +420,6 @@ void store_close(store *s)
 		return;
 	for (int i = 0; i < s->size; i++)
 		PQfinish(s->slots[i].conn);
-	pthread_cond_destroy(&s->gcv);
 	pthread_mutex_destroy(&s->gmu);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
@@ -729,8 +726,12 @@ done:
 static PGresult *gc_exec(store *s, enum stmt_id id, int n, const char *const *vals,
 			 ar_err *err)
 {
-	gc_job job = { id, n, vals, NULL, err, false, NULL };
+	gc_job job = { .id = id, .n = n, .vals = vals, .err = err };
 
+	if (pthread_cond_init(&job.cv, NULL) != 0) {
+		err_unavailable(err, "out of resources");
+		return NULL;
+	}
 	pthread_mutex_lock(&s->gmu);
 	*s->gtail = &job;
 	s->gtail = &job.next;
@@ -748,17 +749,26 @@ static PGresult *gc_exec(store *s, enum stmt_id id, int n, const char *const *va
 			gc_run_batch(s, batch);
 			pthread_mutex_lock(&s->gmu);
 			s->gleaders--;
+			/* Each owner is woken alone (a broadcast woke every waiter per
+			 * batch, most of them only to sleep again: a third of a create's
+			 * system time went to futex calls). next is read before done is
+			 * set: once the lock is released, a done job's owner returns
+			 * and the job is gone. */
 			while (batch) {
 				gc_job *next = batch->next;
 				batch->done = true;
+				pthread_cond_signal(&batch->cv);
 				batch = next;
 			}
-			pthread_cond_broadcast(&s->gcv);
+			/* the place just freed goes to the queue's first */
+			if (s->ghead)
+				pthread_cond_signal(&s->ghead->cv);
 		} else {
-			pthread_cond_wait(&s->gcv, &s->gmu);
+			pthread_cond_wait(&job.cv, &s->gmu);
 		}
 	}
 	pthread_mutex_unlock(&s->gmu);
+	pthread_cond_destroy(&job.cv);
 	return job.res;
 }
 
