@@ -375,6 +375,10 @@ def render(results, meta_path, out):
                 pk["b"], pk["bc"] = btps, c
             if srps is not None and (pk["s"] is None or srps > pk["s"]):
                 pk["s"], pk["sc"], pk["sp99"] = srps, c, s.get("p99_us")
+            # the fastest run whose p99 stays within 20 ms (issue 9's group-commit target)
+            if srps is not None and s.get("p99_us") is not None and s["p99_us"] <= 20000 and (
+                    pk.get("fast") is None or srps > pk["fast"]):
+                pk["fast"], pk["fastc"], pk["fastp99"] = srps, c, s["p99_us"]
     L.append("")
     L.append("## Peak against peak (the targets of issue 9)")
     L.append("")
@@ -389,9 +393,17 @@ def render(results, meta_path, out):
         L.append("| %s | %s (c=%s) | %s (c=%s) | %s | ≥ %.1f×%s | %s | %s ms |" % (
             route, f_rate(pk["b"]), pk["bc"], f_rate(pk["s"]), pk["sc"],
             "-" if ratio is None else "%.2f×" % ratio, tgt,
-            " (then ≥ 1.5× by group commit, p99 ≤ 20 ms)" if key == "create" else "",
+            "",
             "-" if ratio is None else ("yes" if ratio >= tgt else "**no**"),
             f_ms(pk["sp99"])))
+        if key == "create":
+            fr = pk["fast"] / pk["b"] if pk.get("fast") and pk["b"] else None
+            L.append("| %s, by group commit: the fastest run with p99 ≤ 20 ms | %s (c=%s) | %s | %s | ≥ 1.5× | %s | %s |" % (
+                route, f_rate(pk["b"]), pk["bc"],
+                "none" if fr is None else "%s (c=%s)" % (f_rate(pk["fast"]), pk["fastc"]),
+                "-" if fr is None else "%.2f×" % fr,
+                "yes" if fr is not None and fr >= 1.5 else "**no**",
+                "-" if fr is None else f_ms(pk["fastp99"]) + " ms"))
     hwm = [r.get("hwm_kb", 0) for (n, c), r in wk.items() if c == max(clients or [0])]
     if hwm:
         mib = max(hwm) / 1024.0
