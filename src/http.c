@@ -639,10 +639,14 @@ void http_stop(http_server *h, int grace_ms)
 	if (!h)
 		return;
 	/* Stop accepting (refusing at once, not leaving connections in the
-	 * backlog), then give in-flight requests their time to finish. */
+	 * backlog), then give in-flight requests their time to finish. The
+	 * drain is announced (/readyz 503, Connection: close) only once the
+	 * listener is shut: a client told "draining" that opens a new
+	 * connection is refused, never reset out of the backlog. */
 	lfd = MHD_quiesce_daemon(h->d);
 	if (lfd != MHD_INVALID_SOCKET)
 		shutdown(lfd, SHUT_RDWR);
+	atomic_store(&h->app->draining, true);
 	for (int waited = 0; waited < grace_ms && atomic_load(&h->in_flight) > 0; waited += 20)
 		usleep(20 * 1000);
 	MHD_stop_daemon(h->d);

@@ -141,7 +141,6 @@ static int cmd_serve(void)
 		break;
 	}
 	log_kv(LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-	atomic_store(&app.draining, true);
 	http_stop(http, SHUTDOWN_GRACE_MS);
 	sla_stop(app.sla);
 	app.sla = NULL;

@@ -1,7 +1,8 @@
-/* libFuzzer: request bytes -> codec_parse_body -> codec_decode_case -> canonical JSON and a policy decision. */
+/* libFuzzer: request bytes -> codec_parse_body -> codec_decode_case -> canonical JSON and a policy decision, each written by codec_dumps and checked against jansson's dump. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "arbiter/codec.h"
 #include "arbiter/policy.h"
@@ -38,13 +39,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* codec_dumps writes what jansson writes, byte for byte, for any document. */
+static void dump_both(const json_t *j)
+{
+	char *mine = codec_dumps(j);
+	char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (!mine != !theirs || (mine && strcmp(mine, theirs) != 0))
+		__builtin_trap();
+	free(mine);
+	free(theirs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	ar_err err;
 	ar_case_input in;
 	json_t *root, *order, *evidence, *dec;
 	ar_decision d;
-	char *s;
 
 	ar_err_init(&err);
 	root = codec_parse_body((const char *)data, size, &err);
@@ -55,22 +67,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!json_is_object(root))
 		__builtin_trap(); /* the contract: a parsed body is an object */
+	dump_both(root);
 	ar_err_init(&err);
 	if (codec_decode_case(root, &in, &err)) {
 		order = codec_order_to_json(&in.order);
 		evidence = codec_case_input_evidence_to_json(&in);
-		s = json_dumps(order, JSON_COMPACT);
-		free(s);
-		s = json_dumps(evidence, JSON_COMPACT | JSON_ENCODE_ANY);
-		free(s);
+		dump_both(order);
+		dump_both(evidence);
 		json_decref(order);
 		json_decref(evidence);
 		if (shipped) {
 			ar_err_init(&err);
 			if (policy_adjudicate(shipped, &in, NULL, 1767225600000LL, &d, &err)) {
 				dec = policy_decision_to_json(&d);
-				s = json_dumps(dec, JSON_COMPACT);
-				free(s);
+				dump_both(dec);
 				json_decref(dec);
 			}
 		}

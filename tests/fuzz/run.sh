@@ -39,7 +39,7 @@ sources() {
 	# store_cursor_decode lives in src/store.c, which links libpq, the
 	# embedded migrations and what the store reports to (metrics, the state
 	# machine's names); the harness calls only the pure cursor functions.
-	cursor) echo "src/store.c src/log.c src/model.c src/timeutil.c src/sha256.c" \
+	cursor) echo "src/store.c src/codec.c src/log.c src/model.c src/timeutil.c src/sha256.c" \
 		"src/metrics.c src/casefsm.c src/policy.c src/router.c $OUT/migrations.c" ;;
 	esac
 }
