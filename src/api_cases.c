@@ -150,40 +150,6 @@ void api_decorate_case(json_t *c)
 	json_object_set_new(c, "allowed_actions", arr);
 }
 
-/* A growing text buffer for replies assembled from database JSON. */
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool oom;
-} textbuf;
-
-static void tb_put(textbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void tb_str(textbuf *b, const char *s)
-{
-	tb_put(b, s, strlen(s));
-}
-
 /* allowed_actions as a JSON array, from the state machine. */
 static void tb_allowed(textbuf *b, const fsm_case *fc)
 {

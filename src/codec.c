@@ -683,67 +683,54 @@ json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err)
 	return out;
 }
 
-/* ---- compact JSON text ---- */
+/* ---- text buffer and compact JSON text ---- */
 
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool fail;
-} dumpbuf;
-
-/* Room for n more bytes; false (and fail set) when memory runs out. */
-static bool db_room(dumpbuf *b, size_t n)
+void tb_put(textbuf *b, const char *s, size_t n)
 {
-	if (b->fail)
-		return false;
-	if (b->cap - b->len >= n)
-		return true;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap - b->len < n) {
-		if (cap > SIZE_MAX / 2) {
-			b->fail = true;
-			return false;
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *np;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
 		}
-		cap *= 2;
+		b->p = np;
+		b->cap = cap;
 	}
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		b->fail = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
-static void db_put(dumpbuf *b, const char *s, size_t n)
+void tb_str(textbuf *b, const char *s)
 {
-	if (db_room(b, n)) {
-		memcpy(b->p + b->len, s, n);
-		b->len += n;
-	}
+	tb_put(b, s, strlen(s));
 }
 
-static void db_byte(dumpbuf *b, char c)
+static void tb_byte(textbuf *b, char c)
 {
-	if (db_room(b, 1))
-		b->p[b->len++] = c;
+	tb_put(b, &c, 1);
 }
 
 /* Runs of plain bytes are copied whole; only '"', '\\' and controls are escaped. */
-static void dump_string(dumpbuf *b, const char *s, size_t n)
+static void dump_string(textbuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t run = 0;
 
-	db_byte(b, '"');
+	tb_byte(b, '"');
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[6];
 		size_t elen = 2;
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		db_put(b, s + run, i - run);
+		tb_put(b, s + run, i - run);
 		run = i + 1;
 		esc[0] = '\\';
 		switch (c) {
@@ -760,13 +747,13 @@ static void dump_string(dumpbuf *b, const char *s, size_t n)
 			esc[5] = hex[c & 15];
 			elen = 6;
 		}
-		db_put(b, esc, elen);
+		tb_put(b, esc, elen);
 	}
-	db_put(b, s + run, n - run);
-	db_byte(b, '"');
+	tb_put(b, s + run, n - run);
+	tb_byte(b, '"');
 }
 
-static void dump_integer(dumpbuf *b, json_int_t v)
+static void dump_integer(textbuf *b, json_int_t v)
 {
 	char tmp[24], *e = tmp + sizeof(tmp), *p = e;
 	/* in unsigned arithmetic, so that the most negative value negates */
@@ -778,18 +765,18 @@ static void dump_integer(dumpbuf *b, json_int_t v)
 	} while (u);
 	if (v < 0)
 		*--p = '-';
-	db_put(b, p, (size_t)(e - p));
+	tb_put(b, p, (size_t)(e - p));
 }
 
 /* As jansson writes a real: %.17g, always with a '.' or an exponent (so it
  * reads back as a real), the exponent without '+' or leading zeros. */
-static void dump_real(dumpbuf *b, double v)
+static void dump_real(textbuf *b, double v)
 {
 	char tmp[40];
 	int n = snprintf(tmp, sizeof(tmp) - 2, "%.17g", v);
 
 	if (n < 0 || (size_t)n >= sizeof(tmp) - 2) {
-		b->fail = true;
+		b->oom = true;
 		return;
 	}
 	char *e = strchr(tmp, 'e');
@@ -807,13 +794,13 @@ static void dump_real(dumpbuf *b, double v)
 		memmove(start, digits, strlen(digits) + 1);
 		n = (int)strlen(tmp);
 	}
-	db_put(b, tmp, (size_t)n);
+	tb_put(b, tmp, (size_t)n);
 }
 
-static void dump_value(dumpbuf *b, const json_t *j, int depth)
+static void dump_value(textbuf *b, const json_t *j, int depth)
 {
 	if (depth > CODEC_DUMP_MAX_DEPTH) {
-		b->fail = true;
+		b->oom = true;
 		return;
 	}
 	switch (json_typeof(j)) {
@@ -821,27 +808,27 @@ static void dump_value(dumpbuf *b, const json_t *j, int depth)
 		/* const only in name: iteration does not change the object */
 		json_t *o = (json_t *)j;
 		bool first = true;
-		db_byte(b, '{');
-		for (void *it = json_object_iter(o); it && !b->fail;
+		tb_byte(b, '{');
+		for (void *it = json_object_iter(o); it && !b->oom;
 		     it = json_object_iter_next(o, it)) {
 			if (!first)
-				db_byte(b, ',');
+				tb_byte(b, ',');
 			first = false;
 			dump_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-			db_byte(b, ':');
+			tb_byte(b, ':');
 			dump_value(b, json_object_iter_value(it), depth + 1);
 		}
-		db_byte(b, '}');
+		tb_byte(b, '}');
 		break;
 	}
 	case JSON_ARRAY:
-		db_byte(b, '[');
-		for (size_t i = 0; i < json_array_size(j) && !b->fail; i++) {
+		tb_byte(b, '[');
+		for (size_t i = 0; i < json_array_size(j) && !b->oom; i++) {
 			if (i)
-				db_byte(b, ',');
+				tb_byte(b, ',');
 			dump_value(b, json_array_get(j, i), depth + 1);
 		}
-		db_byte(b, ']');
+		tb_byte(b, ']');
 		break;
 	case JSON_STRING:
 		dump_string(b, json_string_value(j), json_string_length(j));
@@ -853,26 +840,25 @@ static void dump_value(dumpbuf *b, const json_t *j, int depth)
 		dump_real(b, json_real_value(j));
 		break;
 	case JSON_TRUE:
-		db_put(b, "true", 4);
+		tb_put(b, "true", 4);
 		break;
 	case JSON_FALSE:
-		db_put(b, "false", 5);
+		tb_put(b, "false", 5);
 		break;
 	case JSON_NULL:
-		db_put(b, "null", 4);
+		tb_put(b, "null", 4);
 		break;
 	}
 }
 
 char *codec_dumps(const json_t *j)
 {
-	dumpbuf b = { NULL, 0, 0, false };
+	textbuf b = { 0 };
 
 	if (!j)
 		return NULL;
 	dump_value(&b, j, 0);
-	db_byte(&b, '\0');
-	if (b.fail) {
+	if (b.oom) {
 		free(b.p);
 		return NULL;
 	}

@@ -964,11 +964,6 @@ done:
 	return rc;
 }
 
-static char *dump_or_null(json_t *j)
-{
-	return codec_dumps(j);
-}
-
 static json_t *deadlines_json(const store_deadline *d, size_t n)
 {
 	json_t *a = json_array();
@@ -1011,9 +1006,9 @@ bool store_case_create(store *s, const store_new_case *nc, store_created *out, a
 	memset(out, 0, sizeof(*out));
 	if (!dl || !ev)
 		goto oom;
-	order_s = dump_or_null(nc->order_doc);
-	evid_s = dump_or_null(nc->evidence);
-	dec_s = dump_or_null(nc->decision);
+	order_s = codec_dumps(nc->order_doc);
+	evid_s = codec_dumps(nc->evidence);
+	dec_s = codec_dumps(nc->decision);
 	dl_s = codec_dumps(dl);
 	ev_s = codec_dumps(ev);
 	if (!order_s || !evid_s || !dl_s || !ev_s || (nc->decision && !dec_s))

@@ -78,6 +78,20 @@ json_t *codec_order_to_json(const ar_order *o);
 json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err);
 
 /*
+ * A growing text buffer, always NUL-terminated once anything was put. When
+ * memory runs out, oom is set and nothing more is added. The owner free()s p.
+ * Start from { 0 }.
+ */
+typedef struct {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} textbuf;
+
+void tb_put(textbuf *b, const char *s, size_t n);
+void tb_str(textbuf *b, const char *s);
+
+/*
  * The compact text of any JSON value, as json_dumps(j, JSON_COMPACT |
  * JSON_ENCODE_ANY) writes it: members in insertion order, no spaces, non-ASCII
  * as UTF-8, reals with 17 significant digits. Returns a NEW string (caller

@@ -390,10 +390,9 @@ def render(results, meta_path, out):
             continue
         ratio = pk["s"] / pk["b"] if pk["s"] and pk["b"] else None
         tgt = TARGET[key]
-        L.append("| %s | %s (c=%s) | %s (c=%s) | %s | ≥ %.1f×%s | %s | %s ms |" % (
+        L.append("| %s | %s (c=%s) | %s (c=%s) | %s | ≥ %.1f× | %s | %s ms |" % (
             route, f_rate(pk["b"]), pk["bc"], f_rate(pk["s"]), pk["sc"],
             "-" if ratio is None else "%.2f×" % ratio, tgt,
-            "",
             "-" if ratio is None else ("yes" if ratio >= tgt else "**no**"),
             f_ms(pk["sp99"])))
         if key == "create":
