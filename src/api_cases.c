@@ -7,6 +7,7 @@
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
+#include "arbiter/textbuf.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/sla.h"

@@ -683,39 +683,7 @@ json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err)
 	return out;
 }
 
-/* ---- text buffer and compact JSON text ---- */
-
-void tb_put(textbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *np;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void tb_str(textbuf *b, const char *s)
-{
-	tb_put(b, s, strlen(s));
-}
-
-static void tb_byte(textbuf *b, char c)
-{
-	tb_put(b, &c, 1);
-}
+/* ---- compact JSON text ---- */
 
 /* Runs of plain bytes are copied whole; only '"', '\\' and controls are escaped. */
 static void dump_string(textbuf *b, const char *s, size_t n)

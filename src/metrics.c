@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "arbiter/policy.h"
+#include "arbiter/textbuf.h"
 
 #define RELAXED memory_order_relaxed
 
@@ -392,30 +393,8 @@ void metrics_reset(void)
 
 /* ---- rendering --------------------------------------------------------------- */
 
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool oom;
-} sbuf;
-
-static void sb_grow(sbuf *b, size_t need)
-{
-	size_t cap = b->cap ? b->cap : 16384;
-	char *np;
-
-	while (cap < b->len + need + 1)
-		cap *= 2;
-	np = realloc(b->p, cap);
-	if (!np) {
-		b->oom = true;
-		return;
-	}
-	b->p = np;
-	b->cap = cap;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
+static void sb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(textbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -430,8 +409,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 		return;
 	}
 	if ((size_t)n >= b->cap - b->len) {
-		sb_grow(b, (size_t)n);
-		if (b->oom)
+		if (!tb_reserve(b, (size_t)n))
 			return;
 		va_start(ap, fmt);
 		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
@@ -440,34 +418,21 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
-static void sb_putc(sbuf *b, char c)
-{
-	if (b->oom)
-		return;
-	if (b->len + 2 > b->cap) {
-		sb_grow(b, 1);
-		if (b->oom)
-			return;
-	}
-	b->p[b->len++] = c;
-	b->p[b->len] = '\0';
-}
-
 /* A label value with \ " and newline escaped (text format 0.0.4). */
-static void sb_label_value(sbuf *b, const char *s)
+static void sb_label_value(textbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '\\': sb_putc(b, '\\'); sb_putc(b, '\\'); break;
-		case '"': sb_putc(b, '\\'); sb_putc(b, '"'); break;
-		case '\n': sb_putc(b, '\\'); sb_putc(b, 'n'); break;
-		default: sb_putc(b, *s); break;
+		case '\\': tb_byte(b, '\\'); tb_byte(b, '\\'); break;
+		case '"': tb_byte(b, '\\'); tb_byte(b, '"'); break;
+		case '\n': tb_byte(b, '\\'); tb_byte(b, 'n'); break;
+		default: tb_byte(b, *s); break;
 		}
 	}
 }
 
 /* HELP texts are constants without \ or newline: no escaping needed. */
-static void family(sbuf *b, const char *name, const char *type, const char *help)
+static void family(textbuf *b, const char *name, const char *type, const char *help)
 {
 	sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
@@ -484,7 +449,7 @@ static int64_t gload(gauge *g)
 
 /* Renders one histogram series; labels is "" or `a="x",` (trailing comma,
  * already escaped). Returns the count rendered. */
-static uint64_t render_hist(sbuf *b, const char *name, const char *labels, histogram *h,
+static uint64_t render_hist(textbuf *b, const char *name, const char *labels, histogram *h,
 			    const bound *bd, size_t nb)
 {
 	uint64_t cum = 0, sum_ns;
@@ -527,7 +492,7 @@ static const char *route_label(size_t r)
 	return r < ROUTE__COUNT ? router_template((route_id)r) : "unmatched";
 }
 
-static void render_labels(sbuf *b, const char *name, const char *label, label_table *t)
+static void render_labels(textbuf *b, const char *name, const char *label, label_table *t)
 {
 	for (size_t i = 0; i < METRICS_MAX_LABELS; i++) {
 		label_slot *sl = &t->slot[i];
@@ -542,7 +507,7 @@ static void render_labels(sbuf *b, const char *name, const char *label, label_ta
 			  (unsigned long long)load(&t->other));
 }
 
-static void render_all(sbuf *b)
+static void render_all(textbuf *b)
 {
 	char labels[256];
 
@@ -673,10 +638,10 @@ static void render_all(sbuf *b)
 
 char *metrics_render(size_t *len)
 {
-	sbuf b = { 0 };
+	textbuf b = { 0 };
 
-	sb_grow(&b, 0);
-	if (!b.oom) {
+	/* the whole page in one 16 KiB allocation, most of the time */
+	if (tb_reserve(&b, 16384 - 1)) {
 		b.p[0] = '\0';
 		render_all(&b);
 	}

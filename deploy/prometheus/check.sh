@@ -144,7 +144,7 @@ def _():
     with open(src, "w") as f:
         f.write(DUMP_C)
     cc = os.environ.get("CC", "cc")
-    srcs = ["src/metrics.c", "src/model.c", "src/timeutil.c", "src/casefsm.c", "src/router.c", "src/policy.c"]
+    srcs = ["src/metrics.c", "src/textbuf.c", "src/model.c", "src/timeutil.c", "src/casefsm.c", "src/router.c", "src/policy.c"]
     cp = run([cc, "-std=c11", "-D_GNU_SOURCE", "-Iinclude", "-O0", "-o", exe, src] + srcs
              + ["-ljansson", "-lm", "-lpthread"])
     assert cp.returncode == 0, f"cannot build the exporter sample:\n{cp.stderr[-2000:]}"

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "arbiter/model.h"
+#include "arbiter/textbuf.h"
 
 #define CODEC_MAX_DEPTH 32
 #define CODEC_MAX_CENTS 1000000000000000LL /* 10^15 minor units: sane money bound */
@@ -76,20 +77,6 @@ json_t *codec_order_to_json(const ar_order *o);
  * returns them in canonical form (new reference), or NULL with field errors
  * under /evidence/<i>. */
 json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err);
-
-/*
- * A growing text buffer, always NUL-terminated once anything was put. When
- * memory runs out, oom is set and nothing more is added. The owner free()s p.
- * Start from { 0 }.
- */
-typedef struct {
-	char *p;
-	size_t len, cap;
-	bool oom;
-} textbuf;
-
-void tb_put(textbuf *b, const char *s, size_t n);
-void tb_str(textbuf *b, const char *s);
 
 /*
  * The compact text of any JSON value, as json_dumps(j, JSON_COMPACT |

@@ -33,13 +33,13 @@ mkdir -p "$OUT"
 # The sources and libraries each harness needs, listed explicitly.
 sources() {
 	case $1 in
-	codec) echo "src/codec.c src/model.c src/timeutil.c src/policy.c" ;;
+	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c" ;;
 	router) echo "src/router.c" ;;
 	policy) echo "src/policy.c src/model.c src/timeutil.c" ;;
 	# store_cursor_decode lives in src/store.c, which links libpq, the
 	# embedded migrations and what the store reports to (metrics, the state
 	# machine's names); the harness calls only the pure cursor functions.
-	cursor) echo "src/store.c src/codec.c src/log.c src/model.c src/timeutil.c src/sha256.c" \
+	cursor) echo "src/store.c src/codec.c src/textbuf.c src/log.c src/model.c src/timeutil.c src/sha256.c" \
 		"src/metrics.c src/casefsm.c src/policy.c src/router.c $OUT/migrations.c" ;;
 	esac
 }
