@@ -248,6 +248,40 @@ def test_events_open_event_and_chain(stable_server):
     assert first["to_state"] == "awaiting_seller", first
 
 
+def test_event_hash_is_sha256_of_the_documented_bytes(stable_server, db):
+    """Pins the digest itself, not only the links: sha256 over the previous
+    hash and the event's fields joined by 0x1f (at in UTC with microseconds,
+    data as jsonb's canonical text). Recomputed here in Python, so a change
+    to arbiter_event_digest that would break the chains of stored events
+    fails this test even though the new digests would agree with themselves."""
+    import hashlib
+    c = create_case(stable_server)
+    r = stable_server.post(f"/v1/cases/{c['id']}/actions",
+                           {"action": "note", "text": "digest check \u00e9"},
+                           key=db.keys["agent"], headers={"If-Match": '"1"'})
+    assert r.status == 200, r
+    out = h.psql(db.admin_url,
+                 "SELECT json_build_object('case_id', case_id, 'seq', seq,"
+                 " 'at', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),"
+                 " 'role', actor_role, 'actor', actor_id, 'action', action,"
+                 " 'from', from_state, 'to', to_state, 'data', data::text,"
+                 " 'pv', policy_version, 'prev', encode(prev_hash, 'hex'),"
+                 " 'hash', encode(hash, 'hex'))"
+                 f" FROM case_events WHERE case_id = {h.quote_literal(c['id'])} ORDER BY seq").stdout
+    evs = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert [e["action"] for e in evs] == ["open", "note"], evs
+    prev = bytes(32)
+    for e in evs:
+        assert e["prev"] == prev.hex(), e
+        fields = [e["case_id"], str(e["seq"]), e["at"], e["role"], e["actor"], e["action"],
+                  e["from"] or "", e["to"], e["data"], e["pv"] or ""]
+        want = hashlib.sha256(prev + "\x1f".join(fields).encode("utf-8")).hexdigest()
+        assert e["hash"] == want, (e, want)
+        prev = bytes.fromhex(want)
+    # the note's text went through the canonical form unchanged
+    assert json.loads(evs[1]["data"])["text"] == "digest check \u00e9"
+
+
 def test_events_of_different_cases_have_different_hashes(server):
     a, b = create_case(server), create_case(server)
     ea = server.get(f"/v1/cases/{a['id']}/events").body["items"]
