@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
@@ -204,12 +205,15 @@ void api_reply_case_row(ar_req *r, int status, const store_case_row *row)
 	free(b.p);
 }
 
-/* 'c_' and 32 hex digits of fresh randomness. */
+/* A fresh case id, time-ordered (ar_case_id_format says why). */
 static bool new_case_id(char out[AR_CASE_ID_LEN + 1])
 {
-	out[0] = 'c';
-	out[1] = '_';
-	return auth_random_hex(out + 2, AR_CASE_ID_LEN - 2);
+	uint8_t rnd[AR_CASE_ID_RANDOM];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return false;
+	ar_case_id_format(out, app_now(), rnd);
+	return true;
 }
 
 /* A create whose Idempotency-Key wrote nothing: its record answers (replay,

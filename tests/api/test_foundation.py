@@ -282,6 +282,22 @@ def test_event_hash_is_sha256_of_the_documented_bytes(stable_server, db):
     assert json.loads(evs[1]["data"])["text"] == "digest check \u00e9"
 
 
+def test_case_ids_are_time_ordered(stable_server):
+    """c_, 12 hex digits of the creation time in ms, 20 random: a later case
+    sorts later (its index entries land on the right of the B-trees)."""
+    a = create_case(stable_server)
+    time.sleep(0.005)
+    b = create_case(stable_server)
+    for c in (a, b):
+        assert re.fullmatch(r"c_[0-9a-f]{32}", c["id"]), c["id"]
+        made = dt.datetime.fromtimestamp(int(c["id"][2:14], 16) / 1000, dt.timezone.utc)
+        created = dt.datetime.fromisoformat(c["created_at"].replace("Z", "+00:00"))
+        # the id's clock is the service's, created_at the database's
+        assert abs((made - created).total_seconds()) < 5, (c["id"], c["created_at"])
+    assert a["id"] < b["id"], (a["id"], b["id"])
+    assert a["id"][14:] != b["id"][14:]
+
+
 def test_events_of_different_cases_have_different_hashes(server):
     a, b = create_case(server), create_case(server)
     ea = server.get(f"/v1/cases/{a['id']}/events").body["items"]

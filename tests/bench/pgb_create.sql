@@ -7,7 +7,9 @@
 -- of the run (-D order_doc, evidence, decision, deadlines, events, allowed);
 -- shop, buyer, SKU, order id, description and Idempotency-Key vary per
 -- transaction; the batch-defect threshold and window are the default
--- policy's (5 in 7 days).
+-- policy's (5 in 7 days). Case ids are made as the service makes them
+-- (ar_case_id_format: creation time in ms, then 20 random hex digits; here
+-- the digits come from the order id, so both places $23 is pasted agree).
 \set shop 1000000 + random(0, :nshops - 1)
 \set buyer 50000000 + random(0, :nbuyers - 1)
 \set sku random(0, 4999)
@@ -34,7 +36,7 @@
 --@ 20 :actor
 --@ 21 :events
 --@ 22 :ord
---@ 23 'c_' || md5(:ord || '-' || random())
+--@ 23 'c_' || lpad(to_hex((extract(epoch FROM statement_timestamp()) * 1000)::bigint), 12, '0') || left(md5(:ord::text), 20)
 --@ 24 't'
 --@ 25 7
 --@ 26 5
