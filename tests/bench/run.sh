@@ -309,9 +309,16 @@ PGB_VARS=(-D ncases="$N" -D nshops="$SHOPS" -D nbuyers="$BUYERS" -D nsel="$NSEL"
 	-D tlo=$((A + 1)) -D thi=$((XLO - 1)) -D actor=pgbench -D pv="$PV"
 	-D order_doc="$ORDER_DOC" -D evidence="$EVIDENCE" -D decision="$DECISION"
 	-D deadlines="$DEADLINES" -D events="$EVENTS" -D note_events="$NOTE_EVENTS" -D allowed="$ALLOWED")
+# Every measured run, pgbench's and wrk's alike, starts right after a
+# CHECKPOINT: the first change to a page after one writes the whole page to
+# the WAL (full_page_writes), so a run that followed another on warm pages
+# would pay less of that than the one before it (with random ids: 6 full-page
+# images per create just after a checkpoint, under 0.5 a few runs later).
+checkpoint() { psql_a -c "CHECKPOINT" >/dev/null; }
 run_pgb() {
 	local name=$1 c=$2 mode=$3 script=$4 rc=0
 	shift 4
+	checkpoint
 	local j=$(( c < 2 ? c : 2 )) pfx=$OUT/pgblog_${name}_c$c
 	"$PGBENCH" "${PGB_COMMON[@]}" -M "$mode" -c "$c" -j "$j" --log-prefix="$pfx" \
 		-f "$OUT/$script" "${PGB_VARS[@]}" "$@" arbiter >"$OUT/pgb_${name}_c$c.out" 2>&1 || rc=$?
@@ -331,6 +338,7 @@ run_wrk() {
 	local name=$1 c=$2 lua=$3 rc=0
 	local t=$(( c < 2 ? c : 2 )) cpu0 cpu1
 	alive "wrk $name c=$c"
+	checkpoint
 	hwm_reset
 	cpu0=$(cpu_ticks)
 	local perf_pid=
@@ -391,7 +399,6 @@ xacts_of() { local t=0 c n; for c in $CLIENTS; do
 # PostgreSQL's own ceiling: the service is stopped (its scheduler's periodic
 # queries would otherwise run against the baseline).
 stop_arbiter
-psql_a -c "CHECKPOINT"
 log "baselines: pgbench, $DUR s per run, clients $CLIENTS"
 made=0 notes=0
 if want create; then
@@ -614,7 +621,7 @@ note "Read by id: random loaded cases, agent key (no shop scope) vs ST_GET with 
 note "List: GET /v1/cases?shop_id=S&state=awaiting_seller with the seller key of shop S ($NSEL seller keys, one per shop, about $(( N / SHOPS )) cases each; default page of 50) vs the statement store_case_list() builds for it, LIMIT 51, -M extended (the service sends it unnamed)."
 note "Transition: POST /v1/cases/{id}/actions {\"action\":\"note\"} with If-Match by the agent key, each wrk thread walking its own $A cases with versions read just before the run and tracked from each answer's ETag; pgbench runs the same ST_GET then ST_APPLY (note event, no deadline change) on random cases of another slice."
 note "CPU per request is arbiter's utime+stime (/proc/PID/stat) over the run divided by the requests; PostgreSQL's and wrk's CPU are not in it. Peak RSS is VmHWM, reset (clear_refs 5) before each run. Everything (PostgreSQL, pgbench or wrk, arbiter) shares the same $(nproc) cores."
-note "Warm-up: before each workload's wrk runs, ${WARM} s of the same workload at ${CLIENTS##* } connections, not recorded, so that every run meets the service as it is once it has been up a while: its pool's connections open, their PostgreSQL backends past their first, cold executions (a first create on a fresh backend took 130 ms where the next took 6 ms). pgbench starts its own connections cold in every run; over ${DUR} s that costs it about one slow transaction per client."
+note "Warm-up: before each workload's wrk runs, ${WARM} s of the same workload at ${CLIENTS##* } connections, not recorded, so that every run meets the service as it is once it has been up a while: its pool's connections open, their PostgreSQL backends past their first, cold executions (a first create on a fresh backend took 130 ms where the next took 6 ms). Each measured run, pgbench's and wrk's, starts right after a CHECKPOINT, so each pays the same full-page images in the WAL for the pages it touches first. pgbench starts its own connections cold in every run; over ${DUR} s that costs it about one slow transaction per client."
 note "Ratio = arbiter req/s ÷ pgbench tx/s at the same concurrency (clients = connections); the peak table compares each side's best concurrency."
 note "SLA: ready = SIGTERM, start, first 200 from /readyz (5 ms polls). Drain = $DRAIN loaded cases' seller_response deadlines moved by one UPDATE (while the service runs) to fall within one second $DRAIN_LEAD s ahead, reminders marked sent; counted from the audit trail once none is pending. Lag from the commit timestamps of the events' transactions (track_commit_timestamp=on) and from the events' at (the transaction's start, so it reads low). The pgbench expiry baseline ($EXPIRE_CLIENTS clients, one expiry per commit, its own slice of cases) counts the expire events it wrote."
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
