@@ -109,6 +109,11 @@ static int cmd_serve(void)
 		rc = 2;
 		goto done;
 	}
+	/* before the scheduler and the listener: a cold backend's first
+	 * statements cost tens of ms each, paid here rather than by the first
+	 * requests after every restart */
+	snprintf(msg, sizeof(msg), "%d of %d", store_warm(app.db), app.cfg.db_pool);
+	log_kv(LOG_INFO, "database pool warmed", "connections", msg, NULL);
 	app.sla = sla_start(&app);
 	if (!app.sla) {
 		fprintf(stderr, "arbiter: cannot start the SLA scheduler\n");

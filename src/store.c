@@ -451,13 +451,52 @@ static PGconn *connect_db(const char *conninfo)
 	return PQconnectdbParams(keys, vals, 1);
 }
 
+/* Connects slot idx, which the caller has marked busy and which has no
+ * connection; the pool's mutex is held on entry and on return. A failure
+ * backs off further connects and leaves the slot free again. */
+static bool slot_connect(store *s, int idx, ar_err *err)
+{
+	PGconn *conn;
+
+	if (mono_ms() < s->next_connect_ms) {
+		s->slots[idx].busy = false;
+		pthread_cond_signal(&s->cv);
+		err_unavailable(err, "reconnecting");
+		return false;
+	}
+	pthread_mutex_unlock(&s->mu);
+	conn = connect_db(s->conninfo);
+	pthread_mutex_lock(&s->mu);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 100;
+		if (s->backoff_ms > BACKOFF_MAX_MS)
+			s->backoff_ms = BACKOFF_MAX_MS;
+		s->next_connect_ms = mono_ms() + s->backoff_ms;
+		s->slots[idx].busy = false;
+		s->slots[idx].failed = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		log_kv(LOG_WARN, "database connection failed", "error",
+		       PQerrorMessage(conn), NULL);
+		PQfinish(conn);
+		pthread_mutex_lock(&s->mu);
+		err_unavailable(err, "connection failed");
+		return false;
+	}
+	s->backoff_ms = 0;
+	s->next_connect_ms = 0;
+	s->slots[idx].conn = conn;
+	s->slots[idx].failed = false;
+	s->slots[idx].prepared = 0;
+	return true;
+}
+
 /* Takes a pooled connection, connecting it if needed. Returns the slot index
  * or -1 with err set (503 when the database cannot be reached). */
 static int acquire(store *s, ar_err *err)
 {
 	struct timespec deadline;
 	int idx = -1;
-	PGconn *conn;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += ACQUIRE_WAIT_MS / 1000;
@@ -476,41 +515,8 @@ static int acquire(store *s, ar_err *err)
 		}
 	}
 	s->slots[idx].busy = true;
-	if (s->slots[idx].conn) {
-		pthread_mutex_unlock(&s->mu);
-		return idx;
-	}
-	if (mono_ms() < s->next_connect_ms) {
-		s->slots[idx].busy = false;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		err_unavailable(err, "reconnecting");
-		return -1;
-	}
-	pthread_mutex_unlock(&s->mu);
-
-	conn = connect_db(s->conninfo);
-	pthread_mutex_lock(&s->mu);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : 100;
-		if (s->backoff_ms > BACKOFF_MAX_MS)
-			s->backoff_ms = BACKOFF_MAX_MS;
-		s->next_connect_ms = mono_ms() + s->backoff_ms;
-		s->slots[idx].busy = false;
-		s->slots[idx].failed = true;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		log_kv(LOG_WARN, "database connection failed", "error",
-		       PQerrorMessage(conn), NULL);
-		PQfinish(conn);
-		err_unavailable(err, "connection failed");
-		return -1;
-	}
-	s->backoff_ms = 0;
-	s->next_connect_ms = 0;
-	s->slots[idx].conn = conn;
-	s->slots[idx].failed = false;
-	s->slots[idx].prepared = 0;
+	if (!s->slots[idx].conn && !slot_connect(s, idx, err))
+		idx = -1;
 	pthread_mutex_unlock(&s->mu);
 	return idx;
 }
@@ -574,6 +580,99 @@ static bool ensure_prepared(store *s, int idx, enum stmt_id id, ar_err *err)
 	PQclear(r);
 	sl->prepared |= 1u << id;
 	return true;
+}
+
+/* Plans a prepared statement without running it (EXPLAIN EXECUTE with
+ * every parameter NULL): what a backend's first plan costs is mostly
+ * loading the catalog entries of the tables, indexes and functions it
+ * touches, and this loads them. Best effort: a statement it cannot plan
+ * is planned by its first request instead. The text holds no outside
+ * input. */
+static void plan_once(PGconn *c, const char *name)
+{
+	PGresult *r = PQdescribePrepared(c, name);
+	char sql[1024];
+	size_t len;
+	int n;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		return;
+	}
+	n = PQnparams(r);
+	PQclear(r);
+	len = (size_t)snprintf(sql, sizeof(sql), "EXPLAIN EXECUTE %s(", name);
+	for (int i = 0; i < n; i++) {
+		if (len + sizeof(",NULL)") > sizeof(sql))
+			return;
+		len += (size_t)sprintf(sql + len, i ? ",NULL" : "NULL");
+	}
+	memcpy(sql + len, ")", 2);
+	PQclear(PQexec(c, sql));
+}
+
+typedef struct {
+	store *s;
+	int idx;
+} warm_arg;
+
+/* Connects one idle slot if it is not, and prepares and plans every
+ * statement not yet prepared on it (one that is has run); a slot some
+ * request took meanwhile is left to it. */
+static void *warm_slot(void *arg)
+{
+	store *s = ((warm_arg *)arg)->s;
+	int idx = ((warm_arg *)arg)->idx;
+	ar_err err;
+	bool ok;
+
+	ar_err_init(&err);
+	pthread_mutex_lock(&s->mu);
+	ok = !s->slots[idx].busy;
+	if (ok) {
+		s->slots[idx].busy = true;
+		ok = s->slots[idx].conn || slot_connect(s, idx, &err);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (!ok)
+		return NULL;
+	for (int id = 0; id < ST__COUNT; id++) {
+		if (s->slots[idx].prepared & (1u << id))
+			continue;
+		if (!ensure_prepared(s, idx, (enum stmt_id)id, &err))
+			break;
+		plan_once(s->slots[idx].conn, stmts[id].name);
+	}
+	release(s, idx);
+	return NULL;
+}
+
+int store_warm(store *s)
+{
+	pthread_t *t = calloc((size_t)s->size, sizeof(*t));
+	warm_arg *args = calloc((size_t)s->size, sizeof(*args));
+	bool *started = calloc((size_t)s->size, sizeof(*started));
+	int ready = 0;
+
+	if (!t || !args || !started)
+		goto done;
+	for (int i = 0; i < s->size; i++) {
+		args[i] = (warm_arg){ s, i };
+		started[i] = pthread_create(&t[i], NULL, warm_slot, &args[i]) == 0;
+	}
+	for (int i = 0; i < s->size; i++) {
+		if (started[i])
+			pthread_join(t[i], NULL);
+	}
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < s->size; i++)
+		ready += s->slots[i].conn && s->slots[i].prepared == (1u << ST__COUNT) - 1;
+	pthread_mutex_unlock(&s->mu);
+done:
+	free(started);
+	free(args);
+	free(t);
+	return ready;
 }
 
 static PGresult *exec_stmt_quiet(store *s, int idx, enum stmt_id id, int n,

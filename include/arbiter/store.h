@@ -19,10 +19,16 @@
 
 typedef struct store store;
 
-/* Creates the pool; connections open lazily, so an unreachable database
- * does not stop start-up (readiness reports it). NULL only on OOM. */
+/* Creates the pool; connections open on first use (or in store_warm), so
+ * an unreachable database does not stop start-up (readiness reports it).
+ * NULL only on OOM; store_close frees it. */
 store *store_open(const char *conninfo, int pool_size);
 void store_close(store *s);
+/* Opens every pooled connection at once and prepares and plans every
+ * statement on each, so that the first requests after a start do not pay
+ * each backend's cold start. Returns how many connections are ready; the
+ * rest connect on first use. */
+int store_warm(store *s);
 
 /* size slots: in_use busy, broken whose last connect failed, the rest idle
  * (connected, or opened on first use). */

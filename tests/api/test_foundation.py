@@ -8,6 +8,7 @@ import concurrent.futures as cf
 import datetime as dt
 import json
 import re
+import secrets
 import signal
 import threading
 import time
@@ -775,6 +776,43 @@ def test_kill9_loses_no_acknowledged_case(db, make_server):
         r = s.get(f"/v1/cases/{c['id']}")
         assert r.status == 200 and r.body == c, r
         assert len(s.get(f"/v1/cases/{c['id']}/events").body["items"]) == 1
+
+
+def test_pool_is_warm_before_the_service_listens(db, make_server):
+    """A backend's first statements load its catalog caches (tens of ms
+    each), so the service opens its whole pool and prepares and plans its
+    statements before it listens: the first requests after a restart are
+    served at the speed of the later ones."""
+    app = "arbiter_warm_" + secrets.token_hex(4)
+    url = h.conninfo_replace(db.service_url, application_name=app)
+    s = make_server(url, name="warm", env={"ARBITER_DB_POOL": "4"})
+    # start() returned at the first answer to /healthz: no request has
+    # needed a connection yet
+    n = h.psql(db.admin_url, "SELECT count(*) FROM pg_stat_activity"
+               f" WHERE application_name = {h.quote_literal(app)}").stdout.strip()
+    assert n == "4", (n, s.log_tail())
+    assert create_case(s)["state"] == "awaiting_seller"
+
+
+def test_service_starts_while_the_database_is_down(arbiter_bin, make_server):
+    """The warm-up does not hold the listener hostage: with no database the
+    service still answers /healthz at once and /readyz says why it is not
+    ready; once the database is there it connects on demand."""
+    cl = h.PgCluster()
+    try:
+        cl.start()
+        url = cl.url()
+        cl.migrate(arbiter_bin)
+        cl.stop()
+        s = make_server(url, name="nodb", env={"ARBITER_DB_POOL": "4"},
+                        policy=h.DEFAULT_POLICY)
+        assert s.get("/healthz").status == 200
+        assert_problem(s.get("/readyz"), 503)
+        cl.start()
+        s.wait_status("/readyz", 200, timeout=15)
+        assert create_case(s)["state"] == "awaiting_seller"
+    finally:
+        cl.destroy()
 
 
 def test_readyz_follows_database_outage_and_recovers(arbiter_bin, make_server):
