@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke bench-wheel profile fuzz lint clean
+        valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -160,6 +160,11 @@ valgrind-test: build db
 
 bench: deps build
 	@bash tests/bench/run.sh
+# What the first requests after a restart cost: ready time, then 16 creates
+# at once and 16 more, over 3 restarts (a throwaway database; seconds).
+bench-cold: deps build db
+	@ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  $(PY) tests/bench/cold_start.py $(CURDIR)/$(B)/arbiter
 bench-smoke: deps build $(B)/bench/tw_bench
 	@$(B)/bench/tw_bench 100000 > /dev/null
 	@BENCH_SMOKE=1 bash tests/bench/run.sh
