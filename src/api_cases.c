@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "arbiter/api.h"
 #include "arbiter/casefsm.h"
@@ -208,9 +207,9 @@ void api_reply_case_row(ar_req *r, int status, const store_case_row *row)
 /* A fresh case id, time-ordered (ar_case_id_format says why). */
 static bool new_case_id(char out[AR_CASE_ID_LEN + 1])
 {
-	uint8_t rnd[AR_CASE_ID_RANDOM];
+	char rnd[AR_CASE_ID_RANDOM + 1];
 
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+	if (!auth_random_hex(rnd, AR_CASE_ID_RANDOM))
 		return false;
 	ar_case_id_format(out, app_now(), rnd);
 	return true;

@@ -92,7 +92,7 @@ bool ar_insurance_parse(const char *s, ar_insurance *out)
 }
 
 void ar_case_id_format(char out[AR_CASE_ID_LEN + 1], int64_t unix_ms,
-		       const uint8_t rnd[AR_CASE_ID_RANDOM])
+		       const char rnd[AR_CASE_ID_RANDOM])
 {
 	static const char hex[] = "0123456789abcdef";
 	uint64_t t = (uint64_t)unix_ms;
@@ -101,10 +101,7 @@ void ar_case_id_format(char out[AR_CASE_ID_LEN + 1], int64_t unix_ms,
 	out[1] = '_';
 	for (int i = 13; i >= 2; i--, t >>= 4)
 		out[i] = hex[t & 15];
-	for (int i = 0; i < AR_CASE_ID_RANDOM; i++) {
-		out[14 + 2 * i] = hex[rnd[i] >> 4];
-		out[15 + 2 * i] = hex[rnd[i] & 15];
-	}
+	memcpy(out + 14, rnd, AR_CASE_ID_RANDOM);
 	out[AR_CASE_ID_LEN] = '\0';
 }
 

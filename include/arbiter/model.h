@@ -70,7 +70,7 @@ typedef enum {
 #define AR_MAX_EVIDENCE 20
 #define AR_MAX_ID_LEN 64          /* order id, shop id, buyer id, sku, category */
 #define AR_CASE_ID_LEN 34         /* "c_" and 32 hex digits */
-#define AR_CASE_ID_RANDOM 10      /* bytes of randomness in a case id */
+#define AR_CASE_ID_RANDOM 20      /* random hex digits in a case id */
 #define AR_MAX_DESCRIPTION 4000   /* characters (code points), not bytes */
 #define AR_MAX_URL_LEN 2048
 #define AR_CURRENCY_LEN 3
@@ -154,13 +154,14 @@ void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
 static inline bool ar_err_is_set(const ar_err *e) { return e->status != 0; }
 
 /* A case id into out: "c_", 12 hex digits of unix_ms (the creation time in
- * milliseconds), then the 20 hex digits of rnd. Ids made later sort later,
+ * milliseconds), then rnd (AR_CASE_ID_RANDOM random hex digits, e.g. from
+ * auth_random_hex). Ids made later sort later,
  * so the B-tree entries keyed by a new case's id (the case, its deadlines,
  * its events) land on the rightmost, cached pages rather than on random
  * ones, each of which also costs a full-page image in the WAL after every
  * checkpoint. 80 random bits keep ids unguessable. */
 void ar_case_id_format(char out[AR_CASE_ID_LEN + 1], int64_t unix_ms,
-		       const uint8_t rnd[AR_CASE_ID_RANDOM]);
+		       const char rnd[AR_CASE_ID_RANDOM]);
 
 const char *ar_kind_name(ar_kind k);
 bool ar_kind_parse(const char *s, ar_kind *out) AR_MUSTCHECK;

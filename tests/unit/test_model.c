@@ -9,16 +9,12 @@
 
 #include "arbiter/model.h"
 
-static const uint8_t RND_LOW[AR_CASE_ID_RANDOM] = { 0 };
-static const uint8_t RND_HIGH[AR_CASE_ID_RANDOM] = {
-	0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-};
+static const char RND_LOW[] = "00000000000000000000";
+static const char RND_HIGH[] = "ffffffffffffffffffff";
 
 static void test_case_id_layout(void **state)
 {
-	static const uint8_t rnd[AR_CASE_ID_RANDOM] = {
-		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x0f, 0xf0,
-	};
+	static const char rnd[] = "0123456789abcdef0ff0";
 	char id[AR_CASE_ID_LEN + 1];
 
 	(void)state;
