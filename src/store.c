@@ -614,15 +614,17 @@ static void plan_once(PGconn *c, const char *name)
 typedef struct {
 	store *s;
 	int idx;
-} warm_arg;
+	pthread_t thread;
+	bool started;
+} warm_job;
 
 /* Connects one idle slot if it is not, and prepares and plans every
  * statement not yet prepared on it (one that is has run); a slot some
  * request took meanwhile is left to it. */
 static void *warm_slot(void *arg)
 {
-	store *s = ((warm_arg *)arg)->s;
-	int idx = ((warm_arg *)arg)->idx;
+	store *s = ((warm_job *)arg)->s;
+	int idx = ((warm_job *)arg)->idx;
 	ar_err err;
 	bool ok;
 
@@ -649,29 +651,25 @@ static void *warm_slot(void *arg)
 
 int store_warm(store *s)
 {
-	pthread_t *t = calloc((size_t)s->size, sizeof(*t));
-	warm_arg *args = calloc((size_t)s->size, sizeof(*args));
-	bool *started = calloc((size_t)s->size, sizeof(*started));
+	warm_job *jobs = calloc((size_t)s->size, sizeof(*jobs));
 	int ready = 0;
 
-	if (!t || !args || !started)
-		goto done;
+	if (!jobs)
+		return 0;
 	for (int i = 0; i < s->size; i++) {
-		args[i] = (warm_arg){ s, i };
-		started[i] = pthread_create(&t[i], NULL, warm_slot, &args[i]) == 0;
+		jobs[i].s = s;
+		jobs[i].idx = i;
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, warm_slot, &jobs[i]) == 0;
 	}
 	for (int i = 0; i < s->size; i++) {
-		if (started[i])
-			pthread_join(t[i], NULL);
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
 	}
+	free(jobs);
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < s->size; i++)
 		ready += s->slots[i].conn && s->slots[i].prepared == (1u << ST__COUNT) - 1;
 	pthread_mutex_unlock(&s->mu);
-done:
-	free(started);
-	free(args);
-	free(t);
 	return ready;
 }
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,12 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 import helpers as h  # noqa: E402
 
 BURST = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_status(port: int, path: str) -> int:
@@ -64,7 +57,7 @@ def burst(pool: cf.ThreadPoolExecutor, port: int, key: str) -> list[float]:
 
 
 def one_run(binary: str, url: str, key: str, pool: cf.ThreadPoolExecutor) -> tuple:
-    port = free_port()
+    port = h.free_port()
     env = dict(os.environ, ARBITER_DATABASE_URL=url, ARBITER_LISTEN=f"127.0.0.1:{port}",
                ARBITER_POLICY=h.DEFAULT_POLICY)
     t0 = time.monotonic()
