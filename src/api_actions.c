@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arbiter/api.h"
+#include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
@@ -147,13 +148,27 @@ static int64_t json_int(json_t *o, const char *k, int64_t dflt)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
-/* The 409 body: which state the case is in and what this role may do now. */
-static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, const ar_err *err)
+/* The 409 body: which state the case is in and what this role may do now;
+ * when a deadline passed since the version the caller read, which one and
+ * when (passed: the expiry event's data, or NULL). */
+static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, ar_err *err,
+			      json_t *passed)
 {
 	fsm_action acts[FSM_ACTION__COUNT];
 	unsigned n = fsm_allowed(fc, role, acts, FSM_ACTION__COUNT);
-	json_t *p = http_problem_json(err, NULL), *arr = json_array();
+	json_t *p, *arr = json_array();
+	const char *dl = json_string_value(json_object_get(passed, "deadline"));
+	const char *due = json_string_value(json_object_get(passed, "due_at"));
 
+	if (dl && due) {
+		/* the clock refused it, not the caller's reading of the state:
+		 * say so instead of the machine's refusal */
+		ar_err_init(err);
+		ar_err_set(err, 409, "deadline-passed", "Deadline passed",
+			   "the %s deadline passed at %s, before this request; the case is now %s",
+			   dl, due, fsm_state_name(fc->state));
+	}
+	p = http_problem_json(err, NULL);
 	for (unsigned i = 0; arr && i < n && i < FSM_ACTION__COUNT; i++)
 		json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
 	if (p) {
@@ -161,6 +176,12 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, cons
 		json_object_set_new(p, "allowed_actions", arr);
 		json_object_set_new(p, "request_id", json_string(req_id(r)));
 		arr = NULL;
+		if (dl && due) {
+			json_t *d = json_pack("{s:s,s:s}", "name", dl, "due_at", due);
+			if (d && json_is_string(json_object_get(passed, "fired_at")))
+				json_object_set(d, "fired_at", json_object_get(passed, "fired_at"));
+			json_object_set_new(p, "deadline", d);
+		}
 	}
 	json_decref(arr);
 	{
@@ -187,7 +208,104 @@ static json_t *refund_event(json_t *decision, int64_t total, const char *why)
 			 "reason", why);
 }
 
-void api_case_action(ar_req *r)
+/* The state machine's view of a case as store_case_get read it. */
+static bool case_of(json_t *cur, fsm_case *fc, ar_err *err)
+{
+	memset(fc, 0, sizeof(*fc));
+	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc->kind) ||
+	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc->state)) {
+		ar_err_set(err, 500, "internal", "Internal error", "the stored case is unreadable");
+		return false;
+	}
+	fc->manual_review = json_is_true(json_object_get(cur, "manual_review"));
+	fc->has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
+	fc->agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
+	return true;
+}
+
+/*
+ * The clock rule on the request path: the deadline `due` (store_case_get's
+ * "due") has passed, so its expiry is written first, exactly as the
+ * scheduler would write it. true when it is written, or when someone else
+ * (the scheduler, another request) wrote the case first: either way the
+ * caller reads the case again.
+ */
+static bool expire_due(ar_app *app, const char *id, json_t *cur, json_t *due, ar_err *err)
+{
+	store_claimed c;
+	fsm_case fc;
+	fsm_deadline dl;
+	store_change ch;
+	caseplan_fired f;
+	store_case_row *row = NULL;
+	json_t *data = NULL, *refund = NULL;
+	int64_t due_ms = json_int(due, "due_ms", 0);
+	bool ok = false;
+
+	if (!case_of(cur, &fc, err))
+		return false;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.id, sizeof(c.id), "%s", id);
+	snprintf(c.shop_id, sizeof(c.shop_id), "%s",
+		 json_string_value(json_object_get(cur, "shop_id")) ?
+		 json_string_value(json_object_get(cur, "shop_id")) : "");
+	c.version = (int)json_int(cur, "version", 0);
+	c.kind = fc.kind;
+	c.state = fc.state;
+	c.manual_review = fc.manual_review;
+	c.has_offer = fc.has_offer;
+	c.agreement_pending = fc.agreement_pending;
+	c.decision = json_object_get(cur, "decision");   /* borrowed */
+	if (!fsm_deadline_parse(json_string_value(json_object_get(due, "name")), &dl)) {
+		ar_err_set(err, 500, "internal", "Internal error", "a stored deadline is unreadable");
+		return false;
+	}
+	if (!caseplan_expiry(app, &c, dl, (int)json_int(due, "armed_version", 0), due_ms,
+			     CASEPLAN_BY_REQUEST, &ch, &f, &data, &refund, err)) {
+		/* deadlines are armed only in states they expire from: one
+		 * that cannot expire would hold the case forever */
+		if (!ar_err_is_set(err))
+			ar_err_set(err, 500, "internal", "Internal error",
+				   "the %s deadline cannot expire in state %s",
+				   fsm_deadline_name(dl), fsm_state_name(fc.state));
+		goto done;
+	}
+	if (!store_case_apply(app->db, &ch, &row, err)) {
+		if (err->status == 412) {   /* written by someone else first */
+			ar_err_init(err);
+			ok = true;
+		}
+		goto done;
+	}
+	metrics_transition(f.action, FSM_ROLE_SYSTEM);
+	metrics_sla_fired(dl, (double)(app_now() - due_ms) / 1000.0);
+	if (f.breach)
+		metrics_sla_breach(dl);
+	if (f.refund_cents >= 0)
+		metrics_refund("seller_silent", f.currency, f.refund_cents, true);
+	for (size_t i = 0; i < ch.n_deadlines; i++) {
+		if (ch.deadlines[i].after_ms <= SLA_HORIZON_MS)
+			sla_poke(app->sla);
+	}
+	ok = true;
+done:
+	store_case_rows_free(row, row ? 1 : 0);
+	json_decref(data);
+	json_decref(refund);
+	return ok;
+}
+
+/* What an action's body carries, decoded against the case it acts on. */
+typedef struct {
+	fsm_action act;          /* may differ from the requested one (receipt) */
+	const char *s1, *s2;
+	int64_t amount;
+	int64_t max_cents;
+	fsm_favour favour;
+	json_t *evidence;        /* owned: the case's evidence with the new items */
+} action_args;
+
+static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 {
 	static const char *const conditions[] = { "as_sent", "damaged_by_buyer", "not_received", NULL };
 	static const char *const channels[] = { "phone", "chat", NULL };
@@ -196,25 +314,153 @@ void api_case_action(ar_req *r)
 	static const char *const favours[] = { "buyer", "seller", "split", NULL };
 	static const char *const faults[] = { "seller", "buyer", "carrier", NULL };
 	static const char *const signals[] = { "review_extortion", NULL };
+	json_t *decision = json_object_get(cur, "decision");
+	ar_kind kind = AR_KIND_REFUND;
+
+	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &kind))
+		kind = AR_KIND_REFUND;
+	a->max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	/* Exchanges, repairs and complaints owe no refund by policy, but an
+	 * offer or a ruling may still pay out, up to what the order was worth. */
+	if (kind == AR_KIND_EXCHANGE || kind == AR_KIND_REPAIR || kind == AR_KIND_COMPLAINT) {
+		int64_t worth = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+				json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+		if (worth > a->max_cents)
+			a->max_cents = worth;
+	}
+
+	switch (a->act) {
+	case FSM_ACTION_REJECT:
+		want_str(root, "reason", true, TEXT_MAX, &a->s1, err);
+		break;
+	case FSM_ACTION_OFFER:
+		want_str(root, "message", false, TEXT_MAX, &a->s2, err);
+		if (codec_get_cents(root, "refund_cents", "", true, &a->amount, err)) {
+			if (a->amount <= 0)
+				ar_err_field(err, "/refund_cents", "must be greater than 0");
+			else if (a->amount > a->max_cents)
+				ar_err_field(err, "/refund_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     a->amount, a->max_cents);
+		}
+		break;
+	case FSM_ACTION_CONFIRM_RECEIPT:
+		enum_field(root, "condition", true, conditions,
+			   "as_sent, damaged_by_buyer, not_received", &a->s1, err);
+		want_str(root, "note", false, TEXT_MAX, &a->s2, err);
+		/* A disputed receipt goes to the platform: the machine's reject. */
+		if (a->s1 && strcmp(a->s1, "as_sent") != 0)
+			a->act = FSM_ACTION_REJECT;
+		break;
+	case FSM_ACTION_SHIP_REPLACEMENT:
+	case FSM_ACTION_SHIP_BACK:
+		want_str(root, "carrier", true, 64, &a->s1, err);
+		want_str(root, "tracking_no", true, 64, &a->s2, err);
+		break;
+	case FSM_ACTION_ESCALATE:
+		want_str(root, "statement", true, TEXT_MAX, &a->s1, err);
+		break;
+	case FSM_ACTION_WITHDRAW:
+	case FSM_ACTION_ACCEPT:
+		want_str(root, a->act == FSM_ACTION_ACCEPT ? "note" : "reason", false, TEXT_MAX,
+			 &a->s1, err);
+		break;
+	case FSM_ACTION_ADD_EVIDENCE:
+		a->evidence = merged_evidence(json_object_get(cur, "evidence"),
+					      json_object_get(root, "evidence"), err);
+		break;
+	case FSM_ACTION_NOTE:
+		want_str(root, "text", true, TEXT_MAX, &a->s1, err);
+		/* 000: a demand for money to remove a review is a sign of a
+		 * malicious complaint; it routes the case to a human, never
+		 * to a rejection. */
+		enum_field(root, "signal", false, signals, "review_extortion", &a->s2, err);
+		break;
+	case FSM_ACTION_RECORD_AGREEMENT:
+		want_str(root, "terms", true, TEXT_MAX, &a->s1, err);
+		enum_field(root, "channel", true, channels, "phone, chat", &a->s2, err);
+		want_cents(root, "compensation_cents", false, &a->amount, err);
+		break;
+	case FSM_ACTION_ACKNOWLEDGE:
+		want_str(root, "message", false, TEXT_MAX, &a->s1, err);
+		break;
+	case FSM_ACTION_RESOLVE:
+		enum_field(root, "resolution", true, resolutions,
+			   "refund, compensation, replacement, apology, explanation", &a->s1, err);
+		want_str(root, "message", false, TEXT_MAX, &a->s2, err);
+		if (codec_get_cents(root, "compensation_cents", "", false, &a->amount, err)) {
+			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+			if (a->max_cents > cap)
+				cap = a->max_cents;
+			if (a->amount > cap)
+				ar_err_field(err, "/compensation_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     a->amount, cap);
+		}
+		break;
+	case FSM_ACTION_RULE:
+		enum_field(root, "in_favour_of", true, favours, "buyer, seller, split", &a->s1, err);
+		enum_field(root, "fault", true, faults, "seller, buyer, carrier", &a->s2, err);
+		{
+			const char *st;
+			want_str(root, "statement", true, TEXT_MAX, &st, err);
+		}
+		if (codec_get_cents(root, "refund_cents", "", false, &a->amount, err) && a->s1 &&
+		    fsm_favour_parse(a->s1, &a->favour)) {
+			if (a->favour == FSM_FAVOUR_SELLER && a->amount > 0)
+				ar_err_field(err, "/refund_cents", "a ruling for the seller refunds nothing");
+			else if (a->favour == FSM_FAVOUR_SPLIT && a->amount <= 0)
+				ar_err_field(err, "/refund_cents", "a split ruling needs the amount refunded");
+			else if (a->amount > a->max_cents)
+				ar_err_field(err, "/refund_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     a->amount, a->max_cents);
+			if (a->favour == FSM_FAVOUR_BUYER && a->amount < 0)
+				a->amount = a->max_cents;
+		}
+		break;
+	case FSM_ACTION_REFUND_EXECUTED:
+		want_str(root, "payment_ref", true, SHORT_MAX, &a->s1, err);
+		break;
+	default:
+		break;
+	}
+}
+
+/* How often an action reads the case again after losing a race (to an
+ * expiry it then applies, or to the scheduler) before it gives up. */
+#define ACTION_ROUNDS 4
+
+/*
+ * An action is judged at the instant it is written, by the database's
+ * clock: a deadline of the case due by then is applied first (expire_due,
+ * or the scheduler got there), and the action is judged against the state
+ * that left. If-Match may name the version before such expiries: only the
+ * clock moved the case since the caller read it.
+ */
+void api_case_action(ar_req *r)
+{
 	ar_app *app = req_app(r);
 	const ar_identity *who = req_identity(r);
 	const char *id = req_param(r, 0), *ifm = req_header(r, "If-Match");
 	ar_err err;
 	size_t len;
-	const char *body = req_body(r, &len), *action_s = NULL, *s1 = NULL, *s2 = NULL;
-	json_t *root = NULL, *cur = NULL, *data = NULL, *evidence = NULL;
+	const char *body = req_body(r, &len), *action_s = NULL;
+	json_t *root = NULL, *cur = NULL, *data = NULL;
 	store_case_row *out = NULL;
 	json_t *refund_data = NULL, *decision;
-	int version = 0;
-	int64_t max_cents, amount = -1, refund_total = -1;
-	fsm_action act;
+	int version = 0, cv = 0;
+	int64_t refund_total = -1;
+	fsm_action requested;
 	fsm_case fc;
 	fsm_result res;
-	fsm_favour favour = FSM_FAVOUR_BUYER;
 	store_change ch;
+	action_args a;
 	const char *why = "decided";
 
 	ar_err_init(&err);
+	memset(&a, 0, sizeof(a));
 	req_set_case(r, id);
 	if (!ifm) {
 		ar_err_set(&err, 428, "precondition-required", "Precondition required",
@@ -231,216 +477,140 @@ void api_case_action(ar_req *r)
 		goto fail;
 	if (!codec_get_string(root, "action", "", true, 64, &action_s, &err))
 		goto fail;
-	if (!fsm_action_parse(action_s, &act) || fsm_action_is_system(act)) {
+	if (!fsm_action_parse(action_s, &requested) || fsm_action_is_system(requested)) {
 		ar_err_field(&err, "/action", "unknown action '%.64s'", action_s);
 		goto fail;
 	}
-	if (!codec_check_fields(root, action_fields(act), "", &err))
+	if (!codec_check_fields(root, action_fields(requested), "", &err))
 		goto fail;
-	if (!store_case_get(app->db, id, auth_scope(who), &cur, &err))
-		goto fail;
-	if (json_int(cur, "version", 0) != version) {
-		ar_err_set(&err, 412, "stale", "Precondition failed",
-			   "the case is at version %" PRId64 ", not %d; read it again",
-			   json_int(cur, "version", 0), version);
-		goto fail;
-	}
-	memset(&fc, 0, sizeof(fc));
-	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc.kind) ||
-	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc.state)) {
-		ar_err_set(&err, 500, "internal", "Internal error", "the stored case is unreadable");
-		goto fail;
-	}
-	fc.manual_review = json_is_true(json_object_get(cur, "manual_review"));
-	fc.has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
-	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
-	decision = json_object_get(cur, "decision");
-	max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
-	/* Exchanges, repairs and complaints owe no refund by policy, but an
-	 * offer or a ruling may still pay out, up to what the order was worth. */
-	if (fc.kind == AR_KIND_EXCHANGE || fc.kind == AR_KIND_REPAIR || fc.kind == AR_KIND_COMPLAINT) {
-		int64_t worth = json_int(json_object_get(cur, "order"), "price_cents", 0) +
-				json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
-		if (worth > max_cents)
-			max_cents = worth;
-	}
 
-	/* Decode what this action carries. */
-	switch (act) {
-	case FSM_ACTION_REJECT:
-		want_str(root, "reason", true, TEXT_MAX, &s1, &err);
-		break;
-	case FSM_ACTION_OFFER:
-		want_str(root, "message", false, TEXT_MAX, &s2, &err);
-		if (codec_get_cents(root, "refund_cents", "", true, &amount, &err)) {
-			if (amount <= 0)
-				ar_err_field(&err, "/refund_cents", "must be greater than 0");
-			else if (amount > max_cents)
-				ar_err_field(&err, "/refund_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     amount, max_cents);
-		}
-		break;
-	case FSM_ACTION_CONFIRM_RECEIPT:
-		enum_field(root, "condition", true, conditions,
-			   "as_sent, damaged_by_buyer, not_received", &s1, &err);
-		want_str(root, "note", false, TEXT_MAX, &s2, &err);
-		/* A disputed receipt goes to the platform: the machine's reject. */
-		if (s1 && strcmp(s1, "as_sent") != 0)
-			act = FSM_ACTION_REJECT;
-		break;
-	case FSM_ACTION_SHIP_REPLACEMENT:
-	case FSM_ACTION_SHIP_BACK:
-		want_str(root, "carrier", true, 64, &s1, &err);
-		want_str(root, "tracking_no", true, 64, &s2, &err);
-		break;
-	case FSM_ACTION_ESCALATE:
-		want_str(root, "statement", true, TEXT_MAX, &s1, &err);
-		break;
-	case FSM_ACTION_WITHDRAW:
-	case FSM_ACTION_ACCEPT:
-		want_str(root, act == FSM_ACTION_ACCEPT ? "note" : "reason", false, TEXT_MAX, &s1, &err);
-		break;
-	case FSM_ACTION_ADD_EVIDENCE:
-		evidence = merged_evidence(json_object_get(cur, "evidence"),
-					   json_object_get(root, "evidence"), &err);
-		break;
-	case FSM_ACTION_NOTE:
-		want_str(root, "text", true, TEXT_MAX, &s1, &err);
-		/* 000: a demand for money to remove a review is a sign of a
-		 * malicious complaint; it routes the case to a human, never
-		 * to a rejection. */
-		enum_field(root, "signal", false, signals, "review_extortion", &s2, &err);
-		break;
-	case FSM_ACTION_RECORD_AGREEMENT:
-		want_str(root, "terms", true, TEXT_MAX, &s1, &err);
-		enum_field(root, "channel", true, channels, "phone, chat", &s2, &err);
-		want_cents(root, "compensation_cents", false, &amount, &err);
-		break;
-	case FSM_ACTION_ACKNOWLEDGE:
-		want_str(root, "message", false, TEXT_MAX, &s1, &err);
-		break;
-	case FSM_ACTION_RESOLVE:
-		enum_field(root, "resolution", true, resolutions,
-			   "refund, compensation, replacement, apology, explanation", &s1, &err);
-		want_str(root, "message", false, TEXT_MAX, &s2, &err);
-		if (codec_get_cents(root, "compensation_cents", "", false, &amount, &err)) {
-			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
-				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
-			if (max_cents > cap)
-				cap = max_cents;
-			if (amount > cap)
-				ar_err_field(&err, "/compensation_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     amount, cap);
-		}
-		break;
-	case FSM_ACTION_RULE:
-		enum_field(root, "in_favour_of", true, favours, "buyer, seller, split", &s1, &err);
-		enum_field(root, "fault", true, faults, "seller, buyer, carrier", &s2, &err);
-		{
-			const char *st;
-			want_str(root, "statement", true, TEXT_MAX, &st, &err);
-		}
-		if (codec_get_cents(root, "refund_cents", "", false, &amount, &err) && s1 &&
-		    fsm_favour_parse(s1, &favour)) {
-			if (favour == FSM_FAVOUR_SELLER && amount > 0)
-				ar_err_field(&err, "/refund_cents", "a ruling for the seller refunds nothing");
-			else if (favour == FSM_FAVOUR_SPLIT && amount <= 0)
-				ar_err_field(&err, "/refund_cents", "a split ruling needs the amount refunded");
-			else if (amount > max_cents)
-				ar_err_field(&err, "/refund_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     amount, max_cents);
-			if (favour == FSM_FAVOUR_BUYER && amount < 0)
-				amount = max_cents;
-		}
-		break;
-	case FSM_ACTION_REFUND_EXECUTED:
-		want_str(root, "payment_ref", true, SHORT_MAX, &s1, &err);
-		break;
-	default:
-		break;
-	}
-	if (ar_err_is_set(&err))
-		goto fail;
-	/* 001: major complaints go to experienced agents only. */
-	if (fc.kind == AR_KIND_COMPLAINT && who->role == FSM_ROLE_AGENT && !who->senior &&
-	    (act == FSM_ACTION_ACKNOWLEDGE || act == FSM_ACTION_RESOLVE || act == FSM_ACTION_ESCALATE) &&
-	    json_string_value(json_object_get(decision, "severity")) &&
-	    strcmp(json_string_value(json_object_get(decision, "severity")), "major") == 0) {
-		ar_err_set(&err, 403, "senior-agent-required", "Forbidden",
-			   "major complaints are handled by senior agents only");
-		goto fail;
-	}
+	for (int round = 1;; round++) {
+		json_t *due;
+		int64_t acted;
 
-	if (act == FSM_ACTION_RULE ? !fsm_apply_rule(&fc, who->role, favour, &res, &err)
-				   : !fsm_apply(&fc, act, who->role, &res, &err)) {
-		if (err.status == 409) {
-			reply_not_allowed(r, &fc, who->role, &err);
-			goto done;
-		}
-		goto fail;
-	}
-
-	memset(&ch, 0, sizeof(ch));
-	ch.case_id = id;
-	ch.shop_scope = auth_scope(who);
-	ch.expected_version = version;
-	ch.state = fsm_state_name(res.to);
-	ch.outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
-	if (act == FSM_ACTION_REFUND_EXECUTED &&
-	    json_int(cur, "refund_cents", max_cents) < max_cents)
-		ch.outcome = fsm_outcome_name(FSM_OUTCOME_PARTIALLY_REFUNDED);
-	ch.offer = res.sets_offer ? STORE_SET : res.clears_offer ? STORE_CLEAR : STORE_KEEP;
-	ch.offer_cents = amount;
-	ch.agreement = res.sets_agreement ? STORE_SET : res.clears_agreement ? STORE_CLEAR : STORE_KEEP;
-	ch.refund_cents = -1;
-	ch.manual_review = act == FSM_ACTION_NOTE && s2 ? STORE_SET : STORE_KEEP;
-	ch.evidence = evidence;
-	ch.actor_role = fsm_role_name(who->role);
-	ch.actor_id = who->key_id;
-	switch (res.refund) {
-	case FSM_REFUND_DECIDED: refund_total = max_cents; why = "accepted"; break;
-	case FSM_REFUND_OFFER: refund_total = json_int(cur, "offer_cents", 0); why = "offer_accepted"; break;
-	case FSM_REFUND_RULING: refund_total = amount; why = "ruling"; break;
-	case FSM_REFUND_NONE:
-		if (act == FSM_ACTION_RESOLVE && amount > 0) {
-			refund_total = amount;
-			why = "complaint_compensation";
-		}
-		break;
-	}
-	if (res.state_changed) {
-		ch.replace_deadlines = true;
-		if (!api_deadlines(app, fc.kind, json_string_value(json_object_get(cur, "shop_id")),
-				   strcmp(json_string_value(json_object_get(decision, "severity")) ?
-					  json_string_value(json_object_get(decision, "severity")) : "", "major") == 0,
-				   fc.manual_review, res.deadlines, ch.deadlines, &ch.n_deadlines, &err))
+		json_decref(cur);
+		json_decref(a.evidence);
+		memset(&a, 0, sizeof(a));
+		if (!store_case_get(app->db, id, auth_scope(who), version, &cur, &err))
 			goto fail;
-	}
-	data = json_deep_copy(root);
-	if (!data)
-		goto oom;
-	json_object_del(data, "action");
-	if (act == FSM_ACTION_REJECT && json_object_get(root, "condition"))
-		json_object_set_new(data, "disputed_receipt", json_true());
-	ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state, data };
-	if (refund_total > 0) {
-		ch.refund_cents = refund_total;
-		refund_data = refund_event(decision, refund_total, why);
-		if (!refund_data)
+		cv = (int)json_int(cur, "version", 0);
+		acted = json_int(cur, "acted_version", cv);
+		if (version > cv || version < acted) {
+			ar_err_set(&err, 412, "stale", "Precondition failed",
+				   "the case is at version %d, not %d; read it again", cv, version);
+			goto fail;
+		}
+		due = json_object_get(cur, "due");
+		if (json_is_object(due)) {
+			if (round == ACTION_ROUNDS) {
+				ar_err_set(&err, 503, "overloaded", "Service busy",
+					   "the case's due deadline could not be applied; try again");
+				goto fail;
+			}
+			if (!expire_due(app, id, cur, due, &err))
+				goto fail;
+			continue;
+		}
+		if (!case_of(cur, &fc, &err))
+			goto fail;
+		decision = json_object_get(cur, "decision");
+		a.act = requested;
+		decode_args(root, cur, &a, &err);
+		if (ar_err_is_set(&err))
+			goto fail;
+		/* 001: major complaints go to experienced agents only. */
+		if (fc.kind == AR_KIND_COMPLAINT && who->role == FSM_ROLE_AGENT && !who->senior &&
+		    (a.act == FSM_ACTION_ACKNOWLEDGE || a.act == FSM_ACTION_RESOLVE ||
+		     a.act == FSM_ACTION_ESCALATE) &&
+		    json_string_value(json_object_get(decision, "severity")) &&
+		    strcmp(json_string_value(json_object_get(decision, "severity")), "major") == 0) {
+			ar_err_set(&err, 403, "senior-agent-required", "Forbidden",
+				   "major complaints are handled by senior agents only");
+			goto fail;
+		}
+		if (a.act == FSM_ACTION_RULE ? !fsm_apply_rule(&fc, who->role, a.favour, &res, &err)
+					     : !fsm_apply(&fc, a.act, who->role, &res, &err)) {
+			if (err.status == 409) {
+				reply_not_allowed(r, &fc, who->role, &err,
+						  cv != version ? json_object_get(cur, "passed") : NULL);
+				goto done;
+			}
+			goto fail;
+		}
+
+		memset(&ch, 0, sizeof(ch));
+		ch.case_id = id;
+		ch.shop_scope = auth_scope(who);
+		ch.expected_version = cv;
+		ch.state = fsm_state_name(res.to);
+		ch.outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
+		if (a.act == FSM_ACTION_REFUND_EXECUTED &&
+		    json_int(cur, "refund_cents", a.max_cents) < a.max_cents)
+			ch.outcome = fsm_outcome_name(FSM_OUTCOME_PARTIALLY_REFUNDED);
+		ch.offer = res.sets_offer ? STORE_SET : res.clears_offer ? STORE_CLEAR : STORE_KEEP;
+		ch.offer_cents = a.amount;
+		ch.agreement = res.sets_agreement ? STORE_SET
+			       : res.clears_agreement ? STORE_CLEAR : STORE_KEEP;
+		ch.refund_cents = -1;
+		ch.manual_review = a.act == FSM_ACTION_NOTE && a.s2 ? STORE_SET : STORE_KEEP;
+		ch.evidence = a.evidence;
+		ch.actor_role = fsm_role_name(who->role);
+		ch.actor_id = who->key_id;
+		refund_total = -1;
+		switch (res.refund) {
+		case FSM_REFUND_DECIDED: refund_total = a.max_cents; why = "accepted"; break;
+		case FSM_REFUND_OFFER:
+			refund_total = json_int(cur, "offer_cents", 0);
+			why = "offer_accepted";
+			break;
+		case FSM_REFUND_RULING: refund_total = a.amount; why = "ruling"; break;
+		case FSM_REFUND_NONE:
+			if (a.act == FSM_ACTION_RESOLVE && a.amount > 0) {
+				refund_total = a.amount;
+				why = "complaint_compensation";
+			}
+			break;
+		}
+		if (res.state_changed) {
+			const char *sev = json_string_value(json_object_get(decision, "severity"));
+			ch.replace_deadlines = true;
+			if (!caseplan_deadlines(app, fc.kind,
+						json_string_value(json_object_get(cur, "shop_id")),
+						sev && strcmp(sev, "major") == 0, fc.manual_review,
+						res.deadlines, ch.deadlines, &ch.n_deadlines, &err))
+				goto fail;
+		}
+		json_decref(data);
+		json_decref(refund_data);
+		refund_data = NULL;
+		data = json_deep_copy(root);
+		if (!data)
 			goto oom;
-		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state,
-							  refund_data };
+		json_object_del(data, "action");
+		if (a.act == FSM_ACTION_REJECT && json_object_get(root, "condition"))
+			json_object_set_new(data, "disputed_receipt", json_true());
+		ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state,
+							  data };
+		if (refund_total > 0) {
+			ch.refund_cents = refund_total;
+			refund_data = refund_event(decision, refund_total, why);
+			if (!refund_data)
+				goto oom;
+			ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state,
+								  refund_data };
+		}
+		if (store_case_apply(app->db, &ch, &out, &err))
+			break;
+		/* a deadline came due or the scheduler wrote first: read again */
+		if (err.status != 412 || round == ACTION_ROUNDS)
+			goto fail;
+		ar_err_init(&err);
 	}
-	if (!store_case_apply(app->db, &ch, &out, &err))
-		goto fail;
 	for (size_t i = 0; i < ch.n_deadlines; i++) {
 		if (ch.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
 	}
-	metrics_transition(act, who->role);
+	metrics_transition(a.act, who->role);
 	if (refund_data)
 		metrics_refund(why, json_string_value(json_object_get(refund_data, "currency")),
 			       refund_total, false);
@@ -454,7 +624,7 @@ done:
 	store_case_rows_free(out, out ? 1 : 0);
 	json_decref(refund_data);
 	json_decref(data);
-	json_decref(evidence);
+	json_decref(a.evidence);
 	json_decref(cur);
 	json_decref(root);
 }

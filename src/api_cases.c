@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arbiter/api.h"
+#include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
 #include "arbiter/textbuf.h"
@@ -26,51 +27,6 @@ typedef struct {
 	size_t n_deadlines;
 	store_deadline deadlines_out[STORE_MAX_DEADLINES];
 } open_plan;
-
-static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
-{
-	switch (d) {
-	case FSM_DEADLINE_SELLER_RESPONSE:
-		if (manual_review)
-			return "escalate_to_arbitration";
-		return kind == AR_KIND_REFUND ? "auto_refund" : "auto_accept";
-	case FSM_DEADLINE_BUYER_SHIP_BACK: return "close_expired";
-	case FSM_DEADLINE_SELLER_RECEIPT: return "auto_refund";
-	case FSM_DEADLINE_BUYER_REPLY: return "close_expired";
-	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
-	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
-	case FSM_DEADLINE_COMPLAINT_CLOSE: return "close_resolved";
-	default: return "none";
-	}
-}
-
-bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
-		   bool manual_review, unsigned mask, store_deadline out[], size_t *n,
-		   ar_err *err)
-{
-	bool ok = true;
-
-	*n = 0;
-	pthread_rwlock_rdlock(&app->policy_lock);
-	for (int d = 0; d < FSM_DEADLINE__COUNT && ok; d++) {
-		const char *name = fsm_deadline_name((fsm_deadline)d);
-		int64_t ms;
-		if (!(mask & FSM_DEADLINE_BIT(d)) || *n >= STORE_MAX_DEADLINES)
-			continue;
-		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
-			name = "complaint_first_response_major";
-		if (!policy_duration(app->policy, name, shop_id, &ms)) {
-			ar_err_set(err, 500, "internal", "Internal error",
-				   "the policy has no duration '%s'", name);
-			ok = false;
-			break;
-		}
-		out[(*n)++] = (store_deadline){ fsm_deadline_name((fsm_deadline)d), ms,
-						on_expiry(kind, (fsm_deadline)d, manual_review) };
-	}
-	pthread_rwlock_unlock(&app->policy_lock);
-	return ok;
-}
 
 static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_err *err)
 {
@@ -112,9 +68,9 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 	ok = true;
 done:
 	pthread_rwlock_unlock(&app->policy_lock);
-	return ok && api_deadlines(app, in->kind, in->order.shop_id, pl->dec.major,
-				   pl->manual_review, pl->deadlines, pl->deadlines_out,
-				   &pl->n_deadlines, err);
+	return ok && caseplan_deadlines(app, in->kind, in->order.shop_id, pl->dec.major,
+				       pl->manual_review, pl->deadlines, pl->deadlines_out,
+				       &pl->n_deadlines, err);
 }
 
 /* The refund breakdown a payment system acts on. New reference. */
@@ -126,6 +82,29 @@ static json_t *refund_json(const ar_decision *d, int64_t total, const char *reas
 			 "penalty_cents", (json_int_t)d->refund.penalty_cents,
 			 "total_cents", (json_int_t)total,
 			 "currency", d->refund.currency, "reason", reason);
+}
+
+/* As tb_case for a parsed document: its first overdue deadline (they are
+ * in due order) is shown applied, with pending_expiry. */
+static void overdue_view(json_t *c, fsm_case *fc)
+{
+	size_t i;
+	json_t *d;
+	fsm_deadline dl;
+	fsm_case after;
+
+	json_array_foreach(json_object_get(c, "deadlines"), i, d) {
+		if (!json_is_true(json_object_get(d, "overdue")))
+			continue;
+		if (fsm_deadline_parse(json_string_value(json_object_get(d, "name")), &dl) &&
+		    fsm_after_expiry(fc, dl, &after)) {
+			json_object_set_new(c, "pending_expiry",
+					    json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(dl),
+						      "to_state", fsm_state_name(after.state)));
+			*fc = after;
+		}
+		return;
+	}
 }
 
 /* Adds the fields the state machine owns (allowed_actions). */
@@ -144,6 +123,7 @@ void api_decorate_case(json_t *c)
 		fc.manual_review = json_is_true(json_object_get(c, "manual_review"));
 		fc.has_offer = json_is_integer(json_object_get(c, "offer_cents"));
 		fc.agreement_pending = json_is_true(json_object_get(c, "agreement_pending"));
+		overdue_view(c, &fc);
 		n = fsm_allowed_any(&fc, acts, FSM_ACTION__COUNT);
 		for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++)
 			json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
@@ -167,10 +147,15 @@ static void tb_allowed(textbuf *b, const fsm_case *fc)
 }
 
 /* The case document as PostgreSQL wrote it, with allowed_actions spliced in
- * before its closing brace: no parse, no re-encode on the read paths. */
+ * before its closing brace: no parse, no re-encode on the read paths. A
+ * case with a deadline past due whose expiry is not yet written is shown as
+ * that expiry leaves it (every action applies it first): pending_expiry
+ * names the deadline and the state it moves to, and allowed_actions are
+ * those of that state. */
 static void tb_case(textbuf *b, const store_case_row *w)
 {
 	fsm_case fc = { w->kind, w->state, w->manual_review, w->has_offer, w->agreement_pending };
+	fsm_case after;
 	size_t end = w->len;
 
 	while (end > 0 && w->json[end - 1] != '}')
@@ -180,6 +165,14 @@ static void tb_case(textbuf *b, const store_case_row *w)
 		return;
 	}
 	tb_put(b, w->json, end - 1);
+	if (w->overdue >= 0 && fsm_after_expiry(&fc, (fsm_deadline)w->overdue, &after)) {
+		tb_str(b, ",\"pending_expiry\":{\"deadline\":\"");
+		tb_str(b, fsm_deadline_name((fsm_deadline)w->overdue));
+		tb_str(b, "\",\"to_state\":\"");
+		tb_str(b, fsm_state_name(after.state));
+		tb_str(b, "\"}");
+		fc = after;
+	}
 	tb_str(b, ",\"allowed_actions\":");
 	tb_allowed(b, &fc);
 	tb_str(b, "}");

@@ -224,6 +224,37 @@ bool fsm_action_is_system(fsm_action a)
 	return a >= FSM_ACTION_EXPIRE_SELLER_RESPONSE && a < FSM_ACTION__COUNT;
 }
 
+fsm_action fsm_expiry_action(fsm_deadline d)
+{
+	static const fsm_action expire_of[FSM_DEADLINE__COUNT] = {
+		[FSM_DEADLINE_SELLER_RESPONSE] = FSM_ACTION_EXPIRE_SELLER_RESPONSE,
+		[FSM_DEADLINE_BUYER_SHIP_BACK] = FSM_ACTION_EXPIRE_BUYER_SHIP_BACK,
+		[FSM_DEADLINE_SELLER_RECEIPT] = FSM_ACTION_EXPIRE_SELLER_RECEIPT,
+		[FSM_DEADLINE_BUYER_REPLY] = FSM_ACTION_EXPIRE_BUYER_REPLY,
+		[FSM_DEADLINE_ARBITRATION] = FSM_ACTION_EXPIRE_ARBITRATION,
+		[FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE] = FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
+		[FSM_DEADLINE_COMPLAINT_CLOSE] = FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
+	};
+
+	return (unsigned)d < FSM_DEADLINE__COUNT ? expire_of[d] : FSM_ACTION__COUNT;
+}
+
+bool fsm_after_expiry(const fsm_case *c, fsm_deadline d, fsm_case *out)
+{
+	fsm_result res;
+	ar_err err;
+
+	*out = *c;
+	ar_err_init(&err);
+	if ((unsigned)d >= FSM_DEADLINE__COUNT ||
+	    !fsm_apply(c, fsm_expiry_action(d), FSM_ROLE_SYSTEM, &res, &err))
+		return false;
+	out->state = res.to;
+	if (res.clears_offer)
+		out->has_offer = false;
+	return true;
+}
+
 bool fsm_is_terminal(fsm_state s)
 {
 	return s == FSM_STATE_REFUNDED || s == FSM_STATE_CLOSED;

@@ -103,6 +103,7 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->request_timeout_s = 30;
 	cfg->metrics_open = true;
 	cfg->policy_follow = true;
+	cfg->scheduler = true;
 
 	v = getenv("ARBITER_LISTEN");
 	if (v && *v && !parse_listen(v, cfg)) {
@@ -158,7 +159,8 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 		return false;
 	cfg->request_timeout_s = (unsigned)n;
 	if (!env_bool("ARBITER_METRICS_OPEN", &cfg->metrics_open, msg, msglen) ||
-	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen))
+	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen) ||
+	    !env_bool("ARBITER_SCHEDULER", &cfg->scheduler, msg, msglen))
 		return false;
 	return true;
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "arbiter/api.h"
+#include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -23,14 +23,6 @@
 /* ...and at most 1/CASE_COUNTS_SHARE of a core: the count reads every case,
  * so on a large table it comes as often as its own duration allows */
 #define CASE_COUNTS_SHARE 50
-
-/* What one committed expiry did, for the metrics recorded after commit. */
-typedef struct {
-	bool applied, breach;
-	fsm_action action;
-	int64_t refund_cents;   /* -1: none */
-	char currency[AR_CURRENCY_LEN + 1];
-} fired;
 
 enum entry_kind { K_EXPIRY, K_REMINDER };
 
@@ -247,92 +239,6 @@ static void remind_batch(sla *s, uint32_t *idx, size_t n)
 		entry_del(s, idx[i]);
 }
 
-static int64_t jint(json_t *o, const char *k, int64_t dflt)
-{
-	json_t *v = json_object_get(o, k);
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
-}
-
-/* The change one expiry makes, decided from its case's facts. false: the
- * case is no longer where this deadline applies (or is unreadable), and
- * nothing is to be written. The events' data (*data, *refund) are new
- * references the caller frees after the write. */
-static bool plan_expiry(sla *s, const entry *e, const store_claimed *c, store_change *ch,
-			fired *out, json_t **data, json_t **refund)
-{
-	static const fsm_action expire_of[FSM_DEADLINE__COUNT] = {
-		[FSM_DEADLINE_SELLER_RESPONSE] = FSM_ACTION_EXPIRE_SELLER_RESPONSE,
-		[FSM_DEADLINE_BUYER_SHIP_BACK] = FSM_ACTION_EXPIRE_BUYER_SHIP_BACK,
-		[FSM_DEADLINE_SELLER_RECEIPT] = FSM_ACTION_EXPIRE_SELLER_RECEIPT,
-		[FSM_DEADLINE_BUYER_REPLY] = FSM_ACTION_EXPIRE_BUYER_REPLY,
-		[FSM_DEADLINE_ARBITRATION] = FSM_ACTION_EXPIRE_ARBITRATION,
-		[FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE] = FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
-		[FSM_DEADLINE_COMPLAINT_CLOSE] = FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
-	};
-	fsm_case fc = { c->kind, c->state, c->manual_review, c->has_offer, c->agreement_pending };
-	fsm_result res;
-	ar_err err;
-	json_t *rf = json_object_get(c->decision, "refund");
-	const char *sev = json_string_value(json_object_get(c->decision, "severity"));
-	const char *cur_s = json_string_value(json_object_get(rf, "currency"));
-	char due[40];
-
-	memset(out, 0, sizeof(*out));
-	out->refund_cents = -1;
-	*data = *refund = NULL;
-	ar_err_init(&err);
-	if (!fsm_apply(&fc, expire_of[e->deadline], FSM_ROLE_SYSTEM, &res, &err))
-		return false;
-
-	memset(ch, 0, sizeof(*ch));
-	ch->case_id = c->id;
-	ch->expected_version = c->version;
-	ch->state = fsm_state_name(res.to);
-	ch->outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
-	ch->offer = res.clears_offer ? STORE_CLEAR : STORE_KEEP;
-	ch->agreement = STORE_KEEP;
-	ch->refund_cents = -1;
-	ch->consume_deadline = fsm_deadline_name(e->deadline);
-	ch->consume_armed_version = e->armed_version;
-	ch->actor_role = "system";
-	ch->actor_id = "sla";
-	if (res.state_changed) {
-		ch->replace_deadlines = true;
-		if (!api_deadlines(s->app, fc.kind, c->shop_id, sev && strcmp(sev, "major") == 0,
-				   fc.manual_review, res.deadlines, ch->deadlines, &ch->n_deadlines, &err))
-			return false;
-	}
-	ar_time_format(e->due_ms, due, sizeof(due));
-	*data = json_pack("{s:s,s:s}", "deadline", fsm_deadline_name(e->deadline), "due_at", due);
-	if (!*data)
-		return false;
-	if (res.breach)
-		json_object_set_new(*data, "escalated_to", json_string(
-			e->deadline == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE ? "senior_agent" : "platform_lead"));
-	ch->events[ch->n_events++] = (store_event){
-		res.breach ? "sla.breached" : fsm_action_name(expire_of[e->deadline]),
-		fsm_state_name(fc.state), ch->state, *data };
-	if (res.refund == FSM_REFUND_DECIDED) {
-		int64_t total = jint(rf, "total_cents", 0);
-		ch->refund_cents = total;
-		*refund = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-				    "item_cents", (json_int_t)jint(rf, "item_cents", 0),
-				    "shipping_cents", (json_int_t)jint(rf, "shipping_cents", 0),
-				    "penalty_cents", (json_int_t)jint(rf, "penalty_cents", 0),
-				    "total_cents", (json_int_t)total,
-				    "currency", cur_s ? cur_s : "CNY", "reason", "seller_silent");
-		if (!*refund)
-			return false;
-		ch->events[ch->n_events++] = (store_event){ "refund.instructed", ch->state, ch->state,
-							   *refund };
-	}
-	out->breach = res.breach;
-	out->action = expire_of[e->deadline];
-	out->refund_cents = ch->refund_cents;
-	snprintf(out->currency, sizeof(out->currency), "%s", cur_s ? cur_s : "CNY");
-	return true;
-}
-
 /* One batch of expiries on its way through a transaction: what
  * fire_exec reads and writes while it may run beside another batch (on
  * its own connection and thread), and what fire_finish then records. */
@@ -342,7 +248,7 @@ struct fire_job {
 	size_t n;
 	bool ok;                  /* committed (or nothing to write) */
 	ar_err err;
-	fired res[FIRE_BATCH];
+	caseplan_fired res[FIRE_BATCH];
 	store_claimed got[FIRE_BATCH];
 	store_change chs[FIRE_BATCH];
 	json_t *owned[2 * FIRE_BATCH];
@@ -389,10 +295,17 @@ static void fire_exec(fire_job *j)
 		if (k == n_got || j->planned[k])
 			continue;
 		j->planned[k] = true;
-		if (plan_expiry(s, &s->e[j->idx[i]], &j->got[k], &j->chs[n_ch], &j->res[i],
-				&j->owned[2 * n_ch], &j->owned[2 * n_ch + 1])) {
+		const entry *e = &s->e[j->idx[i]];
+		ar_err perr;
+		ar_err_init(&perr);
+		if (caseplan_expiry(s->app, &j->got[k], e->deadline, e->armed_version, e->due_ms,
+				    CASEPLAN_BY_SCHEDULER, &j->chs[n_ch], &j->res[i],
+				    &j->owned[2 * n_ch], &j->owned[2 * n_ch + 1], &perr)) {
 			j->change_of[i] = (int)n_ch++;
 		} else {
+			if (ar_err_is_set(&perr))
+				log_kv(LOG_WARN, "sla: expiry not planned", "case", e->case_id,
+				       "error", perr.detail, NULL);
 			json_decref(j->owned[2 * n_ch]);
 			json_decref(j->owned[2 * n_ch + 1]);
 		}
@@ -431,7 +344,7 @@ static void fire_finish(fire_job *j)
 	}
 	for (size_t i = 0; i < j->n; i++) {
 		const entry *e = &s->e[j->idx[i]];
-		const fired *r = &j->res[i];
+		const caseplan_fired *r = &j->res[i];
 		if (j->change_of[i] >= 0 && j->applied[j->change_of[i]]) {
 			metrics_transition(r->action, FSM_ROLE_SYSTEM);
 			metrics_sla_fired(e->deadline, (double)(now - e->due_ms) / 1000.0);
@@ -549,6 +462,13 @@ static void *run(void *arg)
 		goto out;
 	}
 	atomic_store(&s->running, true);
+	/* A replica without the scheduler fires nothing; its requests still
+	 * apply a due expiry before they are judged (the clock rule), and the
+	 * keeper thread still runs. */
+	pthread_mutex_lock(&s->mu);
+	while (!s->app->cfg.scheduler && !s->stop)
+		pthread_cond_wait(&s->cv, &s->mu);
+	pthread_mutex_unlock(&s->mu);
 	for (;;) {
 		int64_t now = app_now(), wake;
 		size_t n, nb = 0, nr = 0;

@@ -52,11 +52,11 @@ static const struct {
 		"  INSERT INTO cases (id, shop_id, buyer_id, order_id, sku, kind, reason,"
 		"     state, outcome, currency, requested_cents, description, order_doc,"
 		"     evidence, decision, manual_review, refund_cents, policy_version,"
-		"     idem_scope, idem_key)"
+		"     idem_scope, idem_key, acted_version)"
 		"  SELECT $23::text, $1::text, $2::text, $3::text, $4::text, $5::text, $6::text,"
 		"     $7::text, $8::text, $9::text, $10::bigint, $11::text, $12::json, $13::json,"
 		"     $14::json, $15::boolean, $16::bigint, $17::text,"
-		"     CASE WHEN $22::text IS NULL THEN NULL ELSE $20::text END, $22"
+		"     CASE WHEN $22::text IS NULL THEN NULL ELSE $20::text END, $22, 1"
 		"   WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys k"
 		"          WHERE k.scope = $20 AND k.key = $22"
 		"            AND k.created_at > now() - CASE k.state WHEN 'done' THEN interval '24 hours'"
@@ -107,7 +107,8 @@ static const struct {
 		"   || ',\"allowed_actions\":' || $29::text || '}' AS body"
 		"    FROM (SELECT arbiter_case_json(ROW(c.*)::cases,"
 		"     (SELECT coalesce(json_agg(json_build_object('name', d.name,"
-		"        'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
+		"        'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry,"
+		"        'overdue', d.due_at <= statement_timestamp())"
 		"        ORDER BY d.due_at, d.name), '[]'::json) FROM d)) AS doc FROM c) x),"
 		" k AS ("
 		"  INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, response,"
@@ -133,7 +134,20 @@ static const struct {
 		"       'severity', c.decision->'severity'),"
 		"   'order', json_build_object('price_cents', c.order_doc->'price_cents',"
 		"       'shipping_fee_cents', c.order_doc->'shipping_fee_cents'),"
-		"   'evidence', c.evidence)"
+		"   'evidence', c.evidence,"
+		"   'acted_version', coalesce(c.acted_version, c.version),"
+		/* the deadline due now (the request applies its expiry first) */
+		"   'due', (SELECT json_build_object('name', d.name, 'armed_version', d.armed_version,"
+		"       'due_ms', floor(extract(epoch FROM d.due_at) * 1000)::bigint)"
+		"      FROM case_deadlines d WHERE d.case_id = c.id AND d.due_at <= clock_timestamp()"
+		"      ORDER BY d.due_at, d.name LIMIT 1),"
+		/* the case moved on since the version the caller read ($3): the
+		 * last expiry, if that is what moved it, for the caller's 409 */
+		"   'passed', CASE WHEN c.version <> $3::int THEN (SELECT e.data || jsonb_build_object("
+		"       'to_state', e.to_state) FROM case_events e"
+		"      WHERE e.case_id = c.id AND e.actor_role = 'system' AND e.data ? 'due_at'"
+		"        AND e.action <> 'deadline.approaching'"
+		"      ORDER BY e.seq DESC LIMIT 1) END)"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	[ST_EVENTS] = { "case_events",
@@ -157,9 +171,15 @@ static const struct {
 		"                   WHEN 'clear' THEN false ELSE agreement_pending END,"
 		"     refund_cents = coalesce($8::bigint, refund_cents),"
 		"     evidence = coalesce($9::json, evidence),"
-		"     manual_review = manual_review OR $19::text = 'set'"
+		"     manual_review = manual_review OR $19::text = 'set',"
+		"     acted_version = CASE WHEN $16::text = 'system' THEN acted_version"
+		"                     ELSE version + 1 END"
 		"   WHERE id = $1 AND version = $2"
 		"     AND ($10::text[] IS NULL OR shop_id = ANY ($10::text[]))"
+		/* judged by the clock: no change but an expiry while a deadline of
+		 * the case is due (the caller applies that expiry first) */
+		"     AND ($11::text IS NOT NULL OR NOT EXISTS (SELECT 1 FROM case_deadlines d"
+		"          WHERE d.case_id = $1 AND d.due_at <= clock_timestamp()))"
 		"     AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM case_deadlines d"
 		"          WHERE d.case_id = $1 AND d.name = $11 AND d.armed_version = $12"
 		"            AND d.due_at <= clock_timestamp()))"
@@ -183,7 +203,7 @@ static const struct {
 		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
 		"     from_state, to_state, data, policy_version)"
 		"  SELECT u.id, u.shop_id, $16, $17, x.action, x.from_state, x.to_state,"
-		"         coalesce(x.data, '{}'::jsonb), u.policy_version"
+		"         arbiter_fired(x.data), u.policy_version"
 		"    FROM u, ROWS FROM (json_to_recordset($18::json) AS (action text,"
 		"         from_state text, to_state text, data jsonb))"
 		"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
@@ -193,14 +213,16 @@ static const struct {
 		" SELECT CASE WHEN $20::boolean THEN"
 		"   arbiter_case_json(ROW(u.*)::cases, CASE WHEN $13::boolean THEN"
 		"   (SELECT coalesce(json_agg(json_build_object('name', i.name,"
-		"      'due_at', arbiter_ts(i.due_at), 'on_expiry', i.on_expiry)"
+		"      'due_at', arbiter_ts(i.due_at), 'on_expiry', i.on_expiry,"
+		"      'overdue', i.due_at <= statement_timestamp())"
 		"      ORDER BY i.due_at, i.name), '[]'::json) FROM ins i)"
 		"   ELSE (SELECT coalesce(json_agg(json_build_object('name', d.name,"
-		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry)"
+		"      'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry,"
+		"      'overdue', d.due_at <= statement_timestamp())"
 		"      ORDER BY d.due_at, d.name), '[]'::json) FROM case_deadlines d"
 		"      WHERE d.case_id = u.id AND d.name IS DISTINCT FROM $11) END) END,"
 		"   u.version, u.kind, u.state, u.manual_review, u.offer_cents IS NOT NULL,"
-		"   u.agreement_pending, (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
+		"   u.agreement_pending, NULL::text, (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
 		"  FROM u" },
 	[ST_FEED] = { "event_feed",
 		"SELECT e.xid::text, e.id, json_build_object('cursor', '', 'case_id', e.case_id,"
@@ -269,7 +291,7 @@ static const struct {
 		"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
 		"     from_state, to_state, data, policy_version)"
 		"  SELECT u.id, u.shop_id, $2::text, $3::text, y.action, y.from_state, y.to_state,"
-		"         coalesce(y.data, '{}'::jsonb), u.policy_version"
+		"         arbiter_fired(y.data), u.policy_version"
 		"    FROM u, ROWS FROM (json_to_recordset(u.events) AS (action text,"
 		"         from_state text, to_state text, data jsonb))"
 		"         WITH ORDINALITY AS y(action, from_state, to_state, data, k)"
@@ -280,13 +302,15 @@ static const struct {
 		"  FROM u" },
 	[ST_GET_ROW] = { "case_get_row",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
-		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
+		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
+		"       arbiter_overdue(c.id)"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	/* a create's case found by its Idempotency-Key, when its record expired */
 	[ST_BY_IDEM] = { "case_by_idem",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
-		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending, c.id"
+		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
+		"       arbiter_overdue(c.id), c.id"
 		"  FROM cases c WHERE c.idem_scope = $1 AND c.idem_key = $2" },
 	[ST_HISTORY] = { "buyer_history",
 		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
@@ -1162,14 +1186,16 @@ static void err_not_found(ar_err *err, const char *id)
 }
 
 static bool case_get_on(store *s, int idx, const char *id, const char *shop_scope,
-			json_t **out_case, ar_err *err)
+			int read_version, json_t **out_case, ar_err *err)
 {
-	const char *vals[2] = { id, shop_scope };
+	char ver[16];
+	const char *vals[3] = { id, shop_scope, ver };
 	PGresult *r;
 	bool ok = false;
 
 	*out_case = NULL;
-	r = exec_stmt(s, idx, ST_FACTS, 2, vals, err);
+	snprintf(ver, sizeof(ver), "%d", read_version);
+	r = exec_stmt(s, idx, ST_FACTS, 3, vals, err);
 	if (!r)
 		return false;
 	if (PQntuples(r) == 0) {
@@ -1183,7 +1209,7 @@ done:
 	return ok;
 }
 
-bool store_case_get(store *s, const char *id, const char *shop_scope,
+bool store_case_get(store *s, const char *id, const char *shop_scope, int read_version,
 		    json_t **out_case, ar_err *err)
 {
 	int idx = acquire(s, err);
@@ -1192,7 +1218,7 @@ bool store_case_get(store *s, const char *id, const char *shop_scope,
 	*out_case = NULL;
 	if (idx < 0)
 		return false;
-	ok = case_get_on(s, idx, id, shop_scope, out_case, err);
+	ok = case_get_on(s, idx, id, shop_scope, read_version, out_case, err);
 	release(s, idx);
 	return ok;
 }
@@ -1238,7 +1264,8 @@ void store_case_rows_free(store_case_row *rows, size_t n)
 }
 
 /* Rows from columns (json, version, kind, state, manual_review, has_offer,
- * agreement_pending) starting at col, at most max of them. */
+ * agreement_pending, overdue deadline or NULL) starting at col, at most max
+ * of them. */
 static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows, size_t *n,
 		      ar_err *err)
 {
@@ -1266,13 +1293,19 @@ static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows
 		w->manual_review = PQgetvalue(r, i, col + 4)[0] == 't';
 		w->has_offer = PQgetvalue(r, i, col + 5)[0] == 't';
 		w->agreement_pending = PQgetvalue(r, i, col + 6)[0] == 't';
+		w->overdue = -1;
+		if (!PQgetisnull(r, i, col + 7)) {
+			fsm_deadline d;
+			if (fsm_deadline_parse(PQgetvalue(r, i, col + 7), &d))
+				w->overdue = (int)d;
+		}
 		(*n)++;
 	}
 	return true;
 }
 
 /* The case row a two-parameter statement finds (*row NULL: none), with
- * the statement's eighth column, its id, into id_out when asked. */
+ * the statement's ninth column, its id, into id_out when asked. */
 static bool row_by(store *s, enum stmt_id stmt, const char *a, const char *b,
 		   store_case_row **row, char *id_out, size_t idlen, ar_err *err)
 {
@@ -1293,7 +1326,7 @@ static bool row_by(store *s, enum stmt_id stmt, const char *a, const char *b,
 		store_case_rows_free(*row, 0);
 		*row = NULL;
 	} else if (ok && id_out) {
-		snprintf(id_out, idlen, "%s", PQgetvalue(r, 0, 7));
+		snprintf(id_out, idlen, "%s", PQgetvalue(r, 0, 8));
 	}
 done:
 	PQclear(r);
@@ -1410,7 +1443,8 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 	pos = (size_t)snprintf(sql, sizeof(sql),
 		"SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,"
 		" arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
-		" c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending"
+		" c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
+		" arbiter_overdue(c.id)"
 		" FROM cases c WHERE true");
 #define FILTER(col, val) \
 	do { \

@@ -21,11 +21,6 @@ void api_stats(ar_req *r);
 void api_queue(ar_req *r);
 void api_sku_flags(ar_req *r);
 void api_sku_flag_clear(ar_req *r);
-/* The deadlines `mask` arms for a case of this kind and shop, durations
- * from the active policy; out holds STORE_MAX_DEADLINES. */
-bool api_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
-		   bool manual_review, unsigned mask, store_deadline out[], size_t *n,
-		   ar_err *err) AR_MUSTCHECK;
 /* Replies with a case as the store read it: allowed_actions spliced into
  * its text, ETag from its version. */
 void api_reply_case_row(ar_req *r, int status, const store_case_row *row);

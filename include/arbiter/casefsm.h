@@ -160,6 +160,18 @@ bool fsm_favour_parse(const char *s, fsm_favour *out) AR_MUSTCHECK;
  * the store use the names), so the HTTP layer must refuse them itself. */
 bool fsm_action_is_system(fsm_action a);
 
+/* The expire_* action a deadline's expiry takes (as the role system). */
+fsm_action fsm_expiry_action(fsm_deadline d);
+
+/*
+ * The case as it stands once its overdue deadline d has been applied: a
+ * deadline is enforced at its due_at whoever gets there first, so a case
+ * read between due_at and the write of its expiry is shown (state,
+ * allowed actions) as it will be. Returns false when d does not apply to
+ * c (then *out is c unchanged).
+ */
+bool fsm_after_expiry(const fsm_case *c, fsm_deadline d, fsm_case *out) AR_MUSTCHECK;
+
 bool fsm_is_terminal(fsm_state s);
 fsm_state fsm_initial_state(ar_kind kind);
 

@@ -20,6 +20,7 @@ typedef struct {
 	unsigned request_timeout_s;
 	bool metrics_open;        /* /metrics without a key */
 	bool policy_follow;       /* run the policy activated by any replica */
+	bool scheduler;           /* fire deadlines here (false: another replica does) */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

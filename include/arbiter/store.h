@@ -112,10 +112,15 @@ bool store_case_create(store *s, const store_new_case *nc, store_created *out,
 
 /* The facts an action is decided on: version, kind, state, shop_id, the
  * state machine's flags, offer/refund amounts, the decision's refund and
- * severity, the order's price_cents and shipping_fee_cents, evidence.
+ * severity, the order's price_cents and shipping_fee_cents, evidence;
+ * acted_version (the version the last change by anyone but the scheduler
+ * left it at); due: {name, armed_version, due_ms} of the earliest deadline
+ * due by the database's clock now, or null; passed: when the case is no
+ * longer at read_version, the data of its last expiry event (deadline,
+ * due_at, fired_at, to_state), or null.
  * shop_scope: NULL = every shop, else a PostgreSQL array literal of the
  * shops the caller may see; a case outside it is 404, so ids leak nothing. */
-bool store_case_get(store *s, const char *id, const char *shop_scope,
+bool store_case_get(store *s, const char *id, const char *shop_scope, int read_version,
 		    json_t **out_case, ar_err *err) AR_MUSTCHECK;
 
 typedef struct {
@@ -142,6 +147,7 @@ typedef struct {
 	ar_kind kind;
 	fsm_state state;
 	bool manual_review, has_offer, agreement_pending;
+	int overdue;          /* fsm_deadline due but not yet applied, or -1 */
 } store_case_row;
 
 void store_case_rows_free(store_case_row *rows, size_t n);
@@ -164,7 +170,10 @@ bool store_case_events(store *s, const char *id, const char *shop_scope,
  * One change to an existing case, committed with its audit events and
  * deadline changes in a single statement, and only if the case is still at
  * expected_version (optimistic concurrency: If-Match for HTTP, the version
- * the scheduler read for an expiry). A lost race is 412 "stale".
+ * the scheduler read for an expiry). A change that is not an expiry
+ * (consume_deadline NULL) also commits only while no deadline of the case
+ * is due by the database's clock at the write: the clock rule. Either lost
+ * race is 412 "stale"; read the case again to see which.
  */
 typedef enum { STORE_KEEP, STORE_SET, STORE_CLEAR } store_op;
 

@@ -613,6 +613,60 @@ static void test_initial_terminal_deadlines(void **state)
 			 1u << FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE);
 }
 
+/* Every deadline a reachable state arms expires from that state through
+ * fsm_expiry_action, and fsm_after_expiry shows the state the expiry
+ * leads to (the read paths rely on both: a deadline that could not expire
+ * would hold its case). */
+static void test_every_armed_deadline_expires(void **state)
+{
+	(void)state;
+	for (int k = 0; k < AR_KIND__COUNT; k++) {
+		for (int st = 0; st < FSM_STATE__COUNT; st++) {
+			unsigned mask = fsm_deadlines_for((ar_kind)k, (fsm_state)st);
+			for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
+				fsm_case c = { (ar_kind)k, (fsm_state)st, false, false, false }, after;
+				fsm_result res;
+				ar_err err;
+				if (!(mask & FSM_DEADLINE_BIT(d)))
+					continue;
+				ar_err_init(&err);
+				assert_true(fsm_apply(&c, fsm_expiry_action((fsm_deadline)d),
+						      FSM_ROLE_SYSTEM, &res, &err));
+				assert_true(fsm_after_expiry(&c, (fsm_deadline)d, &after));
+				assert_int_equal(after.state, res.to);
+				assert_int_equal(after.kind, c.kind);
+			}
+		}
+	}
+}
+
+static void test_after_expiry(void **state)
+{
+	fsm_case c = { AR_KIND_REFUND, FSM_STATE_AWAITING_SELLER, false, false, false }, after;
+
+	(void)state;
+	assert_int_equal(fsm_expiry_action(FSM_DEADLINE_SELLER_RESPONSE),
+			 FSM_ACTION_EXPIRE_SELLER_RESPONSE);
+	assert_int_equal(fsm_expiry_action(FSM_DEADLINE_COMPLAINT_CLOSE),
+			 FSM_ACTION_EXPIRE_COMPLAINT_CLOSE);
+	assert_int_equal(fsm_expiry_action(FSM_DEADLINE__COUNT), FSM_ACTION__COUNT);
+	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
+	assert_int_equal(after.state, FSM_STATE_REFUND_PENDING);
+	/* manual review: silence goes to the platform, not to a refund */
+	c.manual_review = true;
+	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
+	assert_int_equal(after.state, FSM_STATE_IN_ARBITRATION);
+	/* a buyer who lets an offer lapse: the offer goes with the case */
+	c = (fsm_case){ AR_KIND_REFUND, FSM_STATE_AWAITING_BUYER_REPLY, false, true, false };
+	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_BUYER_REPLY, &after));
+	assert_int_equal(after.state, FSM_STATE_CLOSED);
+	/* a deadline the state does not have: unchanged, false */
+	c = (fsm_case){ AR_KIND_REFUND, FSM_STATE_REFUND_PENDING, false, false, false };
+	assert_false(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
+	assert_int_equal(after.state, FSM_STATE_REFUND_PENDING);
+	assert_false(fsm_after_expiry(&c, FSM_DEADLINE__COUNT, &after));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -624,6 +678,8 @@ int main(void)
 		cmocka_unit_test(test_allowed_matches_apply),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_initial_terminal_deadlines),
+		cmocka_unit_test(test_every_armed_deadline_expires),
+		cmocka_unit_test(test_after_expiry),
 	};
 	return cmocka_run_group_tests(tests, build_expectations, NULL);
 }
