@@ -171,22 +171,6 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, cons
 	json_decref(p);
 }
 
-/* The refund breakdown a payment system acts on (new reference). */
-static json_t *refund_event(json_t *decision, int64_t total, const char *why)
-{
-	json_t *rf = json_object_get(decision, "refund");
-	bool full = total == json_int(rf, "total_cents", -1);
-
-	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-			 "item_cents", (json_int_t)(full ? json_int(rf, "item_cents", 0) : total),
-			 "shipping_cents", (json_int_t)(full ? json_int(rf, "shipping_cents", 0) : 0),
-			 "penalty_cents", (json_int_t)(full ? json_int(rf, "penalty_cents", 0) : 0),
-			 "total_cents", (json_int_t)total,
-			 "currency", json_string_value(json_object_get(rf, "currency")) ?
-				     json_string_value(json_object_get(rf, "currency")) : "CNY",
-			 "reason", why);
-}
-
 void api_case_action(ar_req *r)
 {
 	static const char *const conditions[] = { "as_sent", "damaged_by_buyer", "not_received", NULL };
@@ -206,7 +190,7 @@ void api_case_action(ar_req *r)
 	store_case_row *out = NULL;
 	json_t *refund_data = NULL, *decision;
 	int version = 0;
-	int64_t max_cents, amount = -1, refund_total = -1;
+	int64_t max_cents, decided_cents, amount = -1, refund_total = -1;
 	fsm_action act;
 	fsm_case fc;
 	fsm_result res;
@@ -255,7 +239,11 @@ void api_case_action(ar_req *r)
 	fc.has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
 	fc.agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
 	decision = json_object_get(cur, "decision");
-	max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	/* total_cents is what accepting pays (the requested amount, at most
+	 * the most owed); max_cents, the most owed, caps offers and rulings.
+	 * Decisions stored before max_cents existed pay and cap at total. */
+	decided_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	max_cents = json_int(json_object_get(decision, "refund"), "max_cents", decided_cents);
 	/* Exchanges, repairs and complaints owe no refund by policy, but an
 	 * offer or a ruling may still pay out, up to what the order was worth. */
 	if (fc.kind == AR_KIND_EXCHANGE || fc.kind == AR_KIND_REPAIR || fc.kind == AR_KIND_COMPLAINT) {
@@ -353,7 +341,7 @@ void api_case_action(ar_req *r)
 					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
 					     amount, max_cents);
 			if (favour == FSM_FAVOUR_BUYER && amount < 0)
-				amount = max_cents;
+				amount = decided_cents;
 		}
 		break;
 	case FSM_ACTION_REFUND_EXECUTED:
@@ -401,7 +389,7 @@ void api_case_action(ar_req *r)
 	ch.actor_role = fsm_role_name(who->role);
 	ch.actor_id = who->key_id;
 	switch (res.refund) {
-	case FSM_REFUND_DECIDED: refund_total = max_cents; why = "accepted"; break;
+	case FSM_REFUND_DECIDED: refund_total = decided_cents; why = "accepted"; break;
 	case FSM_REFUND_OFFER: refund_total = json_int(cur, "offer_cents", 0); why = "offer_accepted"; break;
 	case FSM_REFUND_RULING: refund_total = amount; why = "ruling"; break;
 	case FSM_REFUND_NONE:
@@ -428,7 +416,8 @@ void api_case_action(ar_req *r)
 	ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state, data };
 	if (refund_total > 0) {
 		ch.refund_cents = refund_total;
-		refund_data = refund_event(decision, refund_total, why);
+		refund_data = policy_refund_instruction(json_object_get(decision, "refund"),
+							refund_total, why);
 		if (!refund_data)
 			goto oom;
 		ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state,
