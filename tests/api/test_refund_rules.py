@@ -119,7 +119,7 @@ def test_seller_silence_refunds_the_requested_amount(server, db):
     """003: "if the seller does not act, at the platform's deadline the
     system refunds the buyer automatically" -- what was asked (43.00), not
     the whole order."""
-    c = h.create_case(server, missing_item_body(4300))
+    c = h.create_case(server, missing_item_body(4300, points_used=300, coupon_cents=1000))
     assert c["state"] == "awaiting_seller", c
     deadline = time.monotonic() + 20
     while True:
@@ -131,6 +131,9 @@ def test_seller_silence_refunds_the_requested_amount(server, db):
     (ri,) = ris
     assert ri["actor"]["role"] == "system" and ri["data"]["reason"] == "seller_silent", ri
     assert ri["data"]["total_cents"] == 4300 and ri["data"]["item_cents"] == 4300, ri
+    # 004: the automatic refund also says what to restore (a third of each)
+    assert ri["data"]["basis"] == "requested", ri
+    assert ri["data"]["restore"] == {"points": 100, "coupon_cents": 333}, ri
     assert server.get(f"/v1/cases/{c['id']}").body["refund_cents"] == 4300
 
 
