@@ -192,22 +192,6 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, ar_e
 	json_decref(p);
 }
 
-/* The refund breakdown a payment system acts on (new reference). */
-static json_t *refund_event(json_t *decision, int64_t total, const char *why)
-{
-	json_t *rf = json_object_get(decision, "refund");
-	bool full = total == json_int(rf, "total_cents", -1);
-
-	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-			 "item_cents", (json_int_t)(full ? json_int(rf, "item_cents", 0) : total),
-			 "shipping_cents", (json_int_t)(full ? json_int(rf, "shipping_cents", 0) : 0),
-			 "penalty_cents", (json_int_t)(full ? json_int(rf, "penalty_cents", 0) : 0),
-			 "total_cents", (json_int_t)total,
-			 "currency", json_string_value(json_object_get(rf, "currency")) ?
-				     json_string_value(json_object_get(rf, "currency")) : "CNY",
-			 "reason", why);
-}
-
 /* The state machine's view of a case as store_case_get read it. */
 static bool case_of(json_t *cur, fsm_case *fc, ar_err *err)
 {
@@ -300,7 +284,8 @@ typedef struct {
 	fsm_action act;          /* may differ from the requested one (receipt) */
 	const char *s1, *s2;
 	int64_t amount;
-	int64_t max_cents;
+	int64_t max_cents;       /* the most owed: caps offers and rulings */
+	int64_t decided_cents;   /* what accepting pays: the request, at most max */
 	fsm_favour favour;
 	json_t *evidence;        /* owned: the case's evidence with the new items */
 } action_args;
@@ -319,7 +304,11 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 
 	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &kind))
 		kind = AR_KIND_REFUND;
-	a->max_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	/* total_cents is what accepting pays (the requested amount, at most
+	 * the most owed); max_cents, the most owed, caps offers and rulings.
+	 * Decisions stored before max_cents existed pay and cap at total. */
+	a->decided_cents = json_int(json_object_get(decision, "refund"), "total_cents", 0);
+	a->max_cents = json_int(json_object_get(decision, "refund"), "max_cents", a->decided_cents);
 	/* Exchanges, repairs and complaints owe no refund by policy, but an
 	 * offer or a ruling may still pay out, up to what the order was worth. */
 	if (kind == AR_KIND_EXCHANGE || kind == AR_KIND_REPAIR || kind == AR_KIND_COMPLAINT) {
@@ -417,7 +406,7 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
 					     a->amount, a->max_cents);
 			if (a->favour == FSM_FAVOUR_BUYER && a->amount < 0)
-				a->amount = a->max_cents;
+				a->amount = a->decided_cents;
 		}
 		break;
 	case FSM_ACTION_REFUND_EXECUTED:
@@ -558,7 +547,7 @@ void api_case_action(ar_req *r)
 		ch.actor_id = who->key_id;
 		refund_total = -1;
 		switch (res.refund) {
-		case FSM_REFUND_DECIDED: refund_total = a.max_cents; why = "accepted"; break;
+		case FSM_REFUND_DECIDED: refund_total = a.decided_cents; why = "accepted"; break;
 		case FSM_REFUND_OFFER:
 			refund_total = json_int(cur, "offer_cents", 0);
 			why = "offer_accepted";
@@ -593,7 +582,8 @@ void api_case_action(ar_req *r)
 							  data };
 		if (refund_total > 0) {
 			ch.refund_cents = refund_total;
-			refund_data = refund_event(decision, refund_total, why);
+			refund_data = policy_refund_instruction(json_object_get(decision, "refund"),
+								refund_total, why);
 			if (!refund_data)
 				goto oom;
 			ch.events[ch.n_events++] = (store_event){ "refund.instructed", ch.state, ch.state,

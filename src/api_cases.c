@@ -73,17 +73,6 @@ done:
 				       &pl->n_deadlines, err);
 }
 
-/* The refund breakdown a payment system acts on. New reference. */
-static json_t *refund_json(const ar_decision *d, int64_t total, const char *reason)
-{
-	return json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-			 "item_cents", (json_int_t)d->refund.item_cents,
-			 "shipping_cents", (json_int_t)d->refund.shipping_cents,
-			 "penalty_cents", (json_int_t)d->refund.penalty_cents,
-			 "total_cents", (json_int_t)total,
-			 "currency", d->refund.currency, "reason", reason);
-}
-
 /* As tb_case for a parsed document: its first overdue deadline (they are
  * in due order) is shown applied, with pending_expiry. */
 static void overdue_view(json_t *c, fsm_case *fc)
@@ -320,7 +309,9 @@ void api_cases_create(ar_req *r)
 	nc.events[nc.n_events++] = (store_event){ "open", NULL, nc.state, open_data };
 	if (pl->instruct_refund) {
 		nc.refund_cents = pl->dec.refund.total_cents;
-		refund_data = refund_json(&pl->dec, pl->dec.refund.total_cents, "auto_approve");
+		/* the decided amount: what was requested, at most the most owed */
+		refund_data = policy_refund_instruction(json_object_get(decision, "refund"),
+							pl->dec.refund.total_cents, "auto_approve");
 		if (!refund_data)
 			goto oom;
 		nc.events[nc.n_events++] = (store_event){ "refund.instructed", nc.state,

@@ -111,12 +111,8 @@ bool caseplan_expiry(ar_app *app, const store_claimed *c, fsm_deadline d, int ar
 	if (res.refund == FSM_REFUND_DECIDED) {
 		int64_t total = jint(rf, "total_cents", 0);
 		ch->refund_cents = total;
-		*refund = json_pack("{s:I,s:I,s:I,s:I,s:s,s:s}",
-				    "item_cents", (json_int_t)jint(rf, "item_cents", 0),
-				    "shipping_cents", (json_int_t)jint(rf, "shipping_cents", 0),
-				    "penalty_cents", (json_int_t)jint(rf, "penalty_cents", 0),
-				    "total_cents", (json_int_t)total,
-				    "currency", cur_s ? cur_s : "CNY", "reason", "seller_silent");
+		/* the decided amount with its split and what to restore (004) */
+		*refund = policy_refund_instruction(rf, total, "seller_silent");
 		if (!*refund)
 			goto oom;
 		ch->events[ch->n_events++] = (store_event){ "refund.instructed", ch->state, ch->state,

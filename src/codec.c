@@ -444,7 +444,8 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 		"id", "shop_id", "buyer_id", "sku", "category", "price_cents",
 		"shipping_fee_cents", "free_shipping", "paid_at", "promised_ship_by",
 		"shipped_at", "delivered_at", "warranty_until", "customized",
-		"return_shipping_insurance", "usage_km", NULL,
+		"return_shipping_insurance", "usage_km", "invoice_at", "quantity",
+		"points_used", "coupon_cents", NULL,
 	};
 	const char *p = "/order";
 	json_t *obj = json_object_get(root, "order");
@@ -478,6 +479,24 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 		      AR_INSURANCE_SELLER + 1, &insurance, err) && ok;
 	o->insurance = (ar_insurance)insurance;
 	ok = codec_get_cents(obj, "usage_km", p, false, &o->usage_km, err) && ok;
+	ok = get_time(obj, "invoice_at", p, false, &o->invoice_at, err) && ok;
+	if (codec_get_cents(obj, "quantity", p, false, &o->quantity, err)) {
+		if (o->quantity == 0 || o->quantity > CODEC_MAX_QUANTITY) {
+			ar_err_field(err, "/order/quantity", "must be an integer from 1 to %d",
+				     CODEC_MAX_QUANTITY);
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	if (o->quantity < 1)
+		o->quantity = 1;
+	ok = codec_get_cents(obj, "points_used", p, false, &o->points_used, err) && ok;
+	ok = codec_get_cents(obj, "coupon_cents", p, false, &o->coupon_cents, err) && ok;
+	if (o->points_used < 0)
+		o->points_used = 0;
+	if (o->coupon_cents < 0)
+		o->coupon_cents = 0;
 	return ok;
 }
 
@@ -536,7 +555,7 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 {
 	static const char *const allowed[] = {
 		"kind", "reason", "description", "requested_cents", "currency",
-		"defect", "order", "evidence", "buyer", "complaint", NULL,
+		"defect", "order", "evidence", "buyer", "complaint", "new_price_cents", NULL,
 	};
 	int kind = 0, reason = 0;
 	bool ok = true;
@@ -547,6 +566,9 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	out->order.paid_at = out->order.promised_ship_by = out->order.shipped_at =
 		out->order.delivered_at = out->order.warranty_until = AR_TIME_NONE;
 	out->order.usage_km = -1;
+	out->order.invoice_at = AR_TIME_NONE;
+	out->order.quantity = 1;
+	out->new_price_cents = -1;
 	out->buyer.account_created_at = AR_TIME_NONE;
 	out->buyer.orders_count = -1;
 
@@ -568,6 +590,15 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	ok = decode_evidence(root, out, err) && ok;
 	ok = decode_buyer(root, &out->buyer, err) && ok;
 	ok = decode_complaint(root, out, err) && ok;
+	if (codec_get_cents(root, "new_price_cents", "", false, &out->new_price_cents, err)) {
+		/* 001 退差: the new lower price is what a price-protection claim is about */
+		if (out->new_price_cents >= 0 && out->reason != AR_REASON_PRICE_PROTECTION) {
+			ar_err_field(err, "/new_price_cents", "only with reason price_protection");
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
 	return ok;
 }
 
@@ -613,6 +644,11 @@ json_t *codec_order_to_json(const ar_order *o)
 	    !put(j, "return_shipping_insurance", json_string(ar_insurance_name(o->insurance))))
 		goto fail;
 	if (o->usage_km >= 0 && !put(j, "usage_km", json_integer(o->usage_km)))
+		goto fail;
+	if (!put_time(j, "invoice_at", o->invoice_at) ||
+	    !put(j, "quantity", json_integer(o->quantity)) ||
+	    !put(j, "points_used", json_integer(o->points_used)) ||
+	    !put(j, "coupon_cents", json_integer(o->coupon_cents)))
 		goto fail;
 	return j;
 fail:

@@ -14,6 +14,7 @@ static const char *const reason_names[AR_REASON__COUNT] = {
 	"counterfeit", "late_shipment", "out_of_stock", "damaged_in_transit",
 	"lost_in_transit", "changed_mind", "wrong_size_chosen",
 	"bought_by_mistake", "damaged_by_buyer", "poor_service", "safety_hazard",
+	"price_protection",
 };
 
 static const char *const evidence_names[AR_EVIDENCE__COUNT] = {

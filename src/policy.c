@@ -10,6 +10,7 @@
 #define MAX_AMOUNT_CENTS 100000000000LL   /* 1e9 major units: anything above is a typo */
 #define MAX_DAYS 36500
 #define MAX_CATEGORY_RULES 16
+#define MAX_QUANTITY 1000000LL            /* as the codec's bound */
 #define BP_DENOMINATOR 10000              /* penalty rate in basis points */
 
 enum {
@@ -39,14 +40,29 @@ typedef struct {
 	int64_t no_reason_days;
 	bool has_return_shipping;
 	int64_t return_shipping_cents;
+	bool has_price_protection_days;
+	int64_t price_protection_days;
 	bool has_dur[D__COUNT];
 	int64_t dur_ms[D__COUNT];
 } override;
+
+/* Where a category rule's day window starts. */
+typedef enum {
+	WINDOW_FROM_INVOICE,              /* 三包 第二十条: 自销售者开具购车发票之日起 */
+	WINDOW_FROM_PAID,
+	WINDOW_FROM_DELIVERED,
+	WINDOW_FROM__COUNT
+} window_from;
+
+static const char *const window_from_names[WINDOW_FROM__COUNT] = {
+	"invoice", "paid", "delivered",
+};
 
 typedef struct {
 	char id[POLICY_RULE_ID_LEN];
 	const char *category;
 	unsigned reasons;                 /* bit per ar_reason */
+	window_from from;                 /* default invoice */
 	int64_t window_days;              /* -1: no day window */
 	int64_t window_km;                /* -1: no distance window */
 	json_t *defects;                  /* borrowed array of strings */
@@ -71,6 +87,7 @@ struct policy {
 	bool exclude_customized;
 
 	int64_t missing_item_ms;
+	int64_t price_protection_days;    /* -1: the policy offers no price protection */
 
 	unsigned evidence_reasons;
 	unsigned evidence_kinds;
@@ -427,10 +444,11 @@ static void load_override(vctx *c, json_t *obj, const char *base, bool is_shop,
 			  override *o)
 {
 	static const char *const shop_keys[] = {
-		"no_reason_days", "return_shipping_cents", "durations", NULL,
+		"no_reason_days", "return_shipping_cents", "price_protection_days",
+		"durations", NULL,
 	};
 	static const char *const category_keys[] = {
-		"no_reason_days", "return_shipping_cents", NULL,
+		"no_reason_days", "return_shipping_cents", "price_protection_days", NULL,
 	};
 	char ptr[AR_ERR_TEXT];
 	json_t *d;
@@ -441,6 +459,9 @@ static void load_override(vctx *c, json_t *obj, const char *base, bool is_shop,
 	o->has_return_shipping = get_int(c, obj, base, "return_shipping_cents",
 					 false, 0, MAX_AMOUNT_CENTS,
 					 &o->return_shipping_cents);
+	o->has_price_protection_days = get_int(c, obj, base, "price_protection_days",
+					       false, 0, MAX_DAYS,
+					       &o->price_protection_days);
 	if (is_shop &&
 	    (d = get_object(c, obj, base, "durations", false, ptr, sizeof(ptr))))
 		load_durations(c, d, ptr, false, o->has_dur, o->dur_ms);
@@ -492,7 +513,7 @@ static bool id_char_ok(char ch)
 static void load_category_rules(vctx *c, json_t *root, policy *p)
 {
 	static const char *const keys[] = {
-		"id", "category", "reasons", "window_days", "window_km",
+		"id", "category", "reasons", "from", "window_days", "window_km",
 		"defects", "remedy", NULL,
 	};
 	char base[AR_ERR_TEXT], ptr[AR_ERR_TEXT];
@@ -537,6 +558,19 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 		}
 		get_name_set(c, r, ptr, "reasons", false, "reason", parse_reason,
 			     &cr->reasons);
+		cr->from = WINDOW_FROM_INVOICE;
+		if (json_object_get(r, "from")) {
+			char fp[AR_ERR_TEXT];
+			json_t *fv = member(c, r, ptr, "from", false, fp, sizeof(fp));
+			int w = -1;
+			for (int k = 0; k < WINDOW_FROM__COUNT && json_is_string(fv); k++)
+				if (strcmp(json_string_value(fv), window_from_names[k]) == 0)
+					w = k;
+			if (w < 0)
+				bad(c, fp, "must be one of invoice, paid, delivered");
+			else
+				cr->from = (window_from)w;
+		}
 		has_days = get_int(c, r, ptr, "window_days", false, 1, MAX_DAYS,
 				   &cr->window_days);
 		has_km = get_int(c, r, ptr, "window_km", false, 1, 10000000,
@@ -566,7 +600,8 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		"version", "description", "currency", "durations", "no_reason",
 		"missing_item", "evidence", "fault", "return_required_for",
 		"late_shipment", "return_shipping", "complaints", "risk",
-		"category_rules", "categories", "shops", "batch_defect", NULL,
+		"category_rules", "categories", "shops", "batch_defect",
+		"price_protection", NULL,
 	};
 	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
 	json_t *o, *w;
@@ -605,6 +640,14 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		static const char *const k[] = { "report_within", NULL };
 		check_keys(c, o, ptr, k);
 		get_duration(c, o, ptr, "report_within", true, false, &p->missing_item_ms);
+	}
+
+	/* 001 退差: optional; without it no price difference is refunded */
+	p->price_protection_days = -1;
+	if ((o = get_object(c, root, "", "price_protection", false, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "days", NULL };
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "days", true, 0, MAX_DAYS, &p->price_protection_days);
 	}
 
 	if ((o = get_object(c, root, "", "evidence", true, ptr, sizeof(ptr)))) {
@@ -869,6 +912,7 @@ typedef struct {
 	bool shipped;
 	bool delivered;
 	int64_t penalty;
+	int64_t price_diff;               /* price_protection: paid - new price x quantity, >= 0 */
 } adj;
 
 static void trace(adj *a, const char *id, policy_rule_result r,
@@ -979,6 +1023,22 @@ static void check_inputs(adj *a)
 	if (a->o->shipping_fee_cents < 0 || a->o->shipping_fee_cents > MAX_AMOUNT_CENTS)
 		refuse(a, "/order/shipping_fee_cents", "must be between 0 and %lld",
 		       MAX_AMOUNT_CENTS);
+	if (a->o->quantity < 1 || a->o->quantity > MAX_QUANTITY)
+		refuse(a, "/order/quantity", "must be between 1 and %lld", MAX_QUANTITY);
+	if (a->o->points_used < 0 || a->o->points_used > MAX_AMOUNT_CENTS)
+		refuse(a, "/order/points_used", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+	if (a->o->coupon_cents < 0 || a->o->coupon_cents > MAX_AMOUNT_CENTS)
+		refuse(a, "/order/coupon_cents", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+	if (in->reason == AR_REASON_PRICE_PROTECTION) {
+		/* 001 退差: money back, goods kept: a refund, nothing else */
+		if (in->kind != AR_KIND_REFUND)
+			refuse(a, "/kind", "reason price_protection is claimed as a refund case, not %s",
+			       ar_kind_name(in->kind));
+		if (in->new_price_cents < 0)
+			refuse(a, "/new_price_cents", "reason price_protection needs the new lower unit price");
+		else if (in->new_price_cents > MAX_AMOUNT_CENTS)
+			refuse(a, "/new_price_cents", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+	}
 
 	if (!has_bit(a->p->evidence_reasons, (int)in->reason))
 		return;
@@ -1096,16 +1156,31 @@ static void rule_categories(adj *a)
 		    !has_bit(r->reasons, (int)a->in->reason))
 			continue;
 		if (r->window_days >= 0) {
-			if (!a->delivered) {
+			/* 三包 第二十条 counts from the invoice; an order without
+			 * invoice_at is counted from paid_at (the sale), and says so */
+			const char *from = "invoice";
+			ar_time start = o->invoice_at;
+
+			if (r->from == WINDOW_FROM_INVOICE && start == AR_TIME_NONE) {
+				start = o->paid_at;
+				from = "payment (no invoice_at)";
+			} else if (r->from == WINDOW_FROM_PAID) {
+				start = o->paid_at;
+				from = "payment";
+			} else if (r->from == WINDOW_FROM_DELIVERED) {
+				start = o->delivered_at;
+				from = "delivery";
+			}
+			if (start == AR_TIME_NONE) {
 				in_days = false;
 				snprintf(days_txt, sizeof(days_txt), "not delivered");
 			} else {
-				int64_t elapsed = a->now - o->delivered_at;
+				int64_t elapsed = a->now - start;
 				char span[48];
 				in_days = elapsed <= r->window_days * AR_MS_PER_DAY;
 				fmt_span(elapsed, span, sizeof(span));
-				snprintf(days_txt, sizeof(days_txt), "%s since delivery %s %lld days",
-					 span, in_days ? "<=" : ">", (long long)r->window_days);
+				snprintf(days_txt, sizeof(days_txt), "%s since %s %s %lld days",
+					 span, from, in_days ? "<=" : ">", (long long)r->window_days);
 			}
 		}
 		if (r->window_km >= 0) {
@@ -1132,6 +1207,51 @@ static void rule_categories(adj *a)
 			trace(a, r->id, POLICY_RULE_FAIL, "%s: rule does not apply", why);
 		}
 	}
+}
+
+/* 001 退差: inside the shop's price-protection window (counted from payment)
+ * the buyer is refunded the drop, (paid unit price - new price) x quantity
+ * = price_cents - new_price_cents x quantity, never more than was paid;
+ * no drop, or outside the window, is ineligible. */
+static void rule_price_protection(adj *a)
+{
+	const ar_order *o = a->o;
+	char t1[32], t2[32], span[48], src[96] = "";
+	int64_t days = a->p->price_protection_days, now_total, elapsed;
+	bool in_window;
+
+	if (a->in->reason != AR_REASON_PRICE_PROTECTION)
+		return;
+	if (a->shop && a->shop->has_price_protection_days) {
+		days = a->shop->price_protection_days;
+		snprintf(src, sizeof(src), " (shop %s)", a->shop->name);
+	} else if (a->cat && a->cat->has_price_protection_days) {
+		days = a->cat->price_protection_days;
+		snprintf(src, sizeof(src), " (category %s)", a->cat->name);
+	}
+	/* both bounded by check_inputs: at most 1e11 x 1e6, no overflow */
+	now_total = a->in->new_price_cents * o->quantity;
+	a->price_diff = o->price_cents > now_total ? o->price_cents - now_total : 0;
+	if (days <= 0) {
+		trace(a, "R-PRICE-PROTECTION", POLICY_RULE_FAIL,
+		      "no price protection offered%s: not eligible", src);
+		a->ineligible = true;
+		return;
+	}
+	elapsed = a->now - o->paid_at;
+	in_window = elapsed <= days * AR_MS_PER_DAY;
+	fmt_time(o->paid_at, t1, sizeof(t1));
+	fmt_time(a->now, t2, sizeof(t2));
+	fmt_span(elapsed, span, sizeof(span));
+	trace(a, "R-PRICE-PROTECTION", in_window && a->price_diff > 0 ? POLICY_RULE_PASS
+								   : POLICY_RULE_FAIL,
+	      "paid %s, claimed %s, %s %s %lld days%s; paid %lld for %lld, now %lld each: %s",
+	      t1, t2, span, in_window ? "<=" : ">", (long long)days, src,
+	      (long long)o->price_cents, (long long)o->quantity,
+	      (long long)a->in->new_price_cents,
+	      !in_window ? "outside the window, not eligible"
+	      : a->price_diff > 0 ? "difference owed" : "no drop, not eligible");
+	a->ineligible = a->ineligible || !in_window || a->price_diff == 0;
 }
 
 /* amount * bp / 10000 rounded half up, split so no product can overflow. */
@@ -1198,7 +1318,13 @@ static void money(adj *a)
 	/* What the buyer actually paid for the outbound leg. */
 	int64_t paid_shipping = o->free_shipping ? 0 : o->shipping_fee_cents;
 
-	if (kind == AR_KIND_REFUND && !a->shipped) {
+	if (a->in->reason == AR_REASON_PRICE_PROTECTION) {
+		d->refund.item_cents = a->price_diff;
+		trace(a, "R-REFUND-PRICE-DIFFERENCE", POLICY_RULE_FIRED,
+		      "price protection: %lld - %lld x %lld = %lld back, goods and shipping stay",
+		      (long long)o->price_cents, (long long)a->in->new_price_cents,
+		      (long long)o->quantity, (long long)a->price_diff);
+	} else if (kind == AR_KIND_REFUND && !a->shipped) {
 		d->refund.item_cents = o->price_cents;
 		d->refund.shipping_cents = paid_shipping;
 		a->auto_ok = true;
@@ -1343,6 +1469,80 @@ static void rule_insurance(adj *a)
 		      (long long)cost, src, (long long)seller,
 		      (long long)(cost - seller));
 	}
+}
+
+/* n, at most cap; what is left of n goes to the next part. */
+static int64_t take(int64_t *n, int64_t cap)
+{
+	int64_t t = *n < cap ? *n : cap;
+
+	*n -= t;
+	return t;
+}
+
+/*
+ * What accepting pays: what was asked, never more than the most owed (003:
+ * "可对数量不足的部分进行退款处理", a missing item is refunded for the short
+ * part). total_cents becomes min(requested, max), split item first, so a
+ * seller's accept and the automatic refund on silence pay the same amount.
+ */
+static void settle_amount(adj *a)
+{
+	ar_decision *d = a->d;
+	int64_t req = a->in->requested_cents;
+	int64_t left;
+
+	d->refund.max_cents = d->refund.total_cents;
+	d->refund.requested_cents = req;
+	if (a->refused || req < 0 || req > d->refund.max_cents ||
+	    a->in->kind == AR_KIND_COMPLAINT)
+		return;
+	d->refund.requested = true;
+	if (req == d->refund.max_cents)
+		return;
+	left = req;
+	d->refund.item_cents = take(&left, d->refund.item_cents);
+	d->refund.shipping_cents = take(&left, d->refund.shipping_cents);
+	d->refund.penalty_cents = take(&left, d->refund.penalty_cents);
+	d->refund.total_cents = req;
+	trace(a, "R-PAY-REQUESTED", POLICY_RULE_FIRED,
+	      "pays the %lld requested of %lld owed: item %lld, shipping %lld, penalty %lld",
+	      (long long)req, (long long)d->refund.max_cents, (long long)d->refund.item_cents,
+	      (long long)d->refund.shipping_cents, (long long)d->refund.penalty_cents);
+}
+
+int64_t policy_restore_share(int64_t used, int64_t goods_refunded, int64_t goods_cents)
+{
+	if (used <= 0 || goods_refunded <= 0)
+		return 0;
+	if (goods_cents <= 0 || goods_refunded >= goods_cents)
+		return used;
+	/* exact: used and goods may each reach 1e15, their product does not fit 64 bits */
+	return (int64_t)((unsigned __int128)used * (unsigned __int128)goods_refunded /
+			 (unsigned __int128)goods_cents);
+}
+
+/* 004: what the buyer spent besides money comes back with the goods part. */
+static void settle_restore(adj *a)
+{
+	ar_decision *d = a->d;
+	const ar_order *o = a->o;
+
+	d->refund.points_used = o->points_used;
+	d->refund.coupon_cents = o->coupon_cents;
+	d->refund.goods_cents = o->price_cents;
+	if (d->refund.total_cents <= 0)
+		return;
+	d->refund.restore_points = policy_restore_share(o->points_used, d->refund.item_cents,
+							o->price_cents);
+	d->refund.restore_coupon_cents = policy_restore_share(o->coupon_cents,
+							      d->refund.item_cents, o->price_cents);
+	if (o->points_used > 0 || o->coupon_cents > 0)
+		trace(a, "R-RESTORE", POLICY_RULE_FIRED,
+		      "goods %lld of %lld refunded: restore %lld of %lld points, coupon %lld of %lld",
+		      (long long)d->refund.item_cents, (long long)o->price_cents,
+		      (long long)d->refund.restore_points, (long long)o->points_used,
+		      (long long)d->refund.restore_coupon_cents, (long long)o->coupon_cents);
 }
 
 static void rule_requested(adj *a)
@@ -1521,12 +1721,15 @@ bool policy_adjudicate(const policy *p, const ar_case_input *in,
 	rule_no_reason(&a);
 	rule_missing_item(&a);
 	rule_categories(&a);
+	rule_price_protection(&a);
 	rule_late(&a);
 	money(&a);
 	rule_return(&a);
 	rule_repair(&a);
 	rule_insurance(&a);
 	rule_requested(&a);
+	settle_amount(&a);
+	settle_restore(&a);
 	rule_severity(&a, h);
 	rule_batch_defect(&a, h);
 	rule_risk(&a, h);
@@ -1569,7 +1772,21 @@ json_t *policy_decision_to_json(const ar_decision *d)
 	rc |= json_object_set_new(refund, "shipping_cents", json_integer(d->refund.shipping_cents));
 	rc |= json_object_set_new(refund, "penalty_cents", json_integer(d->refund.penalty_cents));
 	rc |= json_object_set_new(refund, "total_cents", json_integer(d->refund.total_cents));
+	rc |= json_object_set_new(refund, "max_cents", json_integer(d->refund.max_cents));
+	rc |= json_object_set_new(refund, "requested_cents",
+				  d->refund.requested_cents < 0 ? json_null()
+								: json_integer(d->refund.requested_cents));
+	rc |= json_object_set_new(refund, "basis",
+				  json_string(d->refund.requested ? "requested" : "decided"));
 	rc |= json_object_set_new(refund, "currency", json_string(d->refund.currency));
+	rc |= json_object_set_new(refund, "restore",
+				  json_pack("{s:I,s:I}", "points", (json_int_t)d->refund.restore_points,
+					    "coupon_cents", (json_int_t)d->refund.restore_coupon_cents));
+	rc |= json_object_set_new(refund, "restorable",
+				  json_pack("{s:I,s:I,s:I}",
+					    "points_used", (json_int_t)d->refund.points_used,
+					    "coupon_cents", (json_int_t)d->refund.coupon_cents,
+					    "goods_cents", (json_int_t)d->refund.goods_cents));
 	rc |= json_object_set_new(root, "refund", refund);
 	rc |= json_object_set_new(root, "return_required", json_boolean(d->return_required));
 	rc |= json_object_set_new(root, "return_shipping_payer",
@@ -1607,6 +1824,47 @@ json_t *policy_decision_to_json(const ar_decision *d)
 fail:
 	json_decref(root);
 	return NULL;
+}
+
+static int64_t jint(const json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+json_t *policy_refund_instruction(const json_t *refund, int64_t total, const char *reason)
+{
+	json_t *restorable = json_object_get(refund, "restorable");
+	json_t *restore = json_object_get(refund, "restore");
+	json_t *req = json_object_get(refund, "requested_cents");
+	const char *cur = json_string_value(json_object_get(refund, "currency"));
+	const char *basis = json_string_value(json_object_get(refund, "basis"));
+	int64_t decided = jint(refund, "total_cents", -1);
+	bool same = total == decided;
+	int64_t item = same ? jint(refund, "item_cents", 0) : total;
+	int64_t points, coupon;
+
+	if (same && json_is_object(restore)) {
+		points = jint(restore, "points", 0);
+		coupon = jint(restore, "coupon_cents", 0);
+	} else {
+		int64_t goods = jint(restorable, "goods_cents", 0);
+		points = policy_restore_share(jint(restorable, "points_used", 0), item, goods);
+		coupon = policy_restore_share(jint(restorable, "coupon_cents", 0), item, goods);
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o,s:s,s:s,s:s,s:{s:I,s:I}}",
+			 "item_cents", (json_int_t)item,
+			 "shipping_cents", (json_int_t)(same ? jint(refund, "shipping_cents", 0) : 0),
+			 "penalty_cents", (json_int_t)(same ? jint(refund, "penalty_cents", 0) : 0),
+			 "total_cents", (json_int_t)total,
+			 "max_cents", (json_int_t)jint(refund, "max_cents", decided < 0 ? total : decided),
+			 "requested_cents", json_is_integer(req) ? json_integer(json_integer_value(req))
+								 : json_null(),
+			 "basis", !same ? "action" : basis ? basis : "decided",
+			 "currency", cur ? cur : "CNY",
+			 "reason", reason,
+			 "restore", "points", (json_int_t)points, "coupon_cents", (json_int_t)coupon);
 }
 
 void policy_batch(const policy *p, int *threshold, int *window_days)

@@ -23,6 +23,7 @@
 
 #define CODEC_MAX_DEPTH 32
 #define CODEC_MAX_CENTS 1000000000000000LL /* 10^15 minor units: sane money bound */
+#define CODEC_MAX_QUANTITY 1000000           /* units on one order line */
 
 /*
  * Parses a request body. Returns a NEW reference (caller json_decref) to a

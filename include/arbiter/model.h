@@ -48,6 +48,9 @@ typedef enum {
 	/* complaint-only grievances about service rather than goods */
 	AR_REASON_POOR_SERVICE,
 	AR_REASON_SAFETY_HAZARD,
+	/* 001 退差: the price dropped inside the shop's price-protection
+	 * window; a refund (money back, goods kept) of the difference */
+	AR_REASON_PRICE_PROTECTION,
 	AR_REASON__COUNT
 } ar_reason;
 
@@ -98,6 +101,12 @@ typedef struct {
 	ar_time warranty_until;
 	ar_insurance insurance;        /* "return_shipping_insurance": none|buyer|seller */
 	int64_t usage_km;              /* -1 when not given (vehicles) */
+	ar_time invoice_at;            /* purchase invoice date (vehicles, 三包); AR_TIME_NONE */
+	int64_t quantity;              /* units the price paid for; 1 when not given */
+	/* 004: what the buyer spent besides money; price_cents is the money
+	 * paid for the goods after both */
+	int64_t points_used;           /* shop points spent on the order; 0 when not given */
+	int64_t coupon_cents;          /* shop coupon value applied; 0 when not given */
 } ar_order;
 
 typedef struct {
@@ -113,6 +122,7 @@ typedef struct {
 	int64_t requested_cents;       /* -1 when not given */
 	char currency[AR_CURRENCY_LEN + 1];
 	const char *defect;            /* optional component, e.g. "brake"; NULL */
+	int64_t new_price_cents;       /* price_protection: the new lower unit price; -1 */
 	/* complaints: "complaint": {"category", "public_exposure"} */
 	const char *complaint_category; /* product_quality | service_quality | NULL */
 	bool public_exposure;           /* the buyer threatens media / public posts */

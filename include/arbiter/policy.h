@@ -113,12 +113,31 @@ typedef struct {
 typedef struct ar_decision {
 	policy_outcome outcome;
 	policy_fault fault;
+	/*
+	 * What accepting the case pays. total_cents is min(requested, max):
+	 * the buyer's requested_cents when one was given (003: a missing
+	 * item is refunded for the short part only), else max_cents, the
+	 * most the policy says is owed. item/shipping/penalty split total
+	 * item first, then shipping, then penalty, so they always sum to it.
+	 * Every payer of a decided refund (seller accepts, seller silent)
+	 * pays total_cents; offers and rulings are capped by max_cents.
+	 */
 	struct {
 		int64_t item_cents;
 		int64_t shipping_cents;
 		int64_t penalty_cents;
-		int64_t total_cents;        /* the most the buyer is owed */
+		int64_t total_cents;        /* what a decided refund pays */
+		int64_t max_cents;          /* the most the buyer is owed */
+		int64_t requested_cents;    /* -1 when the buyer asked for no amount */
+		bool requested;             /* total_cents is the requested amount */
 		char currency[AR_CURRENCY_LEN + 1];
+		/* 004: shop points and coupon value to give back with total_cents
+		 * (policy_restore_share), and what the order spent, for other amounts */
+		int64_t restore_points;
+		int64_t restore_coupon_cents;
+		int64_t points_used;
+		int64_t coupon_cents;
+		int64_t goods_cents;        /* the money paid for the goods: the share's base */
 	} refund;
 	bool return_required;
 	policy_payer return_shipping_payer;   /* NONE when nothing goes back */
@@ -149,6 +168,30 @@ typedef struct ar_decision {
 bool policy_adjudicate(const policy *p, const ar_case_input *in,
 		       const policy_history *h, ar_time now, ar_decision *out,
 		       ar_err *err) AR_MUSTCHECK;
+
+/*
+ * 004 (购买时所使用过的店铺积分…退还): what the buyer spent besides money
+ * goes back with a refund. A refund of the whole goods price (goods_refunded
+ * >= goods_cents, or goods_cents 0: nothing was paid in money) restores all
+ * of `used`; a partial one restores the same share of it,
+ * used * goods_refunded / goods_cents, rounded down, so partial refunds
+ * together never restore more than was spent. Negative inputs count as 0.
+ */
+int64_t policy_restore_share(int64_t used, int64_t goods_refunded, int64_t goods_cents);
+
+/*
+ * The data of a refund.instructed event paying `total` under a decision
+ * whose `refund` block (policy_decision_to_json's, as stored) is given:
+ * item/shipping/penalty (summing to total), total_cents, max_cents,
+ * requested_cents, basis, currency, reason (why: auto_approve, accepted,
+ * seller_silent, ...) and restore {points, coupon_cents}. Paying the
+ * decision's own total copies its split, basis and restore; any other
+ * amount (an offer, a ruling, compensation) counts as goods, with basis
+ * "action" and the restore share of it. Decisions stored before these
+ * fields existed read as max = total, basis "decided", nothing to restore.
+ * New reference; NULL when out of memory.
+ */
+json_t *policy_refund_instruction(const json_t *refund, int64_t total, const char *reason);
 
 const char *policy_outcome_name(policy_outcome o);
 const char *policy_fault_name(policy_fault f);

@@ -634,7 +634,8 @@ static void test_canonical_json(void **state)
 		"\"promised_ship_by\":\"2026-11-03T10:00:00.000Z\","
 		"\"shipped_at\":\"2026-11-02T10:00:00.000Z\","
 		"\"delivered_at\":\"2026-11-04T10:00:00.500Z\",\"customized\":true,"
-		"\"return_shipping_insurance\":\"seller\",\"usage_km\":0}");
+		"\"return_shipping_insurance\":\"seller\",\"usage_km\":0,"
+		"\"quantity\":1,\"points_used\":0,\"coupon_cents\":0}");
 	want_ev = load("[{\"kind\":\"photo\",\"url\":\"https://img.example.com/1.jpg\","
 		       "\"sha256\":\"" SHA_A "\"},"
 		       "{\"kind\":\"chat_log\",\"url\":\"http://chat.example.com/x\"}]");

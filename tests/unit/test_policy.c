@@ -97,6 +97,9 @@ static ar_case_input base_case(ar_kind kind, ar_reason reason)
 	in.order.warranty_until = AR_TIME_NONE;
 	in.order.insurance = AR_INSURANCE_NONE;
 	in.order.usage_km = -1;
+	in.order.invoice_at = AR_TIME_NONE;
+	in.order.quantity = 1;
+	in.new_price_cents = -1;
 	in.buyer.account_created_at = T0 - 365 * DAY;
 	in.buyer.orders_count = 5;
 	in.n_evidence = 1;
@@ -294,6 +297,11 @@ static void test_validation_errors(void **state)
 		{ "rule unknown key", "/category_rules/0", "severity", "\"high\"", NULL, "/category_rules/0/severity" },
 		{ "rule empty defects", "/category_rules/0", "defects", "[]", NULL, "/category_rules/0/defects" },
 		{ "rule bad id", "/category_rules/0", "id", "\"a b\"", NULL, "/category_rules/0/id" },
+		{ "rule from unknown", "/category_rules/0", "from", "\"sale\"", NULL, "/category_rules/0/from" },
+		{ "rule from not a string", "/category_rules/0", "from", "1", NULL, "/category_rules/0/from" },
+		{ "price protection days negative", "/price_protection", "days", "-1", NULL, "/price_protection/days" },
+		{ "price protection unknown key", "/price_protection", "from", "\"paid\"", NULL, "/price_protection/from" },
+		{ "shop price protection as string", "/shops/S-60", "price_protection_days", "\"15\"", NULL, "/shops/S-60/price_protection_days" },
 		{ "section wrong type", "", "risk", "[]", NULL, "/risk" },
 		{ "section missing", "", NULL, NULL, "evidence", "/evidence" },
 	};
@@ -762,51 +770,404 @@ static void test_insurance(void **state)
 	}
 }
 
-/* ---- category rule: family car, 60 days / 3000 km, brake or steering ---- */
+/* ---- category rule: family car (三包 第二十条) ---- */
 
+/* default.json with the family_car rule's window counted from `from`
+ * (NULL: the key removed, so the default applies). */
+static policy *policy_with_from(const char *from)
+{
+	json_t *root = json_loads(default_text, 0, NULL);
+	json_t *r = json_array_get(json_object_get(root, "category_rules"), 0);
+	char *text;
+	policy *p;
+	ar_err err;
+
+	assert_non_null(r);
+	if (from)
+		assert_int_equal(json_object_set_new(r, "from", json_string(from)), 0);
+	else
+		assert_int_equal(json_object_del(r, "from"), 0);
+	text = json_dumps(root, 0);
+	ar_err_init(&err);
+	p = policy_load(text, strlen(text), &err);
+	if (!p)
+		fail_msg("from %s: %s", from ? from : "(default)",
+			 err.n_fields ? err.fields[0].message : err.detail);
+	free(text);
+	json_decref(root);
+	return p;
+}
+
+/* A family car invoiced at T0 - 10 days, paid T0 - 20 days, delivered T0. */
+static ar_case_input car_case(const char *defect, int64_t km)
+{
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+
+	in.order.category = "family_car";
+	in.order.price_cents = 12000000;
+	in.order.paid_at = T0 - 20 * DAY;
+	in.order.invoice_at = T0 - 10 * DAY;
+	in.order.usage_km = km;
+	in.defect = defect;
+	return in;
+}
+
+static void car_expect(const char *row, const policy *p, const ar_case_input *in, ar_time now,
+		       policy_rule_result want)
+{
+	ar_decision d;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!policy_adjudicate(p, in, NULL, now, &d, &err))
+		fail_msg("%s: refused: %s", row, err.detail);
+	expect_rule(row, &d, "R-CATEGORY-family_car", want);
+	EXPECT_INT(row, d.outcome, want == POLICY_RULE_FIRED ? POLICY_OUTCOME_AUTO_APPROVE
+							   : POLICY_OUTCOME_SELLER_REVIEW);
+	if ((want == POLICY_RULE_FIRED) != (strcmp(d.remedy, "replace_or_refund") == 0))
+		fail_msg("%s: remedy \"%s\"", row, d.remedy);
+}
+
+/* 003, 三包 第二十条: 自销售者开具购车发票之日起60日内或者行驶里程3000公里之内
+ * (以先到者为准), 转向系统失效、制动系统失效、车身开裂或燃油泄漏 -> 更换或退货. */
 static void test_category_rule(void **state)
 {
+	static const char *const defects[] = { "steering", "brake", "body_crack", "fuel_leak" };
 	static const struct {
 		const char *name;
-		int64_t after;
+		int64_t days;        /* after the window's start */
+		int64_t extra;       /* and this many ms */
 		int64_t km;
-		const char *defect;
 		policy_rule_result result;
-		policy_outcome outcome;
 	} rows[] = {
-		{ "60 days, 3000 km, brake", 60 * DAY, 3000, "brake", POLICY_RULE_FIRED, POLICY_OUTCOME_AUTO_APPROVE },
-		{ "day 1, 10 km, steering", DAY, 10, "steering", POLICY_RULE_FIRED, POLICY_OUTCOME_AUTO_APPROVE },
-		{ "60 days + 1 s", 60 * DAY + SEC, 100, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
-		{ "3001 km", DAY, 3001, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
-		{ "km unknown", DAY, -1, "brake", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
-		{ "radio defect", DAY, 10, "radio", POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
-		{ "no defect named", DAY, 10, NULL, POLICY_RULE_FAIL, POLICY_OUTCOME_SELLER_REVIEW },
+		{ "day 59, 2999 km", 59, 0, 2999, POLICY_RULE_FIRED },
+		{ "day 60 exactly, 3000 km", 60, 0, 3000, POLICY_RULE_FIRED },
+		{ "day 60 + 1 s", 60, SEC, 100, POLICY_RULE_FAIL },
+		{ "day 61, 100 km", 61, 0, 100, POLICY_RULE_FAIL },
+		{ "day 1, 3001 km", 1, 0, 3001, POLICY_RULE_FAIL },
+		{ "day 61, 3001 km", 61, 0, 3001, POLICY_RULE_FAIL },
+		{ "day 1, km unknown", 1, 0, -1, POLICY_RULE_FAIL },
 	};
-	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
-		ar_decision d;
+	static const struct {
+		const char *from;    /* NULL: key absent, the default */
+		int64_t start;       /* the order's date the window counts from */
+	} froms[] = {
+		{ NULL, -10 * DAY },           /* default: the invoice */
+		{ "invoice", -10 * DAY },
+		{ "paid", -20 * DAY },
+		{ "delivered", 0 },
+	};
 
-		in.order.category = "family_car";
-		in.order.price_cents = 12000000;
-		in.order.usage_km = rows[i].km;
-		in.defect = rows[i].defect;
-		decide(rows[i].name, &in, NULL, T0 + rows[i].after, &d);
-		expect_rule(rows[i].name, &d, "R-CATEGORY-family_car", rows[i].result);
-		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
-		if ((rows[i].result == POLICY_RULE_FIRED) != (strcmp(d.remedy, "replace_or_refund") == 0))
-			fail_msg("%s: remedy \"%s\"", rows[i].name, d.remedy);
+	for (size_t f = 0; f < sizeof(froms) / sizeof(froms[0]); f++) {
+		policy *p = policy_with_from(froms[f].from);
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			for (size_t k = 0; k < sizeof(defects) / sizeof(defects[0]); k++) {
+				ar_case_input in = car_case(defects[k], rows[i].km);
+				char row[160];
+				snprintf(row, sizeof(row), "from %s, %s, %s",
+					 froms[f].from ? froms[f].from : "(default)", rows[i].name,
+					 defects[k]);
+				car_expect(row, p, &in, T0 + froms[f].start + rows[i].days * DAY +
+					   rows[i].extra, rows[i].result);
+			}
+		}
+		policy_free(p);
+	}
+
+	/* the shipped policy lists all four failures and counts from the invoice:
+	 * day 59 after the invoice is day 69 after payment, still covered */
+	for (size_t k = 0; k < sizeof(defects) / sizeof(defects[0]); k++) {
+		ar_case_input in = car_case(defects[k], 2999);
+		car_expect(defects[k], P, &in, T0 - 10 * DAY + 59 * DAY, POLICY_RULE_FIRED);
+		car_expect(defects[k], P, &in, T0 - 10 * DAY + 61 * DAY, POLICY_RULE_FAIL);
 	}
 	{
-		ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+		ar_case_input in = car_case("radio", 10);
+		car_expect("radio defect", P, &in, T0, POLICY_RULE_FAIL);
+		in.defect = NULL;
+		car_expect("no defect named", P, &in, T0, POLICY_RULE_FAIL);
+	}
+	{
+		ar_case_input in = car_case("brake", 10);
 		ar_decision d;
-		in.defect = "brake";
-		in.order.usage_km = 10;
+		in.order.category = "apparel";
 		decide("other category", &in, NULL, T0 + DAY, &d);
 		assert_null(rule(&d, "R-CATEGORY-family_car"));
 		in.order.category = "family_car";
 		decide("text", &in, NULL, T0 + DAY, &d);
 		assert_string_equal(rule(&d, "R-CATEGORY-family_car")->reason,
-			"1 day since delivery <= 60 days, 10 km <= 3000 km, defect brake covered: replace_or_refund");
+			"11 days since invoice <= 60 days, 10 km <= 3000 km, defect brake covered: replace_or_refund");
+		/* no invoice date: counted from paid_at, and the trace says so */
+		in.order.invoice_at = AR_TIME_NONE;
+		decide("no invoice", &in, NULL, T0 + 39 * DAY, &d);
+		assert_string_equal(rule(&d, "R-CATEGORY-family_car")->reason,
+			"59 days since payment (no invoice_at) <= 60 days, 10 km <= 3000 km, defect brake covered: replace_or_refund");
+		decide("no invoice, day 61", &in, NULL, T0 + 41 * DAY, &d);
+		expect_rule("no invoice, day 61", &d, "R-CATEGORY-family_car", POLICY_RULE_FAIL);
+	}
+	{
+		/* counted from delivery, an undelivered car is not inside the window */
+		policy *p = policy_with_from("delivered");
+		ar_case_input in = car_case("brake", 10);
+		in.order.delivered_at = AR_TIME_NONE;
+		car_expect("delivered, not delivered", p, &in, T0, POLICY_RULE_FAIL);
+		policy_free(p);
+	}
+}
+
+/* ---- the amount accepting pays (003: 对数量不足的部分进行退款处理) ---- */
+
+static void test_amount_paid(void **state)
+{
+	static const struct {
+		const char *name;
+		ar_kind kind;
+		ar_reason reason;
+		int64_t requested;
+		int64_t item, shipping, penalty, total, max;
+		bool requested_basis;
+	} rows[] = {
+		/* missing item: a 12900 order (+1000 shipping), one part of 4300 short */
+		{ "requested < max", AR_KIND_REFUND, AR_REASON_MISSING_ITEM, 4300, 4300, 0, 0, 4300, 13900, true },
+		{ "requested into shipping", AR_KIND_REFUND, AR_REASON_MISSING_ITEM, 13000, 12900, 100, 0, 13000, 13900, true },
+		{ "requested = max", AR_KIND_REFUND, AR_REASON_MISSING_ITEM, 13900, 12900, 1000, 0, 13900, 13900, true },
+		{ "none requested", AR_KIND_REFUND, AR_REASON_MISSING_ITEM, -1, 12900, 1000, 0, 13900, 13900, false },
+		{ "requested 0", AR_KIND_REFUND, AR_REASON_MISSING_ITEM, 0, 0, 0, 0, 0, 13900, true },
+		/* late and unshipped: price, shipping and a 30 % penalty (3870) */
+		{ "late: item, shipping, part of the penalty", AR_KIND_REFUND, AR_REASON_LATE_SHIPMENT, 14000, 12900, 1000, 100, 14000, 17770, true },
+		/* complaints negotiate: the request is recorded, not paid */
+		{ "complaint", AR_KIND_COMPLAINT, AR_REASON_POOR_SERVICE, 500, 0, 0, 0, 0, 0, false },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(rows[i].kind, rows[i].reason);
+		ar_decision d;
+		json_t *j, *rf;
+
+		in.order.price_cents = 12900;
+		in.order.shipping_fee_cents = 1000;
+		in.requested_cents = rows[i].requested;
+		if (rows[i].reason == AR_REASON_LATE_SHIPMENT)
+			in.order.shipped_at = in.order.delivered_at = AR_TIME_NONE;
+		decide(rows[i].name, &in, NULL, T0 + HOUR, &d);
+		EXPECT_INT(rows[i].name, d.refund.item_cents, rows[i].item);
+		EXPECT_INT(rows[i].name, d.refund.shipping_cents, rows[i].shipping);
+		EXPECT_INT(rows[i].name, d.refund.penalty_cents, rows[i].penalty);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, rows[i].total);
+		EXPECT_INT(rows[i].name, d.refund.max_cents, rows[i].max);
+		EXPECT_INT(rows[i].name, d.refund.requested_cents, rows[i].requested);
+		EXPECT_INT(rows[i].name, d.refund.requested, rows[i].requested_basis);
+		EXPECT_INT(rows[i].name, d.refund.item_cents + d.refund.shipping_cents +
+			   d.refund.penalty_cents, d.refund.total_cents);
+		if ((rule(&d, "R-PAY-REQUESTED") != NULL) != (rows[i].requested >= 0 &&
+							       rows[i].requested < rows[i].max &&
+							       rows[i].kind != AR_KIND_COMPLAINT))
+			fail_msg("%s: R-PAY-REQUESTED %s", rows[i].name,
+				 rule(&d, "R-PAY-REQUESTED") ? "present" : "absent");
+		j = policy_decision_to_json(&d);
+		rf = json_object_get(j, "refund");
+		EXPECT_INT(rows[i].name, json_integer_value(json_object_get(rf, "total_cents")), rows[i].total);
+		EXPECT_INT(rows[i].name, json_integer_value(json_object_get(rf, "max_cents")), rows[i].max);
+		assert_string_equal(json_string_value(json_object_get(rf, "basis")),
+				    rows[i].requested_basis ? "requested" : "decided");
+		if (rows[i].requested < 0)
+			assert_true(json_is_null(json_object_get(rf, "requested_cents")));
+		else
+			EXPECT_INT(rows[i].name, json_integer_value(json_object_get(rf, "requested_cents")),
+				   rows[i].requested);
+		json_decref(j);
+	}
+	{
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_MISSING_ITEM);
+		in.order.price_cents = 12900;
+		in.order.shipping_fee_cents = 1000;
+		in.requested_cents = 13901;
+		refused("requested above max", &in, T0 + HOUR, "/requested_cents");
+	}
+}
+
+/* ---- price protection (001 退差) ---- */
+
+static void test_price_protection(void **state)
+{
+	static const struct {
+		const char *name;
+		int64_t after_paid;   /* claim time - paid_at */
+		int64_t quantity;
+		int64_t price, new_price;
+		int64_t refund;
+		policy_outcome outcome;
+		policy_rule_result result;
+	} rows[] = {
+		{ "day 1, one unit", DAY, 1, 12900, 9900, 3000, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "day 15 exactly", 15 * DAY, 1, 12900, 9900, 3000, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "day 15 + 1 s", 15 * DAY + SEC, 1, 12900, 9900, 3000, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+		{ "day 16", 16 * DAY, 1, 12900, 9900, 3000, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+		{ "three units", DAY, 3, 30000, 8000, 6000, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "new price 0: at most what was paid", DAY, 2, 5000, 0, 5000, POLICY_OUTCOME_SELLER_REVIEW, POLICY_RULE_PASS },
+		{ "no drop", DAY, 1, 12900, 12900, 0, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+		{ "price rose", DAY, 1, 12900, 13900, 0, POLICY_OUTCOME_INELIGIBLE, POLICY_RULE_FAIL },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_PRICE_PROTECTION);
+		ar_decision d;
+
+		in.order.price_cents = rows[i].price;
+		in.order.quantity = rows[i].quantity;
+		in.new_price_cents = rows[i].new_price;
+		decide(rows[i].name, &in, NULL, in.order.paid_at + rows[i].after_paid, &d);
+		expect_rule(rows[i].name, &d, "R-PRICE-PROTECTION", rows[i].result);
+		expect_rule(rows[i].name, &d, "R-REFUND-PRICE-DIFFERENCE", POLICY_RULE_FIRED);
+		EXPECT_INT(rows[i].name, d.outcome, rows[i].outcome);
+		EXPECT_INT(rows[i].name, d.refund.item_cents, rows[i].refund);
+		EXPECT_INT(rows[i].name, d.refund.shipping_cents, 0);
+		EXPECT_INT(rows[i].name, d.refund.total_cents, rows[i].refund);
+		EXPECT_INT(rows[i].name, d.return_required, false);
+	}
+	{
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_PRICE_PROTECTION);
+		ar_decision d;
+
+		/* an unshipped order is refunded the difference, not the whole price */
+		in.order.shipped_at = in.order.delivered_at = AR_TIME_NONE;
+		in.new_price_cents = 7000;
+		decide("unshipped", &in, NULL, T0, &d);
+		EXPECT_INT("unshipped", d.refund.total_cents, 3000);
+		assert_null(rule(&d, "R-UNSHIPPED-REFUND"));
+
+		in = base_case(AR_KIND_REFUND, AR_REASON_PRICE_PROTECTION);
+		refused("no new price", &in, T0, "/new_price_cents");
+		in = base_case(AR_KIND_RETURN, AR_REASON_PRICE_PROTECTION);
+		in.new_price_cents = 100;
+		refused("as a return", &in, T0, "/kind");
+		in = base_case(AR_KIND_REFUND, AR_REASON_PRICE_PROTECTION);
+		in.new_price_cents = 100;
+		in.order.quantity = 0;
+		refused("quantity 0", &in, T0, "/order/quantity");
+	}
+	{
+		/* 001: some shops offer no price protection: a shop's 0 days, or a
+		 * policy without the section */
+		json_t *root = json_loads(default_text, 0, NULL);
+		char *text;
+		policy *p;
+		ar_err err;
+		ar_decision d;
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_PRICE_PROTECTION);
+
+		in.new_price_cents = 9000;
+		assert_int_equal(json_object_set_new(json_object_get(json_object_get(root, "shops"), "S-60"),
+						     "price_protection_days", json_integer(0)), 0);
+		text = json_dumps(root, 0);
+		ar_err_init(&err);
+		p = policy_load(text, strlen(text), &err);
+		assert_non_null(p);
+		in.order.shop_id = "S-60";
+		assert_true(policy_adjudicate(p, &in, NULL, T0, &d, &err));
+		expect_rule("shop offers none", &d, "R-PRICE-PROTECTION", POLICY_RULE_FAIL);
+		EXPECT_INT("shop offers none", d.outcome, POLICY_OUTCOME_INELIGIBLE);
+		in.order.shop_id = "S-1";
+		assert_true(policy_adjudicate(p, &in, NULL, T0, &d, &err));
+		expect_rule("other shop", &d, "R-PRICE-PROTECTION", POLICY_RULE_PASS);
+		policy_free(p);
+		free(text);
+
+		assert_int_equal(json_object_del(root, "price_protection"), 0);
+		text = json_dumps(root, 0);
+		p = policy_load(text, strlen(text), &err);
+		assert_non_null(p);
+		assert_true(policy_adjudicate(p, &in, NULL, T0, &d, &err));
+		expect_rule("no section", &d, "R-PRICE-PROTECTION", POLICY_RULE_FAIL);
+		EXPECT_INT("no section", d.outcome, POLICY_OUTCOME_INELIGIBLE);
+		policy_free(p);
+		free(text);
+		json_decref(root);
+	}
+}
+
+/* ---- 004: shop points and coupons go back with the refund ---- */
+
+static void test_restore(void **state)
+{
+	static const struct {
+		const char *name;
+		int64_t used, refunded, goods, want;
+	} share[] = {
+		{ "full refund", 300, 12900, 12900, 300 },
+		{ "more than the goods (shipping too)", 300, 13900, 12900, 300 },
+		{ "a third", 300, 4300, 12900, 100 },
+		{ "rounded down", 100, 4300, 12900, 33 },
+		{ "nothing refunded", 300, 0, 12900, 0 },
+		{ "nothing used", 0, 12900, 12900, 0 },
+		{ "goods paid wholly with points", 500, 1, 0, 500 },
+		{ "no overflow", 1000000000000000LL, 999999999999999LL, 1000000000000000LL, 999999999999999LL },
+	};
+	for (size_t i = 0; i < sizeof(share) / sizeof(share[0]); i++)
+		EXPECT_INT(share[i].name, policy_restore_share(share[i].used, share[i].refunded,
+							       share[i].goods), share[i].want);
+	{
+		ar_case_input in = base_case(AR_KIND_REFUND, AR_REASON_MISSING_ITEM);
+		ar_decision d;
+		json_t *j, *rf, *ev;
+
+		in.order.price_cents = 12900;
+		in.order.shipping_fee_cents = 1000;
+		in.order.points_used = 300;
+		in.order.coupon_cents = 1000;
+		in.requested_cents = 4300;
+		decide("partial", &in, NULL, T0 + HOUR, &d);
+		EXPECT_INT("partial", d.refund.restore_points, 100);
+		EXPECT_INT("partial", d.refund.restore_coupon_cents, 333);
+		expect_rule("partial", &d, "R-RESTORE", POLICY_RULE_FIRED);
+		j = policy_decision_to_json(&d);
+		rf = json_object_get(j, "refund");
+
+		/* paying the decided amount copies its split and restore */
+		ev = policy_refund_instruction(rf, 4300, "accepted");
+		assert_non_null(ev);
+		EXPECT_INT("event", json_integer_value(json_object_get(ev, "total_cents")), 4300);
+		EXPECT_INT("event", json_integer_value(json_object_get(ev, "max_cents")), 13900);
+		EXPECT_INT("event", json_integer_value(json_object_get(ev, "requested_cents")), 4300);
+		assert_string_equal(json_string_value(json_object_get(ev, "basis")), "requested");
+		assert_string_equal(json_string_value(json_object_get(ev, "reason")), "accepted");
+		EXPECT_INT("event", json_integer_value(json_object_get(json_object_get(ev, "restore"), "points")), 100);
+		EXPECT_INT("event", json_integer_value(json_object_get(json_object_get(ev, "restore"), "coupon_cents")), 333);
+		json_decref(ev);
+
+		/* another amount (an offer of half the goods) restores its own share */
+		ev = policy_refund_instruction(rf, 6450, "offer_accepted");
+		assert_non_null(ev);
+		EXPECT_INT("offer", json_integer_value(json_object_get(ev, "item_cents")), 6450);
+		assert_string_equal(json_string_value(json_object_get(ev, "basis")), "action");
+		EXPECT_INT("offer", json_integer_value(json_object_get(json_object_get(ev, "restore"), "points")), 150);
+		EXPECT_INT("offer", json_integer_value(json_object_get(json_object_get(ev, "restore"), "coupon_cents")), 500);
+		json_decref(ev);
+		json_decref(j);
+
+		/* the whole refund restores everything */
+		in.requested_cents = -1;
+		decide("full", &in, NULL, T0 + HOUR, &d);
+		EXPECT_INT("full", d.refund.restore_points, 300);
+		EXPECT_INT("full", d.refund.restore_coupon_cents, 1000);
+
+		/* an exchange pays nothing, restores nothing */
+		in = base_case(AR_KIND_EXCHANGE, AR_REASON_WRONG_ITEM);
+		in.order.points_used = 300;
+		decide("exchange", &in, NULL, T0 + HOUR, &d);
+		EXPECT_INT("exchange", d.refund.restore_points, 0);
+	}
+	{
+		/* a decision stored before these fields existed */
+		json_t *old = json_pack("{s:I,s:I,s:I,s:I,s:s}", "item_cents", 10000, "shipping_cents", 800,
+					"penalty_cents", 0, "total_cents", 10800, "currency", "CNY");
+		json_t *ev = policy_refund_instruction(old, 10800, "seller_silent");
+		assert_non_null(ev);
+		EXPECT_INT("legacy", json_integer_value(json_object_get(ev, "max_cents")), 10800);
+		EXPECT_INT("legacy", json_integer_value(json_object_get(ev, "shipping_cents")), 800);
+		assert_true(json_is_null(json_object_get(ev, "requested_cents")));
+		assert_string_equal(json_string_value(json_object_get(ev, "basis")), "decided");
+		EXPECT_INT("legacy", json_integer_value(json_object_get(json_object_get(ev, "restore"), "points")), 0);
+		json_decref(ev);
+		json_decref(old);
 	}
 }
 
@@ -1074,6 +1435,9 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_insurance),
 		cmocka_unit_test(test_category_rule),
+		cmocka_unit_test(test_amount_paid),
+		cmocka_unit_test(test_price_protection),
+		cmocka_unit_test(test_restore),
 		cmocka_unit_test(test_repair),
 		cmocka_unit_test(test_risk),
 		cmocka_unit_test(test_complaint_severity),
