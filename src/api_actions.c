@@ -33,6 +33,8 @@ static const char *const *action_fields(fsm_action a)
 	static const char *const resolve[] = { "action", "resolution", "compensation_cents", "message", NULL };
 	static const char *const rule[] = { "action", "in_favour_of", "refund_cents", "fault", "statement", NULL };
 	static const char *const executed[] = { "action", "payment_ref", NULL };
+	static const char *const counter[] = { "action", "refund_cents", "message", NULL };
+	static const char *const report[] = { "action", "statement", NULL };
 
 	switch (a) {
 	case FSM_ACTION_ACCEPT: return accept;
@@ -51,6 +53,10 @@ static const char *const *action_fields(fsm_action a)
 	case FSM_ACTION_RESOLVE: return resolve;
 	case FSM_ACTION_RULE: return rule;
 	case FSM_ACTION_REFUND_EXECUTED: return executed;
+	case FSM_ACTION_RESEND:
+	case FSM_ACTION_CONFIRM_DELIVERY: return accept;
+	case FSM_ACTION_REPORT_MISSING: return report;
+	case FSM_ACTION_COUNTER_OFFER: return counter;
 	default: return none;
 	}
 }
@@ -204,6 +210,10 @@ static bool case_of(json_t *cur, fsm_case *fc, ar_err *err)
 	fc->manual_review = json_is_true(json_object_get(cur, "manual_review"));
 	fc->has_offer = json_is_integer(json_object_get(cur, "offer_cents"));
 	fc->agreement_pending = json_is_true(json_object_get(cur, "agreement_pending"));
+	fc->goods_missing = json_string_value(json_object_get(cur, "reason")) &&
+			    strcmp(json_string_value(json_object_get(cur, "reason")), "missing_item") == 0;
+	fc->has_counter = json_is_integer(json_object_get(cur, "counter_cents"));
+	fc->rounds_left = json_is_true(json_object_get(cur, "rounds_left"));
 	return true;
 }
 
@@ -239,6 +249,10 @@ static bool expire_due(ar_app *app, const char *id, json_t *cur, json_t *due, ar
 	c.manual_review = fc.manual_review;
 	c.has_offer = fc.has_offer;
 	c.agreement_pending = fc.agreement_pending;
+	c.goods_missing = fc.goods_missing;
+	c.has_counter = fc.has_counter;
+	c.rounds_left = fc.rounds_left;
+	c.counter_cents = json_int(cur, "counter_cents", -1);
 	c.decision = json_object_get(cur, "decision");   /* borrowed */
 	if (!fsm_deadline_parse(json_string_value(json_object_get(due, "name")), &dl)) {
 		ar_err_set(err, 500, "internal", "Internal error", "a stored deadline is unreadable");
@@ -323,15 +337,36 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 		want_str(root, "reason", true, TEXT_MAX, &a->s1, err);
 		break;
 	case FSM_ACTION_OFFER:
+	case FSM_ACTION_COUNTER_OFFER:
 		want_str(root, "message", false, TEXT_MAX, &a->s2, err);
 		if (codec_get_cents(root, "refund_cents", "", true, &a->amount, err)) {
+			/* 001: concessions come in stages, each above the last
+			 * offer; a counter asks for more than the offer, and a
+			 * seller who would pay the counter accepts it instead */
+			int64_t offer = json_int(cur, "offer_cents", -1);
+			int64_t counter = json_int(cur, "counter_cents", -1);
 			if (a->amount <= 0)
 				ar_err_field(err, "/refund_cents", "must be greater than 0");
 			else if (a->amount > a->max_cents)
 				ar_err_field(err, "/refund_cents",
 					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
 					     a->amount, a->max_cents);
+			else if (offer >= 0 && a->amount <= offer)
+				ar_err_field(err, "/refund_cents",
+					     "%" PRId64 " is not above the open offer of %" PRId64,
+					     a->amount, offer);
+			else if (a->act == FSM_ACTION_OFFER && counter >= 0 && a->amount >= counter)
+				ar_err_field(err, "/refund_cents",
+					     "%" PRId64 " is not below the buyer's counter-offer of %"
+					     PRId64 "; accept it instead", a->amount, counter);
 		}
+		break;
+	case FSM_ACTION_RESEND:
+	case FSM_ACTION_CONFIRM_DELIVERY:
+		want_str(root, "note", false, TEXT_MAX, &a->s1, err);
+		break;
+	case FSM_ACTION_REPORT_MISSING:
+		want_str(root, "statement", true, TEXT_MAX, &a->s1, err);
 		break;
 	case FSM_ACTION_CONFIRM_RECEIPT:
 		enum_field(root, "condition", true, conditions,
@@ -369,6 +404,16 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 		want_str(root, "terms", true, TEXT_MAX, &a->s1, err);
 		enum_field(root, "channel", true, channels, "phone, chat", &a->s2, err);
 		want_cents(root, "compensation_cents", false, &a->amount, err);
+		{
+			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+			if (a->max_cents > cap)
+				cap = a->max_cents;
+			if (a->amount > cap)
+				ar_err_field(err, "/compensation_cents",
+					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+					     a->amount, cap);
+		}
 		break;
 	case FSM_ACTION_ACKNOWLEDGE:
 		want_str(root, "message", false, TEXT_MAX, &a->s1, err);
@@ -438,7 +483,8 @@ void api_case_action(ar_req *r)
 	const char *body = req_body(r, &len), *action_s = NULL;
 	json_t *root = NULL, *cur = NULL, *data = NULL;
 	store_case_row *out = NULL;
-	json_t *refund_data = NULL, *decision;
+	json_t *refund_data = NULL, *comp_data = NULL, *decision;
+	int64_t compensation = 0;
 	int version = 0, cv = 0;
 	int64_t refund_total = -1;
 	fsm_action requested;
@@ -540,6 +586,10 @@ void api_case_action(ar_req *r)
 		ch.offer_cents = a.amount;
 		ch.agreement = res.sets_agreement ? STORE_SET
 			       : res.clears_agreement ? STORE_CLEAR : STORE_KEEP;
+		ch.agreement_cents = a.act == FSM_ACTION_RECORD_AGREEMENT ? a.amount : -1;
+		ch.counter = res.sets_counter ? STORE_SET : res.clears_counter ? STORE_CLEAR : STORE_KEEP;
+		ch.counter_cents = a.amount;
+		ch.counts_round = res.counts_round;
 		ch.refund_cents = -1;
 		ch.manual_review = a.act == FSM_ACTION_NOTE && a.s2 ? STORE_SET : STORE_KEEP;
 		ch.evidence = a.evidence;
@@ -553,6 +603,10 @@ void api_case_action(ar_req *r)
 			why = "offer_accepted";
 			break;
 		case FSM_REFUND_RULING: refund_total = a.amount; why = "ruling"; break;
+		case FSM_REFUND_COUNTER:
+			refund_total = json_int(cur, "counter_cents", 0);
+			why = "counter_accepted";
+			break;
 		case FSM_REFUND_NONE:
 			if (a.act == FSM_ACTION_RESOLVE && a.amount > 0) {
 				refund_total = a.amount;
@@ -560,7 +614,7 @@ void api_case_action(ar_req *r)
 			}
 			break;
 		}
-		if (res.state_changed) {
+		if (res.state_changed || res.rearms) {
 			const char *sev = json_string_value(json_object_get(decision, "severity"));
 			ch.replace_deadlines = true;
 			if (!caseplan_deadlines(app, fc.kind,
@@ -571,7 +625,9 @@ void api_case_action(ar_req *r)
 		}
 		json_decref(data);
 		json_decref(refund_data);
-		refund_data = NULL;
+		json_decref(comp_data);
+		refund_data = comp_data = NULL;
+		compensation = 0;
 		data = json_deep_copy(root);
 		if (!data)
 			goto oom;
@@ -580,6 +636,21 @@ void api_case_action(ar_req *r)
 			json_object_set_new(data, "disputed_receipt", json_true());
 		ch.events[ch.n_events++] = (store_event){ action_s, fsm_state_name(fc.state), ch.state,
 							  data };
+		/* 001: an agreement the buyer confirmed is paid, once: the
+		 * confirmation clears agreement_pending in the same write,
+		 * so a second confirmation finds nothing to confirm */
+		if (a.act == FSM_ACTION_CONFIRM_AGREEMENT && json_int(cur, "agreement_cents", 0) > 0) {
+			json_t *rf = json_object_get(decision, "refund");
+			const char *cur_s = json_string_value(json_object_get(rf, "currency"));
+			compensation = json_int(cur, "agreement_cents", 0);
+			comp_data = json_pack("{s:I,s:s,s:s}", "compensation_cents",
+					      (json_int_t)compensation, "currency", cur_s ? cur_s : "CNY",
+					      "reason", "agreement_confirmed");
+			if (!comp_data)
+				goto oom;
+			ch.events[ch.n_events++] = (store_event){ "compensation.instructed", ch.state,
+								  ch.state, comp_data };
+		}
 		if (refund_total > 0) {
 			ch.refund_cents = refund_total;
 			refund_data = policy_refund_instruction(json_object_get(decision, "refund"),
@@ -604,6 +675,10 @@ void api_case_action(ar_req *r)
 	if (refund_data)
 		metrics_refund(why, json_string_value(json_object_get(refund_data, "currency")),
 			       refund_total, false);
+	if (comp_data)
+		metrics_refund("agreement_confirmed",
+			       json_string_value(json_object_get(comp_data, "currency")),
+			       compensation, false);
 	api_reply_case_row(r, 200, out);
 	goto done;
 oom:
@@ -613,6 +688,7 @@ fail:
 done:
 	store_case_rows_free(out, out ? 1 : 0);
 	json_decref(refund_data);
+	json_decref(comp_data);
 	json_decref(data);
 	json_decref(a.evidence);
 	json_decref(cur);

@@ -112,6 +112,15 @@ void api_decorate_case(json_t *c)
 		fc.manual_review = json_is_true(json_object_get(c, "manual_review"));
 		fc.has_offer = json_is_integer(json_object_get(c, "offer_cents"));
 		fc.agreement_pending = json_is_true(json_object_get(c, "agreement_pending"));
+		fc.goods_missing = json_string_value(json_object_get(c, "reason")) &&
+				   strcmp(json_string_value(json_object_get(c, "reason")), "missing_item") == 0;
+		fc.has_counter = json_is_integer(json_object_get(c, "counter_cents"));
+		{
+			json_t *mr = json_object_get(json_object_get(json_object_get(c, "decision"),
+								     "negotiation"), "max_rounds");
+			fc.rounds_left = json_integer_value(json_object_get(c, "offer_rounds")) <
+					 (json_is_integer(mr) ? json_integer_value(mr) : 1);
+		}
 		overdue_view(c, &fc);
 		n = fsm_allowed_any(&fc, acts, FSM_ACTION__COUNT);
 		for (unsigned i = 0; i < n && i < FSM_ACTION__COUNT; i++)
@@ -143,7 +152,8 @@ static void tb_allowed(textbuf *b, const fsm_case *fc)
  * those of that state. */
 static void tb_case(textbuf *b, const store_case_row *w)
 {
-	fsm_case fc = { w->kind, w->state, w->manual_review, w->has_offer, w->agreement_pending };
+	fsm_case fc = { w->kind, w->state, w->manual_review, w->has_offer, w->agreement_pending,
+			w->goods_missing, w->has_counter, w->rounds_left };
 	fsm_case after;
 	size_t end = w->len;
 
@@ -295,7 +305,9 @@ void api_cases_create(ar_req *r)
 	nc.fingerprint = fp;
 	nc.idem_lease_s = req_idem_lease(r);
 	{
-		fsm_case fc = { in.kind, pl->state, pl->manual_review, false, false };
+		fsm_case fc = { in.kind, pl->state, pl->manual_review, false, false,
+				in.reason == AR_REASON_MISSING_ITEM, false,
+				pl->dec.max_offer_rounds > 0 };
 		tb_allowed(&allowed, &fc);
 		if (allowed.oom)
 			goto oom;

@@ -7,7 +7,8 @@ static const char *const state_names[FSM_STATE__COUNT] = {
 	"awaiting_seller", "awaiting_buyer_return", "awaiting_seller_receipt",
 	"awaiting_buyer_reply", "in_arbitration", "refund_pending",
 	"replacement_pending", "repair_pending", "awaiting_agent",
-	"acknowledged", "resolved", "refunded", "closed",
+	"acknowledged", "resolved", "refunded", "closed", "resend_pending",
+	"awaiting_buyer_confirm", "awaiting_seller_reply",
 };
 
 static const char *const action_names[FSM_ACTION__COUNT] = {
@@ -15,9 +16,11 @@ static const char *const action_names[FSM_ACTION__COUNT] = {
 	"ship_back", "accept_offer", "escalate", "withdraw", "add_evidence",
 	"note", "record_agreement", "confirm_agreement", "acknowledge",
 	"resolve", "confirm_resolution", "reopen", "rule", "refund_executed",
+	"resend", "confirm_delivery", "report_missing", "counter_offer",
 	"expire_seller_response", "expire_buyer_ship_back",
 	"expire_seller_receipt", "expire_buyer_reply", "expire_arbitration",
 	"expire_complaint_first_response", "expire_complaint_close",
+	"expire_seller_resend", "expire_buyer_confirm", "expire_seller_reply",
 };
 
 static const char *const role_names[FSM_ROLE__COUNT] = {
@@ -27,12 +30,13 @@ static const char *const role_names[FSM_ROLE__COUNT] = {
 
 static const char *const outcome_names[FSM_OUTCOME__COUNT] = {
 	"none", "refunded", "partially_refunded", "exchanged", "repaired",
-	"rejected", "withdrawn", "expired", "resolved",
+	"rejected", "withdrawn", "expired", "resolved", "resent",
 };
 
 static const char *const deadline_names[FSM_DEADLINE__COUNT] = {
 	"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
 	"arbitration", "complaint_first_response", "complaint_close",
+	"seller_resend", "buyer_confirm", "seller_reply",
 };
 
 static const char *const favour_names[FSM_FAVOUR__COUNT] = {
@@ -84,6 +88,8 @@ NAME_PARSE(fsm_favour, fsm_favour, favour_names, FSM_FAVOUR__COUNT)
 #define ORDER_KINDS (K(REFUND) | GOODS_KINDS)
 #define ALL_KINDS (ORDER_KINDS | K(COMPLAINT))
 #define TERMINAL_STATES (S(REFUNDED) | S(CLOSED))
+/* Every order kind may resend a missing item and negotiate in rounds. */
+#define ORDER_EXTRA (S(RESEND_PENDING) | S(AWAITING_BUYER_CONFIRM) | S(AWAITING_SELLER_REPLY))
 #define LIVE_STATES (((1u << FSM_STATE__COUNT) - 1u) & ~TERMINAL_STATES)
 /* The goods (or the money) are already on their way: too late to withdraw. */
 #define COMMITTED_STATES (S(REFUND_PENDING) | S(REPLACEMENT_PENDING) | S(REPAIR_PENDING))
@@ -97,18 +103,18 @@ NAME_PARSE(fsm_favour, fsm_favour, favour_names, FSM_FAVOUR__COUNT)
  */
 static const unsigned kind_states[AR_KIND__COUNT] = {
 	[AR_KIND_REFUND] = S(AWAITING_SELLER) | S(AWAITING_BUYER_REPLY) |
-			   S(IN_ARBITRATION) | S(REFUND_PENDING) | TERMINAL_STATES,
+			   S(IN_ARBITRATION) | S(REFUND_PENDING) | ORDER_EXTRA | TERMINAL_STATES,
 	[AR_KIND_RETURN] = S(AWAITING_SELLER) | S(AWAITING_BUYER_RETURN) |
 			   S(AWAITING_SELLER_RECEIPT) | S(AWAITING_BUYER_REPLY) |
-			   S(IN_ARBITRATION) | S(REFUND_PENDING) | TERMINAL_STATES,
+			   S(IN_ARBITRATION) | S(REFUND_PENDING) | ORDER_EXTRA | TERMINAL_STATES,
 	[AR_KIND_EXCHANGE] = S(AWAITING_SELLER) | S(AWAITING_BUYER_RETURN) |
 			     S(AWAITING_SELLER_RECEIPT) | S(AWAITING_BUYER_REPLY) |
 			     S(IN_ARBITRATION) | S(REFUND_PENDING) |
-			     S(REPLACEMENT_PENDING) | TERMINAL_STATES,
+			     S(REPLACEMENT_PENDING) | ORDER_EXTRA | TERMINAL_STATES,
 	[AR_KIND_REPAIR] = S(AWAITING_SELLER) | S(AWAITING_BUYER_RETURN) |
 			   S(AWAITING_SELLER_RECEIPT) | S(AWAITING_BUYER_REPLY) |
 			   S(IN_ARBITRATION) | S(REFUND_PENDING) |
-			   S(REPAIR_PENDING) | TERMINAL_STATES,
+			   S(REPAIR_PENDING) | ORDER_EXTRA | TERMINAL_STATES,
 	[AR_KIND_COMPLAINT] = S(AWAITING_AGENT) | S(ACKNOWLEDGED) | S(RESOLVED) |
 			      S(IN_ARBITRATION) | S(REFUND_PENDING) | TERMINAL_STATES,
 };
@@ -121,18 +127,23 @@ static const unsigned state_deadlines[FSM_STATE__COUNT] = {
 	[FSM_STATE_IN_ARBITRATION] = D(ARBITRATION),
 	[FSM_STATE_AWAITING_AGENT] = D(COMPLAINT_FIRST_RESPONSE),
 	[FSM_STATE_RESOLVED] = D(COMPLAINT_CLOSE),
+	[FSM_STATE_RESEND_PENDING] = D(SELLER_RESEND),
+	[FSM_STATE_AWAITING_BUYER_CONFIRM] = D(BUYER_CONFIRM),
+	[FSM_STATE_AWAITING_SELLER_REPLY] = D(SELLER_REPLY),
 };
 
-/* Flag conditions a row may require; paired rows use exclusive guards so
- * the table's order never decides anything. */
-typedef enum {
-	G_ANY,
-	G_MANUAL_REVIEW,
-	G_NO_MANUAL_REVIEW,
-	G_HAS_OFFER,
-	G_NO_OFFER,
-	G_AGREEMENT_PENDING,
-} guard;
+/* Flag conditions a row may require, as a set (all must hold); paired
+ * rows use exclusive guards so the table's order never decides anything. */
+typedef unsigned guard;
+#define G_ANY 0u
+#define G_MANUAL_REVIEW (1u << 0)
+#define G_NO_MANUAL_REVIEW (1u << 1)
+#define G_HAS_OFFER (1u << 2)
+#define G_NO_OFFER (1u << 3)
+#define G_AGREEMENT_PENDING (1u << 4)
+#define G_MISSING (1u << 5)
+#define G_NOT_MISSING (1u << 6)
+#define G_ROUNDS_LEFT (1u << 7)
 
 enum {
 	E_SETS_OFFER = 1u << 0,
@@ -140,6 +151,10 @@ enum {
 	E_SETS_AGREEMENT = 1u << 2,
 	E_CLEARS_AGREEMENT = 1u << 3,
 	E_BREACH = 1u << 4,
+	E_SETS_COUNTER = 1u << 5,
+	E_CLEARS_COUNTER = 1u << 6,
+	E_COUNTS_ROUND = 1u << 7,
+	E_REARMS = 1u << 8,
 };
 
 /* A row's `to` that means "the state the case is in". */
@@ -170,14 +185,29 @@ static const struct transition table[] = {
 	T(LIVE_STATES, CONFIRM_AGREEMENT, ALL_KINDS, R(FRONTEND), G_AGREEMENT_PENDING, STAY, NONE, NONE, E_CLEARS_AGREEMENT),
 	T(LIVE_STATES & ~COMMITTED_STATES, WITHDRAW, ALL_KINDS, R(FRONTEND), G_ANY, TO(CLOSED), WITHDRAWN, NONE, 0),
 
-	/* The seller's first answer (003: five days, then the platform decides). */
+	/* The seller's first answer (003: five days, then the platform decides).
+	 * Goods that never arrived are not shipped back (003): accepting a
+	 * missing-item case refunds the short part, or the seller resends it. */
 	T(S(AWAITING_SELLER), ACCEPT, K(REFUND), SHOP, G_ANY, TO(REFUND_PENDING), NONE, DECIDED, 0),
-	T(S(AWAITING_SELLER), ACCEPT, GOODS_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	T(S(AWAITING_SELLER), ACCEPT, GOODS_KINDS, SHOP, G_NOT_MISSING, TO(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	T(S(AWAITING_SELLER), ACCEPT, GOODS_KINDS, SHOP, G_MISSING, TO(REFUND_PENDING), NONE, DECIDED, 0),
+	T(S(AWAITING_SELLER), RESEND, ORDER_KINDS, SHOP, G_MISSING, TO(RESEND_PENDING), NONE, NONE, 0),
 	T(S(AWAITING_SELLER), REJECT, ORDER_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_REPLY), NONE, NONE, E_CLEARS_OFFER),
-	T(S(AWAITING_SELLER), OFFER, ORDER_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_REPLY), NONE, NONE, E_SETS_OFFER),
+	T(S(AWAITING_SELLER), OFFER, ORDER_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_REPLY), NONE, NONE, E_SETS_OFFER | E_COUNTS_ROUND),
 	T(S(AWAITING_SELLER), EXPIRE_SELLER_RESPONSE, ORDER_KINDS, R(SYSTEM), G_MANUAL_REVIEW, TO(IN_ARBITRATION), NONE, NONE, 0),
 	T(S(AWAITING_SELLER), EXPIRE_SELLER_RESPONSE, K(REFUND), R(SYSTEM), G_NO_MANUAL_REVIEW, TO(REFUND_PENDING), NONE, DECIDED, 0),
-	T(S(AWAITING_SELLER), EXPIRE_SELLER_RESPONSE, GOODS_KINDS, R(SYSTEM), G_NO_MANUAL_REVIEW, TO(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	T(S(AWAITING_SELLER), EXPIRE_SELLER_RESPONSE, GOODS_KINDS, R(SYSTEM), G_NO_MANUAL_REVIEW | G_NOT_MISSING, TO(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	T(S(AWAITING_SELLER), EXPIRE_SELLER_RESPONSE, GOODS_KINDS, R(SYSTEM), G_NO_MANUAL_REVIEW | G_MISSING, TO(REFUND_PENDING), NONE, DECIDED, 0),
+
+	/* A resend (003 补寄, usually within 3 working days): the seller ships
+	 * it with a tracking number, or the missing part is refunded at the
+	 * deadline; the buyer confirms it arrived or reports it missing again
+	 * (the platform then rules on the tracking record); silence confirms. */
+	T(S(RESEND_PENDING), SHIP_REPLACEMENT, ORDER_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_CONFIRM), NONE, NONE, 0),
+	T(S(RESEND_PENDING), EXPIRE_SELLER_RESEND, ORDER_KINDS, R(SYSTEM), G_ANY, TO(REFUND_PENDING), NONE, DECIDED, 0),
+	T(S(AWAITING_BUYER_CONFIRM), CONFIRM_DELIVERY, ORDER_KINDS, R(FRONTEND), G_ANY, TO(CLOSED), RESENT, NONE, 0),
+	T(S(AWAITING_BUYER_CONFIRM), REPORT_MISSING, ORDER_KINDS, R(FRONTEND), G_ANY, TO(IN_ARBITRATION), NONE, NONE, 0),
+	T(S(AWAITING_BUYER_CONFIRM), EXPIRE_BUYER_CONFIRM, ORDER_KINDS, R(SYSTEM), G_ANY, TO(CLOSED), RESENT, NONE, 0),
 
 	/* Goods travel back. */
 	T(S(AWAITING_BUYER_RETURN), SHIP_BACK, GOODS_KINDS, R(FRONTEND), G_ANY, TO(AWAITING_SELLER_RECEIPT), NONE, NONE, 0),
@@ -197,6 +227,20 @@ static const struct transition table[] = {
 	T(S(AWAITING_BUYER_REPLY), ESCALATE, ORDER_KINDS, R(FRONTEND), G_ANY, TO(IN_ARBITRATION), NONE, NONE, 0),
 	T(S(AWAITING_BUYER_REPLY), EXPIRE_BUYER_REPLY, ORDER_KINDS, R(SYSTEM), G_HAS_OFFER, TO(CLOSED), EXPIRED, NONE, 0),
 	T(S(AWAITING_BUYER_REPLY), EXPIRE_BUYER_REPLY, ORDER_KINDS, R(SYSTEM), G_NO_OFFER, TO(CLOSED), REJECTED, NONE, 0),
+
+	/* Negotiation in bounded rounds (001 延迟满足: concede in stages, never
+	 * all at once): while the buyer decides, the seller may raise its
+	 * offer (a new reply window) and the buyer may counter; the seller
+	 * accepts the counter, answers with another offer, or rejects it.
+	 * Every seller offer is a round; the policy bounds them. A seller
+	 * silent on a counter has accepted it, as silence on the request
+	 * grants it (003). */
+	T(S(AWAITING_BUYER_REPLY), OFFER, ORDER_KINDS, SHOP, G_HAS_OFFER | G_ROUNDS_LEFT, STAY, NONE, NONE, E_SETS_OFFER | E_COUNTS_ROUND | E_REARMS),
+	T(S(AWAITING_BUYER_REPLY), COUNTER_OFFER, ORDER_KINDS, R(FRONTEND), G_HAS_OFFER, TO(AWAITING_SELLER_REPLY), NONE, NONE, E_SETS_COUNTER | E_CLEARS_OFFER),
+	T(S(AWAITING_SELLER_REPLY), ACCEPT, ORDER_KINDS, SHOP, G_ANY, TO(REFUND_PENDING), NONE, COUNTER, E_CLEARS_COUNTER),
+	T(S(AWAITING_SELLER_REPLY), OFFER, ORDER_KINDS, SHOP, G_ROUNDS_LEFT, TO(AWAITING_BUYER_REPLY), NONE, NONE, E_SETS_OFFER | E_CLEARS_COUNTER | E_COUNTS_ROUND),
+	T(S(AWAITING_SELLER_REPLY), REJECT, ORDER_KINDS, SHOP, G_ANY, TO(AWAITING_BUYER_REPLY), NONE, NONE, E_CLEARS_COUNTER),
+	T(S(AWAITING_SELLER_REPLY), EXPIRE_SELLER_REPLY, ORDER_KINDS, R(SYSTEM), G_ANY, TO(REFUND_PENDING), NONE, COUNTER, E_CLEARS_COUNTER),
 
 	/* Only permission here: fsm_apply_rule() supplies the target. A late
 	 * arbiter is a breach to report, never a decision to make. */
@@ -234,6 +278,9 @@ fsm_action fsm_expiry_action(fsm_deadline d)
 		[FSM_DEADLINE_ARBITRATION] = FSM_ACTION_EXPIRE_ARBITRATION,
 		[FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE] = FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
 		[FSM_DEADLINE_COMPLAINT_CLOSE] = FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
+		[FSM_DEADLINE_SELLER_RESEND] = FSM_ACTION_EXPIRE_SELLER_RESEND,
+		[FSM_DEADLINE_BUYER_CONFIRM] = FSM_ACTION_EXPIRE_BUYER_CONFIRM,
+		[FSM_DEADLINE_SELLER_REPLY] = FSM_ACTION_EXPIRE_SELLER_REPLY,
 	};
 
 	return (unsigned)d < FSM_DEADLINE__COUNT ? expire_of[d] : FSM_ACTION__COUNT;
@@ -252,6 +299,8 @@ bool fsm_after_expiry(const fsm_case *c, fsm_deadline d, fsm_case *out)
 	out->state = res.to;
 	if (res.clears_offer)
 		out->has_offer = false;
+	if (res.clears_counter)
+		out->has_counter = false;
 	return true;
 }
 
@@ -279,15 +328,14 @@ unsigned fsm_deadlines_for(ar_kind kind, fsm_state s)
 
 static bool guard_holds(guard g, const fsm_case *c)
 {
-	switch (g) {
-	case G_ANY: return true;
-	case G_MANUAL_REVIEW: return c->manual_review;
-	case G_NO_MANUAL_REVIEW: return !c->manual_review;
-	case G_HAS_OFFER: return c->has_offer;
-	case G_NO_OFFER: return !c->has_offer;
-	case G_AGREEMENT_PENDING: return c->agreement_pending;
-	}
-	return false;
+	return (!(g & G_MANUAL_REVIEW) || c->manual_review) &&
+	       (!(g & G_NO_MANUAL_REVIEW) || !c->manual_review) &&
+	       (!(g & G_HAS_OFFER) || c->has_offer) &&
+	       (!(g & G_NO_OFFER) || !c->has_offer) &&
+	       (!(g & G_AGREEMENT_PENDING) || c->agreement_pending) &&
+	       (!(g & G_MISSING) || c->goods_missing) &&
+	       (!(g & G_NOT_MISSING) || !c->goods_missing) &&
+	       (!(g & G_ROUNDS_LEFT) || c->rounds_left);
 }
 
 static const struct transition *find(const fsm_case *c, fsm_action a,
@@ -341,6 +389,10 @@ bool fsm_apply(const fsm_case *c, fsm_action a, fsm_role r, fsm_result *out,
 	out->clears_offer = t->effects & E_CLEARS_OFFER;
 	out->sets_agreement = t->effects & E_SETS_AGREEMENT;
 	out->clears_agreement = t->effects & E_CLEARS_AGREEMENT;
+	out->sets_counter = t->effects & E_SETS_COUNTER;
+	out->clears_counter = t->effects & E_CLEARS_COUNTER;
+	out->counts_round = t->effects & E_COUNTS_ROUND;
+	out->rearms = t->effects & E_REARMS;
 	return true;
 }
 

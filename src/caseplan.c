@@ -16,6 +16,9 @@ static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
 	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
 	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
 	case FSM_DEADLINE_COMPLAINT_CLOSE: return "close_resolved";
+	case FSM_DEADLINE_SELLER_RESEND: return "auto_refund";
+	case FSM_DEADLINE_BUYER_CONFIRM: return "close_resent";
+	case FSM_DEADLINE_SELLER_REPLY: return "accept_counter";
 	default: return "none";
 	}
 }
@@ -58,7 +61,8 @@ bool caseplan_expiry(ar_app *app, const store_claimed *c, fsm_deadline d, int ar
 		     int64_t due_ms, caseplan_by by, store_change *ch, caseplan_fired *out,
 		     json_t **data, json_t **refund, ar_err *err)
 {
-	fsm_case fc = { c->kind, c->state, c->manual_review, c->has_offer, c->agreement_pending };
+	fsm_case fc = { c->kind, c->state, c->manual_review, c->has_offer, c->agreement_pending,
+			c->goods_missing, c->has_counter, c->rounds_left };
 	fsm_action act = fsm_expiry_action(d);
 	fsm_result res;
 	ar_err refused;
@@ -81,6 +85,7 @@ bool caseplan_expiry(ar_app *app, const store_claimed *c, fsm_deadline d, int ar
 	ch->state = fsm_state_name(res.to);
 	ch->outcome = res.outcome != FSM_OUTCOME_NONE ? fsm_outcome_name(res.outcome) : NULL;
 	ch->offer = res.clears_offer ? STORE_CLEAR : STORE_KEEP;
+	ch->counter = res.clears_counter ? STORE_CLEAR : STORE_KEEP;
 	ch->agreement = STORE_KEEP;
 	ch->refund_cents = -1;
 	ch->consume_deadline = fsm_deadline_name(d);
@@ -108,8 +113,12 @@ bool caseplan_expiry(ar_app *app, const store_claimed *c, fsm_deadline d, int ar
 	ch->events[ch->n_events++] = (store_event){
 		res.breach ? "sla.breached" : fsm_action_name(act),
 		fsm_state_name(fc.state), ch->state, *data };
-	if (res.refund == FSM_REFUND_DECIDED) {
-		int64_t total = jint(rf, "total_cents", 0);
+	if (res.refund == FSM_REFUND_DECIDED || (res.refund == FSM_REFUND_COUNTER &&
+						     c->counter_cents > 0)) {
+		/* silence grants the request: the decided amount, or the
+		 * buyer's counter-offer the seller left unanswered */
+		int64_t total = res.refund == FSM_REFUND_COUNTER ? c->counter_cents
+								 : jint(rf, "total_cents", 0);
 		ch->refund_cents = total;
 		/* the decided amount with its split and what to restore (004) */
 		*refund = policy_refund_instruction(rf, total, "seller_silent");

@@ -24,6 +24,11 @@ enum {
 	D_REMINDER_BEFORE,
 	D_AFTER_SALE_WATCH,
 	D_COMPLAINT_CLOSE,
+	/* optional, with defaults (dur_default): policies written before
+	 * these deadlines existed stay valid */
+	D_SELLER_RESEND,
+	D_BUYER_CONFIRM,
+	D_SELLER_REPLY,
 	D__COUNT
 };
 
@@ -31,7 +36,25 @@ static const char *const duration_names[D__COUNT] = {
 	"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
 	"arbitration", "complaint_first_response", "complaint_first_response_major",
 	"reminder_before", "after_sale_watch", "complaint_close",
+	"seller_resend", "buyer_confirm", "seller_reply",
 };
+
+#define D_FIRST_OPTIONAL D_SELLER_RESEND
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* An optional duration a policy leaves out: 003's resend "usually within 3
+ * working days" (3 calendar days until calendars exist), the 10 days a
+ * buyer has to confirm a delivery, and a seller's answer to a counter-offer
+ * in the time it had to answer the request. */
+static int64_t dur_default(const int64_t *dur_ms, int i)
+{
+	switch (i) {
+	case D_SELLER_RESEND: return 3 * DAY_MS;
+	case D_BUYER_CONFIRM: return 10 * DAY_MS;
+	case D_SELLER_REPLY: return dur_ms[D_SELLER_RESPONSE];
+	default: return 0;
+	}
+}
 
 /* Values a category or a shop may override; has_* says which were given. */
 typedef struct {
@@ -88,6 +111,7 @@ struct policy {
 
 	int64_t missing_item_ms;
 	int64_t price_protection_days;    /* -1: the policy offers no price protection */
+	int64_t max_offer_rounds;
 
 	unsigned evidence_reasons;
 	unsigned evidence_kinds;
@@ -431,13 +455,19 @@ static void load_durations(vctx *c, json_t *obj, const char *base,
 		"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
 		"arbitration", "complaint_first_response",
 		"complaint_first_response_major", "reminder_before",
-		"after_sale_watch", "complaint_close", NULL,
+		"after_sale_watch", "complaint_close", "seller_resend",
+		"buyer_confirm", "seller_reply", NULL,
 	};
 
 	check_keys(c, obj, base, keys);
 	for (int i = 0; i < D__COUNT; i++)
-		has[i] = get_duration(c, obj, base, duration_names[i], required,
+		has[i] = get_duration(c, obj, base, duration_names[i],
+				      required && i < D_FIRST_OPTIONAL,
 				      i == D_REMINDER_BEFORE, &ms[i]);
+	for (int i = D_FIRST_OPTIONAL; required && i < D__COUNT; i++) {
+		if (!has[i])
+			ms[i] = dur_default(ms, i);
+	}
 }
 
 static void load_override(vctx *c, json_t *obj, const char *base, bool is_shop,
@@ -601,7 +631,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		"missing_item", "evidence", "fault", "return_required_for",
 		"late_shipment", "return_shipping", "complaints", "risk",
 		"category_rules", "categories", "shops", "batch_defect",
-		"price_protection", NULL,
+		"price_protection", "negotiation", NULL,
 	};
 	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
 	json_t *o, *w;
@@ -644,6 +674,13 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 
 	/* 001 退差: optional; without it no price difference is refunded */
 	p->price_protection_days = -1;
+	/* 001 延迟满足: a seller concedes in stages; optional, 3 offers by default */
+	p->max_offer_rounds = 3;
+	if ((o = get_object(c, root, "", "negotiation", false, ptr, sizeof(ptr)))) {
+		static const char *const k[] = { "max_rounds", NULL };
+		check_keys(c, o, ptr, k);
+		get_int(c, o, ptr, "max_rounds", true, 1, 10, &p->max_offer_rounds);
+	}
 	if ((o = get_object(c, root, "", "price_protection", false, ptr, sizeof(ptr)))) {
 		static const char *const k[] = { "days", NULL };
 		check_keys(c, o, ptr, k);
@@ -1324,6 +1361,14 @@ static void money(adj *a)
 		      "price protection: %lld - %lld x %lld = %lld back, goods and shipping stay",
 		      (long long)o->price_cents, (long long)a->in->new_price_cents,
 		      (long long)o->quantity, (long long)a->price_diff);
+	} else if (a->in->reason == AR_REASON_MISSING_ITEM && kind != AR_KIND_REFUND &&
+		   kind != AR_KIND_COMPLAINT) {
+		/* 003: goods never received are not shipped back or exchanged:
+		 * the short part is refunded (or resent), whatever was asked */
+		d->refund.item_cents = o->price_cents;
+		trace(a, "R-REFUND-MISSING-PART", POLICY_RULE_FIRED,
+		      "missing item: at most the price %lld back for the short part, or a resend; nothing ships back",
+		      (long long)o->price_cents);
 	} else if (kind == AR_KIND_REFUND && !a->shipped) {
 		d->refund.item_cents = o->price_cents;
 		d->refund.shipping_cents = paid_shipping;
@@ -1377,7 +1422,10 @@ static void rule_return(adj *a)
 	ar_decision *d = a->d;
 	ar_kind kind = a->in->kind;
 
-	if (kind == AR_KIND_RETURN || kind == AR_KIND_EXCHANGE || kind == AR_KIND_REPAIR) {
+	if (a->in->reason == AR_REASON_MISSING_ITEM) {
+		/* nothing arrived, nothing goes back (003) */
+		d->return_required = false;
+	} else if (kind == AR_KIND_RETURN || kind == AR_KIND_EXCHANGE || kind == AR_KIND_REPAIR) {
 		d->return_required = true;
 	} else if (kind == AR_KIND_REFUND && a->delivered &&
 		   has_bit(a->p->return_required_reasons, (int)a->in->reason)) {
@@ -1692,6 +1740,7 @@ bool policy_adjudicate(const policy *p, const ar_case_input *in,
 	memset(out, 0, sizeof(*out));
 	out->insurance_payout_cents = -1;
 	snprintf(out->policy_version, sizeof(out->policy_version), "%s", p->version);
+	out->max_offer_rounds = (int)p->max_offer_rounds;
 	if (now == AR_TIME_NONE || (unsigned)in->kind >= AR_KIND__COUNT ||
 	    (unsigned)in->reason >= AR_REASON__COUNT) {
 		ar_err_set(err, 500, "internal", "Internal error",
@@ -1807,6 +1856,8 @@ json_t *policy_decision_to_json(const ar_decision *d)
 	rc |= json_object_set_new(risk, "signals", signals);
 	rc |= json_object_set_new(root, "risk", risk);
 	rc |= json_object_set_new(root, "rules", rules);
+	rc |= json_object_set_new(root, "negotiation",
+				  json_pack("{s:i}", "max_rounds", d->max_offer_rounds));
 	rc |= json_object_set_new(root, "policy_version", json_string(d->policy_version));
 	if (rc)
 		goto fail;

@@ -129,7 +129,9 @@ static const struct {
 		"SELECT json_build_object('version', c.version, 'kind', c.kind, 'state', c.state,"
 		"   'shop_id', c.shop_id, 'manual_review', c.manual_review,"
 		"   'offer_cents', c.offer_cents, 'agreement_pending', c.agreement_pending,"
-		"   'refund_cents', c.refund_cents,"
+		"   'refund_cents', c.refund_cents, 'reason', c.reason,"
+		"   'counter_cents', c.counter_cents, 'offer_rounds', c.offer_rounds,"
+		"   'rounds_left', arbiter_rounds_left(c), 'agreement_cents', c.agreement_cents,"
 		"   'decision', json_build_object('refund', c.decision->'refund',"
 		"       'severity', c.decision->'severity'),"
 		"   'order', json_build_object('price_cents', c.order_doc->'price_cents',"
@@ -172,6 +174,11 @@ static const struct {
 		"     refund_cents = coalesce($8::bigint, refund_cents),"
 		"     evidence = coalesce($9::json, evidence),"
 		"     manual_review = manual_review OR $19::text = 'set',"
+		"     counter_cents = CASE $21::text WHEN 'set' THEN $22::bigint"
+		"                   WHEN 'clear' THEN NULL ELSE counter_cents END,"
+		"     offer_rounds = offer_rounds + CASE WHEN $23::boolean THEN 1 ELSE 0 END,"
+		"     agreement_cents = CASE $7::text WHEN 'set' THEN $24::bigint"
+		"                   WHEN 'clear' THEN NULL ELSE agreement_cents END,"
 		"     acted_version = CASE WHEN $16::text = 'system' THEN acted_version"
 		"                     ELSE version + 1 END"
 		"   WHERE id = $1 AND version = $2"
@@ -222,7 +229,8 @@ static const struct {
 		"      ORDER BY d.due_at, d.name), '[]'::json) FROM case_deadlines d"
 		"      WHERE d.case_id = u.id AND d.name IS DISTINCT FROM $11) END) END,"
 		"   u.version, u.kind, u.state, u.manual_review, u.offer_cents IS NOT NULL,"
-		"   u.agreement_pending, NULL::text, (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
+		"   u.agreement_pending, NULL::text, u.reason = 'missing_item', u.counter_cents IS NOT NULL,"
+		"   arbiter_rounds_left(ROW(u.*)::cases), (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
 		"  FROM u" },
 	[ST_FEED] = { "event_feed",
 		"SELECT e.xid::text, e.id, json_build_object('cursor', '', 'case_id', e.case_id,"
@@ -248,7 +256,8 @@ static const struct {
 	[ST_CLAIM] = { "case_claim",
 		"SELECT c.id, c.version, c.kind, c.state, c.manual_review,"
 		"       c.offer_cents IS NOT NULL AS has_offer, c.agreement_pending, c.shop_id,"
-		"       c.decision"
+		"       c.decision, c.reason = 'missing_item', c.counter_cents,"
+		"       arbiter_rounds_left(c)"
 		"  FROM cases c WHERE c.id = ANY ($1::text[]) FOR UPDATE SKIP LOCKED" },
 	/* The scheduler's changes of a batch as one set: what ST_APPLY does
 	 * for one change (the version check, the due deadline still armed at
@@ -257,12 +266,14 @@ static const struct {
 	[ST_EXPIRE] = { "case_expire",
 		"WITH x AS ("
 		"  SELECT * FROM json_to_recordset($1::json) AS x(id text, ver int, state text,"
-		"     outcome text, clear_offer boolean, refund bigint, dl text, armed int,"
+		"     outcome text, clear_offer boolean, clear_counter boolean, refund bigint, dl text,"
+		"     armed int,"
 		"     replace boolean, deadlines json, events json, n int)),"
 		" u AS ("
 		"  UPDATE cases c SET state = x.state, outcome = x.outcome, version = c.version + 1,"
 		"     updated_at = now(),"
 		"     offer_cents = CASE WHEN x.clear_offer THEN NULL ELSE c.offer_cents END,"
+		"     counter_cents = CASE WHEN x.clear_counter THEN NULL ELSE c.counter_cents END,"
 		"     refund_cents = coalesce(x.refund, c.refund_cents)"
 		"    FROM x"
 		"   WHERE c.id = x.id AND c.version = x.ver"
@@ -303,14 +314,16 @@ static const struct {
 	[ST_GET_ROW] = { "case_get_row",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
 		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
-		"       arbiter_overdue(c.id)"
+		"       arbiter_overdue(c.id), c.reason = 'missing_item', c.counter_cents IS NOT NULL,"
+		"       arbiter_rounds_left(c)"
 		"  FROM cases c WHERE c.id = $1"
 		"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[]))" },
 	/* a create's case found by its Idempotency-Key, when its record expired */
 	[ST_BY_IDEM] = { "case_by_idem",
 		"SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
 		"       c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
-		"       arbiter_overdue(c.id), c.id"
+		"       arbiter_overdue(c.id), c.reason = 'missing_item', c.counter_cents IS NOT NULL,"
+		"       arbiter_rounds_left(c), c.id"
 		"  FROM cases c WHERE c.idem_scope = $1 AND c.idem_key = $2" },
 	[ST_HISTORY] = { "buyer_history",
 		"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
@@ -1264,8 +1277,8 @@ void store_case_rows_free(store_case_row *rows, size_t n)
 }
 
 /* Rows from columns (json, version, kind, state, manual_review, has_offer,
- * agreement_pending, overdue deadline or NULL) starting at col, at most max
- * of them. */
+ * agreement_pending, overdue deadline or NULL, goods_missing, has_counter,
+ * rounds_left) starting at col, at most max of them. */
 static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows, size_t *n,
 		      ar_err *err)
 {
@@ -1293,6 +1306,9 @@ static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows
 		w->manual_review = PQgetvalue(r, i, col + 4)[0] == 't';
 		w->has_offer = PQgetvalue(r, i, col + 5)[0] == 't';
 		w->agreement_pending = PQgetvalue(r, i, col + 6)[0] == 't';
+		w->goods_missing = PQgetvalue(r, i, col + 8)[0] == 't';
+		w->has_counter = PQgetvalue(r, i, col + 9)[0] == 't';
+		w->rounds_left = PQgetvalue(r, i, col + 10)[0] == 't';
 		w->overdue = -1;
 		if (!PQgetisnull(r, i, col + 7)) {
 			fsm_deadline d;
@@ -1305,7 +1321,7 @@ static bool rows_from(const PGresult *r, int col, int max, store_case_row **rows
 }
 
 /* The case row a two-parameter statement finds (*row NULL: none), with
- * the statement's ninth column, its id, into id_out when asked. */
+ * the statement's twelfth column, its id, into id_out when asked. */
 static bool row_by(store *s, enum stmt_id stmt, const char *a, const char *b,
 		   store_case_row **row, char *id_out, size_t idlen, ar_err *err)
 {
@@ -1326,7 +1342,7 @@ static bool row_by(store *s, enum stmt_id stmt, const char *a, const char *b,
 		store_case_rows_free(*row, 0);
 		*row = NULL;
 	} else if (ok && id_out) {
-		snprintf(id_out, idlen, "%s", PQgetvalue(r, 0, 8));
+		snprintf(id_out, idlen, "%s", PQgetvalue(r, 0, 11));
 	}
 done:
 	PQclear(r);
@@ -1444,7 +1460,8 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 		"SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,"
 		" arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,"
 		" c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
-		" arbiter_overdue(c.id)"
+		" arbiter_overdue(c.id), c.reason = 'missing_item', c.counter_cents IS NOT NULL,"
+		" arbiter_rounds_left(c)"
 		" FROM cases c WHERE true");
 #define FILTER(col, val) \
 	do { \
@@ -1519,9 +1536,9 @@ static const char *op_name(store_op op)
 
 /* ST_APPLY's parameters for a change; the strings are owned here. */
 typedef struct {
-	const char *vals[20];
+	const char *vals[24];
 	char *dl_s, *ev_s, *evid_s;
-	char ver[16], offer[24], refund[24], armed[16], names[256];
+	char ver[16], offer[24], refund[24], armed[16], names[256], counter[24], agree[24];
 } apply_params;
 
 static void apply_params_free(apply_params *p)
@@ -1557,14 +1574,19 @@ static bool apply_params_init(apply_params *p, const store_change *ch, bool rend
 	snprintf(p->offer, sizeof(p->offer), "%" PRId64, ch->offer_cents);
 	snprintf(p->refund, sizeof(p->refund), "%" PRId64, ch->refund_cents);
 	snprintf(p->armed, sizeof(p->armed), "%d", ch->consume_armed_version);
+	snprintf(p->counter, sizeof(p->counter), "%" PRId64, ch->counter_cents);
+	snprintf(p->agree, sizeof(p->agree), "%" PRId64, ch->agreement_cents);
 	{
-		const char *vals[20] = {
+		const char *vals[24] = {
 			ch->case_id, p->ver, ch->state, ch->outcome, op_name(ch->offer),
 			ch->offer == STORE_SET ? p->offer : NULL, op_name(ch->agreement),
 			ch->refund_cents >= 0 ? p->refund : NULL, p->evid_s, ch->shop_scope,
 			ch->consume_deadline, ch->consume_deadline ? p->armed : NULL,
 			ch->replace_deadlines ? "t" : "f", p->names, p->dl_s, ch->actor_role,
 			ch->actor_id, p->ev_s, op_name(ch->manual_review), render ? "t" : "f",
+			op_name(ch->counter), ch->counter == STORE_SET ? p->counter : NULL,
+			ch->counts_round ? "t" : "f",
+			ch->agreement == STORE_SET && ch->agreement_cents >= 0 ? p->agree : NULL,
 		};
 		memcpy(p->vals, vals, sizeof(vals));
 	}
@@ -1592,7 +1614,7 @@ bool store_case_apply(store *s, const store_change *ch, store_case_row **row, ar
 	*row = NULL;
 	if (!apply_params_init(&p, ch, true, err))
 		return false;
-	r = gc_exec(s, ST_APPLY, 20, p.vals, err);
+	r = gc_exec(s, ST_APPLY, 24, p.vals, err);
 	if (!r)
 		goto done;
 	if (PQntuples(r) == 0) {
@@ -1712,6 +1734,10 @@ bool store_tx_claim(store_tx *tx, const char *const *ids, size_t n, store_claime
 		c->has_offer = PQgetvalue(r, i, 5)[0] == 't';
 		c->agreement_pending = PQgetvalue(r, i, 6)[0] == 't';
 		snprintf(c->shop_id, sizeof(c->shop_id), "%s", PQgetvalue(r, i, 7));
+		c->goods_missing = PQgetvalue(r, i, 9)[0] == 't';
+		c->counter_cents = PQgetisnull(r, i, 10) ? -1 : strtoll(PQgetvalue(r, i, 10), NULL, 10);
+		c->has_counter = c->counter_cents >= 0;
+		c->rounds_left = PQgetvalue(r, i, 11)[0] == 't';
 		c->decision = PQgetisnull(r, i, 8) ? json_object() :
 			      json_loads(PQgetvalue(r, i, 8), 0, &jerr);
 		if (!c->decision) {
@@ -1745,9 +1771,10 @@ bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool a
 	}
 	for (size_t i = 0; set && i < n; i++) {
 		const store_change *ch = &chs[i];
-		json_t *o = json_pack("{s:s,s:i,s:s,s:s?,s:b,s:o,s:s,s:i,s:b,s:o,s:o,s:i}",
+		json_t *o = json_pack("{s:s,s:i,s:s,s:s?,s:b,s:b,s:o,s:s,s:i,s:b,s:o,s:o,s:i}",
 			"id", ch->case_id, "ver", ch->expected_version, "state", ch->state,
 			"outcome", ch->outcome, "clear_offer", ch->offer == STORE_CLEAR,
+			"clear_counter", ch->counter == STORE_CLEAR,
 			"refund", ch->refund_cents >= 0 ? json_integer(ch->refund_cents) : json_null(),
 			"dl", ch->consume_deadline, "armed", ch->consume_armed_version,
 			"replace", ch->replace_deadlines,

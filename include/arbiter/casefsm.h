@@ -29,6 +29,9 @@ typedef enum {
 	FSM_STATE_RESOLVED,
 	FSM_STATE_REFUNDED,
 	FSM_STATE_CLOSED,
+	FSM_STATE_RESEND_PENDING,        /* 003 补寄: the seller resends a missing item */
+	FSM_STATE_AWAITING_BUYER_CONFIRM,/* ...and the buyer confirms it arrived */
+	FSM_STATE_AWAITING_SELLER_REPLY, /* the seller answers a buyer's counter-offer */
 	FSM_STATE__COUNT
 } fsm_state;
 
@@ -52,6 +55,10 @@ typedef enum {
 	FSM_ACTION_REOPEN,
 	FSM_ACTION_RULE,
 	FSM_ACTION_REFUND_EXECUTED,
+	FSM_ACTION_RESEND,
+	FSM_ACTION_CONFIRM_DELIVERY,
+	FSM_ACTION_REPORT_MISSING,
+	FSM_ACTION_COUNTER_OFFER,
 	/* Expiries: taken only by the role "system" (the SLA scheduler). */
 	FSM_ACTION_EXPIRE_SELLER_RESPONSE,
 	FSM_ACTION_EXPIRE_BUYER_SHIP_BACK,
@@ -60,6 +67,9 @@ typedef enum {
 	FSM_ACTION_EXPIRE_ARBITRATION,
 	FSM_ACTION_EXPIRE_COMPLAINT_FIRST_RESPONSE,
 	FSM_ACTION_EXPIRE_COMPLAINT_CLOSE,
+	FSM_ACTION_EXPIRE_SELLER_RESEND,
+	FSM_ACTION_EXPIRE_BUYER_CONFIRM,
+	FSM_ACTION_EXPIRE_SELLER_REPLY,
 	FSM_ACTION__COUNT
 } fsm_action;
 
@@ -86,6 +96,7 @@ typedef enum {
 	FSM_OUTCOME_WITHDRAWN,
 	FSM_OUTCOME_EXPIRED,
 	FSM_OUTCOME_RESOLVED,
+	FSM_OUTCOME_RESENT,
 	FSM_OUTCOME__COUNT
 } fsm_outcome;
 
@@ -97,6 +108,9 @@ typedef enum {
 	FSM_DEADLINE_ARBITRATION,
 	FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE,
 	FSM_DEADLINE_COMPLAINT_CLOSE,
+	FSM_DEADLINE_SELLER_RESEND,
+	FSM_DEADLINE_BUYER_CONFIRM,
+	FSM_DEADLINE_SELLER_REPLY,
 	FSM_DEADLINE__COUNT
 } fsm_deadline;
 
@@ -107,7 +121,8 @@ typedef enum {
 	FSM_REFUND_NONE,
 	FSM_REFUND_DECIDED, /* the adjudication decision's full amount */
 	FSM_REFUND_OFFER,   /* the pending offer's amount */
-	FSM_REFUND_RULING   /* refund_cents of the arbiter's ruling */
+	FSM_REFUND_RULING,  /* refund_cents of the arbiter's ruling */
+	FSM_REFUND_COUNTER  /* the buyer's counter-offer, accepted */
 } fsm_refund;
 
 /* The arbiter's "in_favour_of". */
@@ -125,6 +140,9 @@ typedef struct {
 	bool manual_review;     /* risk signals routed the case to a human */
 	bool has_offer;         /* a seller's partial-refund offer is open */
 	bool agreement_pending; /* an agent recorded an agreement the buyer has not confirmed */
+	bool goods_missing;     /* reason missing_item: the goods never arrived */
+	bool has_counter;       /* the buyer's counter-offer is open */
+	bool rounds_left;       /* the seller may make another offer (policy's max rounds) */
 } fsm_case;
 
 typedef struct {
@@ -141,6 +159,12 @@ typedef struct {
 	bool clears_offer;
 	bool sets_agreement;
 	bool clears_agreement;
+	bool sets_counter;
+	bool clears_counter;
+	bool counts_round;      /* a seller's offer: one negotiation round more */
+	bool rearms;            /* no state change, but the state's deadlines start
+				 * again (a raised offer gives the buyer a new
+				 * reply window) */
 } fsm_result;
 
 const char *fsm_state_name(fsm_state s);

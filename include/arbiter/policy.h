@@ -152,6 +152,7 @@ typedef struct ar_decision {
 		size_t n_signals;
 		char signals[POLICY_MAX_SIGNALS][32];
 	} risk;
+	int max_offer_rounds;                 /* seller offers a negotiation may run to (001) */
 	size_t n_rules;
 	policy_rule_trace rules[POLICY_MAX_RULES];
 	char policy_version[POLICY_VERSION_LEN];

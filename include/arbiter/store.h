@@ -147,6 +147,7 @@ typedef struct {
 	ar_kind kind;
 	fsm_state state;
 	bool manual_review, has_offer, agreement_pending;
+	bool goods_missing, has_counter, rounds_left;
 	int overdue;          /* fsm_deadline due but not yet applied, or -1 */
 } store_case_row;
 
@@ -185,7 +186,11 @@ typedef struct {
 	const char *outcome;            /* NULL unless terminal */
 	store_op offer;                 /* SET uses offer_cents */
 	int64_t offer_cents;
-	store_op agreement;
+	store_op agreement;             /* SET records agreement_cents with it (-1: none) */
+	int64_t agreement_cents;
+	store_op counter;               /* the buyer's counter-offer; SET uses counter_cents */
+	int64_t counter_cents;
+	bool counts_round;              /* a seller's offer: offer_rounds + 1 */
 	store_op manual_review;         /* SET routes the case to a human */
 	int64_t refund_cents;           /* -1: keep */
 	json_t *evidence;               /* borrowed; NULL keeps the case's evidence */
@@ -279,6 +284,8 @@ typedef struct {
 	ar_kind kind;
 	fsm_state state;
 	bool manual_review, has_offer, agreement_pending;
+	bool goods_missing, has_counter, rounds_left;
+	int64_t counter_cents;          /* -1: none */
 	char shop_id[AR_MAX_ID_LEN + 1];
 	json_t *decision;
 } store_claimed;

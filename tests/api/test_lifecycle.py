@@ -37,11 +37,15 @@ STATE_DEADLINES = {
     "repair_pending": set(),
     "refunded": set(),
     "closed": set(),
+    "resend_pending": {"seller_resend"},
+    "awaiting_buyer_confirm": {"buyer_confirm"},
+    "awaiting_seller_reply": {"seller_reply"},
 }
 DEFAULT_DURATIONS = {"seller_response": "P5D", "buyer_ship_back": "P7D",
                      "seller_receipt": "P10D", "buyer_reply": "P7D", "arbitration": "P5D",
                      "complaint_first_response": "PT24H",
-                     "complaint_first_response_major": "PT4H", "complaint_close": "P7D"}
+                     "complaint_first_response_major": "PT4H", "complaint_close": "P7D",
+                     "seller_resend": "P3D", "buyer_confirm": "P10D", "seller_reply": "P5D"}
 
 # What some party may do in each live state (the case's allowed_actions is the
 # union over the roles); every live state also allows these:
@@ -58,6 +62,9 @@ STATE_ACTIONS = {
     "awaiting_agent": {"acknowledge", "resolve", "escalate"},
     "acknowledged": {"resolve", "escalate"},
     "resolved": {"confirm_resolution", "reopen"},
+    "resend_pending": {"ship_replacement"},
+    "awaiting_buyer_confirm": {"confirm_delivery", "report_missing"},
+    "awaiting_seller_reply": {"accept", "reject"},
 }
 BREAKDOWN = ("item_cents", "shipping_cents", "penalty_cents", "total_cents", "currency")
 
@@ -71,8 +78,16 @@ def expected_allowed(c: dict) -> set[str]:
         a.add("withdraw")
     if c.get("agreement_pending"):
         a.add("confirm_agreement")
+    rounds_left = c.get("offer_rounds", 0) < \
+        ((c.get("decision") or {}).get("negotiation") or {}).get("max_rounds", 1)
     if st == "awaiting_buyer_reply" and c.get("offer_cents") is not None:
-        a.add("accept_offer")
+        a |= {"accept_offer", "counter_offer"}
+        if rounds_left:
+            a.add("offer")      # the seller raises (001)
+    if st == "awaiting_seller_reply" and rounds_left:
+        a.add("offer")
+    if st == "awaiting_seller" and c.get("reason") == "missing_item":
+        a.add("resend")         # 003 补寄
     return a
 
 
@@ -252,7 +267,11 @@ class Walk:
                 assert e["action"] == "deadline.approaching", e
                 assert e["from_state"] == e["to_state"], e
         evs = [e for e in evs if e["actor"]["role"] != "system"]
-        acts = [e for e in evs if e["action"] != "refund.instructed"]
+        # a confirmed agreement's payment follows its confirmation (checked
+        # where agreements are walked)
+        evs = [e for e in evs if e["action"] != "compensation.instructed"]
+        acts = [e for e in evs if e["action"] not in ("refund.instructed",
+                                                      "compensation.instructed")]
         assert len(acts) == len(self.expected) == self.c["version"], \
             ([e["action"] for e in evs], self.expected)
         i = 0
@@ -452,6 +471,18 @@ def test_agreement_recorded_then_confirmed_by_the_buyer(P):
     w.do("senior", "resolve", "resolved", resolution="apology")
     w.do("buyer", "confirm_resolution", "closed", "resolved")
     w.finish()
+    # 001/issue 20: the confirmed agreement is paid, exactly once
+    comp = [e for e in P.events(w.c["id"]) if e["action"] == "compensation.instructed"]
+    assert len(comp) == 1, comp
+    assert comp[0]["data"] == {"compensation_cents": 2000, "currency": "CNY",
+                               "reason": "agreement_confirmed"}, comp
+    assert comp[0]["actor"]["role"] == "frontend", comp
+    # 001/issue 20: the confirmed agreement is paid, exactly once
+    comp = [e for e in P.events(w.c["id"]) if e["action"] == "compensation.instructed"]
+    assert len(comp) == 1, comp
+    assert comp[0]["data"] == {"compensation_cents": 2000, "currency": "CNY",
+                               "reason": "agreement_confirmed"}, comp
+    assert comp[0]["actor"]["role"] == "frontend", comp
 
 
 def test_note_and_evidence_keep_state_and_deadlines(P):

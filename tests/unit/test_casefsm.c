@@ -33,7 +33,11 @@
 #define RSYS (1u << FSM_ROLE_SYSTEM)
 #define SHOP (RS | RA)
 
-enum when { ANY, MR, NOT_MR, OFFER, NO_OFFER, AGREE };
+/* Conditions an entry requires, as a set (all must hold). */
+enum when {
+	ANY = 0, MR = 1, NOT_MR = 2, OFFER = 4, NO_OFFER = 8, AGREE = 16,
+	MISSING = 32, NOT_MISSING = 64, ROUNDS = 128,
+};
 
 enum {
 	X_SETS_OFFER = 1,
@@ -41,6 +45,10 @@ enum {
 	X_SETS_AGREEMENT = 4,
 	X_CLEARS_AGREEMENT = 8,
 	X_BREACH = 16,
+	X_SETS_COUNTER = 32,
+	X_CLEARS_COUNTER = 64,
+	X_ROUND = 128,
+	X_REARMS = 256,
 };
 
 #define SAME FSM_STATE__COUNT
@@ -50,7 +58,7 @@ struct allowed {
 	fsm_state from;
 	fsm_action action;
 	unsigned roles;
-	enum when when;
+	unsigned when;
 	unsigned to; /* fsm_state or SAME */
 	fsm_outcome outcome;
 	fsm_refund refund;
@@ -64,12 +72,30 @@ struct allowed {
 
 static const struct allowed specific[] = {
 	A(KREF, AWAITING_SELLER, ACCEPT, SHOP, ANY, ST(REFUND_PENDING), NONE, DECIDED, 0),
-	A(GOODS, AWAITING_SELLER, ACCEPT, SHOP, ANY, ST(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	A(GOODS, AWAITING_SELLER, ACCEPT, SHOP, NOT_MISSING, ST(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	/* 003: goods never received are refunded or resent, never shipped back */
+	A(GOODS, AWAITING_SELLER, ACCEPT, SHOP, MISSING, ST(REFUND_PENDING), NONE, DECIDED, 0),
+	A(ORDER, AWAITING_SELLER, RESEND, SHOP, MISSING, ST(RESEND_PENDING), NONE, NONE, 0),
 	A(ORDER, AWAITING_SELLER, REJECT, SHOP, ANY, ST(AWAITING_BUYER_REPLY), NONE, NONE, X_CLEARS_OFFER),
-	A(ORDER, AWAITING_SELLER, OFFER, SHOP, ANY, ST(AWAITING_BUYER_REPLY), NONE, NONE, X_SETS_OFFER),
+	A(ORDER, AWAITING_SELLER, OFFER, SHOP, ANY, ST(AWAITING_BUYER_REPLY), NONE, NONE, X_SETS_OFFER | X_ROUND),
 	A(ORDER, AWAITING_SELLER, EXPIRE_SELLER_RESPONSE, RSYS, MR, ST(IN_ARBITRATION), NONE, NONE, 0),
 	A(KREF, AWAITING_SELLER, EXPIRE_SELLER_RESPONSE, RSYS, NOT_MR, ST(REFUND_PENDING), NONE, DECIDED, 0),
-	A(GOODS, AWAITING_SELLER, EXPIRE_SELLER_RESPONSE, RSYS, NOT_MR, ST(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	A(GOODS, AWAITING_SELLER, EXPIRE_SELLER_RESPONSE, RSYS, NOT_MR | NOT_MISSING, ST(AWAITING_BUYER_RETURN), NONE, NONE, 0),
+	A(GOODS, AWAITING_SELLER, EXPIRE_SELLER_RESPONSE, RSYS, NOT_MR | MISSING, ST(REFUND_PENDING), NONE, DECIDED, 0),
+
+	A(ORDER, RESEND_PENDING, SHIP_REPLACEMENT, SHOP, ANY, ST(AWAITING_BUYER_CONFIRM), NONE, NONE, 0),
+	A(ORDER, RESEND_PENDING, EXPIRE_SELLER_RESEND, RSYS, ANY, ST(REFUND_PENDING), NONE, DECIDED, 0),
+	A(ORDER, AWAITING_BUYER_CONFIRM, CONFIRM_DELIVERY, RF, ANY, ST(CLOSED), RESENT, NONE, 0),
+	A(ORDER, AWAITING_BUYER_CONFIRM, REPORT_MISSING, RF, ANY, ST(IN_ARBITRATION), NONE, NONE, 0),
+	A(ORDER, AWAITING_BUYER_CONFIRM, EXPIRE_BUYER_CONFIRM, RSYS, ANY, ST(CLOSED), RESENT, NONE, 0),
+
+	/* 001: rounds of offers and counters */
+	A(ORDER, AWAITING_BUYER_REPLY, OFFER, SHOP, OFFER | ROUNDS, SAME, NONE, NONE, X_SETS_OFFER | X_ROUND | X_REARMS),
+	A(ORDER, AWAITING_BUYER_REPLY, COUNTER_OFFER, RF, OFFER, ST(AWAITING_SELLER_REPLY), NONE, NONE, X_SETS_COUNTER | X_CLEARS_OFFER),
+	A(ORDER, AWAITING_SELLER_REPLY, ACCEPT, SHOP, ANY, ST(REFUND_PENDING), NONE, COUNTER, X_CLEARS_COUNTER),
+	A(ORDER, AWAITING_SELLER_REPLY, OFFER, SHOP, ROUNDS, ST(AWAITING_BUYER_REPLY), NONE, NONE, X_SETS_OFFER | X_CLEARS_COUNTER | X_ROUND),
+	A(ORDER, AWAITING_SELLER_REPLY, REJECT, SHOP, ANY, ST(AWAITING_BUYER_REPLY), NONE, NONE, X_CLEARS_COUNTER),
+	A(ORDER, AWAITING_SELLER_REPLY, EXPIRE_SELLER_REPLY, RSYS, ANY, ST(REFUND_PENDING), NONE, COUNTER, X_CLEARS_COUNTER),
 
 	A(GOODS, AWAITING_BUYER_RETURN, SHIP_BACK, RF, ANY, ST(AWAITING_SELLER_RECEIPT), NONE, NONE, 0),
 	A(GOODS, AWAITING_BUYER_RETURN, EXPIRE_BUYER_SHIP_BACK, RSYS, ANY, ST(CLOSED), EXPIRED, NONE, 0),
@@ -104,23 +130,24 @@ static const struct allowed specific[] = {
 };
 
 /* The live (non-terminal) states each kind can be in. */
+#define ORDER_EXTRA ST(RESEND_PENDING), ST(AWAITING_BUYER_CONFIRM), ST(AWAITING_SELLER_REPLY)
 static const fsm_state live_refund[] = {
 	ST(AWAITING_SELLER), ST(AWAITING_BUYER_REPLY), ST(IN_ARBITRATION),
-	ST(REFUND_PENDING),
+	ST(REFUND_PENDING), ORDER_EXTRA,
 };
 static const fsm_state live_return[] = {
 	ST(AWAITING_SELLER), ST(AWAITING_BUYER_RETURN), ST(AWAITING_SELLER_RECEIPT),
-	ST(AWAITING_BUYER_REPLY), ST(IN_ARBITRATION), ST(REFUND_PENDING),
+	ST(AWAITING_BUYER_REPLY), ST(IN_ARBITRATION), ST(REFUND_PENDING), ORDER_EXTRA,
 };
 static const fsm_state live_exchange[] = {
 	ST(AWAITING_SELLER), ST(AWAITING_BUYER_RETURN), ST(AWAITING_SELLER_RECEIPT),
 	ST(AWAITING_BUYER_REPLY), ST(IN_ARBITRATION), ST(REFUND_PENDING),
-	ST(REPLACEMENT_PENDING),
+	ST(REPLACEMENT_PENDING), ORDER_EXTRA,
 };
 static const fsm_state live_repair[] = {
 	ST(AWAITING_SELLER), ST(AWAITING_BUYER_RETURN), ST(AWAITING_SELLER_RECEIPT),
 	ST(AWAITING_BUYER_REPLY), ST(IN_ARBITRATION), ST(REFUND_PENDING),
-	ST(REPAIR_PENDING),
+	ST(REPAIR_PENDING), ORDER_EXTRA,
 };
 static const fsm_state live_complaint[] = {
 	ST(AWAITING_AGENT), ST(ACKNOWLEDGED), ST(RESOLVED), ST(IN_ARBITRATION), ST(REFUND_PENDING),
@@ -162,6 +189,9 @@ static unsigned expected_deadlines(ar_kind k, fsm_state s)
 	case FSM_STATE_IN_ARBITRATION: return 1u << FSM_DEADLINE_ARBITRATION;
 	case FSM_STATE_AWAITING_AGENT: return 1u << FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE;
 	case FSM_STATE_RESOLVED: return 1u << FSM_DEADLINE_COMPLAINT_CLOSE;
+	case FSM_STATE_RESEND_PENDING: return 1u << FSM_DEADLINE_SELLER_RESEND;
+	case FSM_STATE_AWAITING_BUYER_CONFIRM: return 1u << FSM_DEADLINE_BUYER_CONFIRM;
+	case FSM_STATE_AWAITING_SELLER_REPLY: return 1u << FSM_DEADLINE_SELLER_REPLY;
 	default: return 0;
 	}
 }
@@ -201,17 +231,13 @@ static int build_expectations(void **state)
 	return 0;
 }
 
-static bool when_holds(enum when w, const fsm_case *c)
+static bool when_holds(unsigned w, const fsm_case *c)
 {
-	switch (w) {
-	case ANY: return true;
-	case MR: return c->manual_review;
-	case NOT_MR: return !c->manual_review;
-	case OFFER: return c->has_offer;
-	case NO_OFFER: return !c->has_offer;
-	case AGREE: return c->agreement_pending;
-	}
-	return false;
+	return (!(w & MR) || c->manual_review) && (!(w & NOT_MR) || !c->manual_review) &&
+	       (!(w & OFFER) || c->has_offer) && (!(w & NO_OFFER) || !c->has_offer) &&
+	       (!(w & AGREE) || c->agreement_pending) &&
+	       (!(w & MISSING) || c->goods_missing) && (!(w & NOT_MISSING) || !c->goods_missing) &&
+	       (!(w & ROUNDS) || c->rounds_left);
 }
 
 /* Returns the entry index or -1; two matching entries are a bug in the list. */
@@ -232,7 +258,9 @@ static int expected_for(const fsm_case *c, fsm_action a, fsm_role r)
 static fsm_case make_case(ar_kind k, fsm_state s, unsigned flags)
 {
 	return (fsm_case){ .kind = k, .state = s, .manual_review = flags & 1,
-			   .has_offer = flags & 2, .agreement_pending = flags & 4 };
+			   .has_offer = flags & 2, .agreement_pending = flags & 4,
+			   .goods_missing = flags & 8, .has_counter = flags & 16,
+			   .rounds_left = flags & 32 };
 }
 
 static unsigned n_failures;
@@ -290,6 +318,10 @@ static void check_one(fsm_case c, fsm_action a, fsm_role r)
 	CHECK(out.sets_agreement == !!(e->fx & X_SETS_AGREEMENT), "wrong sets_agreement");
 	CHECK(out.clears_agreement == !!(e->fx & X_CLEARS_AGREEMENT), "wrong clears_agreement");
 	CHECK(out.breach == !!(e->fx & X_BREACH), "wrong breach");
+	CHECK(out.sets_counter == !!(e->fx & X_SETS_COUNTER), "wrong sets_counter");
+	CHECK(out.clears_counter == !!(e->fx & X_CLEARS_COUNTER), "wrong clears_counter");
+	CHECK(out.counts_round == !!(e->fx & X_ROUND), "wrong counts_round");
+	CHECK(out.rearms == !!(e->fx & X_REARMS), "wrong rearms");
 }
 
 static void test_every_combination(void **state)
@@ -298,14 +330,14 @@ static void test_every_combination(void **state)
 	n_failures = 0;
 	for (unsigned k = 0; k < AR_KIND__COUNT; k++)
 		for (unsigned s = 0; s < FSM_STATE__COUNT; s++)
-			for (unsigned flags = 0; flags < 8; flags++)
+			for (unsigned flags = 0; flags < 64; flags++)
 				for (unsigned a = 0; a < FSM_ACTION__COUNT; a++)
 					for (unsigned r = 0; r < FSM_ROLE__COUNT; r++) {
 						check_one(make_case((ar_kind)k, (fsm_state)s, flags),
 							  (fsm_action)a, (fsm_role)r);
 						combos++;
 					}
-	assert_int_equal(combos, AR_KIND__COUNT * FSM_STATE__COUNT * 8 *
+	assert_int_equal(combos, AR_KIND__COUNT * FSM_STATE__COUNT * 64 *
 					 FSM_ACTION__COUNT * FSM_ROLE__COUNT);
 	for (size_t i = 0; i < n_all; i++) {
 		if (hits[i] == 0) {
@@ -463,13 +495,27 @@ static void test_allowed_contents(void **state)
 
 	c = make_case(AR_KIND_RETURN, FSM_STATE_AWAITING_BUYER_REPLY, 2);
 	{
+		/* no rounds left: the seller cannot raise, the buyer may counter */
 		const fsm_action want[] = {
 			FSM_ACTION_ACCEPT_OFFER, FSM_ACTION_ESCALATE, FSM_ACTION_WITHDRAW,
 			FSM_ACTION_ADD_EVIDENCE, FSM_ACTION_NOTE, FSM_ACTION_RECORD_AGREEMENT,
+			FSM_ACTION_COUNTER_OFFER,
 		};
 		unsigned n = fsm_allowed_any(&c, got, FSM_ACTION__COUNT);
 		assert_actions(got, n, want, sizeof want / sizeof want[0]);
 	}
+
+	c = make_case(AR_KIND_RETURN, FSM_STATE_AWAITING_BUYER_REPLY, 2 | 32);
+	ASSERT_ALLOWED(c, FSM_ROLE_SELLER, FSM_ACTION_OFFER);
+	ASSERT_ALLOWED(c, FSM_ROLE_FRONTEND, FSM_ACTION_ACCEPT_OFFER, FSM_ACTION_ESCALATE,
+		       FSM_ACTION_WITHDRAW, FSM_ACTION_ADD_EVIDENCE, FSM_ACTION_COUNTER_OFFER);
+	c = make_case(AR_KIND_REFUND, FSM_STATE_AWAITING_SELLER_REPLY, 16);
+	ASSERT_ALLOWED(c, FSM_ROLE_SELLER, FSM_ACTION_ACCEPT, FSM_ACTION_REJECT);
+	c.rounds_left = true;
+	ASSERT_ALLOWED(c, FSM_ROLE_SELLER, FSM_ACTION_ACCEPT, FSM_ACTION_REJECT, FSM_ACTION_OFFER);
+	c = make_case(AR_KIND_EXCHANGE, FSM_STATE_AWAITING_SELLER, 8);
+	ASSERT_ALLOWED(c, FSM_ROLE_SELLER, FSM_ACTION_ACCEPT, FSM_ACTION_REJECT, FSM_ACTION_OFFER,
+		       FSM_ACTION_RESEND);
 
 	c = make_case(AR_KIND_COMPLAINT, FSM_STATE_IN_ARBITRATION, 0);
 	ASSERT_ALLOWED(c, FSM_ROLE_ARBITER, FSM_ACTION_RULE);
@@ -503,7 +549,7 @@ static void test_allowed_matches_apply(void **state)
 {
 	for (unsigned k = 0; k < AR_KIND__COUNT; k++)
 		for (unsigned s = 0; s < FSM_STATE__COUNT; s++)
-			for (unsigned flags = 0; flags < 8; flags++) {
+			for (unsigned flags = 0; flags < 64; flags++) {
 				fsm_case c = make_case((ar_kind)k, (fsm_state)s, flags);
 				bool any[FSM_ACTION__COUNT] = { false };
 				for (unsigned r = 0; r < FSM_ROLE__COUNT; r++) {
@@ -563,24 +609,28 @@ static void test_names(void **state)
 		   "awaiting_seller", "awaiting_buyer_return", "awaiting_seller_receipt",
 		   "awaiting_buyer_reply", "in_arbitration", "refund_pending",
 		   "replacement_pending", "repair_pending", "awaiting_agent",
-		   "acknowledged", "resolved", "refunded", "closed");
+		   "acknowledged", "resolved", "refunded", "closed", "resend_pending",
+		   "awaiting_buyer_confirm", "awaiting_seller_reply");
 	ROUND_TRIP(fsm_action, fsm_action, FSM_ACTION__COUNT,
 		   "accept", "reject", "offer", "confirm_receipt", "ship_replacement",
 		   "ship_back", "accept_offer", "escalate", "withdraw", "add_evidence",
 		   "note", "record_agreement", "confirm_agreement", "acknowledge",
 		   "resolve", "confirm_resolution", "reopen", "rule", "refund_executed",
+		   "resend", "confirm_delivery", "report_missing", "counter_offer",
 		   "expire_seller_response", "expire_buyer_ship_back", "expire_seller_receipt",
 		   "expire_buyer_reply", "expire_arbitration", "expire_complaint_first_response",
-		   "expire_complaint_close");
+		   "expire_complaint_close", "expire_seller_resend", "expire_buyer_confirm",
+		   "expire_seller_reply");
 	ROUND_TRIP(fsm_role, fsm_role, FSM_ROLE__COUNT,
 		   "frontend", "seller", "agent", "arbiter", "payment", "ops", "admin",
 		   "system");
 	ROUND_TRIP(fsm_outcome, fsm_outcome, FSM_OUTCOME__COUNT,
 		   "none", "refunded", "partially_refunded", "exchanged", "repaired",
-		   "rejected", "withdrawn", "expired", "resolved");
+		   "rejected", "withdrawn", "expired", "resolved", "resent");
 	ROUND_TRIP(fsm_deadline, fsm_deadline, FSM_DEADLINE__COUNT,
 		   "seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
-		   "arbitration", "complaint_first_response", "complaint_close");
+		   "arbitration", "complaint_first_response", "complaint_close",
+		   "seller_resend", "buyer_confirm", "seller_reply");
 	ROUND_TRIP(fsm_favour, fsm_favour, FSM_FAVOUR__COUNT, "buyer", "seller", "split");
 
 	for (unsigned a = 0; a < FSM_ACTION__COUNT; a++)
@@ -624,7 +674,7 @@ static void test_every_armed_deadline_expires(void **state)
 		for (int st = 0; st < FSM_STATE__COUNT; st++) {
 			unsigned mask = fsm_deadlines_for((ar_kind)k, (fsm_state)st);
 			for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
-				fsm_case c = { (ar_kind)k, (fsm_state)st, false, false, false }, after;
+				fsm_case c = make_case((ar_kind)k, (fsm_state)st, 0), after;
 				fsm_result res;
 				ar_err err;
 				if (!(mask & FSM_DEADLINE_BIT(d)))
@@ -642,7 +692,7 @@ static void test_every_armed_deadline_expires(void **state)
 
 static void test_after_expiry(void **state)
 {
-	fsm_case c = { AR_KIND_REFUND, FSM_STATE_AWAITING_SELLER, false, false, false }, after;
+	fsm_case c = make_case(AR_KIND_REFUND, FSM_STATE_AWAITING_SELLER, 0), after;
 
 	(void)state;
 	assert_int_equal(fsm_expiry_action(FSM_DEADLINE_SELLER_RESPONSE),
@@ -657,11 +707,22 @@ static void test_after_expiry(void **state)
 	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
 	assert_int_equal(after.state, FSM_STATE_IN_ARBITRATION);
 	/* a buyer who lets an offer lapse: the offer goes with the case */
-	c = (fsm_case){ AR_KIND_REFUND, FSM_STATE_AWAITING_BUYER_REPLY, false, true, false };
+	c = make_case(AR_KIND_REFUND, FSM_STATE_AWAITING_BUYER_REPLY, 2);
 	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_BUYER_REPLY, &after));
 	assert_int_equal(after.state, FSM_STATE_CLOSED);
 	/* a deadline the state does not have: unchanged, false */
-	c = (fsm_case){ AR_KIND_REFUND, FSM_STATE_REFUND_PENDING, false, false, false };
+	c = make_case(AR_KIND_REFUND, FSM_STATE_REFUND_PENDING, 0);
+	assert_false(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
+	/* a counter left unanswered is granted, and the counter goes with it */
+	c = make_case(AR_KIND_RETURN, FSM_STATE_AWAITING_SELLER_REPLY, 16);
+	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_REPLY, &after));
+	assert_int_equal(after.state, FSM_STATE_REFUND_PENDING);
+	assert_false(after.has_counter);
+	/* a missing item the seller did not resend in time is refunded */
+	c = make_case(AR_KIND_EXCHANGE, FSM_STATE_RESEND_PENDING, 8);
+	assert_true(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESEND, &after));
+	assert_int_equal(after.state, FSM_STATE_REFUND_PENDING);
+	c = make_case(AR_KIND_REFUND, FSM_STATE_REFUND_PENDING, 0);
 	assert_false(fsm_after_expiry(&c, FSM_DEADLINE_SELLER_RESPONSE, &after));
 	assert_int_equal(after.state, FSM_STATE_REFUND_PENDING);
 	assert_false(fsm_after_expiry(&c, FSM_DEADLINE__COUNT, &after));
