@@ -114,17 +114,22 @@ db:
 db-stop:
 	@bash $(DBCTL) stop
 
+# The private cluster migrates as arbiter_owner and serves as arbiter, which
+# owns nothing (README, Security); with ARBITER_DATABASE_URL set, set
+# ARBITER_MIGRATE_DATABASE_URL and ARBITER_RUNTIME_ROLE for the same split.
+PRIVATE_MIGRATE = if [ -z "$$ARBITER_DATABASE_URL" ]; then \
+	  export ARBITER_MIGRATE_DATABASE_URL="$$(bash $(DBCTL) owner-url)" ARBITER_RUNTIME_ROLE=arbiter; fi
 migrate: deps build db
-	@ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}" $(B)/arbiter migrate
+	@$(PRIVATE_MIGRATE); ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}" $(B)/arbiter migrate
 
 run: deps build db
-	@export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
-	$(B)/arbiter migrate && exec $(B)/arbiter serve
+	@$(PRIVATE_MIGRATE); export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
+	$(B)/arbiter migrate && unset ARBITER_MIGRATE_DATABASE_URL && exec $(B)/arbiter serve
 
 # An API key against the private cluster: make key ROLE=frontend [SHOP=S-1] [NAME=me]
 ROLE ?= frontend
 key: deps build db
-	@export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
+	@$(PRIVATE_MIGRATE); export ARBITER_DATABASE_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) url)}"; \
 	  $(B)/arbiter migrate >&2 && $(B)/arbiter keys create --role $(ROLE) --name "$${NAME:-$(ROLE)-$$(date +%s)}" $(if $(SHOP),--shop $(SHOP))
 
 # ---- tests ----

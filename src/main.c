@@ -19,7 +19,10 @@ static const char usage[] =
 	"usage: arbiter [serve|migrate|verify|version|help]\n"
 	"\n"
 	"  serve    serve the HTTP API (the default)\n"
-	"  migrate  apply pending SQL migrations (safe to run from several replicas)\n"
+	"  migrate  apply pending SQL migrations (safe to run from several replicas);\n"
+	"           as ARBITER_MIGRATE_DATABASE_URL (the schema's owner) when set, and\n"
+	"           with ARBITER_RUNTIME_ROLE or --grant ROLE grants that role the\n"
+	"           service's privileges and no more\n"
 	"  verify   walk every case's audit hash chain; exit 1 at the first broken link\n"
 	"  keys     manage API keys (arbiter keys --help)\n"
 	"  version  print the version and commit\n"
@@ -45,17 +48,44 @@ static int load_config(ar_config *cfg, bool need_db)
 	return 0;
 }
 
-static int cmd_migrate(void)
+static int cmd_migrate(int argc, char **argv)
 {
 	ar_config cfg;
 	char msg[1024];
-	int rc = load_config(&cfg, true);
+	const char *owner_url = getenv("ARBITER_MIGRATE_DATABASE_URL");
+	const char *role = getenv("ARBITER_RUNTIME_ROLE");
+	int rc;
 
-	if (rc)
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--grant") == 0 && i + 1 < argc) {
+			role = argv[++i];
+		} else {
+			fprintf(stderr, "arbiter migrate: unknown argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (owner_url && *owner_url) {
+		rc = load_config(&cfg, false);
+		if (rc)
+			return rc;
+		if (strlen(owner_url) >= sizeof(cfg.database_url)) {
+			fprintf(stderr, "arbiter: ARBITER_MIGRATE_DATABASE_URL: too long\n");
+			return 2;
+		}
+		snprintf(cfg.database_url, sizeof(cfg.database_url), "%s", owner_url);
+	} else if ((rc = load_config(&cfg, true))) {
 		return rc;
+	}
 	if (!store_migrate(cfg.database_url, stdout, msg, sizeof(msg))) {
 		fprintf(stderr, "arbiter migrate: %s\n", msg);
 		return 1;
+	}
+	if (role && *role) {
+		if (!store_grant_runtime(cfg.database_url, role, msg, sizeof(msg))) {
+			fprintf(stderr, "arbiter migrate: granting %s: %s\n", role, msg);
+			return 1;
+		}
+		printf("migrate: runtime role %s granted the service's privileges only\n", role);
 	}
 	return 0;
 }
@@ -114,6 +144,17 @@ static int cmd_serve(void)
 	 * requests after every restart */
 	snprintf(msg, sizeof(msg), "%d of %d", store_warm(app.db), app.cfg.db_pool);
 	log_kv(LOG_INFO, "database pool warmed", "connections", msg, NULL);
+	{
+		bool owner = false;
+		ar_err oerr;
+		ar_err_init(&oerr);
+		/* true to what it is: a service that owns its schema can rewrite
+		 * its own audit trail (issue 18); say so where operators look */
+		if (store_owns_schema(app.db, &owner, &oerr) && owner)
+			log_kv(LOG_WARN, "the service's database login owns the schema: it could "
+			       "rewrite the audit trail; migrate as an owner role and serve as a "
+			       "runtime role (README, Security)", NULL);
+	}
 	app.sla = sla_start(&app);
 	if (!app.sla) {
 		fprintf(stderr, "arbiter: cannot start the SLA scheduler\n");
@@ -272,7 +313,7 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve();
 	if (strcmp(cmd, "migrate") == 0)
-		return cmd_migrate();
+		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify();
 	if (strcmp(cmd, "version") == 0) {

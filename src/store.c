@@ -1034,6 +1034,51 @@ fail:
 	return ok;
 }
 
+bool store_grant_runtime(const char *conninfo, const char *role, char *msg, size_t msglen)
+{
+	PGconn *c = connect_db(conninfo);
+	PGresult *r = NULL;
+	bool ok = false;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(msg, msglen, "cannot connect: %s", PQerrorMessage(c));
+		goto fail;
+	}
+	r = PQexecParams(c, "SELECT arbiter_grant_runtime($1)", 1, NULL, &role, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(msg, msglen, "%s", PQresultErrorMessage(r));
+		goto fail;
+	}
+	ok = true;
+fail:
+	PQclear(r);
+	PQfinish(c);
+	return ok;
+}
+
+bool store_owns_schema(store *s, bool *owner, ar_err *err)
+{
+	int idx = acquire(s, err);
+	PGresult *r;
+	bool ok = false;
+
+	if (idx < 0)
+		return false;
+	r = db_exec(s->slots[idx].conn,
+		    "SELECT pg_has_role(current_user, c.relowner, 'USAGE')"
+		    "  FROM pg_class c WHERE c.oid = 'case_events'::regclass");
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		result_error(s->slots[idx].conn, r, "owns_schema", err);
+		goto done;
+	}
+	*owner = PQgetvalue(r, 0, 0)[0] == 't';
+	ok = true;
+done:
+	PQclear(r);
+	release(s, idx);
+	return ok;
+}
+
 int store_verify(const char *conninfo, FILE *out)
 {
 	static const char *const sql =

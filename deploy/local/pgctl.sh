@@ -4,7 +4,8 @@
 #   pgctl.sh start      init (once) and start the cluster, create role+db "arbiter"
 #   pgctl.sh stop       stop it (data stays)
 #   pgctl.sh status     exit 0 when running
-#   pgctl.sh url        libpq connection string for the service (role arbiter)
+#   pgctl.sh url        libpq connection string for the service (role arbiter, owns nothing)
+#   pgctl.sh owner-url  connection string for migrations (role arbiter_owner, owns the schema)
 #   pgctl.sh admin-url  connection string for the superuser (tests, tampering)
 #   pgctl.sh dir        where the cluster lives
 #
@@ -102,9 +103,17 @@ CONF
 			sed -i "s/^port = .*/port = $port/" "$d/data/postgresql.conf"
 		done
 	fi
+	# Two roles (issue 18): arbiter_owner owns the schema and runs the
+	# migrations; arbiter, the service's login, owns nothing. A database
+	# from before the split is handed to the owner.
 	psql_admin "$d" <<'SQL'
 SELECT 'CREATE ROLE arbiter LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter')\gexec
-SELECT 'CREATE DATABASE arbiter OWNER arbiter' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'arbiter')\gexec
+SELECT 'CREATE ROLE arbiter_owner LOGIN' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter_owner')\gexec
+SELECT 'CREATE DATABASE arbiter OWNER arbiter_owner' WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'arbiter')\gexec
+SELECT 'ALTER DATABASE arbiter OWNER TO arbiter_owner' FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = 'arbiter' AND r.rolname = 'arbiter'\gexec
+SQL
+	psql_admin "$d" -d arbiter <<'SQL'
+SELECT 'REASSIGN OWNED BY arbiter TO arbiter_owner' WHERE EXISTS (SELECT 1 FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE c.relname = 'case_events' AND r.rolname = 'arbiter')\gexec
 SQL
 }
 
@@ -126,6 +135,7 @@ stop) stop ;;
 status) d=$(cluster_dir); running "$d" ;;
 dir) cluster_dir ;;
 url) d=$(cluster_dir); echo "host=$d port=$(cluster_port "$d") dbname=arbiter user=arbiter" ;;
+owner-url) d=$(cluster_dir); echo "host=$d port=$(cluster_port "$d") dbname=arbiter user=arbiter_owner" ;;
 admin-url) d=$(cluster_dir); echo "host=$d port=$(cluster_port "$d") dbname=postgres user=postgres" ;;
-*) echo "usage: $0 start|stop|status|url|admin-url|dir" >&2; exit 2 ;;
+*) echo "usage: $0 start|stop|status|url|owner-url|admin-url|dir" >&2; exit 2 ;;
 esac

@@ -44,6 +44,15 @@ bool store_ready(store *s, ar_err *err) AR_MUSTCHECK;
  * start at once). Progress lines go to out. */
 bool store_migrate(const char *conninfo, FILE *out, char *msg, size_t msglen) AR_MUSTCHECK;
 
+/* Grants the runtime role what the service needs and nothing more
+ * (sql/014_runtime_role.sql); run as the schema's owner after
+ * store_migrate. */
+bool store_grant_runtime(const char *conninfo, const char *role, char *msg,
+			 size_t msglen) AR_MUSTCHECK;
+/* Whether this login owns the schema (may rewrite the audit trail): the
+ * service warns when it runs so. */
+bool store_owns_schema(store *s, bool *owner, ar_err *err) AR_MUSTCHECK;
+
 /* Walks every audit chain; prints the first broken link. Returns 0 when all
  * chains verify, 1 when one is broken, 2 on a database error. */
 int store_verify(const char *conninfo, FILE *out);

@@ -411,10 +411,17 @@ def create_key(binary: str, database_url: str, role: str, shops=None,
     return key_id_of(key), key
 
 
-def migrate_url(binary: str, database_url: str, keys: bool = True) -> dict[str, str]:
-    """`arbiter migrate` on any database URL (e.g. a PgCluster's), then
-    provision_keys(); returns {role: key} ({} with keys=False)."""
-    cp = run_bin(binary, ["migrate"], database_url=database_url)
+def migrate_url(binary: str, database_url: str, keys: bool = True,
+                owner_url: str | None = None) -> dict[str, str]:
+    """`arbiter migrate` on any database URL (e.g. a PgCluster's), as
+    owner_url granting the service's role when given, then provision_keys()
+    on database_url; returns {role: key} ({} with keys=False)."""
+    if owner_url:
+        role = (conninfo_parse(database_url) if not conninfo_is_uri(database_url)
+                else {}).get("user", "arbiter")
+        cp = run_bin(binary, ["migrate", "--grant", role], database_url=owner_url)
+    else:
+        cp = run_bin(binary, ["migrate"], database_url=database_url)
     if cp.returncode != 0:
         raise AssertionError(f"arbiter migrate failed ({cp.returncode}):\n"
                              f"{cp.stdout}\n{cp.stderr}")
@@ -606,7 +613,9 @@ class Server:
 # Databases
 # --------------------------------------------------------------------------
 class TestDB:
-    """A throwaway database arbiter_t_<hex> owned by role arbiter."""
+    """A throwaway database arbiter_t_<hex> owned by role arbiter_owner,
+    which migrates it; the service logs in as arbiter, which owns nothing
+    (the split `make run` makes; issue 18)."""
 
     __test__ = False  # not a pytest test class
 
@@ -615,6 +624,7 @@ class TestDB:
         self.server_admin_url = admin_url
         self.admin_url = conninfo_replace(admin_url, dbname=self.name)     # superuser, this db
         self.service_url = conninfo_replace(admin_url, dbname=self.name, user="arbiter")
+        self.owner_url = conninfo_replace(admin_url, dbname=self.name, user="arbiter_owner")
         self.created = False
         self.binary: str | None = None
         self.keys: dict[str, str] = {}     # role -> key (see provision_keys)
@@ -623,15 +633,18 @@ class TestDB:
     def create(self) -> "TestDB":
         psql(self.server_admin_url,
              "SELECT 'CREATE ROLE arbiter LOGIN' WHERE NOT EXISTS "
-             "(SELECT 1 FROM pg_roles WHERE rolname = 'arbiter')\\gexec\n", check=False)
-        psql(self.server_admin_url, f"CREATE DATABASE {quote_ident(self.name)} OWNER arbiter;")
+             "(SELECT 1 FROM pg_roles WHERE rolname = 'arbiter')\\gexec\n"
+             "SELECT 'CREATE ROLE arbiter_owner LOGIN' WHERE NOT EXISTS "
+             "(SELECT 1 FROM pg_roles WHERE rolname = 'arbiter_owner')\\gexec\n", check=False)
+        psql(self.server_admin_url,
+             f"CREATE DATABASE {quote_ident(self.name)} OWNER arbiter_owner;")
         self.created = True
         return self
 
     def migrate(self, binary: str, keys: bool = True) -> None:
         """`arbiter migrate`, then (keys=True) the standard API keys."""
         self.binary = binary
-        cp = run_bin(binary, ["migrate"], database_url=self.service_url)
+        cp = run_bin(binary, ["migrate", "--grant", "arbiter"], database_url=self.owner_url)
         if cp.returncode != 0:
             raise AssertionError(f"arbiter migrate failed ({cp.returncode}):\n"
                                  f"{cp.stdout}\n{cp.stderr}")
@@ -687,7 +700,10 @@ class PgCluster:
     def migrate(self, binary: str, keys: bool = True) -> dict[str, str]:
         """Migrate the cluster's service database and provision API keys
         (registered under self.url()); returns {role: key}."""
-        return migrate_url(binary, self.url(), keys=keys)
+        return migrate_url(binary, self.url(), keys=keys, owner_url=self.owner_url())
+
+    def owner_url(self) -> str:
+        return self._ctl("owner-url")
 
     def admin_url(self) -> str:
         return self._ctl("admin-url")

@@ -1,0 +1,94 @@
+"""Black-box tests of issue 18, part 1: the service's own database login
+cannot rewrite the audit trail.
+
+The review's forgery, run exactly as found (as the service's login): grant
+itself UPDATE on case_events, disable the no-update trigger, edit an event
+(an offer of 500 becomes 130900), recompute its digest with
+arbiter_event_digest, re-enable the trigger. With the service running as a
+role that owns nothing (migrations run as the owner, `arbiter migrate
+--grant`), the grant gives nothing and every later step is refused; the
+event is untouched and `arbiter verify` still passes.
+"""
+from __future__ import annotations
+
+import helpers as h
+
+FORGERY = [
+    "GRANT UPDATE ON case_events TO CURRENT_USER",
+    "ALTER TABLE case_events DISABLE TRIGGER case_events_no_update",
+    "UPDATE case_events SET data = jsonb_set(data, '{refund_cents}', '130900')"
+    " WHERE case_id = '{cid}' AND action = 'offer'",
+    "UPDATE case_events e SET hash = arbiter_event_digest(e.prev_hash, e)"
+    " WHERE case_id = '{cid}' AND action = 'offer'",
+    "ALTER TABLE case_events ENABLE TRIGGER case_events_no_update",
+]
+
+
+def offer_case(server: h.Server, db: h.TestDB) -> dict:
+    shop = h.uniq("tamper-shop")
+    _, seller = db.make_key("seller", shops=shop, name="tamper-seller")
+    c = h.create_case(server, h.case_body(shop_id=shop))
+    r = server.post(f"/v1/cases/{c['id']}/actions", {"action": "offer", "refund_cents": 500},
+                    key=seller, headers={"If-Match": '"1"'})
+    assert r.status == 200, r
+    return r.body
+
+
+def offer_row(db: h.TestDB, cid: str) -> str:
+    return h.psql_value(db.admin_url, "SELECT data::text || encode(hash, 'hex') FROM case_events"
+                                      f" WHERE case_id = '{cid}' AND action = 'offer';")
+
+
+def test_the_service_login_cannot_rewrite_history(arbiter_bin, make_db, make_server):
+    db = make_db()
+    s = make_server(db.service_url, name="tamper")
+    c = offer_case(s, db)
+    before = offer_row(db, c["id"])
+    refused = []
+    for stmt in FORGERY:
+        cp = h.psql(db.service_url, stmt.replace("{cid}", c["id"]) + ";", check=False)
+        refused.append((stmt.split()[0:3], cp.returncode != 0 or "no privileges" in cp.stderr,
+                        cp.stderr.strip().splitlines()[:1]))
+    # every step fails: the grant grants nothing (a warning, not an error,
+    # from PostgreSQL), the rest are errors
+    assert all(ok for _, ok, _ in refused), refused
+    assert h.psql_value(db.admin_url, "SELECT has_table_privilege('arbiter', 'case_events',"
+                                      " 'UPDATE') OR has_table_privilege('arbiter',"
+                                      " 'case_events', 'DELETE');") == "f"
+    assert offer_row(db, c["id"]) == before
+    for stmt in ("DELETE FROM case_events", "TRUNCATE case_events",
+                 "UPDATE cases SET decision = '{}'", "CREATE TABLE x (a int)",
+                 "ALTER TABLE cases DISABLE TRIGGER ALL",
+                 "DROP TRIGGER case_events_chain ON case_events"):
+        cp = h.psql(db.service_url, stmt + ";", check=False)
+        assert cp.returncode != 0, (stmt, cp.stdout)
+        assert "permission denied" in cp.stderr or "must be owner" in cp.stderr, (stmt, cp.stderr)
+    cp = h.run_bin(arbiter_bin, ["verify"], database_url=db.service_url)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    # and the service, not owning its schema, says nothing about it
+    assert "owns the schema" not in s.log_path.read_text(errors="replace")
+
+
+def test_a_service_that_owns_its_schema_says_so(arbiter_bin, make_server):
+    """Run as the owner (no role split), the service starts but warns in its
+    log that its login could rewrite the audit trail."""
+    cl = h.PgCluster()
+    try:
+        cl.start()
+        h.migrate_url(arbiter_bin, cl.owner_url())
+        s = make_server(cl.owner_url(), name="owner", env={"ARBITER_DB_POOL": "2"},
+                        policy=h.DEFAULT_POLICY)
+        s.wait_status("/readyz", 200, timeout=15)
+        assert "owns the schema" in s.log_path.read_text(errors="replace"), s.log_tail(20)
+    finally:
+        cl.destroy()
+
+
+def test_migrate_refuses_to_grant_the_owner_itself(arbiter_bin, make_db):
+    db = make_db(migrate=False)
+    cp = h.run_bin(arbiter_bin, ["migrate", "--grant", "arbiter_owner"],
+                   database_url=db.owner_url)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert "must own nothing" in cp.stderr, cp.stderr
+    cp = h.run_bin(arbiter_bin, ["migrate", "--frobnicate"], database_url=db.owner_url)
+    assert cp.returncode == 2 and "unknown argument" in cp.stderr, cp.stderr
