@@ -20,7 +20,13 @@ rm -f "$OUT"/callgrind.*
 
 URL=${ARBITER_DATABASE_URL:-$(bash "$repo/deploy/local/pgctl.sh" url)}
 BIN=$repo/build/arbiter
-ARBITER_DATABASE_URL="$URL" "$BIN" migrate >/dev/null
+if [ -z "${ARBITER_DATABASE_URL:-}" ]; then
+	# the private cluster: the owner migrates, the service's role owns nothing
+	ARBITER_MIGRATE_DATABASE_URL=$(bash "$repo/deploy/local/pgctl.sh" owner-url) \
+		ARBITER_RUNTIME_ROLE=arbiter "$BIN" migrate >/dev/null
+else
+	ARBITER_DATABASE_URL="$URL" "$BIN" migrate >/dev/null
+fi
 KEY=$(ARBITER_DATABASE_URL="$URL" "$BIN" keys create --role frontend --name profile-frontend)
 AKEY=$(ARBITER_DATABASE_URL="$URL" "$BIN" keys create --role agent --name profile-agent)
 PORT=$($PY "$here/report.py" free-port)

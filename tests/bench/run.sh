@@ -176,7 +176,9 @@ psql_a -c "ALTER SYSTEM SET wal_level = minimal" -c "ALTER SYSTEM SET max_wal_se
 	-c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "ALTER SYSTEM SET checkpoint_timeout = '30min'" \
 	-c "ALTER SYSTEM SET track_commit_timestamp = on"
 pg_restart
-ARBITER_DATABASE_URL="$U" "$BIN" migrate >"$OUT/migrate.out"
+# as in production: the owner migrates, the service's role owns nothing
+OU="host=$W/pg port=$PGPORT dbname=arbiter user=arbiter_owner"
+ARBITER_MIGRATE_DATABASE_URL="$OU" ARBITER_RUNTIME_ROLE=arbiter "$BIN" migrate >"$OUT/migrate.out"
 
 # ---------------------------------------------------------------- keys
 log "API keys: frontend, agent, $NSEL sellers"

@@ -143,12 +143,14 @@ async function main() {
   const dbName = "arbiter_ui_" + randomBytes(5).toString("hex");
   const dbUrl = conninfoWith(admin, { dbname: dbName, user: "arbiter" });
 
-  psql(admin, "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'arbiter') " +
-    "THEN CREATE ROLE arbiter LOGIN; END IF; END$$;");
-  psql(admin, `CREATE DATABASE "${dbName}" OWNER arbiter;`);
+  // as make run sets it up: arbiter_owner owns and migrates, arbiter owns nothing
+  for (const role of ["arbiter", "arbiter_owner"])
+    psql(admin, `DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') ` +
+      `THEN CREATE ROLE ${role} LOGIN; END IF; END$$;`);
+  psql(admin, `CREATE DATABASE "${dbName}" OWNER arbiter_owner;`);
   cleanups.push(() => psql(admin, `DROP DATABASE IF EXISTS "${dbName}" WITH (FORCE);`));
 
-  arbiter(["migrate"], dbUrl);
+  arbiter(["migrate", "--grant", "arbiter"], conninfoWith(admin, { dbname: dbName, user: "arbiter_owner" }));
   const frontend = arbiter(["keys", "create", "--role", "frontend", "--name", "ui-frontend"], dbUrl).trim().split("\n").pop();
   const agent = arbiter(["keys", "create", "--role", "agent", "--name", "ui-senior", "--senior"], dbUrl).trim().split("\n").pop();
   assert(/^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(frontend) && /^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(agent),
