@@ -385,8 +385,19 @@ void api_adjudicate(ar_req *r)
 		goto fail;
 	}
 	root = codec_parse_body(body, len, &err);
-	if (!root || !codec_decode_case(root, &in, &err) || !plan_open(app, &in, pl, &err))
+	if (!root || !codec_decode_case(root, &in, &err))
 		goto fail;
+	/* a shop's key asks only about its own shops, and is never told what
+	 * other shops' cases say (issue 18): the signals still decide */
+	if (!auth_sees_shop(req_identity(r), in.order.shop_id)) {
+		ar_err_field(&err, "/order/shop_id", "this key does not act for shop '%.64s'",
+			     in.order.shop_id);
+		goto fail;
+	}
+	if (!plan_open(app, &in, pl, &err))
+		goto fail;
+	if (auth_scope(req_identity(r)))
+		policy_withhold_cross_shop(&pl->dec);
 	dl = json_array();
 	for (size_t i = 0; dl && i < pl->n_deadlines; i++)
 		json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",

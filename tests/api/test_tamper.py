@@ -1,5 +1,6 @@
-"""Black-box tests of issue 18, part 1: the service's own database login
-cannot rewrite the audit trail.
+"""Black-box tests of issue 18, parts 1 and 4: the service's own database
+login cannot rewrite the audit trail, and a shop's key cannot probe other
+shops through the dry run.
 
 The review's forgery, run exactly as found (as the service's login): grant
 itself UPDATE on case_events, disable the no-update trigger, edit an event
@@ -92,3 +93,33 @@ def test_migrate_refuses_to_grant_the_owner_itself(arbiter_bin, make_db):
     assert "must own nothing" in cp.stderr, cp.stderr
     cp = h.run_bin(arbiter_bin, ["migrate", "--frobnicate"], database_url=db.owner_url)
     assert cp.returncode == 2 and "unknown argument" in cp.stderr, cp.stderr
+
+
+def test_a_dry_run_from_a_shop_key_reveals_nothing_of_other_shops(stable_server, db):
+    """The review's probe: seller S-2 asks the dry run about S-1's shop
+    (refused, naming the field), or about its own shop with a description
+    other shops received (the decision still needs review, but S-2 is not
+    told how many shops got it); a platform key sees the counts."""
+    s = stable_server
+    text = h.uniq("the same canned complaint text")
+    for _ in range(3):   # three other shops got this text
+        h.create_case(s, h.case_body(shop_id=h.uniq("other-shop"), description=text))
+    s1, s2 = h.uniq("probe-s1"), h.uniq("probe-s2")
+    _, seller2 = db.make_key("seller", shops=s2, name="probe-seller")
+    p = h.assert_problem(s.post("/v1/adjudications", h.case_body(shop_id=s1), key=seller2), 422)
+    assert "/order/shop_id" in h.problem_pointers(p), p
+
+    probe = h.case_body(shop_id=s2, description=text)
+    seen = s.post("/v1/adjudications", probe, key=seller2)
+    platform = s.post("/v1/adjudications", probe)      # the frontend key: every shop
+    assert seen.status == 200 and platform.status == 200, (seen, platform)
+    rule = {r["id"]: r for r in seen.body["decision"]["rules"]}["R-RISK-SAME-TEXT"]
+    full = {r["id"]: r for r in platform.body["decision"]["rules"]}["R-RISK-SAME-TEXT"]
+    assert full["result"] == "fired" and "3 other shops" in full["reason"], full
+    assert rule["result"] == "fired", rule
+    assert "needs review" in rule["reason"] and not any(ch.isdigit() for ch in rule["reason"]), rule
+    assert "same_text_other_shops" in platform.body["decision"]["risk"]["signals"], platform.body
+    assert "same_text_other_shops" not in seen.body["decision"]["risk"]["signals"], seen.body
+    # the decision is the same for both: the signals decide, they are not disclosed
+    assert seen.body["decision"]["outcome"] == platform.body["decision"]["outcome"]
+    assert seen.body["decision"]["refund"] == platform.body["decision"]["refund"]
