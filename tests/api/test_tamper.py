@@ -123,3 +123,40 @@ def test_a_dry_run_from_a_shop_key_reveals_nothing_of_other_shops(stable_server,
     # the decision is the same for both: the signals decide, they are not disclosed
     assert seen.body["decision"]["outcome"] == platform.body["decision"]["outcome"]
     assert seen.body["decision"]["refund"] == platform.body["decision"]["refund"]
+
+
+def test_verify_replays_each_case_row_from_its_events(arbiter_bin, make_db, make_server):
+    """The review's row edit: `UPDATE cases SET offer_cents=…, state=…` (allowed
+    to the service's login: those are columns it writes) passed verify.
+    verify now rebuilds state, version and refund from the events and
+    names the field that differs; a deadline its state does not arm is
+    reported too. Each edit is undone before the next."""
+    db = make_db()
+    s = make_server(db.service_url, name="replay")
+    c = offer_case(s, db)           # awaiting_buyer_reply, version 2, offer 500
+    lit = h.quote_literal(c["id"])
+
+    def verify() -> tuple[int, str]:
+        cp = h.run_bin(arbiter_bin, ["verify"], database_url=db.service_url)
+        return cp.returncode, cp.stdout + cp.stderr
+
+    assert verify()[0] == 0
+    edits = [
+        ("state", f"UPDATE cases SET offer_cents = 130900, state = 'refund_pending' WHERE id = {lit}",
+         f"UPDATE cases SET offer_cents = 500, state = 'awaiting_buyer_reply' WHERE id = {lit}"),
+        ("version", f"UPDATE cases SET version = 7 WHERE id = {lit}",
+         f"UPDATE cases SET version = 2 WHERE id = {lit}"),
+        ("refund_cents", f"UPDATE cases SET refund_cents = 130900 WHERE id = {lit}",
+         f"UPDATE cases SET refund_cents = NULL WHERE id = {lit}"),
+        ("deadline seller_response",
+         "INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
+         f" VALUES ({lit}, 'seller_response', now() + interval '1 day', 'auto_refund', 2)",
+         f"DELETE FROM case_deadlines WHERE case_id = {lit} AND name = 'seller_response'"),
+    ]
+    for field, edit, undo in edits:
+        h.psql(db.service_url if field != "version" else db.admin_url, edit + ";")
+        rc, text = verify()
+        assert rc == 1, (field, text)
+        assert c["id"] in text and field in text, (field, text)
+        h.psql(db.admin_url, undo + ";")
+        assert verify()[0] == 0, (field, verify())
