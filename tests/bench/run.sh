@@ -63,7 +63,7 @@ else
 	# issue 11: the 1 k/s lag with creates running at the same time (a
 	# modest, paced rate, not a peak); the batch sizes the batched expiry
 	# baseline compares (FIRE_BATCH is chosen from them)
-	CREATE_RATE=${BENCH_CREATE_RATE:-200}; BATCHES=${BENCH_BATCHES:-"64 256 1024"}; BATCH_DUR=8
+	CREATE_RATE=${BENCH_CREATE_RATE:-200}; BATCHES=${BENCH_BATCHES:-"32 64 128 256 1024"}; BATCH_DUR=6
 	OUTFILE=${BENCH_RESULTS:-$here/RESULTS.md}
 fi
 BUYERS=$(( N * 3 / 10 > 0 ? N * 3 / 10 : 1 ))
@@ -73,11 +73,10 @@ BUYERS=$(( N * 3 / 10 > 0 ? N * 3 / 10 : 1 ))
 #   [XLO, XLO+E-1]    pgbench expiry baseline (each client walks its own)
 #   [N-DRAIN+1, N]    the SLA drain
 A=$(( N / 10 < 20000 ? N / 10 : 20000 ))
-# four sub-slices of E/4: the one-per-commit baseline and the batch sizes
-# of the batched one each walk their own, so none meets cases another
-# run expired already
+# sub-slices of E: the one-per-commit baseline and each batch size of the
+# batched one walk their own, so none meets cases another run expired
 E=$(( N * 3 / 10 < 300000 ? N * 3 / 10 : 300000 ))
-ESUB=$(( E / 4 ))
+ESUB=$(( E / ($(echo $BATCHES | wc -w) + 1) ))
 XLO=$(( N - DRAIN - E + 1 ))
 # The scheduler's horizon (SLA_HORIZON_MS): deadlines the SLA runs bring
 # due are moved to more than this ahead, so that they enter the wheel as
