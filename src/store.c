@@ -1924,52 +1924,95 @@ done:
 	return ok;
 }
 
-bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
-			 store_due *out, size_t cap, size_t *n, ar_err *err)
+/*
+ * The scheduler's refill (sla.c says why these three parts find every
+ * deadline). Sent unnamed so that each is planned with its bounds: each
+ * part is an index range scan (due_idx, remind_idx, short_idx), reading
+ * only the rows it returns. The last row carries the statement's now().
+ */
+bool store_due_refill(store *s, const store_due_query *q, store_due *out,
+		      store_due_result *res, ar_err *err)
 {
-	char hz[24], lim[24], bf[24];
-	const char *vals[3] = { hz, lim, bf };
-	PGresult *r;
+	char ef[24], rf[24], af[24], hz[24], bf[24], cap[24], acap[24];
+	const char *vals[7] = { ef, rf, af, hz, bf, cap, acap };
+	PGresult *r = NULL;
+	size_t n = 0;
+	bool ok = false;
 	int idx;
 
-	*n = 0;
-	snprintf(hz, sizeof(hz), "%" PRId64, horizon_ms);
-	snprintf(lim, sizeof(lim), "%zu", cap);
-	snprintf(bf, sizeof(bf), "%" PRId64, before_ms);
+	memset(res, 0, sizeof(*res));
+	snprintf(ef, sizeof(ef), "%" PRId64, q->exp_from_us);
+	snprintf(rf, sizeof(rf), "%" PRId64, q->rem_from_us);
+	snprintf(af, sizeof(af), "%" PRId64, q->armed_from_us);
+	snprintf(hz, sizeof(hz), "%" PRId64, q->horizon_ms);
+	snprintf(bf, sizeof(bf), "%" PRId64, q->before_ms);
+	snprintf(cap, sizeof(cap), "%zu", q->cap);
+	snprintf(acap, sizeof(acap), "%zu", q->armed_cap);
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
-#define DUE_SELECT "SELECT case_id, name, armed_version," \
-		   " floor(extract(epoch FROM due_at) * 1000)::bigint, reminded," \
-		   " floor(extract(epoch FROM armed_at) * 1000)::bigint FROM case_deadlines"
-	if (reminders)
-		r = db_exec_params(s->slots[idx].conn, DUE_SELECT
-			" WHERE NOT reminded AND due_at > now()"
-			"   AND due_at < now() + ($1::bigint + $3::bigint) * interval '1 millisecond'"
-			" ORDER BY due_at LIMIT $2::int", 3, vals);
-	else
-		r = db_exec_params(s->slots[idx].conn, DUE_SELECT
-			" WHERE due_at < now() + $1::bigint * interval '1 millisecond'"
-			" ORDER BY due_at LIMIT $2::int", 2, vals);
-#undef DUE_SELECT
+#define DUE_COLS "case_id, name, armed_version, due_at, reminded, armed_at FROM case_deadlines"
+#define DUE_FROM(n) "'epoch'::timestamptz + $" #n "::bigint * interval '1 microsecond'"
+	r = db_exec_params(s->slots[idx].conn,
+		"SELECT p, case_id, name, armed_version,"
+		"       floor(extract(epoch FROM due_at) * 1000000)::bigint, reminded,"
+		"       floor(extract(epoch FROM armed_at) * 1000000)::bigint,"
+		"       floor(extract(epoch FROM now()) * 1000000)::bigint FROM ("
+		" (SELECT 0 AS p, " DUE_COLS
+		"   WHERE due_at >= " DUE_FROM(1)
+		"     AND due_at < now() + $4::bigint * interval '1 millisecond'"
+		"   ORDER BY due_at LIMIT $6::int)"
+		" UNION ALL"
+		" (SELECT 1, " DUE_COLS
+		"   WHERE NOT reminded AND due_at > now() AND due_at >= " DUE_FROM(2)
+		"     AND due_at < now() + ($4::bigint + $5::bigint) * interval '1 millisecond'"
+		"   ORDER BY due_at LIMIT $6::int)"
+		" UNION ALL"
+		/* the predicate of case_deadlines_short_idx, word for word
+		 * (STORE_SHORT_ARMING_MS) */
+		" (SELECT 2, " DUE_COLS
+		"   WHERE due_at - armed_at < interval '5 minutes' AND armed_at >= " DUE_FROM(3)
+		"   ORDER BY armed_at LIMIT $7::int)"
+		" UNION ALL"
+		" SELECT 3, NULL, NULL, NULL, NULL, NULL, NULL) x",
+		7, vals);
+#undef DUE_FROM
+#undef DUE_COLS
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		result_error(s->slots[idx].conn, r, "due_deadlines", err);
-		PQclear(r);
-		release(s, idx);
-		return false;
+		result_error(s->slots[idx].conn, r, "due_refill", err);
+		goto done;
 	}
-	for (int i = 0; i < PQntuples(r) && (size_t)i < cap; i++) {
-		store_due *d = &out[(*n)++];
-		snprintf(d->case_id, sizeof(d->case_id), "%s", PQgetvalue(r, i, 0));
-		snprintf(d->name, sizeof(d->name), "%s", PQgetvalue(r, i, 1));
-		d->armed_version = atoi(PQgetvalue(r, i, 2));
-		d->due_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
-		d->reminded = PQgetvalue(r, i, 4)[0] == 't';
-		d->armed_ms = strtoll(PQgetvalue(r, i, 5), NULL, 10);
+	for (int i = 0; i < PQntuples(r); i++) {
+		int part = atoi(PQgetvalue(r, i, 0));
+		store_due *d;
+		if (part < 0 || part > 2) {
+			res->now_us = strtoll(PQgetvalue(r, i, 7), NULL, 10);
+			continue;
+		}
+		if (n >= 3 * q->cap)
+			continue;
+		d = &out[n++];
+		snprintf(d->case_id, sizeof(d->case_id), "%s", PQgetvalue(r, i, 1));
+		snprintf(d->name, sizeof(d->name), "%s", PQgetvalue(r, i, 2));
+		d->armed_version = atoi(PQgetvalue(r, i, 3));
+		d->due_ms = strtoll(PQgetvalue(r, i, 4), NULL, 10) / 1000;
+		d->reminded = PQgetvalue(r, i, 5)[0] == 't';
+		d->armed_ms = strtoll(PQgetvalue(r, i, 6), NULL, 10) / 1000;
+		d->part = (uint8_t)part;
+		res->n[part]++;
+		{
+			int64_t us = strtoll(PQgetvalue(r, i, part == 2 ? 6 : 4), NULL, 10);
+			if (us > res->last_us[part])
+				res->last_us[part] = us;
+		}
 	}
+	ok = res->now_us > 0;
+	if (!ok)
+		err_internal(err);
+done:
 	PQclear(r);
 	release(s, idx);
-	return true;
+	return ok;
 }
 
 bool store_tx_remind(store_tx *tx, const char *case_id, const char *name, int armed_version,

@@ -312,7 +312,8 @@ bool store_tx_claim(store_tx *tx, const char *const *ids, size_t n, store_claime
 bool store_tx_apply_many(store_tx *tx, const store_change *chs, size_t n, bool applied[],
 			 ar_err *err) AR_MUSTCHECK;
 
-/* A pending deadline as the scheduler loads it. */
+/* A pending deadline as the scheduler loads it; part says which part of
+ * a refill found it (STORE_DUE_*). */
 typedef struct {
 	char case_id[AR_MAX_ID_LEN + 1];
 	char name[32];
@@ -320,13 +321,42 @@ typedef struct {
 	int64_t due_ms;
 	int64_t armed_ms;
 	bool reminded;
+	uint8_t part;
 } store_due;
 
-/* Deadlines due before now + horizon_ms, earliest first, at most cap.
- * reminders: instead, the not yet reminded ones still in the future whose
- * deadline falls before now + horizon_ms + before_ms. */
-bool store_due_deadlines(store *s, int64_t horizon_ms, bool reminders, int64_t before_ms,
-			 store_due *out, size_t cap, size_t *n, ar_err *err) AR_MUSTCHECK;
+enum { STORE_DUE_EXPIRY, STORE_DUE_REMINDER, STORE_DUE_ARMED };
+
+/*
+ * Arming closer than this to due_at puts a deadline into the partial index
+ * case_deadlines_short_idx (013_short_armings.sql, whose predicate must
+ * say the same): the only deadlines that can enter the scheduler's
+ * horizon by being armed rather than by time passing.
+ */
+#define STORE_SHORT_ARMING_MS 300000
+
+/*
+ * One refill of the scheduler, one statement, in three parts of at most
+ * cap rows each (out has room for 3 * cap):
+ *   expiries:  due_at in [exp_from_us, now + horizon_ms), earliest first;
+ *   reminders: not reminded, due_at in [rem_from_us, now + horizon_ms +
+ *              before_ms) and still ahead, earliest first;
+ *   armed:     short armings (above) with armed_at >= armed_from_us, oldest
+ *              first; none when armed_cap is 0.
+ * Times are microseconds since the epoch by the database's clock; 0 as a
+ * lower bound takes everything.
+ */
+typedef struct {
+	int64_t horizon_ms, before_ms;
+	int64_t exp_from_us, rem_from_us, armed_from_us;
+	size_t cap, armed_cap;
+} store_due_query;
+typedef struct {
+	int64_t now_us;                         /* the statement's now() */
+	size_t n[3];                            /* rows of each part */
+	int64_t last_us[3];                     /* the last row's due_at (armed_at for armed) */
+} store_due_result;
+bool store_due_refill(store *s, const store_due_query *q, store_due *out,
+		      store_due_result *res, ar_err *err) AR_MUSTCHECK;
 /* Appends a deadline.approaching event once per arming (no version change),
  * inside tx so a tick's reminders share one commit. */
 bool store_tx_remind(store_tx *tx, const char *case_id, const char *name, int armed_version,

@@ -916,3 +916,78 @@ def test_mass_expiry_is_drained_while_http_answers(arbiter_bin, make_db, make_se
         assert_fired_once_as_refund(final[i])
     assert s.stop() == 0
     verify_ok(arbiter_bin, db)
+
+
+# ---------------------------------------------------------------------------
+# 7. what a refill must find: armed elsewhere, moved in the database
+# ---------------------------------------------------------------------------
+def expiry_lags(db: h.TestDB) -> list[tuple[str, float, str]]:
+    """(case, fired_at - due_at in seconds, noticed_by) of every expiry."""
+    return [(r[0], float(r[1]), r[2]) for r in rows(
+        db, "SELECT case_id, extract(epoch FROM (data->>'fired_at')::timestamptz"
+            "  - (data->>'due_at')::timestamptz), data->>'noticed_by' FROM case_events"
+            " WHERE action = 'expire_seller_response';")]
+
+
+def test_deadline_armed_on_another_replica_fires_on_time(arbiter_bin, make_db,
+                                                         make_server):
+    """Replica B (no scheduler) opens cases whose 2 s deadlines fall inside
+    the horizon at once, one every 250 ms for 5 s. Replica A's scheduler is
+    never poked for them: it must find them by its poll (the refill's
+    short-arming part), not by its full reload every 5 s, which would leave
+    some about 3 s late. The bound is a behaviour, not a speed: A fires
+    each within 2 s of its due time."""
+    db = make_db()
+    a = make_server(db.service_url, name="sla-armed-a", policy=FAST)
+    b = make_server(db.service_url, name="sla-armed-b", policy=FAST,
+                    env={"ARBITER_SCHEDULER": "false"})
+    shop = Shop(db)
+    cases = []
+    for _ in range(20):
+        cases.append(shop.create(b))
+        time.sleep(0.25)
+    ids = {c["id"] for c in cases}
+    final = wait_all_fired(db, ids, 60, servers=[a], stall=15)
+    for i in ids:
+        assert_fired_once_as_refund(final[i])
+    lags = expiry_lags(db)
+    assert {x[0] for x in lags} == ids, lags
+    assert all(x[2] == "scheduler" for x in lags), lags
+    assert all(0 <= x[1] < 2.0 for x in lags), sorted(x[1] for x in lags)
+    print(f"\narmed on another replica: lag max {max(x[1] for x in lags) * 1000:.0f} ms")
+    verify_ok(arbiter_bin, db)
+
+
+def test_deadline_moved_earlier_fires_at_its_new_time(arbiter_bin, make_db, make_server,
+                                                      tmp_path):
+    """A 20 s deadline is in the wheel (poked at its create); then its
+    due_at is moved 18 s earlier in the database, its arming left alone (no
+    statement of the service does that, so only the full reload sees it).
+    It fires once at its new time, long before the old one."""
+    doc = json.loads(Path(FAST).read_text())
+    doc["version"] = "2026.1-fast-20s-seller"
+    doc["durations"]["seller_response"] = "PT20S"
+    pol = tmp_path / "policy_20s_seller.json"
+    pol.write_text(json.dumps(doc))
+    db = make_db()
+    s = make_server(db.service_url, name="sla-moved", policy=str(pol))
+    shop = Shop(db)
+    c = shop.create(s)
+    old_due = h.parse_time(only_deadline(c, "seller_response")["due_at"])
+    time.sleep(1.5)     # the poke's refill has put it into the wheel
+    moved = rows(db, "WITH u AS (UPDATE case_deadlines SET due_at = now() + interval '2 s'"
+                     f" WHERE case_id = {h.quote_literal(c['id'])} RETURNING due_at)"
+                     " SELECT extract(epoch FROM due_at) FROM u;")
+    assert len(moved) == 1, moved
+    new_due = float(moved[0][0])
+    after = wait_state(s, c["id"], "awaiting_seller", timeout=15)
+    assert after["state"] == "refund_pending", after
+    final = counts(db)
+    assert_fired_once_as_refund(final[c["id"]])
+    (cid, lag, by), = expiry_lags(db)
+    exp = [e for e in events(s, c["id"]) if e["action"] == "expire_seller_response"][0]
+    fired = h.parse_time(exp["data"]["fired_at"])
+    assert by == "scheduler", exp
+    assert fired.timestamp() >= new_due - 0.001, (exp, new_due)   # fired_at is in ms
+    assert fired < old_due - dt.timedelta(seconds=5), (exp, old_due)
+    verify_ok(arbiter_bin, db)

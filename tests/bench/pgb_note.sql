@@ -2,11 +2,15 @@
 -- {"action":"note"} by an agent key: ST_FACTS (it reads the case to check
 -- If-Match and run the state machine; c.version is added to the select list
 -- so pgbench can pass it on) then ST_APPLY with the version check, the note
--- event and no deadline change. Two statements, each its own transaction,
+-- event and no deadline change. ST_FACTS's $3 is the version the client
+-- read (If-Match), which the service has and pgbench does not: a primary
+-- key lookup stands in for it, so the case has not moved on (no 'passed'
+-- lookup), as for a client with a fresh ETag. Two statements, each its own transaction,
 -- -M prepared. Both statements are pasted in from src/store.c.
 \set n random(:tlo, :thi)
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 NULL
+--@ 3 (SELECT v.version FROM cases v WHERE v.id = 'c_' || md5('case' || :n))
 @ST_FACTS version gset
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 :ver
