@@ -26,7 +26,7 @@
 #define CODEC_MAX_QUANTITY 1000000           /* units on one order line */
 #define CODEC_CLOCK_SKEW_MS (5 * 60 * 1000)  /* how far a frontend's clock may run ahead */
 
-/* Shop, buyer, order and SKU ids: ^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$ with '_' too. */
+/* Shop, buyer, order and SKU ids: ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$ */
 #define CODEC_IDENT_MAX 64
 #define CODEC_IDENT_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:_-"
 /* True when s is such an identifier. */
