@@ -292,11 +292,12 @@ static bool same_addr(const conn_ctx *a, const conn_ctx *b)
 	return a->addrlen == b->addrlen && memcmp(a->addr, b->addr, a->addrlen) == 0;
 }
 
-/* The newest idle connection of c's address (not c), or NULL. */
-static conn_ctx *newest_idle_of(http_server *srv, const conn_ctx *c)
+/* The newest idle connection of like's address other than the one just
+ * accepted (fresh), or NULL. */
+static conn_ctx *newest_idle_of(http_server *srv, const conn_ctx *like, const conn_ctx *fresh)
 {
 	for (conn_ctx *p = srv->tail; p; p = p->prev)
-		if (p != c && conn_idle(p) && same_addr(p, c))
+		if (p != fresh && conn_idle(p) && same_addr(p, like))
 			return p;
 	return NULL;
 }
@@ -324,7 +325,7 @@ static void conn_enforce_budget(http_server *srv, conn_ctx *c)
 	unsigned most = 0;
 
 	if (live_of(srv, c) > cfg->max_per_ip) {
-		victim = newest_idle_of(srv, c);
+		victim = newest_idle_of(srv, c, c);
 		conn_doom(srv, victim ? victim : c, METRICS_SHED_ADDRESS_BUDGET);
 		return;
 	}
@@ -340,9 +341,7 @@ static void conn_enforce_budget(http_server *srv, conn_ctx *c)
 			heavy = p;
 		}
 	}
-	victim = heavy ? newest_idle_of(srv, heavy) : NULL;
-	if (!victim && heavy)
-		victim = heavy;
+	victim = heavy ? newest_idle_of(srv, heavy, c) : NULL;
 	conn_doom(srv, victim ? victim : c, METRICS_SHED_GLOBAL_BUDGET);
 }
 
@@ -788,10 +787,6 @@ static void dispatch(ar_req *r)
 		    !rate_ok(r, METRICS_THROTTLE_KEY, r->ident.key_id, strlen(r->ident.key_id),
 			     r->srv->app->cfg.rate_key[r->ident.role]))
 			return;
-	} else if (id != ROUTE_HEALTHZ && id != ROUTE_READYZ && id != ROUTE_METRICS) {
-		/* the page and the contract: no key, so the address pays */
-		if (!rate_ok_address(r))
-			return;
 		if ((router_allowed(id) & m) && !role_may(id, m, r->ident.role)) {
 			char detail[128];
 			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
@@ -799,6 +794,10 @@ static void dispatch(ar_req *r)
 			problem(r, 403, "forbidden", "Forbidden", detail);
 			return;
 		}
+	} else if (id != ROUTE_HEALTHZ && id != ROUTE_READYZ && id != ROUTE_METRICS) {
+		/* the page and the contract: no key, so the address pays */
+		if (!rate_ok_address(r))
+			return;
 	}
 	if (!(router_allowed(id) & m)) {
 		char detail[128];
@@ -1090,9 +1089,10 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
 		/* The budgets are the edge's (conn_enforce_budget: it sheds an
 		 * idle connection rather than refuse); these are the backstop
-		 * while shed connections close. */
-		MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections + app->cfg.max_connections / 4 + 16,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->cfg.max_per_ip + app->cfg.max_per_ip / 4 + 16,
+		 * while shed connections close (a sweep may doom hundreds at
+		 * once, and their threads take a moment to go). */
+		MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections * 2 + 64,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->cfg.max_per_ip * 2 + 64,
 		MHD_OPTION_CONNECTION_TIMEOUT, app->cfg.request_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
