@@ -1045,7 +1045,7 @@ def test_feed_is_resumable_and_scoped(P, db):
     if start and start != "0.0":
         r = P.server.get("/v1/events?" + urllib.parse.urlencode({"after": start}), key=other)
         assert r.status == 422, r
-    page = feed_page(P.server, start, 1000, key=P.key["seller"])
+    page = feed_page(P.server, shop_start, 1000, key=P.key["seller"])
     assert mine <= {e["hash"] for e in page["items"]}, page
     assert {e["shop_id"] for e in page["items"]} == {P.shop}, page
 
