@@ -62,7 +62,7 @@ struct http_server {
 	pthread_t sweeper;
 	/* rate limits */
 	rl_table *rl_keys, *rl_addrs;
-	char csp[256];                /* the ops page's Content-Security-Policy */
+	char csp[384];                /* the ops page's Content-Security-Policy */
 };
 
 struct ar_req {
