@@ -6,8 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define MSG_ENUM_MAX 240
+
+/* Set once at start (codec_configure), read by every decode after. */
+static codec_options opts = { .allow_http_evidence = false, .now = NULL };
+
+void codec_configure(const codec_options *o)
+{
+	opts = *o;
+}
+
+static ar_time codec_now(void)
+{
+	struct timespec ts;
+
+	if (opts.now)
+		return opts.now();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (ar_time)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* RFC 6901: "~" and "/" inside a key would otherwise change the pointer's meaning. */
 static void ptr_join(char *buf, size_t n, const char *prefix, const char *key)
@@ -267,6 +286,37 @@ static bool AR_MUSTCHECK get_id(json_t *obj, const char *key, const char *prefix
 	return true;
 }
 
+bool codec_ident_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > CODEC_IDENT_MAX)
+		return false;
+	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+	      (s[0] >= '0' && s[0] <= '9')))
+		return false;
+	return strspn(s, CODEC_IDENT_CHARS) == n;
+}
+
+/* An identifier another system hands out (shop, buyer, order, SKU): the
+ * charset of CODEC_IDENT_CHARS, so that it is safe in a path, a log line, a
+ * file name or a query of whoever reads it next. */
+static bool AR_MUSTCHECK get_ident(json_t *obj, const char *key, const char *prefix,
+				   const char **out, ar_err *err)
+{
+	if (!get_id(obj, key, prefix, true, CODEC_IDENT_MAX, out, err))
+		return false;
+	if (*out && !codec_ident_ok(*out)) {
+		char ptr[AR_ERR_TEXT];
+		ptr_join(ptr, sizeof(ptr), prefix, key);
+		ar_err_field(err, ptr, "must start with a letter or digit and hold only letters, "
+			     "digits, '.', '_', ':' and '-' (at most %d)", CODEC_IDENT_MAX);
+		*out = NULL;
+		return false;
+	}
+	return true;
+}
+
 static bool AR_MUSTCHECK get_bool(json_t *obj, const char *key, const char *prefix, bool *out,
 				  ar_err *err)
 {
@@ -359,18 +409,114 @@ static bool AR_MUSTCHECK get_currency(json_t *obj, char out[AR_CURRENCY_LEN + 1]
 	return true;
 }
 
-static bool url_ok(const char *s)
+/* A dotted-quad IPv4 literal (each part decimal, 0..255) into *a. */
+static bool ipv4_literal(const char *h, size_t n, uint32_t *a)
 {
-	size_t skip;
+	uint32_t v = 0;
+	int parts = 0;
+	size_t i = 0;
+
+	while (i < n) {
+		uint32_t part = 0;
+		size_t d = 0;
+		if (i + 1 < n && h[i] == '0' && h[i + 1] >= '0' && h[i + 1] <= '9')
+			return false; /* 0177: octal to some parsers */
+		while (i < n && h[i] >= '0' && h[i] <= '9' && d < 4) {
+			part = part * 10 + (uint32_t)(h[i] - '0');
+			i++;
+			d++;
+		}
+		if (d == 0 || part > 255 || ++parts > 4)
+			return false;
+		v = v << 8 | part;
+		if (i < n) {
+			if (h[i] != '.')
+				return false;
+			i++;
+			if (i == n)
+				return false;
+		}
+	}
+	if (parts != 4)
+		return false;
+	*a = v;
+	return true;
+}
+
+/* Loopback, "this network", private (RFC 1918), CGNAT, link-local (and
+ * with it the cloud metadata address 169.254.169.254), benchmarking,
+ * multicast and reserved. */
+static bool ipv4_internal(uint32_t a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+	       (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168) ||
+	       (a >> 22) == (100u << 2 | 1) || (a >> 16) == (169u << 8 | 254) ||
+	       (a >> 17) == (198u << 7 | 9) || (a >> 8) == (192u << 16 | 0 << 8 | 0) ||
+	       (a >> 28) >= 14;
+}
+
+/*
+ * Where an evidence URL may point: a public host named by DNS name or by a
+ * public IPv4 literal. Refused: userinfo (https://user@host), IP literals of
+ * internal networks, every IPv6 literal ([::1], [fe80::..], [::ffff:..]
+ * hide the same addresses), names that are loopback by definition
+ * (localhost, *.localhost), and hosts written as a single number (2130706433,
+ * 0x7f000001), which some clients read as IPv4. The name is not resolved
+ * here (the codec does no I/O): whoever fetches evidence must still refuse
+ * internal addresses after resolving.
+ */
+static const char *url_problem(const char *s, bool allow_http)
+{
+	const char *host, *end, *at;
+	size_t skip, n;
+	uint32_t a;
+	bool digits_only = true;
 
 	if (strncasecmp(s, "https://", 8) == 0)
 		skip = 8;
 	else if (strncasecmp(s, "http://", 7) == 0)
 		skip = 7;
 	else
-		return false;
+		return allow_http ? "must be an http:// or https:// URL" : "must be an https:// URL";
+	if (skip == 7 && !allow_http)
+		return "must be an https:// URL";
 	/* A URL with a space or control character is a different URL to every parser. */
-	return s[skip] != '\0' && !strchr(s, ' ') && !has_control(s);
+	if (s[skip] == '\0' || strchr(s, ' ') || strchr(s, '\\') || has_control(s))
+		return "must be a URL without spaces, backslashes or control characters";
+	host = s + skip;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	if (at)
+		return "must not carry user information (user@host)";
+	if (*host == '[')
+		return "must name a public host (no IP address literals of internal networks, no IPv6 literals)";
+	n = strcspn(host, ":/?#");
+	if (host + n > end)
+		n = (size_t)(end - host);
+	if (n == 0)
+		return "must name a host";
+	while (n > 0 && host[n - 1] == '.')
+		n--; /* "localhost." is localhost */
+	if (n == 0)
+		return "must name a host";
+	for (size_t i = 0; i < n; i++) {
+		char c = host[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || (unsigned char)c >= 0x80))
+			return "must name a host of letters, digits, '-' and '.'";
+		if (!(c >= '0' && c <= '9') && c != '.')
+			digits_only = false;
+	}
+	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0))
+		return "must name a public host (not localhost)";
+	if (ipv4_literal(host, n, &a)) {
+		if (ipv4_internal(a))
+			return "must name a public host (no loopback, private, link-local or metadata addresses)";
+	} else if (digits_only || (n > 2 && host[0] == '0' && (host[1] == 'x' || host[1] == 'X'))) {
+		return "must name a host by DNS name or dotted-quad IPv4 address";
+	}
+	return NULL;
 }
 
 static bool sha256_ok(const char *s)
@@ -394,9 +540,10 @@ static bool AR_MUSTCHECK decode_evidence_item(json_t *item, const char *ptr, ar_
 	ok = get_enum(item, "kind", ptr, true, evidence_name_i, AR_EVIDENCE__COUNT, &kind, err) && ok;
 	ev->kind = (ar_evidence_kind)kind;
 	if (codec_get_string(item, "url", ptr, true, AR_MAX_URL_LEN, &ev->url, err)) {
-		if (!url_ok(ev->url)) {
+		const char *why = url_problem(ev->url, opts.allow_http_evidence);
+		if (why) {
 			ptr_join(fptr, sizeof(fptr), ptr, "url");
-			ar_err_field(err, fptr, "must be an http:// or https:// URL");
+			ar_err_field(err, fptr, "%s", why);
 			ok = false;
 		}
 	} else {
@@ -459,10 +606,10 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 		return false;
 	}
 	ok = codec_check_fields(obj, allowed, p, err) && ok;
-	ok = get_id(obj, "id", p, true, AR_MAX_ID_LEN, &o->id, err) && ok;
-	ok = get_id(obj, "shop_id", p, true, AR_MAX_ID_LEN, &o->shop_id, err) && ok;
-	ok = get_id(obj, "buyer_id", p, true, AR_MAX_ID_LEN, &o->buyer_id, err) && ok;
-	ok = get_id(obj, "sku", p, true, AR_MAX_ID_LEN, &o->sku, err) && ok;
+	ok = get_ident(obj, "id", p, &o->id, err) && ok;
+	ok = get_ident(obj, "shop_id", p, &o->shop_id, err) && ok;
+	ok = get_ident(obj, "buyer_id", p, &o->buyer_id, err) && ok;
+	ok = get_ident(obj, "sku", p, &o->sku, err) && ok;
 	ok = get_id(obj, "category", p, false, AR_MAX_ID_LEN, &o->category, err) && ok;
 	ok = codec_get_cents(obj, "price_cents", p, true, &o->price_cents, err) && ok;
 	ok = codec_get_cents(obj, "shipping_fee_cents", p, false, &o->shipping_fee_cents, err) && ok;
@@ -497,6 +644,37 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 		o->points_used = 0;
 	if (o->coupon_cents < 0)
 		o->coupon_cents = 0;
+	return ok;
+}
+
+/*
+ * The order's history must have happened, in order: paid, then shipped,
+ * then delivered, none of it later than now (plus CODEC_CLOCK_SKEW_MS for
+ * the frontend's clock). The first field out of order is named.
+ */
+static bool AR_MUSTCHECK check_timeline(const ar_order *o, ar_time now, ar_err *err)
+{
+	static const char *const names[] = { "paid_at", "shipped_at", "delivered_at" };
+	const ar_time t[] = { o->paid_at, o->shipped_at, o->delivered_at };
+	ar_time prev = AR_TIME_NONE;
+	int prev_i = -1;
+	bool ok = true;
+
+	for (int i = 0; i < 3; i++) {
+		char ptr[AR_ERR_TEXT];
+		if (t[i] == AR_TIME_NONE)
+			continue;
+		snprintf(ptr, sizeof(ptr), "/order/%s", names[i]);
+		if (t[i] > now + CODEC_CLOCK_SKEW_MS) {
+			ar_err_field(err, ptr, "must not be in the future");
+			ok = false;
+		} else if (prev != AR_TIME_NONE && t[i] < prev) {
+			ar_err_field(err, ptr, "must not be before %s", names[prev_i]);
+			ok = false;
+		}
+		prev = t[i];
+		prev_i = i;
+	}
 	return ok;
 }
 
@@ -586,7 +764,10 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	ok = codec_get_cents(root, "requested_cents", "", false, &out->requested_cents, err) && ok;
 	ok = get_currency(root, out->currency, err) && ok;
 	ok = get_id(root, "defect", "", false, AR_MAX_ID_LEN, &out->defect, err) && ok;
-	ok = decode_order(root, &out->order, err) && ok;
+	if (decode_order(root, &out->order, err))
+		ok = check_timeline(&out->order, codec_now(), err) && ok;
+	else
+		ok = false;
 	ok = decode_evidence(root, out, err) && ok;
 	ok = decode_buyer(root, &out->buyer, err) && ok;
 	ok = decode_complaint(root, out, err) && ok;

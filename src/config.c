@@ -55,6 +55,69 @@ static bool env_uint(const char *name, long lo, long hi, long *out,
 	return true;
 }
 
+/* "rate[:burst]" with rate in requests per second (0: unlimited); the
+ * burst defaults to two seconds' worth. */
+static bool parse_rate(const char *s, ar_rate *out)
+{
+	char *end;
+	double rate, burst;
+
+	errno = 0;
+	rate = strtod(s, &end);
+	if (errno || end == s || !(rate >= 0 && rate <= 1e7))
+		return false;
+	burst = rate * 2 < 1 ? 1 : rate * 2;
+	if (*end == ':') {
+		const char *b = end + 1;
+		burst = strtod(b, &end);
+		if (errno || end == b || !(burst >= 1 && burst <= 1e8))
+			return false;
+	}
+	if (*end)
+		return false;
+	out->rate = rate;
+	out->burst = burst;
+	return true;
+}
+
+/* ARBITER_RATE_LIMIT_KEY: comma-separated "[role=]rate[:burst]"; an item
+ * without a role sets every role, so "5000,seller=100" works. */
+static bool parse_key_rates(const char *v, ar_config *cfg, char *msg, size_t msglen)
+{
+	char buf[512], *save = NULL;
+
+	if (strlen(v) >= sizeof(buf)) {
+		snprintf(msg, msglen, "ARBITER_RATE_LIMIT_KEY: longer than %zu bytes", sizeof(buf) - 1);
+		return false;
+	}
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		ar_rate r;
+		int role = -1;
+
+		if (eq) {
+			*eq = '\0';
+			for (int i = 0; i < FSM_ROLE_SYSTEM; i++)
+				if (strcmp(item, fsm_role_name((fsm_role)i)) == 0)
+					role = i;
+			if (role < 0) {
+				snprintf(msg, msglen, "ARBITER_RATE_LIMIT_KEY: unknown role '%s'", item);
+				return false;
+			}
+		}
+		if (!parse_rate(eq ? eq + 1 : item, &r)) {
+			snprintf(msg, msglen, "ARBITER_RATE_LIMIT_KEY: expected [role=]rate[:burst] "
+				 "(requests per second), got '%s'", eq ? eq + 1 : item);
+			return false;
+		}
+		for (int i = 0; i < FSM_ROLE__COUNT; i++)
+			if (role < 0 || i == role)
+				cfg->rate_key[i] = r;
+	}
+	return true;
+}
+
 /* The CPUs this process may run on (a container's, not the host's). */
 static long usable_cpus(void)
 {
@@ -101,6 +164,16 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->max_connections = 1024;
 	cfg->max_per_ip = 256;
 	cfg->request_timeout_s = 30;
+	cfg->header_timeout_s = 10;
+	cfg->body_timeout_s = 30;
+	/* Per key: platform services (frontends, payment, the desk's tools)
+	 * run thousands a second through one key (make bench: ~7,000/s of
+	 * reads on 2 cores); a seller key is one shop's. Per address: only
+	 * requests without a valid key (probing, the page, the contract). */
+	for (int i = 0; i < FSM_ROLE__COUNT; i++)
+		cfg->rate_key[i] = (ar_rate){ 20000, 40000 };
+	cfg->rate_key[FSM_ROLE_SELLER] = (ar_rate){ 200, 400 };
+	cfg->rate_address = (ar_rate){ 200, 400 };
 	cfg->metrics_open = true;
 	cfg->policy_follow = true;
 	cfg->scheduler = true;
@@ -158,6 +231,25 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	if (!env_uint("ARBITER_REQUEST_TIMEOUT", 1, 3600, &n, msg, msglen))
 		return false;
 	cfg->request_timeout_s = (unsigned)n;
+	n = (long)cfg->header_timeout_s;
+	if (!env_uint("ARBITER_HEADER_TIMEOUT", 1, 3600, &n, msg, msglen))
+		return false;
+	cfg->header_timeout_s = (unsigned)n;
+	n = (long)cfg->body_timeout_s;
+	if (!env_uint("ARBITER_BODY_TIMEOUT", 1, 3600, &n, msg, msglen))
+		return false;
+	cfg->body_timeout_s = (unsigned)n;
+	v = getenv("ARBITER_RATE_LIMIT_KEY");
+	if (v && *v && !parse_key_rates(v, cfg, msg, msglen))
+		return false;
+	v = getenv("ARBITER_RATE_LIMIT_ADDRESS");
+	if (v && *v && !parse_rate(v, &cfg->rate_address)) {
+		snprintf(msg, msglen, "ARBITER_RATE_LIMIT_ADDRESS: expected rate[:burst] "
+			 "(requests per second), got '%s'", v);
+		return false;
+	}
+	if (!env_bool("ARBITER_EVIDENCE_HTTP", &cfg->evidence_http, msg, msglen))
+		return false;
 	if (!env_bool("ARBITER_METRICS_OPEN", &cfg->metrics_open, msg, msglen) ||
 	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen) ||
 	    !env_bool("ARBITER_SCHEDULER", &cfg->scheduler, msg, msglen))

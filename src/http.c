@@ -2,6 +2,9 @@
 #include "arbiter/http.h"
 
 #include <arpa/inet.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -15,12 +18,51 @@
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
+#include "arbiter/ratelimit.h"
 #include "arbiter/sha256.h"
+
+#define SWEEP_MS 200
+#define RL_SLOTS 8192
+
+/*
+ * One TCP connection, from libmicrohttpd's NOTIFY_CONNECTION STARTED to
+ * CLOSED (its socket context). libmicrohttpd's own timeout restarts on
+ * every byte, so a client trickling a header line every few seconds would
+ * hold a connection (a thread, here) for ever: the edge keeps an absolute
+ * deadline per phase instead, and the sweeper shuts down the socket of a
+ * connection past it (the connection's thread then sees EOF and closes).
+ */
+typedef enum {
+	PH_HEADERS, /* accepted or request line seen: the headers are due */
+	PH_BODY,    /* headers in: the body is due */
+	PH_BUSY,    /* the request is with a handler or its reply is being sent */
+	PH_IDLE     /* kept alive between requests */
+} conn_phase;
+
+typedef struct conn_ctx {
+	struct conn_ctx *prev, *next; /* the server's list, oldest first */
+	unsigned char addr[16];
+	uint8_t addrlen;
+	MHD_socket fd;
+	conn_phase phase;
+	int64_t since_us;             /* the phase's start (CLOCK_MONOTONIC) */
+	bool doomed;                  /* shut down; no longer counted */
+} conn_ctx;
 
 struct http_server {
 	struct MHD_Daemon *d;
 	ar_app *app;
 	atomic_int in_flight;
+	/* connections */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	conn_ctx *head, *tail;
+	unsigned live;                /* not doomed */
+	bool stopping, sweeper_started;
+	pthread_t sweeper;
+	/* rate limits */
+	rl_table *rl_keys, *rl_addrs;
+	char csp[384];                /* the ops page's Content-Security-Policy */
 };
 
 struct ar_req {
@@ -35,6 +77,8 @@ struct ar_req {
 	size_t body_len, body_cap;
 	bool too_large;
 	bool late;           /* arrived after SIGTERM: refused, never started */
+	bool started;        /* on_request has set the fields below up */
+	bool bad_target;     /* a control byte (raw or %-escaped) in the request target */
 	char request_id[40];
 	char case_id[AR_MAX_ID_LEN + 1];
 	struct timespec start;
@@ -174,6 +218,371 @@ static void problem(ar_req *r, int status, const char *type, const char *title,
 	ar_err_init(&e);
 	ar_err_set(&e, status, type, title, "%s", detail);
 	req_reply_problem(r, &e);
+}
+
+/* ---- connections: absolute deadlines and budgets ---- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The client's address as bytes (4 for IPv4, 16 for IPv6); 0 if unknown. */
+static uint8_t client_addr(struct MHD_Connection *conn, unsigned char out[16])
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		return 4;
+	}
+	if (sa && sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+		return 16;
+	}
+	return 0;
+}
+
+static conn_ctx *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void conn_phase_set(http_server *srv, struct MHD_Connection *conn, conn_phase ph)
+{
+	conn_ctx *c = conn_of(conn);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	if (!(ph == PH_HEADERS && c->phase == PH_HEADERS)) {
+		c->phase = ph;
+		c->since_us = mono_us();
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
+/* Caller holds srv->lock. The socket stays open (libmicrohttpd closes it
+ * after CLOSED, which takes the lock): shutdown only wakes its thread. */
+static void conn_doom(http_server *srv, conn_ctx *c, metrics_shed why)
+{
+	if (c->doomed)
+		return;
+	c->doomed = true;
+	srv->live--;
+	shutdown(c->fd, SHUT_RDWR);
+	metrics_http_shed(why);
+}
+
+static bool conn_idle(const conn_ctx *c)
+{
+	return !c->doomed && (c->phase == PH_HEADERS || c->phase == PH_IDLE);
+}
+
+static bool same_addr(const conn_ctx *a, const conn_ctx *b)
+{
+	return a->addrlen == b->addrlen && memcmp(a->addr, b->addr, a->addrlen) == 0;
+}
+
+/* The newest idle connection of like's address other than the one just
+ * accepted (fresh), or NULL. */
+static conn_ctx *newest_idle_of(http_server *srv, const conn_ctx *like, const conn_ctx *fresh)
+{
+	for (conn_ctx *p = srv->tail; p; p = p->prev)
+		if (p != fresh && conn_idle(p) && same_addr(p, like))
+			return p;
+	return NULL;
+}
+
+static unsigned live_of(http_server *srv, const conn_ctx *c)
+{
+	unsigned n = 0;
+
+	for (conn_ctx *p = srv->head; p; p = p->next)
+		n += !p->doomed && same_addr(p, c);
+	return n;
+}
+
+/*
+ * Over a budget, the edge gives up the newest idle connection (no request
+ * in progress) of the address holding the most, rather than refusing the
+ * new one: a health check or a new client gets in while one address's
+ * pile of half-open connections shrinks. Only when no connection is idle
+ * is the new one closed. Caller holds srv->lock.
+ */
+static void conn_enforce_budget(http_server *srv, conn_ctx *c)
+{
+	const ar_config *cfg = &srv->app->cfg;
+	conn_ctx *victim = NULL, *heavy = NULL;
+	unsigned most = 0;
+
+	if (live_of(srv, c) > cfg->max_per_ip) {
+		victim = newest_idle_of(srv, c, c);
+		conn_doom(srv, victim ? victim : c, METRICS_SHED_ADDRESS_BUDGET);
+		return;
+	}
+	if (srv->live <= cfg->max_connections)
+		return;
+	for (conn_ctx *p = srv->head; p; p = p->next) {
+		unsigned n;
+		if (!conn_idle(p) || p == c)
+			continue;
+		n = live_of(srv, p);
+		if (n > most) {
+			most = n;
+			heavy = p;
+		}
+	}
+	victim = heavy ? newest_idle_of(srv, heavy, c) : NULL;
+	conn_doom(srv, victim ? victim : c, METRICS_SHED_GLOBAL_BUDGET);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	http_server *srv = cls;
+	conn_ctx *c = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fi =
+			MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c = calloc(1, sizeof(*c));
+		if (!c || !fi) {
+			/* untracked: libmicrohttpd's own limits still hold it */
+			free(c);
+			*socket_context = NULL;
+			return;
+		}
+		c->fd = fi->connect_fd;
+		c->addrlen = client_addr(conn, c->addr);
+		c->phase = PH_HEADERS;
+		c->since_us = mono_us();
+		pthread_mutex_lock(&srv->lock);
+		c->prev = srv->tail;
+		if (srv->tail)
+			srv->tail->next = c;
+		else
+			srv->head = c;
+		srv->tail = c;
+		srv->live++;
+		conn_enforce_budget(srv, c);
+		metrics_http_connections(srv->live);
+		pthread_mutex_unlock(&srv->lock);
+		*socket_context = c;
+		return;
+	}
+	if (!c)
+		return;
+	pthread_mutex_lock(&srv->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		srv->tail = c->prev;
+	if (!c->doomed)
+		srv->live--;
+	metrics_http_connections(srv->live);
+	pthread_mutex_unlock(&srv->lock);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* Shuts down every connection past its phase's absolute deadline. */
+static void *sweeper(void *arg)
+{
+	http_server *srv = arg;
+	const ar_config *cfg = &srv->app->cfg;
+	const int64_t hdr = (int64_t)cfg->header_timeout_s * 1000000;
+	const int64_t body = (int64_t)cfg->body_timeout_s * 1000000;
+	const int64_t idle = (int64_t)cfg->request_timeout_s * 1000000;
+
+	pthread_mutex_lock(&srv->lock);
+	while (!srv->stopping) {
+		struct timespec until;
+		int64_t now = mono_us();
+
+		for (conn_ctx *c = srv->head; c; c = c->next) {
+			int64_t age = now - c->since_us;
+			if (c->doomed)
+				continue;
+			if (c->phase == PH_HEADERS && age > hdr)
+				conn_doom(srv, c, METRICS_SHED_HEADER_DEADLINE);
+			else if (c->phase == PH_BODY && age > body)
+				conn_doom(srv, c, METRICS_SHED_BODY_DEADLINE);
+			else if (c->phase == PH_IDLE && age > idle)
+				conn_doom(srv, c, METRICS_SHED_IDLE_DEADLINE);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += SWEEP_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->wake, &srv->lock, &until);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+/* ---- rate limits ---- */
+
+/*
+ * Takes one request from a bucket; false (and a 429 answered, with
+ * Retry-After and the RateLimit headers of draft-ietf-httpapi-ratelimit-
+ * headers) when it is empty. Requests allowed by a key's bucket carry the
+ * same two headers, so clients can pace themselves.
+ */
+static bool rate_ok(ar_req *r, metrics_throttle scope, const void *key, size_t keylen,
+		    ar_rate lim)
+{
+	const char *name = scope == METRICS_THROTTLE_KEY ? "key" : "address";
+	rl_table *t = scope == METRICS_THROTTLE_KEY ? r->srv->rl_keys : r->srv->rl_addrs;
+	char pol[96], state[96], detail[160];
+	rl_result res;
+	long retry;
+
+	if (lim.rate <= 0)
+		return true;
+	rl_take(t, key, keylen, lim, mono_us(), &res);
+	snprintf(pol, sizeof(pol), "\"%s\";q=%.0f;w=1", name, lim.rate);
+	if (res.allowed) {
+		if (scope == METRICS_THROTTLE_KEY) {
+			snprintf(state, sizeof(state), "\"%s\";r=%.0f;t=%.0f", name, res.remaining,
+				 ceil(res.reset_s));
+			req_add_header(r, "RateLimit-Policy", pol);
+			req_add_header(r, "RateLimit", state);
+		}
+		return true;
+	}
+	retry = (long)ceil(res.retry_after_s);
+	if (retry < 1)
+		retry = 1;
+	snprintf(state, sizeof(state), "\"%s\";r=0;t=%ld", name, retry);
+	req_add_header(r, "RateLimit-Policy", pol);
+	req_add_header(r, "RateLimit", state);
+	snprintf(detail, sizeof(detail), "%ld", retry);
+	req_add_header(r, "Retry-After", detail);
+	snprintf(detail, sizeof(detail),
+		 "this %s may send %.0f requests a second (bursts of %.0f); retry in %ld s",
+		 scope == METRICS_THROTTLE_KEY ? "API key" : "address without a valid key",
+		 lim.rate, lim.burst, retry);
+	metrics_http_throttled(scope);
+	problem(r, 429, "rate-limited", "Too many requests", detail);
+	return false;
+}
+
+static bool rate_ok_address(ar_req *r)
+{
+	unsigned char a[16];
+	uint8_t n = client_addr(r->conn, a);
+
+	return rate_ok(r, METRICS_THROTTLE_ADDRESS, a, n, r->srv->app->cfg.rate_address);
+}
+
+/* ---- the request target ---- */
+
+static int hexdig(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* A control byte (C0 or DEL), raw or %-escaped, anywhere in the target:
+ * libmicrohttpd unescapes the path in place, so "/v1/cases/%00x" would
+ * reach the router as "/v1/cases/" (the list). */
+static bool target_has_control(const char *uri)
+{
+	for (const unsigned char *p = (const unsigned char *)uri; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+		if (*p == '%' && hexdig((char)p[1]) >= 0 && hexdig((char)p[2]) >= 0) {
+			int v = hexdig((char)p[1]) << 4 | hexdig((char)p[2]);
+			if (v < 0x20 || v == 0x7f)
+				return true;
+		}
+	}
+	return false;
+}
+
+static ar_req *req_alloc(http_server *srv)
+{
+	ar_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	atomic_fetch_add(&srv->in_flight, 1);
+	r->srv = srv;
+	return r;
+}
+
+/* libmicrohttpd calls this with the raw target once the request line is
+ * in, before unescaping it: the request's state starts here. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	http_server *srv = cls;
+	ar_req *r = req_alloc(srv);
+
+	conn_phase_set(srv, conn, PH_HEADERS);
+	if (r)
+		r->bad_target = target_has_control(uri);
+	return r;
+}
+
+/* ---- the ops page's policy ---- */
+
+static void base64(const uint8_t *in, size_t n, char *out)
+{
+	static const char a[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+			     (i + 2 < n ? in[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		out[o++] = i + 1 < n ? a[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? a[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+/* script-src allows exactly the page's one inline script, by its SHA-256
+ * (CSP3 hash source), not 'unsafe-inline': injected markup cannot run. */
+static void make_csp(http_server *h)
+{
+	const char *open = strstr(ar_ui_index, "<script>");
+	const char *close = open ? strstr(open, "</script>") : NULL;
+	char src[80] = "'none'";
+
+	if (open && close) {
+		uint8_t d[SHA256_LEN];
+		char b64[48];
+		open += strlen("<script>");
+		sha256(open, (size_t)(close - open), d);
+		base64(d, sizeof(d), b64);
+		snprintf(src, sizeof(src), "'sha256-%s'", b64);
+	}
+	snprintf(h->csp, sizeof(h->csp),
+		 "default-src 'self'; script-src %s; style-src 'self' 'unsafe-inline'; "
+		 "connect-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; "
+		 "form-action 'self'; frame-ancestors 'none'", src);
 }
 
 /* ---- request lifecycle ---- */
@@ -366,11 +775,18 @@ static void dispatch(ar_req *r)
 		ar_err err;
 		ar_err_init(&err);
 		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
+			/* guessing keys costs the address's budget */
+			if (err.status == 401 && !rate_ok_address(r))
+				return;
 			if (err.status == 401)
 				req_add_header(r, "WWW-Authenticate", "Bearer realm=\"arbiter\"");
 			req_reply_problem(r, &err);
 			return;
 		}
+		if (id != ROUTE_METRICS &&
+		    !rate_ok(r, METRICS_THROTTLE_KEY, r->ident.key_id, strlen(r->ident.key_id),
+			     r->srv->app->cfg.rate_key[r->ident.role]))
+			return;
 		if ((router_allowed(id) & m) && !role_may(id, m, r->ident.role)) {
 			char detail[128];
 			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
@@ -378,6 +794,10 @@ static void dispatch(ar_req *r)
 			problem(r, 403, "forbidden", "Forbidden", detail);
 			return;
 		}
+	} else if (id != ROUTE_HEALTHZ && id != ROUTE_READYZ && id != ROUTE_METRICS) {
+		/* the page and the contract: no key, so the address pays */
+		if (!rate_ok_address(r))
+			return;
 	}
 	if (!(router_allowed(id) & m)) {
 		char detail[128];
@@ -441,10 +861,8 @@ static void route(ar_req *r, route_id id, route_method m)
 		break;
 	case ROUTE_UI:
 		/* The page holds no data; it asks the API with the key the
-		 * operator types in. No inline script from elsewhere may run. */
-		req_add_header(r, "Content-Security-Policy",
-			       "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-			       "style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
+		 * operator types in. Only its own inline script may run. */
+		req_add_header(r, "Content-Security-Policy", r->srv->csp);
 		req_add_header(r, "Cache-Control", "no-cache");
 		req_reply_text(r, 200, "text/html; charset=utf-8", ar_ui_index, ar_ui_index_len);
 		break;
@@ -472,6 +890,8 @@ static enum MHD_Result send_reply(ar_req *r)
 	if (r->content_type)
 		MHD_add_response_header(resp, "Content-Type", r->content_type);
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	/* Every reply is what its Content-Type says, never sniffed into HTML. */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	/* Stopping: a kept-alive client must not send its next request here. */
 	if (atomic_load(&r->srv->app->draining))
 		MHD_add_response_header(resp, "Connection", "close");
@@ -490,13 +910,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	http_server *srv = cls;
 	ar_req *r = *req_cls;
 
-	if (!r) {
+	if (!r || !r->started) {
 		const char *cl;
-		r = calloc(1, sizeof(*r));
+		if (!r)
+			r = req_alloc(srv);
 		if (!r)
 			return MHD_NO;
-		atomic_fetch_add(&srv->in_flight, 1);
-		r->srv = srv;
+		r->started = true;
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
@@ -508,11 +928,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (cl && strtoull(cl, NULL, 10) > srv->app->cfg.max_body)
 			r->too_large = true;
 		*req_cls = r;
+		conn_phase_set(srv, conn, PH_BODY);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
+		conn_ctx *c = conn_of(conn);
 		*upload_data_size = 0;
+		/* a body trickled past its deadline: close now, not at the next sweep */
+		if (c) {
+			bool late;
+			pthread_mutex_lock(&srv->lock);
+			late = mono_us() - c->since_us > (int64_t)srv->app->cfg.body_timeout_s * 1000000;
+			if (late)
+				conn_doom(srv, c, METRICS_SHED_BODY_DEADLINE);
+			pthread_mutex_unlock(&srv->lock);
+			if (late)
+				return MHD_NO;
+		}
 		if (r->too_large || r->body_len + n > srv->app->cfg.max_body) {
 			r->too_large = true;
 			return MHD_YES;
@@ -533,7 +966,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->body[r->body_len] = '\0';
 		return MHD_YES;
 	}
-	if (r->too_large) {
+	conn_phase_set(srv, conn, PH_BUSY);
+	if (r->bad_target) {
+		ar_err e;
+		ar_err_init(&e);
+		ar_err_set(&e, 400, "bad-request-target", "Bad request target",
+			   "the path or query holds a control character (raw or %%-escaped)");
+		ar_err_field(&e, "/path", "must not contain control characters such as %%00");
+		req_reply_problem(r, &e);
+	} else if (r->too_large) {
 		char detail[96];
 		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
 			 srv->app->cfg.max_body);
@@ -562,8 +1003,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	char dur[32], status[8];
 	ar_log_level lvl;
 
+	conn_phase_set(srv, conn, PH_IDLE);
 	if (!r)
 		return;
+	if (!r->started) {
+		/* the request line came, the headers never did */
+		free(r);
+		*req_cls = NULL;
+		atomic_fetch_sub(&srv->in_flight, 1);
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	snprintf(dur, sizeof(dur), "%.6f", (double)(end.tv_sec - r->start.tv_sec) +
 		 (double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
@@ -600,6 +1049,28 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		return NULL;
 	}
 	h->app = app;
+	if (pthread_mutex_init(&h->lock, NULL) != 0) {
+		free(h);
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	if (pthread_cond_init(&h->wake, NULL) != 0) {
+		pthread_mutex_destroy(&h->lock);
+		free(h);
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	h->rl_keys = rl_new(RL_SLOTS);
+	h->rl_addrs = rl_new(RL_SLOTS);
+	if (!h->rl_keys || !h->rl_addrs) {
+		snprintf(msg, msglen, "out of memory");
+		goto fail;
+	}
+	make_csp(h);
+	{
+		codec_options co = { .allow_http_evidence = app->cfg.evidence_http, .now = NULL };
+		codec_configure(&co);
+	}
 	memset(&addr, 0, sizeof(addr));
 	addr.sin_family = AF_INET;
 	addr.sin_port = htons((uint16_t)app->cfg.listen_port);
@@ -614,8 +1085,14 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		0, NULL, NULL, on_request, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-		MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->cfg.max_per_ip,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+		/* The budgets are the edge's (conn_enforce_budget: it sheds an
+		 * idle connection rather than refuse); these are the backstop
+		 * while shed connections close (a sweep may doom hundreds at
+		 * once, and their threads take a moment to go). */
+		MHD_OPTION_CONNECTION_LIMIT, app->cfg.max_connections * 2 + 64,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, app->cfg.max_per_ip * 2 + 64,
 		MHD_OPTION_CONNECTION_TIMEOUT, app->cfg.request_timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
@@ -626,8 +1103,19 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 			 app->cfg.listen_host, app->cfg.listen_port);
 		goto fail;
 	}
+	if (pthread_create(&h->sweeper, NULL, sweeper, h) != 0) {
+		snprintf(msg, msglen, "cannot start the connection sweeper thread");
+		goto fail;
+	}
+	h->sweeper_started = true;
 	return h;
 fail:
+	if (h->d)
+		MHD_stop_daemon(h->d);
+	rl_free(h->rl_keys);
+	rl_free(h->rl_addrs);
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 	return NULL;
 }
@@ -649,8 +1137,18 @@ void http_stop(http_server *h, int grace_ms)
 	atomic_store(&h->app->draining, true);
 	for (int waited = 0; waited < grace_ms && atomic_load(&h->in_flight) > 0; waited += 20)
 		usleep(20 * 1000);
+	pthread_mutex_lock(&h->lock);
+	h->stopping = true;
+	pthread_cond_signal(&h->wake);
+	pthread_mutex_unlock(&h->lock);
+	if (h->sweeper_started)
+		pthread_join(h->sweeper, NULL);
 	MHD_stop_daemon(h->d);
 	if (lfd != MHD_INVALID_SOCKET)
 		close(lfd);
+	rl_free(h->rl_keys);
+	rl_free(h->rl_addrs);
+	pthread_cond_destroy(&h->wake);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

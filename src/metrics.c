@@ -108,6 +108,9 @@ static struct {
 	double start_time_s;
 
 	counter http[N_ROUTES][N_METHODS][N_STATUS];
+	counter throttled[METRICS_THROTTLE__COUNT];
+	counter shed[METRICS_SHED__COUNT];
+	gauge connections;
 	histogram http_dur[N_ROUTES];
 
 	_Atomic bool cases_set;
@@ -179,6 +182,23 @@ void metrics_http(route_id route, route_method method, int status, double second
 	atomic_fetch_add_explicit(&M.http[r][method_index(method)][status_index(status)], 1,
 				  RELAXED);
 	observe(&M.http_dur[r], http_bounds, N_HTTP_B, seconds);
+}
+
+void metrics_http_throttled(metrics_throttle scope)
+{
+	if ((unsigned)scope < METRICS_THROTTLE__COUNT)
+		atomic_fetch_add_explicit(&M.throttled[scope], 1, RELAXED);
+}
+
+void metrics_http_shed(metrics_shed reason)
+{
+	if ((unsigned)reason < METRICS_SHED__COUNT)
+		atomic_fetch_add_explicit(&M.shed[reason], 1, RELAXED);
+}
+
+void metrics_http_connections(int64_t open)
+{
+	atomic_store_explicit(&M.connections, open, RELAXED);
 }
 
 void metrics_case_opened(ar_kind kind, int outcome)
@@ -365,6 +385,11 @@ void metrics_reset(void)
 				atomic_store_explicit(&M.http[r][m][s], 0, RELAXED);
 		reset_hist(&M.http_dur[r]);
 	}
+	for (size_t i = 0; i < METRICS_THROTTLE__COUNT; i++)
+		atomic_store_explicit(&M.throttled[i], 0, RELAXED);
+	for (size_t i = 0; i < METRICS_SHED__COUNT; i++)
+		atomic_store_explicit(&M.shed[i], 0, RELAXED);
+	atomic_store_explicit(&M.connections, 0, RELAXED);
 	atomic_store_explicit(&M.cases_set, false, RELAXED);
 	for (size_t s = 0; s < FSM_STATE__COUNT; s++)
 		for (size_t k = 0; k < AR_KIND__COUNT; k++)
@@ -552,6 +577,30 @@ static void render_all(textbuf *b)
 		render_hist(b, "arbiter_http_request_duration_seconds", labels, &M.http_dur[r],
 			    http_bounds, N_HTTP_B);
 	}
+
+	family(b, "arbiter_http_throttled_total", "counter",
+	       "Requests refused with 429 by a rate limit, by scope (key or address).");
+	{
+		static const char *const scopes[METRICS_THROTTLE__COUNT] = { "key", "address" };
+		for (size_t i = 0; i < METRICS_THROTTLE__COUNT; i++)
+			sb_printf(b, "arbiter_http_throttled_total{scope=\"%s\"} %llu\n", scopes[i],
+				  (unsigned long long)load(&M.throttled[i]));
+	}
+
+	family(b, "arbiter_http_connections_shed_total", "counter",
+	       "Connections closed by the edge: past an absolute deadline, or given up for a new one over a connection budget.");
+	{
+		static const char *const reasons[METRICS_SHED__COUNT] = {
+			"header_deadline", "body_deadline", "idle_deadline", "address_budget",
+			"global_budget",
+		};
+		for (size_t i = 0; i < METRICS_SHED__COUNT; i++)
+			sb_printf(b, "arbiter_http_connections_shed_total{reason=\"%s\"} %llu\n",
+				  reasons[i], (unsigned long long)load(&M.shed[i]));
+	}
+
+	family(b, "arbiter_http_connections", "gauge", "Open HTTP connections.");
+	sb_printf(b, "arbiter_http_connections %lld\n", (long long)gload(&M.connections));
 
 	family(b, "arbiter_cases", "gauge",
 	       "Cases in the database by state and kind (refreshed periodically).");

@@ -1,6 +1,7 @@
 /* PostgreSQL access: connection pool, prepared statements, audit chain. */
 #include "arbiter/store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -233,7 +234,7 @@ static const struct {
 		"   arbiter_rounds_left(ROW(u.*)::cases), (SELECT count(*) FROM e), (SELECT count(*) FROM del)"
 		"  FROM u" },
 	[ST_FEED] = { "event_feed",
-		"SELECT e.xid::text, e.id, json_build_object('cursor', '', 'case_id', e.case_id,"
+		"SELECT e.case_id, e.seq, json_build_object('cursor', '', 'case_id', e.case_id,"
 		"   'shop_id', e.shop_id, 'seq', e.seq, 'at', arbiter_ts(e.at),"
 		"   'actor', json_build_object('role', e.actor_role, 'id', e.actor_id),"
 		"   'action', e.action, 'from_state', e.from_state, 'to_state', e.to_state,"
@@ -1544,9 +1545,13 @@ bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen)
 	*dot = '\0';
 	errno = 0;
 	v = strtoll(raw, &end, 10);
-	if (errno || *end || v < 0)
+	/* µs since the epoch up to 9999-12-31: PostgreSQL's arithmetic on
+	 * anything past that fails (a 500), and no row was made then. */
+	if (errno || *end || v < 0 || v > STORE_CURSOR_MAX_US || !isdigit((unsigned char)raw[0]))
 		return false;
-	if (strlen(dot + 1) == 0 || strlen(dot + 1) >= idlen)
+	if (strlen(dot + 1) == 0 || strlen(dot + 1) >= idlen ||
+	    strspn(dot + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+		    strlen(dot + 1))
 		return false;
 	*us = v;
 	snprintf(id, idlen, "%s", dot + 1);
@@ -2093,7 +2098,62 @@ bool store_deadline_stats(store *s, int64_t *pending, double *oldest_overdue_s, 
 	return true;
 }
 
-/* Feed cursor: "<xid>.<event id>", both decimal; "" or "0" is the start. */
+/*
+ * Feed cursor: the caller's own position, never the global one. It names
+ * the last event handed out (its case and seq, sealed like a list cursor),
+ * and that event must be one the caller may see: a cursor naming another
+ * shop's event is refused exactly like one naming no event, so cursors
+ * reveal nothing about other shops (the feed's (xid, id) order stays
+ * internal). "", "0" and "0.0" are the start. The "<xid>.<id>" cursors of
+ * before are still taken from keys that see every shop (they learn nothing
+ * from them), so a payment system resumes across the upgrade.
+ */
+static bool feed_position(store *s, int idx, const char *after, const char *shop_scope,
+			  char *xid, size_t xidlen, char *id, size_t idlen, ar_err *err)
+{
+	char case_id[AR_MAX_ID_LEN + 1], seq[24];
+	const char *vals[3] = { case_id, seq, shop_scope };
+	const char *dot = strchr(after, '.');
+	int64_t n;
+	PGresult *r;
+	bool ok = false;
+
+	if (strcmp(after, "0") == 0 || strcmp(after, "0.0") == 0)
+		return true;
+	if (!shop_scope && dot && dot > after && (size_t)(dot - after) < xidlen &&
+	    strlen(dot + 1) > 0 && strlen(dot + 1) < idlen &&
+	    strspn(after, "0123456789") == (size_t)(dot - after) &&
+	    strspn(dot + 1, "0123456789") == strlen(dot + 1)) {
+		memcpy(xid, after, (size_t)(dot - after));
+		xid[dot - after] = '\0';
+		snprintf(id, idlen, "%s", dot + 1);
+		return true;
+	}
+	if (!store_cursor_decode(after, &n, case_id, sizeof(case_id)) || n < 1 || n > INT32_MAX) {
+		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		return false;
+	}
+	snprintf(seq, sizeof(seq), "%" PRId64, n);
+	r = db_exec_params(s->slots[idx].conn,
+		"SELECT e.xid::text, e.id FROM case_events e"
+		" WHERE e.case_id = $1 AND e.seq = $2::integer"
+		"   AND ($3::text[] IS NULL OR e.shop_id = ANY ($3::text[]))", 3, vals);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		result_error(s->slots[idx].conn, r, "feed_position", err);
+		goto done;
+	}
+	if (PQntuples(r) != 1) {
+		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		goto done;
+	}
+	snprintf(xid, xidlen, "%s", PQgetvalue(r, 0, 0));
+	snprintf(id, idlen, "%s", PQgetvalue(r, 0, 1));
+	ok = true;
+done:
+	PQclear(r);
+	return ok;
+}
+
 bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 		json_t **items, char *next_cursor, size_t cursor_len, ar_err *err)
 {
@@ -2104,26 +2164,18 @@ bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 	bool ok = false;
 
 	*items = NULL;
-	snprintf(next_cursor, cursor_len, "%s", after && *after ? after : "0.0");
-	if (after && *after) {
-		const char *dot = strchr(after, '.');
-		size_t xl = dot ? (size_t)(dot - after) : 0;
-		bool good = dot && xl > 0 && xl < sizeof(xid) && strlen(dot + 1) > 0 &&
-			    strlen(dot + 1) < sizeof(id) &&
-			    strspn(after, "0123456789") == xl &&
-			    strspn(dot + 1, "0123456789") == strlen(dot + 1);
-		if (!good) {
-			ar_err_field(err, "/query/after", "is not a cursor this service handed out");
-			return false;
-		}
-		memcpy(xid, after, xl);
-		xid[xl] = '\0';
-		snprintf(id, sizeof(id), "%s", dot + 1);
+	if (after && strlen(after) >= cursor_len) {
+		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		return false;
 	}
+	snprintf(next_cursor, cursor_len, "%s", after && *after ? after : "0.0");
 	snprintf(lim, sizeof(lim), "%d", limit);
 	idx = acquire(s, err);
 	if (idx < 0)
 		return false;
+	if (after && *after &&
+	    !feed_position(s, idx, after, shop_scope, xid, sizeof(xid), id, sizeof(id), err))
+		goto done;
 	r = exec_stmt(s, idx, ST_FEED, 4, vals, err);
 	if (!r)
 		goto done;
@@ -2132,10 +2184,11 @@ bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 		goto done;
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_t *e = parse_json_cell(r, i, 2, err);
-		char cur[64];
+		char cur[2 * AR_MAX_ID_LEN];
 		if (!e)
 			goto done;
-		snprintf(cur, sizeof(cur), "%s.%s", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+		store_cursor_encode(strtoll(PQgetvalue(r, i, 1), NULL, 10), PQgetvalue(r, i, 0),
+				    cur, sizeof(cur));
 		json_object_set_new(e, "cursor", json_string(cur));
 		if (json_array_append_new(*items, e))
 			goto done;

@@ -24,6 +24,24 @@
 #define CODEC_MAX_DEPTH 32
 #define CODEC_MAX_CENTS 1000000000000000LL /* 10^15 minor units: sane money bound */
 #define CODEC_MAX_QUANTITY 1000000           /* units on one order line */
+#define CODEC_CLOCK_SKEW_MS (5 * 60 * 1000)  /* how far a frontend's clock may run ahead */
+
+/* Shop, buyer, order and SKU ids: ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$ */
+#define CODEC_IDENT_MAX 64
+#define CODEC_IDENT_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:_-"
+/* True when s is such an identifier. */
+bool codec_ident_ok(const char *s);
+
+/*
+ * Process-wide decoding options, set once at start before any decode
+ * (not thread-safe against decodes running). Defaults: https:// evidence
+ * only, the wall clock.
+ */
+typedef struct {
+	bool allow_http_evidence;  /* also http:// evidence URLs */
+	ar_time (*now)(void);      /* NULL: the wall clock; "now" for the order's timeline */
+} codec_options;
+void codec_configure(const codec_options *o);
 
 /*
  * Parses a request body. Returns a NEW reference (caller json_decref) to a
@@ -40,7 +58,10 @@ json_t *codec_parse_body(const char *buf, size_t len, ar_err *err);
  * Validates root as a POST /v1/cases body and fills *out. Strings in *out are
  * BORROWED from root: keep root alive while *out is used. Collects every field
  * error it finds (up to AR_ERR_MAX_FIELDS); returns false if any was found.
- * Timestamp ordering inside the order is deliberately not checked here.
+ * Shop, buyer, order and SKU ids must be CODEC_IDENT_CHARS identifiers;
+ * the order's paid_at <= shipped_at <= delivered_at, none later than now +
+ * CODEC_CLOCK_SKEW_MS (422 naming the field); evidence URLs https:// (or
+ * http:// when configured) to a public host, no userinfo.
  */
 bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err) AR_MUSTCHECK;
 

@@ -3,9 +3,17 @@
 #define ARBITER_CONFIG_H
 #include <stdbool.h>
 #include <stddef.h>
+#include "arbiter/casefsm.h"
 #include "arbiter/model.h"
 
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } ar_log_level;
+
+/* A token bucket: rate requests per second, up to burst at once; rate 0
+ * means no limit. */
+typedef struct {
+	double rate;
+	double burst;
+} ar_rate;
 
 typedef struct {
 	char listen_host[64];
@@ -17,7 +25,12 @@ typedef struct {
 	size_t max_body;          /* bytes */
 	unsigned max_connections;
 	unsigned max_per_ip;
-	unsigned request_timeout_s;
+	unsigned request_timeout_s;   /* idle keep-alive connection */
+	unsigned header_timeout_s;    /* from accept (or the request line) to the last header */
+	unsigned body_timeout_s;      /* from the last header to the last body byte */
+	ar_rate rate_key[FSM_ROLE__COUNT]; /* per API key, by the key's role */
+	ar_rate rate_address;         /* per client address, requests without a valid key */
+	bool evidence_http;           /* accept http:// evidence URLs (else https only) */
 	bool metrics_open;        /* /metrics without a key */
 	bool policy_follow;       /* run the policy activated by any replica */
 	bool scheduler;           /* fire deadlines here (false: another replica does) */

@@ -13,7 +13,7 @@
 #include "arbiter/sha256.h"
 #include "arbiter/store.h"
 
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS 12
 
 typedef struct ar_req ar_req;
 

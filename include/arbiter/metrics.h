@@ -75,6 +75,28 @@ void metrics_reset(void);
  */
 void metrics_http(route_id route, route_method method, int status, double seconds);
 
+/* A request refused with 429: arbiter_http_throttled_total{scope}, scope
+ * "key" (an API key's bucket) or "address" (a client address's, for
+ * requests without a valid key). */
+typedef enum { METRICS_THROTTLE_KEY, METRICS_THROTTLE_ADDRESS, METRICS_THROTTLE__COUNT } metrics_throttle;
+void metrics_http_throttled(metrics_throttle scope);
+
+/* A connection closed by the edge: arbiter_http_connections_shed_total{reason}:
+ * "header_deadline", "body_deadline", "idle_deadline" (past its absolute
+ * deadline however it trickled), "address_budget", "global_budget" (the
+ * newest idle connection given up for a new one). */
+typedef enum {
+	METRICS_SHED_HEADER_DEADLINE,
+	METRICS_SHED_BODY_DEADLINE,
+	METRICS_SHED_IDLE_DEADLINE,
+	METRICS_SHED_ADDRESS_BUDGET,
+	METRICS_SHED_GLOBAL_BUDGET,
+	METRICS_SHED__COUNT
+} metrics_shed;
+void metrics_http_shed(metrics_shed reason);
+/* Open HTTP connections: arbiter_http_connections. */
+void metrics_http_connections(int64_t open);
+
 /* A case was opened: arbiter_cases_opened_total{kind,outcome}; outcome is a
  * policy_outcome (POLICY_OUTCOME_AUTO_APPROVE ... POLICY_OUTCOME_INELIGIBLE). */
 void metrics_case_opened(ar_kind kind, int outcome);

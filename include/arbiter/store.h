@@ -220,7 +220,9 @@ bool store_case_apply(store *s, const store_change *ch, store_case_row **row,
 		      ar_err *err) AR_MUSTCHECK;
 
 /* The commit-ordered event feed: events after the cursor that every reader
- * will ever see in this order (see sql/001_foundation.sql, case_events.xid). */
+ * will ever see in this order (see sql/001_foundation.sql, case_events.xid).
+ * Cursors name the caller's own last event (see store.c): 422 naming
+ * /query/after for one this caller was not handed. */
 bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 		json_t **items, char *next_cursor, size_t cursor_len,
 		ar_err *err) AR_MUSTCHECK;
@@ -403,7 +405,9 @@ bool store_query_json(store *s, const char *what, const char *sql, int n,
 bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT],
 		       ar_err *err) AR_MUSTCHECK;
 
-/* Opaque list cursor <-> (created_at µs, id); pure. */
+/* Opaque list cursor <-> (created_at µs, id); pure. Decoding refuses µs
+ * past 9999-12-31 and ids outside [A-Za-z0-9_-]. */
+#define STORE_CURSOR_MAX_US 253402300799999999LL
 void store_cursor_encode(int64_t us, const char *id, char *out, size_t outlen);
 bool store_cursor_decode(const char *s, int64_t *us, char *id, size_t idlen) AR_MUSTCHECK;
 

@@ -55,7 +55,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 MAX_ERRORS_PER_BODY = 5
 # Answers any path may give, whatever its operation documents (see info in the
 # spec): status -> components/responses/<name>.
-GLOBAL_ANSWERS = {413: "PayloadTooLarge", 431: "HeaderFieldsTooLarge"}
+GLOBAL_ANSWERS = {400: "BadRequestTarget", 413: "PayloadTooLarge", 431: "HeaderFieldsTooLarge"}
 
 _RFC3339 = re.compile(
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)"

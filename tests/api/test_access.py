@@ -874,10 +874,15 @@ def test_connection_limits(world, make_server, variable):
         except socket.timeout:
             reply = b"(no answer)"
         fifth.close()
-        assert reply in (b"", b"(no answer)"), f"a 5th connection was served: {reply[:80]!r}"
-        # the four held ones still work
-        for so in held:
-            assert _get_on(so).startswith(b"HTTP/1.1 200")
+        # over the budget the edge gives up its newest idle connection rather
+        # than refuse the new one (#18): a health check always gets in
+        assert reply.startswith(b"HTTP/1.1 200"), f"the 5th connection was refused: {reply[:80]!r}"
+        # one of the four held (idle) ones was shed (the newest idle: the
+        # last may still be finishing its request), the others still work
+        replies = [_get_on(so) for so in held]
+        assert replies.count(b"") == 1, replies
+        assert all(x.startswith(b"HTTP/1.1 200") for x in replies if x), replies
+        held = [so for so, x in zip(held, replies) if x] + [so for so, x in zip(held, replies) if not x]
     finally:
         for so in held[:1]:
             so.close()

@@ -164,17 +164,104 @@ static void test_minimal_body_defaults(void **state)
 	json_decref(root);
 }
 
-static void test_order_times_not_cross_checked(void **state)
+static char *repeat(const char *cp, size_t n);
+
+static ar_time fixed_now(void)
+{
+	return T0 + 30 * 24 * HOUR;
+}
+
+static void test_order_timeline(void **state)
 {
 	json_t *root = load(MINIMAL_BODY);
-	ar_case_input in;
+	char future[32];
 
-	/* Delivered before paid is policy's business, not the codec's. */
+	/* paid <= shipped <= delivered, each named when out of order */
 	assert_int_equal(json_object_set_new(at(root, "order"), "delivered_at",
 					     json_string("2020-01-01T00:00:00Z")), 0);
-	decode_ok(root, &in);
-	assert_true(in.order.delivered_at < in.order.paid_at);
+	expect_one(root, "/order/delivered_at", "before paid_at");
 	json_decref(root);
+	bad_field("order", "shipped_at", json_string("2026-11-01T01:00:00Z"), "/order/shipped_at",
+		  "before paid_at");
+	bad_field("order", "delivered_at", json_string("2026-11-02T09:00:00Z"),
+		  "/order/delivered_at", "before shipped_at");
+	/* not in the future beyond the skew: year 9999, and now + skew + 1 s */
+	bad_field("order", "delivered_at", json_string("9999-01-01T00:00:00Z"),
+		  "/order/delivered_at", "future");
+	ar_time_format(fixed_now() + CODEC_CLOCK_SKEW_MS + 1000, future, sizeof(future));
+	bad_field("order", "delivered_at", json_string(future), "/order/delivered_at", "future");
+	/* within the skew is fine */
+	root = load(VALID_BODY);
+	ar_time_format(fixed_now() + CODEC_CLOCK_SKEW_MS - 1000, future, sizeof(future));
+	assert_int_equal(json_object_set_new(at(root, "order"), "delivered_at", json_string(future)), 0);
+	{
+		ar_case_input in;
+		decode_ok(root, &in);
+	}
+	json_decref(root);
+}
+
+static void test_ident_charset(void **state)
+{
+	static const char *const bad[] = { "../S-2", "S'1", "S\"1", "-S", ".S", "S 1", "S/1",
+					   "S%2F1", "\xe5\xba\x97" };
+	static const char *const good[] = { "S-1", "1000000", "KETTLE-1L-WHITE", "ord-1a2b", "a.b:c_d" };
+	char *max = repeat("a", CODEC_IDENT_MAX), *over = repeat("a", CODEC_IDENT_MAX + 1);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(codec_ident_ok(bad[i]));
+		bad_field("order", "shop_id", json_string(bad[i]), "/order/shop_id", "letters");
+		bad_field("order", "sku", json_string(bad[i]), "/order/sku", "letters");
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(codec_ident_ok(good[i]));
+	assert_true(codec_ident_ok(max));
+	assert_false(codec_ident_ok(over));
+	assert_false(codec_ident_ok(""));
+	assert_false(codec_ident_ok(NULL));
+	bad_field("order", "buyer_id", json_string(over), "/order/buyer_id", "1 to 64");
+	free(max);
+	free(over);
+}
+
+static void test_evidence_internal_hosts(void **state)
+{
+	static const char *const bad[] = {
+		"https://127.0.0.1/x", "https://127.1/x", "https://2130706433/x", "https://0x7f000001/",
+		"https://0177.0.0.1/", "https://localhost/x", "https://LOCALHOST./x", "https://a.localhost/",
+		"https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/", "https://172.16.0.1/",
+		"https://192.168.1.1:8443/", "https://100.64.0.1/", "https://0.0.0.0/", "https://[::1]/",
+		"https://[fe80::1]/", "https://[::ffff:127.0.0.1]/", "https://user@img.example.com/x",
+		"https://user:pw@img.example.com/x", "https://img.example.com@127.0.0.1/",
+		"https://224.0.0.1/", "https://a_b.example.com/",
+	};
+	static const char *const good[] = {
+		"https://img.example.com/x@y", "https://8.8.8.8/x", "https://img.example.com:8443/a?b=c#d",
+		"https://172.32.0.1/", "https://xn--fiq228c.example/",
+	};
+	json_t *root;
+	ar_case_input in;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		bad_field("evidence/0", "url", json_string(bad[i]), "/evidence/0/url", "must");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		root = load(VALID_BODY);
+		assert_int_equal(json_object_set_new(at(root, "evidence/0"), "url",
+						     json_string(good[i])), 0);
+		decode_ok(root, &in);
+		json_decref(root);
+	}
+}
+
+static void test_https_only_by_default(void **state)
+{
+	codec_options strict = { .allow_http_evidence = false, .now = fixed_now };
+	codec_options loose = { .allow_http_evidence = true, .now = fixed_now };
+
+	codec_configure(&strict);
+	bad_field("evidence/1", "url", json_string("http://chat.example.com/x"), "/evidence/1/url",
+		  "https://");
+	codec_configure(&loose);
 }
 
 static json_t *parse_str(const char *s, ar_err *err)
@@ -797,7 +884,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_body_decodes),
 		cmocka_unit_test(test_minimal_body_defaults),
-		cmocka_unit_test(test_order_times_not_cross_checked),
+		cmocka_unit_test(test_order_timeline),
+		cmocka_unit_test(test_ident_charset),
+		cmocka_unit_test(test_evidence_internal_hosts),
+		cmocka_unit_test(test_https_only_by_default),
 		cmocka_unit_test(test_parse_ok_and_malformed),
 		cmocka_unit_test(test_parse_duplicate_key),
 		cmocka_unit_test(test_parse_depth),
@@ -822,5 +912,10 @@ int main(void)
 		cmocka_unit_test(test_dumps_random),
 		cmocka_unit_test(test_dumps_too_deep),
 	};
+	{
+		/* the fixtures hold an http:// chat log and dates of 2026-11 */
+		codec_options o = { .allow_http_evidence = true, .now = fixed_now };
+		codec_configure(&o);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
