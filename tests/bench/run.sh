@@ -615,7 +615,7 @@ if grep -q '^BENCH_RESULT' "$OUT/wrk_get_drain.out"; then
 	grep -q '"non2xx":0,' "$OUT/wrk_get_drain.out" || problem "non-2xx answers to GET during the drain"
 fi
 hwm=$(hwm_kb)
-$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"wheel_rss\",\"value\":\"$(( hwm / 1024 )) MiB at most during the drain (VmHWM), $(( rss0 / 1024 )) MiB (VmRSS) just before it\",\"label\":\"arbiter memory during the drain (the wheel holds the deadlines of the next 30 s, refilled 20,000 rows at a time, so a per-million figure cannot be read from outside; tests/bench/tw_bench.c measures bytes per timer)\"}"
+$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"wheel_rss\",\"value\":\"$(( hwm / 1024 )) MiB at most during the drain (VmHWM), $(( rss0 / 1024 )) MiB (VmRSS) just before it\",\"label\":\"arbiter memory during the drain (the wheel holds the deadlines of the next 30 s, each row loaded as time brings it into the horizon, so a per-million figure cannot be read from outside; tests/bench/tw_bench.c measures bytes per timer)\"}"
 
 # Steady arrivals: RATE deadlines a second for SECS seconds, spread evenly
 # (not a burst), from the expiry slice's deadlines that pgbench left
