@@ -23,13 +23,14 @@ static const char usage[] =
 	"           as ARBITER_MIGRATE_DATABASE_URL (the schema's owner) when set, and\n"
 	"           with ARBITER_RUNTIME_ROLE or --grant ROLE grants that role the\n"
 	"           service's privileges and no more\n"
-	"  verify   walk every case's audit hash chain; exit 1 at the first broken link\n"
+	"  verify   walk every case's audit hash chain and replay each case's row and\n"
+	"           deadlines from its events; exit 1 at the first difference\n"
 	"  keys     manage API keys (arbiter keys --help)\n"
 	"  version  print the version and commit\n"
 	"\n"
 	"Configuration is read from the environment: ARBITER_LISTEN (127.0.0.1:8080),\n"
 	"ARBITER_DATABASE_URL (required), ARBITER_POLICY (deploy/policy/default.json),\n"
-	"ARBITER_LOG_LEVEL (info), ARBITER_DB_POOL (2 x cores).\n";
+	"ARBITER_LOG_LEVEL (info), ARBITER_DB_POOL (8 x cores, at most 32); README lists the rest.\n";
 
 static int load_config(ar_config *cfg, bool need_db)
 {
