@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz lint clean
+        valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -154,6 +154,11 @@ lint:
 FUZZ_SECONDS ?= 60
 fuzz:
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+# Each harness for FUZZ_RUNS executions (10 M), what it finds merged into
+# tests/fuzz/corpus (commit it); tens of minutes, not part of make test.
+FUZZ_RUNS ?= 10000000
+fuzz-long:
+	@FUZZ_KEEP_CORPUS=1 sh tests/fuzz/run.sh --runs $(FUZZ_RUNS)
 
 # The whole black-box suite with every server under valgrind's memcheck: an
 # invalid read or a definite leak makes the server exit non-zero on SIGTERM,

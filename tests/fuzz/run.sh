@@ -5,15 +5,31 @@
 # non-zero if any harness crashed, leaked, timed out or failed to build.
 #
 #   usage: tests/fuzz/run.sh [SECONDS]        (FUZZ_CC=clang-14 to pick a compiler)
+#          tests/fuzz/run.sh --runs N         N executions each instead (make fuzz-long)
+#
+# FUZZ_KEEP_CORPUS=1 merges what the run found into tests/fuzz/corpus/<name>/
+# (libFuzzer -merge=1: only inputs that reach new coverage), so the next
+# run, and CI's, start from it.
 #
 # New inputs libFuzzer finds go to build/fuzz/corpus/<name>/ (the seeds in the
 # repository stay as they are); crashes to build/fuzz/artifacts/<name>/.
 set -u
 
-SECONDS_EACH=${1:-60}
+RUNS=""
+if [ "${1:-}" = "--runs" ]; then
+	RUNS=${2:-}
+	SECONDS_EACH=0
+	case $RUNS in
+	'' | *[!0-9]*) echo "usage: $0 [SECONDS] | --runs N" >&2; exit 2 ;;
+	esac
+else
+	SECONDS_EACH=${1:-60}
+fi
 case $SECONDS_EACH in
-'' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+'' | *[!0-9]*) echo "usage: $0 [SECONDS] | --runs N" >&2; exit 2 ;;
 esac
+if [ -n "$RUNS" ]; then LIMIT="-runs=$RUNS"; WHAT="$RUNS executions"
+else LIMIT="-max_total_time=$SECONDS_EACH"; WHAT="${SECONDS_EACH}s"; fi
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
@@ -85,11 +101,11 @@ for name in $NAMES; do
 	rm -f "$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-*
 	extra=""
 	[ "$name" = policy ] && extra="deploy/policy"
-	echo "fuzz: running $name for ${SECONDS_EACH}s"
+	echo "fuzz: running $name for $WHAT"
 	# shellcheck disable=SC2086
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		"$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 \
+		"$bin" "$LIMIT" -timeout=10 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$art/" \
 		"$work" "tests/fuzz/corpus/$name" $extra >"$log" 2>&1
 	rc=$?
@@ -107,9 +123,15 @@ for name in $NAMES; do
 		tail -n 40 "$log" >&2
 		ls "$art" >&2
 	fi
+	if [ "${FUZZ_KEEP_CORPUS:-0}" = 1 ] && [ "$crashes" -eq 0 ]; then
+		before=$(find "tests/fuzz/corpus/$name" -type f | wc -l)
+		"$bin" -merge=1 "tests/fuzz/corpus/$name" "$work" >>"$log" 2>&1
+		after=$(find "tests/fuzz/corpus/$name" -type f | wc -l)
+		line="$line corpus=$before->$after"
+	fi
 	summary="$summary
   $line"
 done
 
-echo "fuzz summary (${SECONDS_EACH}s each):$summary"
+echo "fuzz summary ($WHAT each):$summary"
 exit $failed
