@@ -257,8 +257,8 @@ static const struct {
 	[ST_CLAIM] = { "case_claim",
 		"SELECT c.id, c.version, c.kind, c.state, c.manual_review,"
 		"       c.offer_cents IS NOT NULL AS has_offer, c.agreement_pending, c.shop_id,"
-		"       c.decision, c.reason = 'missing_item', c.counter_cents,"
-		"       arbiter_rounds_left(c)"
+		"       c.decision, c.reason = 'missing_item' AS goods_missing, c.counter_cents,"
+		"       arbiter_rounds_left(c) AS rounds_left"
 		"  FROM cases c WHERE c.id = ANY ($1::text[]) FOR UPDATE SKIP LOCKED" },
 	/* The scheduler's changes of a batch as one set: what ST_APPLY does
 	 * for one change (the version check, the due deadline still armed at

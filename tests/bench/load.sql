@@ -108,7 +108,8 @@ SELECT :'part' = 'cases' AS is_cases, :'part' = 'events' AS is_events,
 INSERT INTO cases (id, shop_id, buyer_id, order_id, sku, kind, reason, state, outcome,
                    version, currency, requested_cents, description, order_doc, evidence,
                    decision, manual_review, offer_cents, agreement_pending, refund_cents,
-                   policy_version, created_at, updated_at, idem_scope, idem_key)
+                   policy_version, created_at, updated_at, idem_scope, idem_key,
+                   acted_version)
 SELECT r.id, r.shop_id, r.buyer_id, r.order_id, 'SKU-' || (r.i % 5000), 'refund',
        'quality_defect', 'awaiting_seller', NULL, 1, 'CNY', NULL, r.description,
        json_build_object(
@@ -124,7 +125,7 @@ SELECT r.id, r.shop_id, r.buyer_id, r.order_id, 'SKU-' || (r.i % 5000), 'refund'
          'url', 'https://img.example.com/ev/' || r.order_id || '-1.jpg',
          'sha256', encode(sha256(convert_to(r.order_id, 'UTF8')), 'hex'))),
        r.decision, false, NULL, false, NULL, :'pv', r.created_at, r.created_at,
-       :'fe_key', 'load-' || r.i
+       :'fe_key', 'load-' || r.i, 1
   FROM bench_rows r;
 \endif
 

@@ -2,7 +2,8 @@
 -- {"action":"note"} by an agent key: ST_FACTS (it reads the case to check
 -- If-Match and run the state machine; c.version is added to the select list
 -- so pgbench can pass it on) then ST_APPLY with the version check, the note
--- event and no deadline change. ST_FACTS's $3 is the version the client
+-- event and no deadline change (no counter-offer, no round, no agreement:
+-- $21-$24). ST_FACTS's $3 is the version the client
 -- read (If-Match), which the service has and pgbench does not: a primary
 -- key lookup stands in for it, so the case has not moved on (no 'passed'
 -- lookup), as for a client with a fresh ETag. Two statements, each its own transaction,
@@ -32,4 +33,8 @@
 --@ 18 :note_events
 --@ 19 'keep'
 --@ 20 't'
+--@ 21 'keep'
+--@ 22 NULL
+--@ 23 'f'
+--@ 24 NULL
 @ST_APPLY

@@ -406,6 +406,16 @@ export BENCH_IDS_FILE=$OUT/ids.txt BENCH_SELLERS_FILE=$OUT/sellers.txt BENCH_ACT
 psql_u -At -c "SELECT 'c_' || md5('case' || (1 + floor(random() * $N))::bigint) FROM generate_series(1, 100000)" \
 	>"$BENCH_IDS_FILE"
 action_cases() {
+	# wrk stops with requests in flight; the service still commits them.
+	# Read the versions only once none of its transactions is open (at most
+	# 5 s), or a case's next note would carry a version one behind.
+	local i
+	for i in $(seq 50); do
+		[ "$(psql_u -At -c "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+			AND state IN ('active', 'idle in transaction')")" = 0 ] && break
+		sleep 0.1
+	done
 	psql_u -At -F' ' -c "SELECT c.id, c.version FROM generate_series(1, $A) g(i)
 		JOIN cases c ON c.id = 'c_' || md5('case' || g.i)" >"$BENCH_ACTION_FILE"
 }
