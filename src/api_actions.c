@@ -304,6 +304,21 @@ typedef struct {
 	json_t *evidence;        /* owned: the case's evidence with the new items */
 } action_args;
 
+/* Compensation (an agreement's, a resolution's) is at most what the order
+ * was worth, or the decision's maximum when that is more. */
+static void check_compensation(json_t *cur, const action_args *a, ar_err *err)
+{
+	int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
+		      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
+
+	if (a->max_cents > cap)
+		cap = a->max_cents;
+	if (a->amount > cap)
+		ar_err_field(err, "/compensation_cents",
+			     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
+			     a->amount, cap);
+}
+
 static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 {
 	static const char *const conditions[] = { "as_sent", "damaged_by_buyer", "not_received", NULL };
@@ -404,16 +419,7 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 		want_str(root, "terms", true, TEXT_MAX, &a->s1, err);
 		enum_field(root, "channel", true, channels, "phone, chat", &a->s2, err);
 		want_cents(root, "compensation_cents", false, &a->amount, err);
-		{
-			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
-				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
-			if (a->max_cents > cap)
-				cap = a->max_cents;
-			if (a->amount > cap)
-				ar_err_field(err, "/compensation_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     a->amount, cap);
-		}
+		check_compensation(cur, a, err);
 		break;
 	case FSM_ACTION_ACKNOWLEDGE:
 		want_str(root, "message", false, TEXT_MAX, &a->s1, err);
@@ -422,16 +428,8 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 		enum_field(root, "resolution", true, resolutions,
 			   "refund, compensation, replacement, apology, explanation", &a->s1, err);
 		want_str(root, "message", false, TEXT_MAX, &a->s2, err);
-		if (codec_get_cents(root, "compensation_cents", "", false, &a->amount, err)) {
-			int64_t cap = json_int(json_object_get(cur, "order"), "price_cents", 0) +
-				      json_int(json_object_get(cur, "order"), "shipping_fee_cents", 0);
-			if (a->max_cents > cap)
-				cap = a->max_cents;
-			if (a->amount > cap)
-				ar_err_field(err, "/compensation_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     a->amount, cap);
-		}
+		if (codec_get_cents(root, "compensation_cents", "", false, &a->amount, err))
+			check_compensation(cur, a, err);
 		break;
 	case FSM_ACTION_RULE:
 		enum_field(root, "in_favour_of", true, favours, "buyer, seller, split", &a->s1, err);
