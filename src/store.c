@@ -1080,6 +1080,18 @@ done:
 	return ok;
 }
 
+/* One of verify's queries, its result replacing *r (the caller clears the
+ * last); false, printed, on an error. */
+static bool verify_query(PGconn *c, const char *sql, PGresult **r, FILE *out)
+{
+	PQclear(*r);
+	*r = PQexec(c, sql);
+	if (PQresultStatus(*r) == PGRES_TUPLES_OK)
+		return true;
+	fprintf(out, "verify: %s", PQresultErrorMessage(*r));
+	return false;
+}
+
 int store_verify(const char *conninfo, FILE *out)
 {
 	static const char *const sql =
@@ -1106,36 +1118,28 @@ int store_verify(const char *conninfo, FILE *out)
 		fprintf(out, "verify: cannot connect: %s", PQerrorMessage(c));
 		goto done;
 	}
-	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+	if (!verify_query(c, sql, &r, out))
 		goto done;
-	}
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s event seq %s: %s\n", PQgetvalue(r, 0, 0),
 			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
 		rc = 1;
 		goto done;
 	}
-	PQclear(r);
-	r = PQexec(c, "SELECT c.id FROM cases c WHERE NOT EXISTS"
-		      " (SELECT 1 FROM case_events e WHERE e.case_id = c.id) LIMIT 1");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+	if (!verify_query(c, "SELECT c.id FROM cases c WHERE NOT EXISTS"
+		      " (SELECT 1 FROM case_events e WHERE e.case_id = c.id) LIMIT 1", &r, out))
 		goto done;
-	}
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s has no events\n", PQgetvalue(r, 0, 0));
 		rc = 1;
 		goto done;
 	}
-	PQclear(r);
 	/* Replay (issue 18): the row must be what its events made it. Each
 	 * change writes one main event (riders: refund and compensation
 	 * instructions, reminders, batch-defect flags), so the version is the
 	 * count of main events, the state the last one's to_state, and
 	 * refund_cents the last refund instruction's total. */
-	r = PQexec(c,
+	if (!verify_query(c,
 		"WITH ev AS ("
 		"  SELECT e.case_id,"
 		"    count(*) FILTER (WHERE e.action NOT IN ('refund.instructed',"
@@ -1156,26 +1160,19 @@ int store_verify(const char *conninfo, FILE *out)
 		"  FROM cases c JOIN ev ON ev.case_id = c.id"
 		" WHERE c.state IS DISTINCT FROM ev.state OR c.version <> ev.n_main"
 		"    OR c.refund_cents IS DISTINCT FROM ev.refund"
-		" ORDER BY c.id LIMIT 1");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+		" ORDER BY c.id LIMIT 1", &r, out))
 		goto done;
-	}
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s: its row's %s is %s\n", PQgetvalue(r, 0, 0),
 			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
 		rc = 1;
 		goto done;
 	}
-	PQclear(r);
 	/* armed deadlines: only those the state machine arms in the case's
 	 * state, armed no later than its version */
-	r = PQexec(c, "SELECT c.id, c.kind, c.state, d.name, d.armed_version > c.version"
-		      "  FROM case_deadlines d JOIN cases c ON c.id = d.case_id ORDER BY c.id");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+	if (!verify_query(c, "SELECT c.id, c.kind, c.state, d.name, d.armed_version > c.version"
+		      "  FROM case_deadlines d JOIN cases c ON c.id = d.case_id ORDER BY c.id", &r, out))
 		goto done;
-	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		ar_kind kind;
 		fsm_state st;
@@ -1193,12 +1190,9 @@ int store_verify(const char *conninfo, FILE *out)
 			goto done;
 		}
 	}
-	PQclear(r);
-	r = PQexec(c, "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM case_events)");
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+	if (!verify_query(c, "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM case_events)",
+			  &r, out))
 		goto done;
-	}
 	fprintf(out, "verify: ok: %s cases, %s events, every chain intact, every case row"
 		" and deadline what its events made it\n",
 		PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
