@@ -11,6 +11,8 @@
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/sla.h"
+#include "arbiter/store_feed.h"
+#include "arbiter/store_keys.h"
 
 #define TEXT_MAX 4000
 #define SHORT_MAX 200

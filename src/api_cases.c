@@ -11,7 +11,10 @@
 #include "arbiter/textbuf.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
+#include "arbiter/cursor.h"
+#include "arbiter/migrate.h"
 #include "arbiter/sla.h"
+#include "arbiter/store_policy.h"
 
 #define LIST_DEFAULT 50
 #define LIST_MAX 500
@@ -513,7 +516,7 @@ void api_cases_list(ar_req *r)
 	}
 	v = req_query(r, "cursor");
 	if (v) {
-		q.has_cursor = store_cursor_decode(v, &q.cursor_us, q.cursor_id, sizeof(q.cursor_id));
+		q.has_cursor = cursor_decode(v, &q.cursor_us, q.cursor_id, sizeof(q.cursor_id));
 		if (!q.has_cursor)
 			ar_err_field(&err, "/query/cursor", "is not a cursor this service handed out");
 	}

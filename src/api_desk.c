@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "arbiter/api.h"
+#include "arbiter/store_policy.h"
+#include "arbiter/store_stats.h"
 #include "arbiter/codec.h"
 
 #define QUEUE_DEFAULT 100

@@ -1,5 +1,6 @@
 /* Process-wide context: the clock and the policy swap. */
 #include "arbiter/app.h"
+#include "arbiter/store_policy.h"
 #include "arbiter/log.h"
 
 #include <errno.h>

@@ -1,5 +1,6 @@
 /* API key verification (cached, constant-time compare) and key creation. */
 #include "arbiter/auth.h"
+#include "arbiter/store_keys.h"
 
 #include <pthread.h>
 #include <stdio.h>

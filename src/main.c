@@ -11,7 +11,9 @@
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/sla.h"
-#include "arbiter/store.h"
+#include "arbiter/migrate.h"
+#include "arbiter/store_keys.h"
+#include "arbiter/verify.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 

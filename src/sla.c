@@ -10,6 +10,9 @@
 #include "arbiter/casefsm.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
+#include "arbiter/store_deadlines.h"
+#include "arbiter/store_idem.h"
+#include "arbiter/store_stats.h"
 #include "arbiter/timerwheel.h"
 
 /*
@@ -54,8 +57,8 @@
  * it again.
  */
 #define LOAD_CAP 20000        /* rows per part of a refill */
-/* Expiries per transaction at most. make bench's batched baseline (ST_CLAIM
- * + ST_EXPIRE per batch, c=2, 1 M cases) on the shared 2-core machine:
+/* Expiries per transaction at most. make bench's batched baseline (case_claim
+ * + case_expire per batch, c=2, 1 M cases) on the shared 2-core machine:
  * 64 / 256 / 1024 per commit gave 6,016 / 5,344 / 4,992 expiries/s in one
  * run, 4,203 / 4,864 / 5,461, 3,552 / 4,608 / 5,973 and 2,976 / 4,053 /
  * 4,437 in three others. 1024 is worth up to a fifth more, but a batch

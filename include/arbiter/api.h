@@ -2,6 +2,7 @@
 #ifndef ARBITER_API_H
 #define ARBITER_API_H
 #include "arbiter/http.h"
+#include "arbiter/store_cases.h"
 
 void api_healthz(ar_req *r);
 void api_readyz(ar_req *r);

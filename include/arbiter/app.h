@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include "arbiter/config.h"
 #include "arbiter/policy.h"
-#include "arbiter/store.h"
+#include "arbiter/db.h"
 
 typedef struct sla sla;
 

@@ -7,7 +7,7 @@
 #define ARBITER_AUTH_H
 
 #include "arbiter/casefsm.h"
-#include "arbiter/store.h"
+#include "arbiter/db.h"
 
 #define AUTH_CACHE_MS 1000
 #define AUTH_MAX_SHOPS 16

@@ -13,7 +13,7 @@
 
 #include "arbiter/app.h"
 #include "arbiter/casefsm.h"
-#include "arbiter/store.h"
+#include "arbiter/store_changes.h"
 
 /* The deadlines `mask` arms for a case of this kind and shop, durations
  * from the active policy; out holds STORE_MAX_DEADLINES. */

@@ -11,7 +11,7 @@
 #include "arbiter/auth.h"
 #include "arbiter/router.h"
 #include "arbiter/sha256.h"
-#include "arbiter/store.h"
+#include "arbiter/store_idem.h"
 
 #define HTTP_MAX_HEADERS 12
 

@@ -1,5 +1,5 @@
--- Baseline "create": the service's ST_CREATE (src/store.c; run.sh pastes the
--- statement in at @ST_CREATE and fails if its parameters changed): one case,
+-- Baseline "create": the service's case_create (src/store_cases.c; run.sh pastes the
+-- statement in at @case_create and fails if its parameters changed): one case,
 -- its seller_response deadline, its open event, the SKU's batch-defect
 -- count and the stored idempotent reply, one case per transaction
 -- (autocommit, synchronous_commit on), -M prepared like the service. The
@@ -43,4 +43,4 @@
 --@ 27 encode(sha256(convert_to(:ord || '-body', 'UTF8')), 'hex')
 --@ 28 20
 --@ 29 :allowed
-@ST_CREATE
+@case_create

@@ -1,18 +1,18 @@
 -- Baseline "transition": what the service runs for POST /v1/cases/{id}/actions
--- {"action":"note"} by an agent key: ST_FACTS (it reads the case to check
+-- {"action":"note"} by an agent key: case_facts (it reads the case to check
 -- If-Match and run the state machine; c.version is added to the select list
--- so pgbench can pass it on) then ST_APPLY with the version check, the note
+-- so pgbench can pass it on) then case_apply with the version check, the note
 -- event and no deadline change (no counter-offer, no round, no agreement:
--- $21-$24). ST_FACTS's $3 is the version the client
+-- $21-$24). case_facts's $3 is the version the client
 -- read (If-Match), which the service has and pgbench does not: a primary
 -- key lookup stands in for it, so the case has not moved on (no 'passed'
 -- lookup), as for a client with a fresh ETag. Two statements, each its own transaction,
--- -M prepared. Both statements are pasted in from src/store.c.
+-- -M prepared. Both statements are pasted in from src/store_cases.c and src/store_changes.c.
 \set n random(:tlo, :thi)
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 NULL
 --@ 3 (SELECT v.version FROM cases v WHERE v.id = 'c_' || md5('case' || :n))
-@ST_FACTS version gset
+@case_facts version gset
 --@ 1 'c_' || md5('case' || :n)
 --@ 2 :ver
 --@ 3 'awaiting_seller'
@@ -37,4 +37,4 @@
 --@ 22 NULL
 --@ 23 'f'
 --@ 24 NULL
-@ST_APPLY
+@case_apply

@@ -8,15 +8,15 @@
   report.py pgbench RESULTS NAME CLIENTS STDOUT LOGPREFIX RC CMD
   report.py wrk RESULTS NAME CLIENTS STDOUT RC CPU_TICKS HWM_KB CMD
   report.py add RESULTS JSON                -> appends one record
-  report.py sql STORE_C TEMPLATE OUT        -> a pgbench script from a template:
-                                               "@ST_NAME [version] [gset]" lines are
-                                               replaced by that statement's SQL as
-                                               src/store.c has it, its $n replaced
+  report.py sql SRC_DIR TEMPLATE OUT        -> a pgbench script from a template:
+                                               "@name [version] [gset]" lines are
+                                               replaced by the SQL of the db_stmt of
+                                               that name in SRC_DIR/*.c, its $n replaced
                                                by the "--@ n expr" lines above it;
                                                fails on a $n without a mapping
-  report.py check-list STORE_C              -> fails when the fragments
-                                               store_case_list() builds its query
-                                               from are no longer in store.c
+  report.py check-list STORE_CASES_C        -> fails when the fragments
+                                               store_case_list_rows() builds its query
+                                               from are no longer in that file
   report.py render RESULTS META OUT.md      -> prints the table, writes OUT.md
                                                (META: "key<TAB>value" lines; keys
                                                note and problem repeat);
@@ -172,19 +172,22 @@ def c_literals(src, pos):
     return "".join(out), i
 
 
-def statement(store_c, name):
+def statement(src_dir, name):
+    """The SQL of the statement registered as `name` (a db_stmt in src/)."""
     import re
-    src = open(store_c).read()
-    m = re.search(r"\[" + re.escape(name) + r"\]\s*=\s*\{\s*\"[^\"]*\"\s*,", src)
-    if not m:
-        raise SystemExit("bench: %s not found in %s" % (name, store_c))
-    text, _ = c_literals(src, m.end())
-    if not text:
-        raise SystemExit("bench: no SQL for %s in %s" % (name, store_c))
-    return " ".join(text.split())
+    for path in sorted(glob.glob(os.path.join(src_dir, "*.c"))):
+        src = open(path).read()
+        m = re.search(r"\.name\s*=\s*\"" + re.escape(name) + r"\"\s*,\s*\.sql\s*=", src)
+        if not m:
+            continue
+        text, _ = c_literals(src, m.end())
+        if not text:
+            raise SystemExit("bench: no SQL for %s in %s" % (name, path))
+        return " ".join(text.split())
+    raise SystemExit("bench: no statement named %s in %s/*.c" % (name, src_dir))
 
 
-def cmd_sql(store_c, template, out):
+def cmd_sql(src_dir, template, out):
     import re
     lines = []
     params = {}
@@ -194,18 +197,18 @@ def cmd_sql(store_c, template, out):
             k, _, expr = line[4:].partition(" ")
             params[int(k)] = expr.strip()
             continue
-        if line.startswith("@ST_"):
+        if line.startswith("@"):
             words = line[1:].split()
-            sql = statement(store_c, words[0])
+            sql = statement(src_dir, words[0])
             used = sorted({int(x) for x in re.findall(r"\$(\d+)", sql)})
             missing = [k for k in used if k not in params]
             if missing:
-                raise SystemExit("bench: %s in src/store.c has parameters %s that %s does not map;"
+                raise SystemExit("bench: %s in src/ has parameters %s that %s does not map;"
                                  " the statement changed: update the template" % (
                                      words[0], ", ".join("$%d" % k for k in missing), template))
             unused = [k for k in params if k not in used]
             if unused:
-                raise SystemExit("bench: %s maps %s but %s in src/store.c has no such parameter;"
+                raise SystemExit("bench: %s maps %s but %s in src/ has no such parameter;"
                                  " the statement changed: update the template" % (
                                      template, ", ".join("$%d" % k for k in unused), words[0]))
             sql = re.sub(r"\$(\d+)", lambda mm: "(" + params[int(mm.group(1))] + ")", sql)
@@ -264,8 +267,8 @@ def cmd_explain(results, name, where, plan_json):
                      "seq": any(x.startswith("Seq Scan") for x in scans)})
 
 
-def cmd_check_list(store_c):
-    src = open(store_c).read()
+def cmd_check_list(store_cases_c):
+    src = open(store_cases_c).read()
     gone = [f for f in LIST_FRAGMENTS if f not in src]
     if gone:
         print("bench: store_case_list_rows() no longer builds its query from %s; update tests/bench/pgb_list.sql"
@@ -277,10 +280,10 @@ def cmd_check_list(store_c):
 # ---- the table ----
 
 WORKLOADS = [
-    ("create", "POST /v1/cases", "ST_CREATE (case, deadline, event, SKU check, idempotent reply: 1 statement, 1 commit)"),
-    ("get", "GET /v1/cases/{id}", "ST_GET_ROW"),
+    ("create", "POST /v1/cases", "case_create (case, deadline, event, SKU check, idempotent reply: 1 statement, 1 commit)"),
+    ("get", "GET /v1/cases/{id}", "case_get_row"),
     ("list", "GET /v1/cases?shop_id=&state=", "list query, LIMIT 51"),
-    ("note", "POST /v1/cases/{id}/actions (note)", "ST_FACTS + ST_APPLY"),
+    ("note", "POST /v1/cases/{id}/actions (note)", "case_facts + case_apply"),
 ]
 TARGET = {"create": 1.0, "get": 0.5, "list": 0.5, "note": 1.0}
 
@@ -346,7 +349,7 @@ def render(results, meta_path, out):
     L.append("")
     L.append("## Service vs PostgreSQL's own ceiling (same run, same database)")
     L.append("")
-    L.append("Baseline: pgbench running the service's own statements, pasted from src/store.c into "
+    L.append("Baseline: pgbench running the service's own statements, pasted from src/ (each db_stmt by its name) into "
              "the templates tests/bench/pgb_*.sql. "
              "Service: wrk against arbiter, keep-alive, API keys on (tests/bench/wrk_*.lua). "
              "Latencies in ms. CPU/req: arbiter's user+system CPU time divided by requests. "
@@ -475,7 +478,7 @@ def render(results, meta_path, out):
         L.append("- " + line)
     L.append("")
     L.append("Commands (pgb_*.sql are generated in the run's scratch directory from the templates in")
-    L.append("tests/bench with the statements of src/store.c; `$URL` and the BENCH_* environment")
+    L.append("tests/bench with the statements of src/; `$URL` and the BENCH_* environment")
     L.append("variables the Lua scripts read are set by tests/bench/run.sh):")
     L.append("")
     L.append("```")

@@ -316,12 +316,12 @@ hwm_reset() { echo 5 >"/proc/$ARB_PID/clear_refs" 2>/dev/null || true; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$ARB_PID/status"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$ARB_PID/status"; }
 
-# pgbench scripts: the service's statements pasted in from src/store.c
+# pgbench scripts: the service's statements pasted in from src/ (by statement name)
 for t in create get note expire expire_batch; do
-	$PY "$REPORT" sql "$repo/src/store.c" "$here/pgb_$t.sql" "$OUT/pgb_$t.sql"
+	$PY "$REPORT" sql "$repo/src" "$here/pgb_$t.sql" "$OUT/pgb_$t.sql"
 done
 cp "$here/pgb_list.sql" "$OUT/pgb_list.sql"
-$PY "$REPORT" check-list "$repo/src/store.c" >&2 || exit 1
+$PY "$REPORT" check-list "$repo/src/store_cases.c" >&2 || exit 1
 
 PGB_COMMON=(-n -h "$W/pg" -p "$PGPORT" -U arbiter -T "$DUR" -l --sampling-rate=0.2)
 PGB_VARS=(-D ncases="$N" -D nshops="$SHOPS" -D nbuyers="$BUYERS" -D nsel="$NSEL" -D selstride="$SELSTRIDE"
@@ -457,7 +457,7 @@ if want get; then warm_wrk get wrk_get.lua; for c in $CLIENTS; do run_wrk get "$
 if want list; then warm_wrk list wrk_list.lua; for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
 
 # Every list filter's plan on the loaded data: the query store_case_list_rows
-# builds (its fragments are checked against src/store.c above), with
+# builds (its fragments are checked against src/store_cases.c above), with
 # literals where the service sends parameters (it sends them unnamed, so
 # they are planned with their values too).
 explain_list() {
@@ -499,7 +499,7 @@ alive "the restart"
 stop_arbiter
 
 # The database's own expiry rate: pgbench, the scheduler's SQL, the service
-# stopped. ST_APPLY fires only a deadline that is due, so the expiry slice's
+# stopped. case_apply fires only a deadline that is due, so the expiry slice's
 # deadlines are made due first, and the ones pgbench did not reach are put
 # back in the future afterwards.
 log "baseline: pgbench expiry transition, c=$EXPIRE_CLIENTS, then batches of $BATCHES at c=$FIRE_WORKERS"
@@ -516,7 +516,7 @@ run_pgb expire "$EXPIRE_CLIENTS" prepared pgb_expire.sql -D elo="$XLO" -D esize=
 expired=$(expire_events "$XLO" pgbench-expire)
 [ "$expired" -gt 0 ] || problem "pgbench expire wrote no expiry"
 pgb_dur=$(sed -n 's/^duration: \([0-9]*\) s/\1/p' "$OUT/pgb_expire_c$EXPIRE_CLIENTS.out")
-$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_pgbench\",\"value\":$($PY -c "print($expired / ${pgb_dur:-$DUR})"),\"clients\":$EXPIRE_CLIENTS,\"label\":\"pgbench, the same expiry SQL (ST_CLAIM + ST_EXPIRE), one expiry per commit ($expired in ${pgb_dur:-$DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $EXPIRE_CLIENTS -j 2 -T $DUR -f pgb_expire.sql; expire events written / duration\"}"
+$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_pgbench\",\"value\":$($PY -c "print($expired / ${pgb_dur:-$DUR})"),\"clients\":$EXPIRE_CLIENTS,\"label\":\"pgbench, the same expiry SQL (case_claim + case_expire), one expiry per commit ($expired in ${pgb_dur:-$DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $EXPIRE_CLIENTS -j 2 -T $DUR -f pgb_expire.sql; expire events written / duration\"}"
 # The batched baseline: what the database rewards per batch size, with as
 # many clients as the scheduler has workers, each sub-slice walked by one
 # size only.
@@ -532,7 +532,7 @@ for b in $BATCHES; do
 	got=$(expire_events "$lo" "pgbench-expire-b$b")
 	[ "$got" -gt 0 ] || problem "pgbench expire batch $b wrote no expiry"
 	d=$(sed -n 's/^duration: \([0-9]*\) s/\1/p' "$OUT/pgb_expire_b${b}_c$FIRE_WORKERS.out")
-	$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_batch\",\"batch\":$b,\"value\":$($PY -c "print($got / ${d:-$BATCH_DUR})"),\"clients\":$FIRE_WORKERS,\"label\":\"pgbench, the scheduler's batch: ST_CLAIM + ST_EXPIRE for $b cases per commit, c=$FIRE_WORKERS ($got in ${d:-$BATCH_DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $FIRE_WORKERS -j 2 -T $BATCH_DUR -f pgb_expire_batch.sql -D batch=$b; expire events written / duration\"}"
+	$PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"expire_batch\",\"batch\":$b,\"value\":$($PY -c "print($got / ${d:-$BATCH_DUR})"),\"clients\":$FIRE_WORKERS,\"label\":\"pgbench, the scheduler's batch: case_claim + case_expire for $b cases per commit, c=$FIRE_WORKERS ($got in ${d:-$BATCH_DUR} s)\",\"cmd\":\"pgbench -n -M prepared -c $FIRE_WORKERS -j 2 -T $BATCH_DUR -f pgb_expire_batch.sql -D batch=$b; expire events written / duration\"}"
 	log "pgbench expire batch $b c=$FIRE_WORKERS: $got expiries in ${d:-$BATCH_DUR} s"
 	bi=$(( bi + 1 ))
 done
@@ -707,14 +707,14 @@ stop_arbiter
 
 # ---------------------------------------------------------------- report
 note "Data: $N refund/quality_defect cases in awaiting_seller (the shape POST /v1/cases stores, with its decision JSON), created over the last 3.5 days across $SHOPS shops and $BUYERS buyers, each with its open event (hash-chained with the schema's own digest) and its seller_response deadline (due in 1.5 to 5 days, so nothing fires during the runs). Bulk-loaded with tests/bench/load.sql (wal_level=minimal, secondary indexes and foreign keys rebuilt afterwards, VACUUM ANALYZE, restart with wal_level=replica); the load is not measured."
-note "Create: wrk posts a new case per request (unique order id and Idempotency-Key, random shop, buyer and SKU) with the frontend key; what the service does per request (idempotency claim, buyer history, ST_CREATE, idempotency reply) is its business. pgbench runs ST_CREATE alone, one case per commit, with the JSON of a case created through the API at the start of the run."
-note "Read by id: random loaded cases, agent key (no shop scope) vs ST_GET with scope NULL."
+note "Create: wrk posts a new case per request (unique order id and Idempotency-Key, random shop, buyer and SKU) with the frontend key; what the service does per request (idempotency claim, buyer history, case_create, idempotency reply) is its business. pgbench runs case_create alone, one case per commit, with the JSON of a case created through the API at the start of the run."
+note "Read by id: random loaded cases, agent key (no shop scope) vs case_get_row with scope NULL."
 note "List: GET /v1/cases?shop_id=S&state=awaiting_seller with the seller key of shop S ($NSEL seller keys, one per shop, about $(( N / SHOPS )) cases each; default page of 50) vs the statement store_case_list() builds for it, LIMIT 51, -M extended (the service sends it unnamed)."
-note "Transition: POST /v1/cases/{id}/actions {\"action\":\"note\"} with If-Match by the agent key, each wrk thread walking its own $A cases with versions read just before the run and tracked from each answer's ETag; pgbench runs the same ST_GET then ST_APPLY (note event, no deadline change) on random cases of another slice."
+note "Transition: POST /v1/cases/{id}/actions {\"action\":\"note\"} with If-Match by the agent key, each wrk thread walking its own $A cases with versions read just before the run and tracked from each answer's ETag; pgbench runs the same case_get_row then case_apply (note event, no deadline change) on random cases of another slice."
 note "CPU per request is arbiter's utime+stime (/proc/PID/stat) over the run divided by the requests; PostgreSQL's and wrk's CPU are not in it. Peak RSS is VmHWM, reset (clear_refs 5) before each run. Everything (PostgreSQL, pgbench or wrk, arbiter) shares the same $(nproc) cores."
 note "Warm-up: before each workload's wrk runs, ${WARM} s of the same workload at ${CLIENTS##* } connections, not recorded, so that every run meets the service as it is once it has been up a while: its pool's connections open, their PostgreSQL backends past their first, cold executions (a first create on a fresh backend took 130 ms where the next took 6 ms). Each measured run, pgbench's and wrk's, starts right after a CHECKPOINT, so each pays the same full-page images in the WAL for the pages it touches first. pgbench starts its own connections cold in every run; over ${DUR} s that costs it about one slow transaction per client."
 note "Ratio = arbiter req/s ÷ pgbench tx/s at the same concurrency (clients = connections); the peak table compares each side's best concurrency."
-note "SLA: ready = SIGTERM, start, first 200 from /readyz (5 ms polls). Drain = $DRAIN loaded cases' seller_response deadlines moved by one UPDATE (while the service runs) to fall within one second $DRAIN_LEAD s ahead, reminders marked sent; counted from the audit trail once none is pending. Lag from the commit timestamps of the events' transactions (track_commit_timestamp=on) and from the events' at (the transaction's start, so it reads low). The pgbench expiry baselines (one expiry per commit at $EXPIRE_CLIENTS clients; the scheduler's batch shape, ST_CLAIM + ST_EXPIRE for a batch of cases per commit, at $FIRE_WORKERS clients = FIRE_WORKERS, for batches of $BATCHES, $BATCH_DUR s each), each on its own slice of cases, count the expire events they wrote. Steady rates: the deadlines are moved to a whole second $(( HORIZON_S + 5 )) s ahead, past the scheduler's ${HORIZON_S} s horizon, so that they enter its wheel by time passing (as a deadline armed days before does); the drain likewise ($DRAIN_LEAD s ahead). The 10 k/s ratio compares the sustained rate with the batched baseline at the service's own batch size (FIRE_BATCH = ${FIRE_BATCH:-?})."
+note "SLA: ready = SIGTERM, start, first 200 from /readyz (5 ms polls). Drain = $DRAIN loaded cases' seller_response deadlines moved by one UPDATE (while the service runs) to fall within one second $DRAIN_LEAD s ahead, reminders marked sent; counted from the audit trail once none is pending. Lag from the commit timestamps of the events' transactions (track_commit_timestamp=on) and from the events' at (the transaction's start, so it reads low). The pgbench expiry baselines (one expiry per commit at $EXPIRE_CLIENTS clients; the scheduler's batch shape, case_claim + case_expire for a batch of cases per commit, at $FIRE_WORKERS clients = FIRE_WORKERS, for batches of $BATCHES, $BATCH_DUR s each), each on its own slice of cases, count the expire events they wrote. Steady rates: the deadlines are moved to a whole second $(( HORIZON_S + 5 )) s ahead, past the scheduler's ${HORIZON_S} s horizon, so that they enter its wheel by time passing (as a deadline armed days before does); the drain likewise ($DRAIN_LEAD s ahead). The 10 k/s ratio compares the sustained rate with the batched baseline at the service's own batch size (FIRE_BATCH = ${FIRE_BATCH:-?})."
 meta loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 T_END=$(date +%s%N)
 meta wall_s "$(( (T_END - T_START) / 1000000000 ))"

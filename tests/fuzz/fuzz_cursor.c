@@ -1,9 +1,9 @@
-/* libFuzzer: list cursors through store_cursor_decode; whatever decodes must encode and decode back to itself. */
+/* libFuzzer: list cursors through cursor_decode; whatever decodes must encode and decode back to itself. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "arbiter/store.h"
+#include "arbiter/cursor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -17,11 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(s, data, size);
 	s[size] = '\0';
-	if (store_cursor_decode(s, &us, id, sizeof(id))) {
+	if (cursor_decode(s, &us, id, sizeof(id))) {
 		if (us < 0 || id[0] == '\0')
 			__builtin_trap();
-		store_cursor_encode(us, id, enc, sizeof(enc));
-		if (!store_cursor_decode(enc, &us2, id2, sizeof(id2)))
+		cursor_encode(us, id, enc, sizeof(enc));
+		if (!cursor_decode(enc, &us2, id2, sizeof(id2)))
 			__builtin_trap(); /* a cursor the service hands out must decode */
 		if (us2 != us || strcmp(id, id2) != 0)
 			__builtin_trap(); /* to what it was made from */

@@ -52,26 +52,16 @@ sources() {
 	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c" ;;
 	router) echo "src/router.c" ;;
 	policy) echo "src/policy.c src/model.c src/timeutil.c" ;;
-	# store_cursor_decode lives in src/store.c, which links libpq, the
-	# embedded migrations and what the store reports to (metrics, the state
-	# machine's names); the harness calls only the pure cursor functions.
-	cursor) echo "src/store.c src/codec.c src/textbuf.c src/log.c src/model.c src/timeutil.c src/sha256.c" \
-		"src/metrics.c src/casefsm.c src/policy.c src/router.c $OUT/migrations.c" ;;
+	cursor) echo "src/cursor.c" ;;
 	esac
 }
 libraries() {
 	case $1 in
 	codec | policy) echo "-ljansson -lm" ;;
 	router) echo "" ;;
-	cursor) echo "-lpq -ljansson -lpthread -lm" ;;
+	cursor) echo "" ;;
 	esac
 }
-
-if ! sh deploy/local/embed.sh sql/*.sql >"$OUT/migrations.c.tmp"; then
-	echo "fuzz: cannot generate $OUT/migrations.c" >&2
-	exit 2
-fi
-mv "$OUT/migrations.c.tmp" "$OUT/migrations.c"
 
 NAMES="codec router policy cursor"
 failed=0
