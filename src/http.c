@@ -13,12 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arbiter/api.h"
-#include "arbiter/assets.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/ratelimit.h"
+#include "arbiter/routes.h"
 #include "arbiter/sha256.h"
 
 #define SWEEP_MS 200
@@ -62,7 +61,6 @@ struct http_server {
 	pthread_t sweeper;
 	/* rate limits */
 	rl_table *rl_keys, *rl_addrs;
-	char csp[384];                /* the ops page's Content-Security-Policy */
 };
 
 struct ar_req {
@@ -71,8 +69,9 @@ struct ar_req {
 	const char *method;
 	const char *url;
 	route_match route;
+	const ar_route *rt;      /* the table entry for path and method, or NULL */
 	ar_identity ident;
-	bool routed;
+	bool routed;         /* the path is one the table has */
 	char *body;
 	size_t body_len, body_cap;
 	bool too_large;
@@ -544,47 +543,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 	return r;
 }
 
-/* ---- the ops page's policy ---- */
-
-static void base64(const uint8_t *in, size_t n, char *out)
-{
-	static const char a[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
-			     (i + 2 < n ? in[i + 2] : 0);
-		out[o++] = a[v >> 18 & 63];
-		out[o++] = a[v >> 12 & 63];
-		out[o++] = i + 1 < n ? a[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < n ? a[v & 63] : '=';
-	}
-	out[o] = '\0';
-}
-
-/* script-src allows exactly the page's one inline script, by its SHA-256
- * (CSP3 hash source), not 'unsafe-inline': injected markup cannot run. */
-static void make_csp(http_server *h)
-{
-	const char *open = strstr(ar_ui_index, "<script>");
-	const char *close = open ? strstr(open, "</script>") : NULL;
-	char src[80] = "'none'";
-
-	if (open && close) {
-		uint8_t d[SHA256_LEN];
-		char b64[48];
-		open += strlen("<script>");
-		sha256(open, (size_t)(close - open), d);
-		base64(d, sizeof(d), b64);
-		snprintf(src, sizeof(src), "'sha256-%s'", b64);
-	}
-	snprintf(h->csp, sizeof(h->csp),
-		 "default-src 'self'; script-src %s; style-src 'self' 'unsafe-inline'; "
-		 "connect-src 'self'; img-src 'self'; object-src 'none'; base-uri 'none'; "
-		 "form-action 'self'; frame-ancestors 'none'", src);
-}
-
 /* ---- request lifecycle ---- */
 
 static void make_request_id(ar_req *r)
@@ -616,33 +574,6 @@ static bool json_content_type(const char *ct)
 		return false;
 	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
 }
-
-/* Coarse role gates; scope and per-state rules are the handlers' and the
- * state machine's. */
-static bool role_may(route_id id, route_method m, fsm_role role)
-{
-	switch (id) {
-	case ROUTE_CASES:
-		return m != M_POST || role == FSM_ROLE_FRONTEND;
-	case ROUTE_ADJUDICATIONS:
-		return role != FSM_ROLE_PAYMENT && role != FSM_ROLE_OPS;
-	case ROUTE_POLICY:
-		return m != M_PUT || role == FSM_ROLE_ADMIN;
-	case ROUTE_KEYS:
-	case ROUTE_KEY:
-		return role == FSM_ROLE_ADMIN;
-	case ROUTE_QUEUE:
-		return role != FSM_ROLE_FRONTEND && role != FSM_ROLE_PAYMENT;
-	case ROUTE_SKU_FLAG:
-		return role == FSM_ROLE_AGENT || role == FSM_ROLE_ADMIN;
-	case ROUTE_METRICS:
-		return role == FSM_ROLE_OPS || role == FSM_ROLE_ADMIN;
-	default:
-		return true;
-	}
-}
-
-static void route(ar_req *r, route_id id, route_method m);
 
 static const char *resp_header(ar_req *r, const char *name)
 {
@@ -728,7 +659,7 @@ bool req_idem_answer(ar_req *r, idem_state st, idem_replay *rep)
  * retry while the first is running 409. (Creates keep their record in the
  * statement that opens the case: api_cases_create.)
  */
-static void idempotent(ar_req *r, route_id id)
+static void idempotent(ar_req *r)
 {
 	store *db = r->srv->app->db;
 	const char *key;
@@ -746,7 +677,7 @@ static void idempotent(ar_req *r, route_id id)
 	}
 	if (req_idem_answer(r, st, &rep))
 		return;
-	route(r, id, M_POST);
+	r->rt->handler(r);
 	if (r->status >= 500 || !r->resp) {
 		store_idem_abandon(db, r->ident.key_id, key);
 		return;
@@ -768,10 +699,11 @@ static void idempotent(ar_req *r, route_id id)
 static void dispatch(ar_req *r)
 {
 	route_method m = router_method(r->method);
-	route_id id = r->route.id;
+	const ar_route *path = &ar_routes[r->route.path];
+	const ar_route *rt = r->rt;
 
-	if (strncmp(router_template(id), "/v1/", 4) == 0 ||
-	    (id == ROUTE_METRICS && !r->srv->app->cfg.metrics_open)) {
+	if (path->auth == ROUTE_KEYED ||
+	    (path->auth == ROUTE_METRICS_KEYED && !r->srv->app->cfg.metrics_open)) {
 		ar_err err;
 		ar_err_init(&err);
 		if (!auth_verify(r->srv->app->db, req_header(r, "Authorization"), &r->ident, &err)) {
@@ -783,27 +715,27 @@ static void dispatch(ar_req *r)
 			req_reply_problem(r, &err);
 			return;
 		}
-		if (id != ROUTE_METRICS &&
+		if (!(path->flags & ROUTE_UNLIMITED) &&
 		    !rate_ok(r, METRICS_THROTTLE_KEY, r->ident.key_id, strlen(r->ident.key_id),
 			     r->srv->app->cfg.rate_key[r->ident.role]))
 			return;
-		if ((router_allowed(id) & m) && !role_may(id, m, r->ident.role)) {
+		if (rt && !(rt->roles & ROUTE_ROLE(r->ident.role))) {
 			char detail[128];
 			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
-				 fsm_role_name(r->ident.role), r->method, router_template(id));
+				 fsm_role_name(r->ident.role), r->method, rt->tmpl);
 			problem(r, 403, "forbidden", "Forbidden", detail);
 			return;
 		}
-	} else if (id != ROUTE_HEALTHZ && id != ROUTE_READYZ && id != ROUTE_METRICS) {
+	} else if (!(path->flags & ROUTE_UNLIMITED)) {
 		/* the page and the contract: no key, so the address pays */
 		if (!rate_ok_address(r))
 			return;
 	}
-	if (!(router_allowed(id) & m)) {
-		char detail[128];
-		req_add_header(r, "Allow", router_allow_header(id));
-		snprintf(detail, sizeof(detail), "%s is not allowed on %s", r->method,
-			 router_template(id));
+	if (!rt) {
+		char detail[128], allow[48];
+		router_allow_header(r->route.allowed, allow, sizeof(allow));
+		req_add_header(r, "Allow", allow);
+		snprintf(detail, sizeof(detail), "%s is not allowed on %s", r->method, path->tmpl);
 		problem(r, 405, "method-not-allowed", "Method not allowed", detail);
 		return;
 	}
@@ -812,71 +744,21 @@ static void dispatch(ar_req *r)
 			"the body must be application/json");
 		return;
 	}
-	if (m == M_POST && id == ROUTE_CASE_ACTIONS && req_header(r, "Idempotency-Key")) {
-		idempotent(r, id);
+	if ((rt->flags & ROUTE_IDEMPOTENT) && req_header(r, "Idempotency-Key")) {
+		idempotent(r);
 		return;
 	}
-	route(r, id, m);
+	rt->handler(r);
 }
 
-static void route(ar_req *r, route_id id, route_method m)
+/* The most body the request's route takes. */
+static size_t body_limit(const ar_req *r)
 {
-	switch (id) {
-	case ROUTE_HEALTHZ: api_healthz(r); break;
-	case ROUTE_READYZ: api_readyz(r); break;
-	case ROUTE_CASES:
-		if (m == M_POST)
-			api_cases_create(r);
-		else
-			api_cases_list(r);
-		break;
-	case ROUTE_CASE: api_case_get(r); break;
-	case ROUTE_CASE_EVENTS: api_case_events(r); break;
-	case ROUTE_CASE_ACTIONS: api_case_action(r); break;
-	case ROUTE_EVENTS: api_events_feed(r); break;
-	case ROUTE_KEYS:
-		if (m == M_POST)
-			api_keys_create(r);
-		else
-			api_keys_list(r);
-		break;
-	case ROUTE_KEY: api_key_revoke(r); break;
-	case ROUTE_STATS: api_stats(r); break;
-	case ROUTE_METRICS: {
-		size_t len = 0;
-		char *text = metrics_render(&len);
-		if (!text) {
-			problem(r, 503, "overloaded", "Out of memory", "try again");
-			break;
-		}
-		req_reply_text(r, 200, METRICS_CONTENT_TYPE, text, len);
-		free(text);
-		break;
-	}
-	case ROUTE_QUEUE: api_queue(r); break;
-	case ROUTE_SKU_FLAGS: api_sku_flags(r); break;
-	case ROUTE_SKU_FLAG: api_sku_flag_clear(r); break;
-	case ROUTE_OPENAPI:
-		req_reply_text(r, 200, "application/json", ar_openapi_json, ar_openapi_json_len);
-		break;
-	case ROUTE_UI:
-		/* The page holds no data; it asks the API with the key the
-		 * operator types in. Only its own inline script may run. */
-		req_add_header(r, "Content-Security-Policy", r->srv->csp);
-		req_add_header(r, "Cache-Control", "no-cache");
-		req_reply_text(r, 200, "text/html; charset=utf-8", ar_ui_index, ar_ui_index_len);
-		break;
-	case ROUTE_ADJUDICATIONS: api_adjudicate(r); break;
-	case ROUTE_POLICY:
-		if (m == M_PUT)
-			api_policy_put(r);
-		else
-			api_policy_get(r);
-		break;
-	default:
-		problem(r, 404, "not-found", "Not found", "this route is not served yet");
-		break;
-	}
+	size_t max = r->srv->app->cfg.max_body;
+
+	if (!r->rt)
+		return max;   /* answered 404 or 405 whatever it sends */
+	return r->rt->body_limit < max ? r->rt->body_limit : max;
 }
 
 static enum MHD_Result send_reply(ar_req *r)
@@ -923,9 +805,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->late = atomic_load(&srv->app->draining);
 		clock_gettime(CLOCK_MONOTONIC, &r->start);
 		make_request_id(r);
-		r->routed = router_match(url, &r->route);
+		r->routed = router_match(ar_routes, ar_n_routes, url, router_method(method),
+					 &r->route);
+		r->rt = r->route.entry >= 0 ? &ar_routes[r->route.entry] : NULL;
 		cl = req_header(r, "Content-Length");
-		if (cl && strtoull(cl, NULL, 10) > srv->app->cfg.max_body)
+		if (cl && strtoull(cl, NULL, 10) > body_limit(r))
 			r->too_large = true;
 		*req_cls = r;
 		conn_phase_set(srv, conn, PH_BODY);
@@ -946,7 +830,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			if (late)
 				return MHD_NO;
 		}
-		if (r->too_large || r->body_len + n > srv->app->cfg.max_body) {
+		if (r->too_large || r->body_len + n > body_limit(r)) {
 			r->too_large = true;
 			return MHD_YES;
 		}
@@ -976,12 +860,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		req_reply_problem(r, &e);
 	} else if (r->too_large) {
 		char detail[96];
-		snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
-			 srv->app->cfg.max_body);
+		if (body_limit(r))
+			snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
+				 body_limit(r));
+		else
+			snprintf(detail, sizeof(detail), "%s %s takes no body", r->method,
+				 r->rt->tmpl);
 		problem(r, 413, "payload-too-large", "Payload too large", detail);
 	} else if (!r->routed) {
 		problem(r, 404, "not-found", "Not found", "no such route");
-	} else if (r->late && r->route.id != ROUTE_HEALTHZ) {
+	} else if (r->late && !(ar_routes[r->route.path].flags & ROUTE_WHILE_DRAINING)) {
 		/* Arrived after SIGTERM: not started, so not half done; another
 		 * replica takes the retry. Requests already in flight finish. */
 		problem(r, 503, "draining", "Shutting down",
@@ -1017,7 +905,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	snprintf(dur, sizeof(dur), "%.6f", (double)(end.tv_sec - r->start.tv_sec) +
 		 (double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
 	snprintf(status, sizeof(status), "%d", r->status);
-	metrics_http(r->routed ? r->route.id : METRICS_ROUTE_UNMATCHED, router_method(r->method),
+	metrics_http(r->routed ? r->route.path : METRICS_ROUTE_UNMATCHED,
+		     r->routed ? ar_routes[r->route.path].tmpl : "unmatched", router_method(r->method),
 		     r->status, (double)(end.tv_sec - r->start.tv_sec) +
 				(double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
 	lvl = r->status >= 500 ? LOG_ERROR : LOG_DEBUG;
@@ -1025,7 +914,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		lvl = LOG_WARN;
 	log_kv(lvl, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "request" : "request aborted",
 	       "request_id", r->request_id, "method", r->method,
-	       "route", r->routed ? router_template(r->route.id) : "unmatched",
+	       "route", r->routed ? ar_routes[r->route.path].tmpl : "unmatched",
 	       "status", status, "duration_s", dur,
 	       "case_id", r->case_id[0] ? r->case_id : NULL, NULL);
 	for (size_t i = 0; i < r->n_headers; i++) {
@@ -1066,7 +955,6 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		goto fail;
 	}
-	make_csp(h);
 	{
 		codec_options co = { .allow_http_evidence = app->cfg.evidence_http, .now = NULL };
 		codec_configure(&co);

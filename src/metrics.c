@@ -21,7 +21,7 @@ typedef _Atomic int64_t gauge;
 
 /* ---- label vocabularies ------------------------------------------------ */
 
-#define N_ROUTES (ROUTE__COUNT + 1) /* + unmatched */
+#define N_ROUTES (METRICS_MAX_ROUTES + 1) /* + unmatched */
 #define N_METHODS 6
 static const char *const method_names[N_METHODS] = {
 	"GET", "POST", "PUT", "DELETE", "HEAD", "other",
@@ -112,6 +112,7 @@ static struct {
 	counter shed[METRICS_SHED__COUNT];
 	gauge connections;
 	histogram http_dur[N_ROUTES];
+	_Atomic(const char *) route_name[N_ROUTES];
 
 	_Atomic bool cases_set;
 	gauge cases[FSM_STATE__COUNT][AR_KIND__COUNT];
@@ -175,9 +176,13 @@ static size_t status_index(int status)
 	return N_CODES;
 }
 
-void metrics_http(route_id route, route_method method, int status, double seconds)
+void metrics_http(int route, const char *tmpl, route_method method, int status,
+		  double seconds)
 {
-	size_t r = (unsigned)route < ROUTE__COUNT ? (size_t)route : (size_t)ROUTE__COUNT;
+	size_t r = route >= 0 && route < METRICS_MAX_ROUTES ? (size_t)route : METRICS_MAX_ROUTES;
+
+	if (r < METRICS_MAX_ROUTES && tmpl)
+		atomic_store_explicit(&M.route_name[r], tmpl, RELAXED);
 
 	atomic_fetch_add_explicit(&M.http[r][method_index(method)][status_index(status)], 1,
 				  RELAXED);
@@ -514,7 +519,9 @@ static uint64_t hist_total(histogram *h)
 
 static const char *route_label(size_t r)
 {
-	return r < ROUTE__COUNT ? router_template((route_id)r) : "unmatched";
+	const char *name = r < METRICS_MAX_ROUTES ? atomic_load_explicit(&M.route_name[r], RELAXED)
+						  : NULL;
+	return name ? name : "unmatched";
 }
 
 static void render_labels(textbuf *b, const char *name, const char *label, label_table *t)

@@ -1,32 +1,8 @@
-/* URL path -> route id and path parameters (pure; fuzzed). */
+/* URL path + method -> route table entry and path parameters (pure; fuzzed). */
 #include "arbiter/router.h"
 
+#include <stdio.h>
 #include <string.h>
-
-static const struct {
-	const char *tmpl;
-	unsigned methods;
-	const char *allow;
-} routes[ROUTE__COUNT] = {
-	[ROUTE_HEALTHZ] = { "/healthz", M_GET | M_HEAD, "GET, HEAD" },
-	[ROUTE_READYZ] = { "/readyz", M_GET | M_HEAD, "GET, HEAD" },
-	[ROUTE_METRICS] = { "/metrics", M_GET, "GET" },
-	[ROUTE_OPENAPI] = { "/openapi.json", M_GET, "GET" },
-	[ROUTE_CASES] = { "/v1/cases", M_GET | M_POST, "GET, POST" },
-	[ROUTE_CASE] = { "/v1/cases/{id}", M_GET, "GET" },
-	[ROUTE_CASE_EVENTS] = { "/v1/cases/{id}/events", M_GET, "GET" },
-	[ROUTE_CASE_ACTIONS] = { "/v1/cases/{id}/actions", M_POST, "POST" },
-	[ROUTE_EVENTS] = { "/v1/events", M_GET, "GET" },
-	[ROUTE_ADJUDICATIONS] = { "/v1/adjudications", M_POST, "POST" },
-	[ROUTE_POLICY] = { "/v1/policy", M_GET | M_PUT, "GET, PUT" },
-	[ROUTE_KEYS] = { "/v1/keys", M_GET | M_POST, "GET, POST" },
-	[ROUTE_KEY] = { "/v1/keys/{id}", M_DELETE, "DELETE" },
-	[ROUTE_STATS] = { "/v1/stats", M_GET, "GET" },
-	[ROUTE_QUEUE] = { "/v1/queues/{id}", M_GET, "GET" },
-	[ROUTE_SKU_FLAGS] = { "/v1/sku-flags", M_GET, "GET" },
-	[ROUTE_SKU_FLAG] = { "/v1/sku-flags/{id}/{id}", M_DELETE, "DELETE" },
-	[ROUTE_UI] = { "/ui/", M_GET | M_HEAD, "GET, HEAD" },
-};
 
 /* An id segment: what the service hands out, nothing that needs escaping. */
 static bool id_char(char c)
@@ -67,32 +43,40 @@ static bool match_one(const char *tmpl, const char *path, route_match *out)
 	return true;
 }
 
-bool router_match(const char *path, route_match *out)
+bool router_match(const ar_route *table, size_t n, const char *path, route_method m,
+		  route_match *out)
 {
 	char trimmed[512];
-	size_t n = strlen(path);
+	size_t len = strlen(path);
 
-	if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/") == 0 ||
-	    strcmp(path, "/ui/index.html") == 0) {
-		out->id = ROUTE_UI;
-		out->n_params = 0;
-		return true;
-	}
+	out->path = -1;
+	out->entry = -1;
+	out->allowed = 0;
+	out->n_params = 0;
+	/* the page answers under its directory's names too */
+	if (strcmp(path, "/ui") == 0 || strcmp(path, "/ui/index.html") == 0)
+		path = "/ui/";
 	/* one trailing slash is forgiven: "/v1/cases/" is "/v1/cases" */
-	if (n > 1 && path[n - 1] == '/') {
-		if (n >= sizeof(trimmed))
+	else if (len > 1 && path[len - 1] == '/' && strcmp(path, "/ui/") != 0) {
+		if (len >= sizeof(trimmed))
 			return false;
-		memcpy(trimmed, path, n - 1);
-		trimmed[n - 1] = '\0';
+		memcpy(trimmed, path, len - 1);
+		trimmed[len - 1] = '\0';
 		path = trimmed;
 	}
-	for (int i = 0; i < ROUTE__COUNT; i++) {
-		if (match_one(routes[i].tmpl, path, out)) {
-			out->id = (route_id)i;
-			return true;
+	for (size_t i = 0; i < n; i++) {
+		if (out->path >= 0 && strcmp(table[i].tmpl, table[out->path].tmpl) != 0)
+			continue;
+		if (out->path < 0) {
+			if (!match_one(table[i].tmpl, path, out))
+				continue;
+			out->path = (int)i;
 		}
+		out->allowed |= table[i].methods;
+		if (out->entry < 0 && (table[i].methods & m))
+			out->entry = (int)i;
 	}
-	return false;
+	return out->path >= 0;
 }
 
 route_method router_method(const char *m)
@@ -110,17 +94,19 @@ route_method router_method(const char *m)
 	return M_OTHER;
 }
 
-unsigned router_allowed(route_id id)
+void router_allow_header(unsigned methods, char *out, size_t outlen)
 {
-	return routes[id].methods;
-}
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = { { M_GET, "GET" }, { M_HEAD, "HEAD" }, { M_POST, "POST" },
+		      { M_PUT, "PUT" }, { M_DELETE, "DELETE" } };
+	size_t o = 0;
 
-const char *router_allow_header(route_id id)
-{
-	return routes[id].allow;
-}
-
-const char *router_template(route_id id)
-{
-	return (unsigned)id < ROUTE__COUNT ? routes[id].tmpl : "unmatched";
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((methods & names[i].bit) && o < outlen)
+			o += (size_t)snprintf(out + o, outlen - o, "%s%s", o ? ", " : "",
+					      names[i].name);
+	}
 }

@@ -111,8 +111,8 @@ int main(void)
 	size_t len;
 	char *t;
 	metrics_init("0.0.0", "check", 1700000000.0);
-	metrics_http(ROUTE_CASE, M_GET, 200, 0.004);
-	metrics_http(METRICS_ROUTE_UNMATCHED, M_OTHER, 418, 0.0001);
+	metrics_http(0, "/v1/cases/{id}", M_GET, 200, 0.004);
+	metrics_http(METRICS_ROUTE_UNMATCHED, "unmatched", M_OTHER, 418, 0.0001);
 	metrics_set_cases(c);
 	metrics_case_opened(AR_KIND_REFUND, POLICY_OUTCOME_AUTO_APPROVE);
 	metrics_transition(FSM_ACTION_ACCEPT, FSM_ROLE_SELLER);

@@ -26,8 +26,7 @@
  * caller frees. Every const char * argument is only read during the call
  * (label strings are copied).
  *
- * Labels: enum values are named by their owning modules (router_template(),
- * fsm_state_name(), fsm_action_name(), fsm_role_name(), fsm_deadline_name(),
+ * Labels: enum values are named by their owning modules (fsm_state_name(), fsm_action_name(), fsm_role_name(), fsm_deadline_name(),
  * ar_kind_name(), policy_outcome_name()). An out-of-range enum value passed
  * to a recording function is ignored (nothing is counted), except the HTTP
  * route, method and status, which have catch-all buckets (see below).
@@ -46,9 +45,11 @@
 /* The Content-Type of GET /metrics. */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-/* A request whose path matched no route: pass this (or any id >= ROUTE__COUNT)
- * as the route; it is labelled route="unmatched" (never the raw path). */
-#define METRICS_ROUTE_UNMATCHED ROUTE__COUNT
+/* Routes counted apart; a request whose path matched no route is passed as
+ * METRICS_ROUTE_UNMATCHED (or any index >= it) and labelled
+ * route="unmatched" (never the raw path). */
+#define METRICS_MAX_ROUTES 48
+#define METRICS_ROUTE_UNMATCHED METRICS_MAX_ROUTES
 
 /* Distinct refund reasons / currencies kept as their own label value. */
 #define METRICS_MAX_LABELS 16
@@ -67,13 +68,16 @@ void metrics_reset(void);
 /*
  * One finished HTTP request: arbiter_http_requests_total{route,method,status}
  * and arbiter_http_request_duration_seconds{route}.
- * route: a route_id, or METRICS_ROUTE_UNMATCHED -> route="unmatched".
+ * route: the route's index in its table, or METRICS_ROUTE_UNMATCHED ->
+ * route="unmatched"; tmpl: its path template, the label value, which must
+ * live as long as the process (a route table's string: it is not copied).
  * method: a router_method() value (M_GET...); anything else -> method="other".
  * status: one of 200 201 204 400 401 403 404 405 409 412 413 415 422 428 429
  * 500 503 is its own label value; any other code -> status="other".
  * seconds: negative or NaN counts as 0.
  */
-void metrics_http(route_id route, route_method method, int status, double seconds);
+void metrics_http(int route, const char *tmpl, route_method method, int status,
+		  double seconds);
 
 /* A request refused with 429: arbiter_http_throttled_total{scope}, scope
  * "key" (an API key's bucket) or "address" (a client address's, for

@@ -1,7 +1,7 @@
 """The OpenAPI contract (openapi/arbiter.yaml) and its checker (contract.py).
 
 - The spec itself: it parses, converts to the JSON the service serves, names
-  every route and method of src/router.c and the vocabularies of the C code
+  every route and method of src/routes.c and the vocabularies of the C code
   (states, actions, roles, deadlines, problem types), and its examples and the
   shipped policies validate against its schemas.
 - The checker passes real traffic: a tour of every route and of the problem
@@ -65,13 +65,13 @@ def test_spec_is_openapi_31_and_converts_to_the_served_json(tmp_path):
 
 
 def _router_table() -> dict[str, set[str]]:
-    src = (REPO / "src" / "router.c").read_text()
-    rows = re.findall(r'\[ROUTE_[A-Z_]+\]\s*=\s*\{\s*"([^"]+)",\s*([A-Z_| ]+),', src)
-    assert len(rows) >= 13, "cannot read the routing table of src/router.c"
+    src = (REPO / "src" / "routes.c").read_text()
+    rows = re.findall(r'\{\s*((?:M_[A-Z]+\s*\|?\s*)+),\s*"([^"]+)",', src)
+    assert len(rows) >= 13, "cannot read the route table of src/routes.c"
     table = {}
-    for tmpl, mask in rows:
+    for mask, tmpl in rows:
         methods = {m.strip()[2:] for m in mask.split("|")}
-        table[tmpl.rstrip("/") or "/"] = methods
+        table.setdefault(tmpl.rstrip("/") or "/", set()).update(methods)
     return table
 
 

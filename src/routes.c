@@ -1,0 +1,48 @@
+/* The route table: each endpoint's method, path, handler, roles and body limit. */
+#include "arbiter/routes.h"
+
+#include "arbiter/api.h"
+#include "arbiter/casefsm.h"
+
+#define R(role) ROUTE_ROLE(FSM_ROLE_##role)
+/* Adjudicating dry runs: every role that takes part in a case. */
+#define DECIDERS (R(FRONTEND) | R(SELLER) | R(AGENT) | R(ARBITER) | R(ADMIN))
+/* The desk's queues: everyone who works cases, not the systems. */
+#define DESK (R(SELLER) | R(AGENT) | R(ARBITER) | R(OPS) | R(ADMIN))
+
+/*
+ * Scope (which shops a key sees) and the rules of each state (who may take
+ * which action) are the handlers' and the state machine's; these are the
+ * coarse gates. Entries of one path are adjacent; the first names the path
+ * in metrics and logs.
+ */
+const ar_route ar_routes[] = {
+	{ M_GET | M_HEAD, "/healthz", api_healthz, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0,
+	  ROUTE_UNLIMITED | ROUTE_WHILE_DRAINING },
+	{ M_GET | M_HEAD, "/readyz", api_readyz, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0,
+	  ROUTE_UNLIMITED },
+	{ M_GET, "/metrics", api_metrics, ROUTE_METRICS_KEYED, R(OPS) | R(ADMIN), 0,
+	  ROUTE_UNLIMITED },
+	{ M_GET, "/openapi.json", api_openapi, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_GET, "/v1/cases", api_cases_list, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_POST, "/v1/cases", api_cases_create, ROUTE_KEYED, R(FRONTEND), ROUTE_BODY_MAX, 0 },
+	{ M_GET, "/v1/cases/{id}", api_case_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_GET, "/v1/cases/{id}/events", api_case_events, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_POST, "/v1/cases/{id}/actions", api_case_action, ROUTE_KEYED, ROUTE_ANY_ROLE,
+	  ROUTE_BODY_MAX, ROUTE_IDEMPOTENT },
+	{ M_GET, "/v1/events", api_events_feed, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_POST, "/v1/adjudications", api_adjudicate, ROUTE_KEYED, DECIDERS, ROUTE_BODY_MAX, 0 },
+	{ M_GET, "/v1/policy", api_policy_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_PUT, "/v1/policy", api_policy_put, ROUTE_KEYED, R(ADMIN), ROUTE_BODY_MAX, 0 },
+	{ M_GET, "/v1/keys", api_keys_list, ROUTE_KEYED, R(ADMIN), 0, 0 },
+	{ M_POST, "/v1/keys", api_keys_create, ROUTE_KEYED, R(ADMIN), ROUTE_BODY_MAX, 0 },
+	{ M_DELETE, "/v1/keys/{id}", api_key_revoke, ROUTE_KEYED, R(ADMIN), 0, 0 },
+	{ M_GET, "/v1/stats", api_stats, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_GET, "/v1/queues/{id}", api_queue, ROUTE_KEYED, DESK, 0, 0 },
+	{ M_GET, "/v1/sku-flags", api_sku_flags, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_DELETE, "/v1/sku-flags/{id}/{id}", api_sku_flag_clear, ROUTE_KEYED,
+	  R(AGENT) | R(ADMIN), 0, 0 },
+	{ M_GET | M_HEAD, "/ui/", api_ui, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0, 0 },
+};
+
+const size_t ar_n_routes = sizeof(ar_routes) / sizeof(ar_routes[0]);
