@@ -3,51 +3,19 @@
 
 #include <string.h>
 
-static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
-{
-	switch (d) {
-	case FSM_DEADLINE_SELLER_RESPONSE:
-		if (manual_review)
-			return "escalate_to_arbitration";
-		return kind == AR_KIND_REFUND ? "auto_refund" : "auto_accept";
-	case FSM_DEADLINE_BUYER_SHIP_BACK: return "close_expired";
-	case FSM_DEADLINE_SELLER_RECEIPT: return "auto_refund";
-	case FSM_DEADLINE_BUYER_REPLY: return "close_expired";
-	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
-	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
-	case FSM_DEADLINE_COMPLAINT_CLOSE: return "close_resolved";
-	case FSM_DEADLINE_SELLER_RESEND: return "auto_refund";
-	case FSM_DEADLINE_BUYER_CONFIRM: return "close_resent";
-	case FSM_DEADLINE_SELLER_REPLY: return "accept_counter";
-	default: return "none";
-	}
-}
-
 bool caseplan_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
 			bool manual_review, unsigned mask, store_deadline out[], size_t *n,
 			ar_err *err)
 {
-	bool ok = true;
+	policy_arming arm[STORE_MAX_DEADLINES];
+	bool ok;
 
-	*n = 0;
 	pthread_rwlock_rdlock(&app->policy_lock);
-	for (int d = 0; d < FSM_DEADLINE__COUNT && ok; d++) {
-		const char *name = fsm_deadline_name((fsm_deadline)d);
-		int64_t ms;
-		if (!(mask & FSM_DEADLINE_BIT(d)) || *n >= STORE_MAX_DEADLINES)
-			continue;
-		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
-			name = "complaint_first_response_major";
-		if (!policy_duration(app->policy, name, shop_id, &ms)) {
-			ar_err_set(err, 500, "internal", "Internal error",
-				   "the policy has no duration '%s'", name);
-			ok = false;
-			break;
-		}
-		out[(*n)++] = (store_deadline){ fsm_deadline_name((fsm_deadline)d), ms,
-						on_expiry(kind, (fsm_deadline)d, manual_review) };
-	}
+	ok = policy_armings(app->policy, kind, shop_id, major, manual_review, mask, arm,
+			    STORE_MAX_DEADLINES, n, err);
 	pthread_rwlock_unlock(&app->policy_lock);
+	for (size_t i = 0; ok && i < *n; i++)
+		out[i] = (store_deadline){ arm[i].name, arm[i].after_ms, arm[i].on_expiry };
 	return ok;
 }
 

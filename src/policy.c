@@ -890,6 +890,49 @@ static const override *find_override(const override *list, size_t n,
 	return NULL;
 }
 
+static const char *on_expiry(ar_kind kind, fsm_deadline d, bool manual_review)
+{
+	switch (d) {
+	case FSM_DEADLINE_SELLER_RESPONSE:
+		if (manual_review)
+			return "escalate_to_arbitration";
+		return kind == AR_KIND_REFUND ? "auto_refund" : "auto_accept";
+	case FSM_DEADLINE_BUYER_SHIP_BACK: return "close_expired";
+	case FSM_DEADLINE_SELLER_RECEIPT: return "auto_refund";
+	case FSM_DEADLINE_BUYER_REPLY: return "close_expired";
+	case FSM_DEADLINE_ARBITRATION: return "breach_alert";
+	case FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE: return "escalate_to_senior";
+	case FSM_DEADLINE_COMPLAINT_CLOSE: return "close_resolved";
+	case FSM_DEADLINE_SELLER_RESEND: return "auto_refund";
+	case FSM_DEADLINE_BUYER_CONFIRM: return "close_resent";
+	case FSM_DEADLINE_SELLER_REPLY: return "accept_counter";
+	default: return "none";
+	}
+}
+
+bool policy_armings(const policy *p, ar_kind kind, const char *shop_id, bool major,
+		    bool manual_review, unsigned mask, policy_arming out[], size_t cap,
+		    size_t *n, ar_err *err)
+{
+	*n = 0;
+	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
+		const char *name = fsm_deadline_name((fsm_deadline)d);
+		int64_t ms;
+		if (!(mask & FSM_DEADLINE_BIT(d)) || *n >= cap)
+			continue;
+		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
+			name = "complaint_first_response_major";
+		if (!policy_duration(p, name, shop_id, &ms)) {
+			ar_err_set(err, 500, "internal", "Internal error",
+				   "the policy has no duration '%s'", name);
+			return false;
+		}
+		out[(*n)++] = (policy_arming){ fsm_deadline_name((fsm_deadline)d), ms,
+					       on_expiry(kind, (fsm_deadline)d, manual_review) };
+	}
+	return true;
+}
+
 bool policy_duration(const policy *p, const char *name, const char *shop_id,
 		     int64_t *out_ms)
 {

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "arbiter/casefsm.h"
 #include "arbiter/model.h"
 
 typedef struct policy policy;
@@ -56,6 +57,26 @@ json_t *policy_to_json(const policy *p);
  */
 bool policy_duration(const policy *p, const char *name, const char *shop_id,
 		     int64_t *out_ms) AR_MUSTCHECK;
+
+/* One deadline a state arms: due after_ms after it is armed; on_expiry
+ * names what its expiry does (static strings). */
+typedef struct {
+	const char *name;
+	int64_t after_ms;
+	const char *on_expiry;
+} policy_arming;
+
+/*
+ * The deadlines entering a state arms, under this policy: mask is the
+ * state machine's (fsm_deadlines_for(kind, state)), durations the policy's
+ * for the shop (a major complaint's first response has its own), what each
+ * expiry does the kind's and the case's (one routed to a human escalates
+ * instead of refunding). Pure: the action path and the scheduler both arm
+ * with it. At most cap fill out; false (500) when the policy lacks one.
+ */
+bool policy_armings(const policy *p, ar_kind kind, const char *shop_id, bool major,
+		    bool manual_review, unsigned mask, policy_arming out[], size_t cap,
+		    size_t *n, ar_err *err) AR_MUSTCHECK;
 
 /*
  * What the store knows about the buyer beyond the case itself; all zero when

@@ -169,6 +169,47 @@ static void expect_rule(const char *row, const ar_decision *d, const char *id,
 
 /* ------------------------------------------------------------------ */
 
+/* What entering a state arms, as the action path and the scheduler both
+ * ask it: the state machine's mask, the policy's durations for the shop,
+ * the kind's and the case's expiry. */
+static void test_armings(void **state)
+{
+	policy_arming a[4];
+	size_t n;
+	ar_err err;
+
+	(void)state;
+	ar_err_init(&err);
+	assert_true(policy_armings(P, AR_KIND_REFUND, NULL, false, false,
+				   fsm_deadlines_for(AR_KIND_REFUND, FSM_STATE_AWAITING_SELLER), a, 4,
+				   &n, &err));
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].name, "seller_response");
+	assert_int_equal(a[0].after_ms, 5 * DAY);
+	assert_string_equal(a[0].on_expiry, "auto_refund");
+	/* a return is accepted on silence; a case routed to a human escalates */
+	assert_true(policy_armings(P, AR_KIND_RETURN, NULL, false, false,
+				   FSM_DEADLINE_BIT(FSM_DEADLINE_SELLER_RESPONSE), a, 4, &n, &err));
+	assert_string_equal(a[0].on_expiry, "auto_accept");
+	assert_true(policy_armings(P, AR_KIND_REFUND, NULL, false, true,
+				   FSM_DEADLINE_BIT(FSM_DEADLINE_SELLER_RESPONSE), a, 4, &n, &err));
+	assert_string_equal(a[0].on_expiry, "escalate_to_arbitration");
+	/* a major complaint's first response has its own duration */
+	assert_true(policy_armings(P, AR_KIND_COMPLAINT, "S-1", true, false,
+				   FSM_DEADLINE_BIT(FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE), a, 4, &n,
+				   &err));
+	assert_int_equal(n, 1);
+	assert_string_equal(a[0].name, "complaint_first_response");
+	assert_int_equal(a[0].after_ms, 4 * HOUR);
+	/* a terminal state arms nothing; cap bounds what is filled */
+	assert_true(policy_armings(P, AR_KIND_REFUND, NULL, false, false,
+				   fsm_deadlines_for(AR_KIND_REFUND, FSM_STATE_CLOSED), a, 4, &n, &err));
+	assert_int_equal(n, 0);
+	assert_true(policy_armings(P, AR_KIND_REFUND, NULL, false, false, ~0u, a, 2, &n, &err));
+	assert_int_equal(n, 2);
+	assert_int_equal(err.status, 0);
+}
+
 static void test_default_policy_loads(void **state)
 {
 	int64_t ms;
@@ -1481,6 +1522,7 @@ int main(void)
 		cmocka_unit_test(test_batch_defect),
 		cmocka_unit_test(test_decision_json),
 		cmocka_unit_test(test_withhold_cross_shop),
+		cmocka_unit_test(test_armings),
 	};
 	return cmocka_run_group_tests_name("policy", tests, setup, teardown);
 }
