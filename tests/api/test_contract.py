@@ -118,7 +118,7 @@ def test_spec_vocabularies_are_the_codes(spec_contract):
     assert _enum(c, "CaseKind") == set(_c_names("src/model.c", "kind_names"))
     assert _enum(c, "Reason") == set(_c_names("src/model.c", "reason_names"))
     assert _enum(c, "EvidenceKind") == set(_c_names("src/model.c", "evidence_names"))
-    src = (REPO / "src" / "caseplan.c").read_text()
+    src = (REPO / "src" / "policy.c").read_text()
     body = re.search(r"static const char \*on_expiry\(.*?\n\}", src, re.S).group(0)
     returned = {x for stmt in re.findall(r"return ([^;]*);", body)
                 for x in re.findall(r'"([a-z_]+)"', stmt)}
