@@ -26,19 +26,21 @@ void api_checkpoint_latest(ar_req *r)
 	/* any replica answers from the database: the line is signed, so the
 	 * database holding it adds no trust, and the writer may be elsewhere */
 	static const char sql[] =
-		"SELECT coalesce((SELECT line::json FROM checkpoints ORDER BY no DESC LIMIT 1),"
-		" 'null'::json)";
+		"SELECT json_build_object('checkpoint',"
+		" (SELECT line::json FROM checkpoints ORDER BY no DESC LIMIT 1))";
 	ar_err err;
-	json_t *c;
+	json_t *row, *c;
 
 	if (!unscoped(r))
 		return;
 	ar_err_init(&err);
-	if (!store_query_json(req_app(r)->db, "checkpoint_latest", sql, 0, NULL, &c, &err)) {
+	if (!store_query_json(req_app(r)->db, "checkpoint_latest", sql, 0, NULL, &row, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
-	if (json_is_null(c)) {
+	c = json_incref(json_object_get(row, "checkpoint"));
+	json_decref(row);
+	if (!json_is_object(c)) {
 		json_decref(c);
 		ar_err_set(&err, 404, "not-found", "Not found",
 			   "no checkpoint has been signed yet (one follows the first change)");

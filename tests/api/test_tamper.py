@@ -60,7 +60,10 @@ def test_the_service_login_cannot_rewrite_history(arbiter_bin, make_db, make_ser
     for stmt in ("DELETE FROM case_events", "TRUNCATE case_events",
                  "UPDATE cases SET decision = '{}'", "CREATE TABLE x (a int)",
                  "ALTER TABLE cases DISABLE TRIGGER ALL",
-                 "DROP TRIGGER case_events_chain ON case_events"):
+                 "DROP TRIGGER case_events_chain ON case_events",
+                 # the checkpoints' records: appended, never rewritten (test_checkpoints)
+                 "DELETE FROM checkpoint_leaves", "UPDATE checkpoint_leaves SET digest = ''",
+                 "UPDATE checkpoints SET line = ''", "TRUNCATE checkpoints CASCADE"):
         cp = h.psql(db.service_url, stmt + ";", check=False)
         assert cp.returncode != 0, (stmt, cp.stdout)
         assert "permission denied" in cp.stderr or "must be owner" in cp.stderr, (stmt, cp.stderr)
