@@ -6,6 +6,7 @@
 #include "arbiter/app.h"
 #include "arbiter/auth.h"
 #include "arbiter/checkpoint_writer.h"
+#include "arbiter/store_stats.h"
 
 /* A checkpoint counts the chains every shop changed: platform keys only. */
 static bool unscoped(ar_req *r)

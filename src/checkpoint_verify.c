@@ -9,6 +9,7 @@
 
 #include "arbiter/checkpoint.h"
 #include "arbiter/ckpt_key.h"
+#include "arbiter/db.h"
 
 #define MAX_KEYS 16
 
@@ -149,7 +150,7 @@ int checkpoint_verify(const char *conninfo, const char *file, const char *const 
 		fprintf(out, "verify: --checkpoints %s: %s\n", file, strerror(errno));
 		goto fail;
 	}
-	v.conn = PQconnectdb(conninfo);
+	v.conn = db_connect(conninfo);
 	if (PQstatus(v.conn) != CONNECTION_OK) {
 		fprintf(out, "verify: cannot connect: %s", PQerrorMessage(v.conn));
 		goto fail;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "arbiter/app.h"
+#include "arbiter/db.h"
 #include "arbiter/log.h"
 #include "arbiter/textbuf.h"
 
@@ -133,7 +134,7 @@ static bool hold_lock(ckpt_writer *w, bool reconnect)
 	if (!w->conn) {
 		if (!reconnect)
 			return false;
-		w->conn = PQconnectdb(w->conninfo);
+		w->conn = db_connect(w->conninfo);
 		if (PQstatus(w->conn) != CONNECTION_OK) {
 			warn_once(w, "checkpoint writer cannot connect", PQerrorMessage(w->conn));
 			drop_conn(w);
