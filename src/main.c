@@ -141,11 +141,11 @@ static int cmd_checkpoint_key(int argc, char **argv)
 	char msg[512], *pem = NULL;
 	int rc = 2;
 
-	if (argc == 4 && strcmp(argv[2], "--out") == 0)
+	if (argc == 4 && strcmp(argv[2], "--out") == 0) {
 		out = argv[3];
-	else if (argc == 4 && strcmp(argv[2], "--public") == 0)
+	} else if (argc == 4 && strcmp(argv[2], "--public") == 0) {
 		pub = argv[3];
-	else {
+	} else {
 		fputs("usage: arbiter checkpoint-key --out FILE | --public FILE\n", stderr);
 		return 2;
 	}

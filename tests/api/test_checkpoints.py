@@ -227,10 +227,16 @@ def test_the_endpoint_serves_a_checkpoint_python_verifies(arbiter_bin, make_db, 
                                                           tmp_path):
     if Ed25519PublicKey is None:   # pragma: no cover
         pytest.fail("python3-cryptography is missing: make deps installs it")
-    priv, _ = make_key(arbiter_bin, tmp_path, "k1")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    make_key(arbiter_bin, creds, "arbiter-checkpoint-key")
+    (creds / "arbiter-checkpoint-key.pem").rename(creds / "arbiter-checkpoint-key")
     db = make_db()
     log = tmp_path / "checkpoints.log"
-    s = make_server(db.service_url, name="ckpt-api", env=ckpt_env(priv, log))
+    # the key as systemd hands over a LoadCredential=
+    s = make_server(db.service_url, name="ckpt-api",
+                    env={"CREDENTIALS_DIRECTORY": str(creds), "ARBITER_CHECKPOINT_LOG": str(log),
+                         "ARBITER_CHECKPOINT_INTERVAL": "1"})
     p = h.assert_problem(s.get("/v1/checkpoints/latest"), 404)
     assert "no checkpoint" in p["detail"], p
     c = h.create_case(s, h.case_body(shop_id=h.uniq("api-shop")))
@@ -278,3 +284,21 @@ def rfc6962_root(data: list[bytes]) -> bytes:
             k *= 2
         return hashlib.sha256(b"\1" + mth(d[:k]) + mth(d[k:])).digest()
     return mth(data) if data else hashlib.sha256(b"").digest()
+
+
+def test_checkpoint_settings_are_checked_at_start(arbiter_bin, tmp_path):
+    priv, pub = make_key(arbiter_bin, tmp_path, "k1")
+    log = str(tmp_path / "c.log")
+    cases = [
+        ({"ARBITER_CHECKPOINT_LOG": log}, "ARBITER_CHECKPOINT_KEY_FILE: must name"),
+        ({"ARBITER_CHECKPOINT_KEY_FILE": str(priv)}, "ARBITER_CHECKPOINT_LOG: must name"),
+        (dict(ckpt_env(priv, tmp_path / "c.log"), ARBITER_CHECKPOINT_INTERVAL="0"),
+         "ARBITER_CHECKPOINT_INTERVAL: expected an integer"),
+        (ckpt_env(pub, tmp_path / "c.log"), "not a PEM private key"),
+        (ckpt_env(priv, tmp_path / "no-such-dir" / "c.log"), "ARBITER_CHECKPOINT_LOG"),
+    ]
+    for env, want in cases:
+        cp = h.run_bin(arbiter_bin, ["serve"], env=dict(env, ARBITER_LISTEN="127.0.0.1:1"),
+                       database_url="postgresql://127.0.0.1:1/none?connect_timeout=1",
+                       timeout=60)
+        assert cp.returncode == 2 and want in cp.stderr, (env, cp.returncode, cp.stderr)

@@ -135,7 +135,9 @@ def test_verify_replays_each_case_row_from_its_events(arbiter_bin, make_db, make
     names the field that differs; a deadline its state does not arm is
     reported too. Each edit is undone before the next."""
     db = make_db()
-    s = make_server(db.service_url, name="replay")
+    # days-long deadlines: the fast policy's 2 s buyer_reply could expire the
+    # offer between an edit and its undo on a loaded machine
+    s = make_server(db.service_url, name="replay", policy=h.DEFAULT_POLICY)
     c = offer_case(s, db)           # awaiting_buyer_reply, version 2, offer 500
     lit = h.quote_literal(c["id"])
 
