@@ -6,7 +6,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-LDLIBS   = -lmicrohttpd -ljansson -lpq -lpthread -lm
+LDLIBS   = -lmicrohttpd -ljansson -lpq -lcrypto -lpthread -lm
 VERSION := 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DEFS     = -DARBITER_VERSION='"$(VERSION)"' -DARBITER_COMMIT='"$(COMMIT)"'
@@ -38,7 +38,8 @@ build: $(B)/arbiter
 # ---- dependencies (Debian 12, as root): install only what is absent ----
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev \
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
-           python3-pytest python3-jsonschema python3-yaml curl wrk xxd valgrind \
+           libssl-dev python3-pytest python3-jsonschema python3-yaml python3-cryptography \
+           curl wrk xxd valgrind \
            chromium systemd
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -7,6 +7,8 @@
 
 #include "arbiter/app.h"
 #include "arbiter/auth.h"
+#include "arbiter/checkpoint_verify.h"
+#include "arbiter/checkpoint_writer.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -18,7 +20,7 @@
 #define SHUTDOWN_GRACE_MS 10000
 
 static const char usage[] =
-	"usage: arbiter [serve|migrate|verify|version|help]\n"
+	"usage: arbiter [serve|migrate|verify|checkpoint-key|keys|version|help]\n"
 	"\n"
 	"  serve    serve the HTTP API (the default)\n"
 	"  migrate  apply pending SQL migrations (safe to run from several replicas);\n"
@@ -26,7 +28,13 @@ static const char usage[] =
 	"           with ARBITER_RUNTIME_ROLE or --grant ROLE grants that role the\n"
 	"           service's privileges and no more\n"
 	"  verify   walk every case's audit hash chain and replay each case's row and\n"
-	"           deadlines from its events; exit 1 at the first difference\n"
+	"           deadlines from its events; exit 1 at the first difference.\n"
+	"           verify --checkpoints FILE --public-key PEM [--public-key PEM]...\n"
+	"           also checks each signed checkpoint in FILE (a copy of the\n"
+	"           ARBITER_CHECKPOINT_LOG) against the events it anchors\n"
+	"  checkpoint-key --out FILE\n"
+	"           make an Ed25519 checkpoint signing key (mode 0600) and print its\n"
+	"           public key; checkpoint-key --public FILE prints a key's public half\n"
 	"  keys     manage API keys (arbiter keys --help)\n"
 	"  version  print the version and commit\n"
 	"\n"
@@ -93,12 +101,77 @@ static int cmd_migrate(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_verify(void)
+#define MAX_PUBLIC_KEYS 16
+
+static int cmd_verify(int argc, char **argv)
 {
 	ar_config cfg;
-	int rc = load_config(&cfg, true);
+	const char *file = NULL, *pubs[MAX_PUBLIC_KEYS];
+	size_t n_pubs = 0;
+	int rc;
 
-	return rc ? rc : store_verify(cfg.database_url, stdout);
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--checkpoints") == 0 && i + 1 < argc && !file) {
+			file = argv[++i];
+		} else if (strcmp(argv[i], "--public-key") == 0 && i + 1 < argc &&
+			   n_pubs < MAX_PUBLIC_KEYS) {
+			pubs[n_pubs++] = argv[++i];
+		} else {
+			fprintf(stderr, "arbiter verify: unexpected argument '%s'\n%s", argv[i], usage);
+			return 2;
+		}
+	}
+	if (!file != !n_pubs) {
+		fprintf(stderr, "arbiter verify: --checkpoints FILE and --public-key PEM go together\n");
+		return 2;
+	}
+	rc = load_config(&cfg, true);
+	if (rc)
+		return rc;
+	rc = store_verify(cfg.database_url, stdout);
+	if (rc || !file)
+		return rc;
+	return checkpoint_verify(cfg.database_url, file, pubs, n_pubs, stdout);
+}
+
+static int cmd_checkpoint_key(int argc, char **argv)
+{
+	const char *out = NULL, *pub = NULL;
+	ckpt_key *k = NULL;
+	char msg[512], *pem = NULL;
+	int rc = 2;
+
+	if (argc == 4 && strcmp(argv[2], "--out") == 0) {
+		out = argv[3];
+	} else if (argc == 4 && strcmp(argv[2], "--public") == 0) {
+		pub = argv[3];
+	} else {
+		fputs("usage: arbiter checkpoint-key --out FILE | --public FILE\n", stderr);
+		return 2;
+	}
+	k = out ? ckpt_key_generate(msg, sizeof(msg)) : ckpt_key_load(pub, false, msg, sizeof(msg));
+	if (!k)
+		goto fail;
+	if (out && !ckpt_key_write_private(k, out, msg, sizeof(msg)))
+		goto fail;
+	pem = ckpt_key_public_pem(k);
+	if (!pem) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto fail;
+	}
+	fputs(pem, stdout);
+	fprintf(stderr, "key id %s%s\n", ckpt_key_id(k),
+		out ? "; give the service the private key file, keep the public key with"
+		      " every copy of the checkpoint log" : "");
+	rc = 0;
+	goto done;
+fail:
+	fprintf(stderr, "arbiter checkpoint-key: %s\n", msg);
+	rc = 1;
+done:
+	free(pem);
+	ckpt_key_free(k);
+	return rc;
 }
 
 static int cmd_serve(void)
@@ -108,11 +181,16 @@ static int cmd_serve(void)
 	http_server *http = NULL;
 	char msg[512];
 	ar_err err;
+	ckpt_config ccfg;
 	int rc, sig;
 
 	rc = load_config(&app.cfg, true);
 	if (rc)
 		return rc;
+	if (!ckpt_config_load(&ccfg, msg, sizeof(msg))) {
+		fprintf(stderr, "arbiter: %s\n", msg);
+		return 2;
+	}
 	/* Every thread started from here on inherits the blocked set, so the
 	 * signals arrive only at the sigwait loop below. */
 	sigemptyset(&sigs);
@@ -164,6 +242,17 @@ static int cmd_serve(void)
 		rc = 1;
 		goto done;
 	}
+	if (ccfg.key_file[0]) {
+		app.checkpoints = ckpt_writer_start(app.cfg.database_url, &ccfg, msg, sizeof(msg));
+		if (!app.checkpoints) {
+			fprintf(stderr, "arbiter: checkpoints: %s\n", msg);
+			rc = 2;
+			goto done;
+		}
+	} else {
+		log_kv(LOG_WARN, "no checkpoint key (ARBITER_CHECKPOINT_KEY_FILE): this replica signs"
+		       " no checkpoints, and history is anchored only if another replica does", NULL);
+	}
 	http = http_start(&app, msg, sizeof(msg));
 	if (!http) {
 		fprintf(stderr, "arbiter: %s\n", msg);
@@ -193,10 +282,13 @@ static int cmd_serve(void)
 	http_stop(http, SHUTDOWN_GRACE_MS);
 	sla_stop(app.sla);
 	app.sla = NULL;
+	ckpt_writer_stop(app.checkpoints);
+	app.checkpoints = NULL;
 	rc = 0;
 	log_kv(LOG_INFO, "stopped", NULL);
 done:
 	sla_stop(app.sla);
+	ckpt_writer_stop(app.checkpoints);
 	store_close(app.db);
 	policy_free(app.policy);
 	pthread_rwlock_destroy(&app.policy_lock);
@@ -318,7 +410,9 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
-		return cmd_verify();
+		return cmd_verify(argc, argv);
+	if (strcmp(cmd, "checkpoint-key") == 0)
+		return cmd_checkpoint_key(argc, argv);
 	if (strcmp(cmd, "version") == 0) {
 		printf("arbiter %s (%s)\n", ARBITER_VERSION, ARBITER_COMMIT);
 		return 0;

@@ -42,6 +42,12 @@ const ar_route ar_routes[] = {
 	{ M_GET, "/v1/sku-flags", api_sku_flags, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_DELETE, "/v1/sku-flags/{id}/{id}", api_sku_flag_clear, ROUTE_KEYED,
 	  R(AGENT) | R(ADMIN), 0, 0 },
+	/* the platform's own keys (handlers refuse shop-scoped ones): a
+	 * checkpoint counts the chains every shop changed */
+	{ M_GET, "/v1/checkpoints/latest", api_checkpoint_latest, ROUTE_KEYED,
+	  R(FRONTEND) | R(OPS) | R(ADMIN), 0, 0 },
+	{ M_GET, "/v1/checkpoints/keys", api_checkpoint_keys, ROUTE_KEYED,
+	  R(FRONTEND) | R(OPS) | R(ADMIN), 0, 0 },
 	{ M_GET | M_HEAD, "/ui/", api_ui, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0, 0 },
 };
 

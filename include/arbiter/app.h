@@ -9,11 +9,13 @@
 #include "arbiter/db.h"
 
 typedef struct sla sla;
+typedef struct ckpt_writer ckpt_writer;
 
 typedef struct {
 	ar_config cfg;
 	store *db;
 	sla *sla;                     /* NULL in one-shot subcommands */
+	ckpt_writer *checkpoints;     /* NULL: this replica signs no checkpoints */
 	pthread_rwlock_t policy_lock; /* guards policy: readers adjudicate, reload swaps */
 	policy *policy;
 	atomic_bool draining;         /* SIGTERM seen: /readyz says 503 */

@@ -60,7 +60,10 @@ def test_the_service_login_cannot_rewrite_history(arbiter_bin, make_db, make_ser
     for stmt in ("DELETE FROM case_events", "TRUNCATE case_events",
                  "UPDATE cases SET decision = '{}'", "CREATE TABLE x (a int)",
                  "ALTER TABLE cases DISABLE TRIGGER ALL",
-                 "DROP TRIGGER case_events_chain ON case_events"):
+                 "DROP TRIGGER case_events_chain ON case_events",
+                 # the checkpoints' records: appended, never rewritten (test_checkpoints)
+                 "DELETE FROM checkpoint_leaves", "UPDATE checkpoint_leaves SET digest = ''",
+                 "UPDATE checkpoints SET line = ''", "TRUNCATE checkpoints CASCADE"):
         cp = h.psql(db.service_url, stmt + ";", check=False)
         assert cp.returncode != 0, (stmt, cp.stdout)
         assert "permission denied" in cp.stderr or "must be owner" in cp.stderr, (stmt, cp.stderr)
@@ -132,7 +135,9 @@ def test_verify_replays_each_case_row_from_its_events(arbiter_bin, make_db, make
     names the field that differs; a deadline its state does not arm is
     reported too. Each edit is undone before the next."""
     db = make_db()
-    s = make_server(db.service_url, name="replay")
+    # days-long deadlines: the fast policy's 2 s buyer_reply could expire the
+    # offer between an edit and its undo on a loaded machine
+    s = make_server(db.service_url, name="replay", policy=h.DEFAULT_POLICY)
     c = offer_case(s, db)           # awaiting_buyer_reply, version 2, offer 500
     lit = h.quote_literal(c["id"])
 
