@@ -719,6 +719,11 @@ void api_events_feed(ar_req *r)
 		req_reply_problem(r, &err);
 		return;
 	}
+	if (!api_view_events(r, items, &err)) {
+		json_decref(items);
+		req_reply_problem(r, &err);
+		return;
+	}
 	req_reply_json(r, 200, json_pack("{s:o,s:s}", "items", items, "next_cursor", next));
 }
 

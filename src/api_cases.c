@@ -180,15 +180,19 @@ static void tb_case(textbuf *b, const store_case_row *w)
 	tb_str(b, "}");
 }
 
-void api_reply_case_row(ar_req *r, int status, const store_case_row *row)
+void api_reply_case_row(ar_req *r, int status, store_case_row *row)
 {
 	textbuf b = { 0 };
 	char etag[24];
+	ar_err err;
 
+	ar_err_init(&err);
+	if (!api_view_case_text(r, &row->json, &row->len, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
 	tb_case(&b, row);
 	if (b.oom) {
-		ar_err err;
-		ar_err_init(&err);
 		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 		req_reply_problem(r, &err);
 	} else {
@@ -226,6 +230,14 @@ static void reply_idem_create(ar_req *r, const char *key, const char *fp)
 	ar_err_init(&err);
 	if (!store_idem_lookup(app->db, scope, key, fp, req_idem_lease(r), &st, &rep, &err))
 		goto fail;
+	/* the stored reply is the statement's, written before any view */
+	if (st == IDEM_REPLAY && rep.status == 201) {
+		size_t n = strlen(rep.body);
+		if (!api_view_case_text(r, &rep.body, &n, &err)) {
+			free(rep.body);
+			goto fail;
+		}
+	}
 	if (req_idem_answer(r, st, &rep))
 		return;
 	if (!store_case_by_idem(app->db, scope, key, &row, id, sizeof(id), &err))
@@ -344,6 +356,8 @@ void api_cases_create(ar_req *r)
 		if (nc.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
 	}
+	if (!api_view_case_text(r, &made.body, &made.len, &err))
+		goto fail;
 	if (made.sku_flagged)
 		log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
 		       "case_id", id, NULL);
@@ -378,7 +392,7 @@ void api_adjudicate(ar_req *r)
 	ar_err err;
 	size_t len;
 	const char *body = req_body(r, &len);
-	json_t *root = NULL, *out = NULL, *dl;
+	json_t *root = NULL, *out = NULL, *dl, *decision = NULL;
 	ar_case_input in;
 	open_plan *pl = malloc(sizeof(*pl));
 
@@ -399,16 +413,18 @@ void api_adjudicate(ar_req *r)
 	}
 	if (!plan_open(app, &in, pl, &err))
 		goto fail;
-	if (auth_scope(req_identity(r)))
-		policy_withhold_cross_shop(&pl->dec);
+	decision = policy_decision_to_json(&pl->dec);
+	if (decision && !api_view_decision(r, decision, &err))
+		goto fail;
 	dl = json_array();
 	for (size_t i = 0; dl && i < pl->n_deadlines; i++)
 		json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
 			pl->deadlines_out[i].name, "after_ms", (json_int_t)pl->deadlines_out[i].after_ms,
 			"on_expiry", pl->deadlines_out[i].on_expiry));
-	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", policy_decision_to_json(&pl->dec),
+	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", decision,
 			"state", fsm_state_name(pl->state), "deadlines", dl,
 			"stored", 0);
+	decision = NULL;   /* json_pack's "o" took it, even when it failed */
 	if (!out) {
 		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 		goto fail;
@@ -416,6 +432,7 @@ void api_adjudicate(ar_req *r)
 	req_reply_json(r, 200, out);
 	goto done;
 fail:
+	json_decref(decision);
 	req_reply_problem(r, &err);
 done:
 	json_decref(root);
@@ -446,6 +463,11 @@ void api_case_events(ar_req *r)
 	ar_err_init(&err);
 	req_set_case(r, req_param(r, 0));
 	if (!store_case_events(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &items, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
+	if (!api_view_events(r, items, &err)) {
+		json_decref(items);
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -518,12 +540,19 @@ void api_cases_list(ar_req *r)
 	if (v) {
 		q.has_cursor = cursor_decode(v, &q.cursor_us, q.cursor_id, sizeof(q.cursor_id));
 		if (!q.has_cursor)
-			ar_err_field(&err, "/query/cursor", "is not a cursor this service handed out");
+			ar_err_cursor(&err, "/query/cursor");
 	}
 	if (ar_err_is_set(&err) ||
 	    !store_case_list_rows(req_app(r)->db, &q, &rows, &n, next, sizeof(next), &err)) {
 		req_reply_problem(r, &err);
 		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!api_view_case_text(r, &rows[i].json, &rows[i].len, &err)) {
+			store_case_rows_free(rows, n);
+			req_reply_problem(r, &err);
+			return;
+		}
 	}
 	tb_str(&b, "{\"items\":[");
 	for (size_t i = 0; i < n; i++) {

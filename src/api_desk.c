@@ -161,8 +161,14 @@ void api_queue(ar_req *r)
 			return;
 		}
 	}
-	for (size_t i = 0; i < json_array_size(items); i++)
+	for (size_t i = 0; i < json_array_size(items); i++) {
 		api_decorate_case(json_array_get(items, i));
+		if (!api_view_case(r, json_array_get(items, i), &err)) {
+			json_decref(items);
+			req_reply_problem(r, &err);
+			return;
+		}
+	}
 	req_reply_json(r, 200, json_pack("{s:s,s:o}", "queue", name, "items", items));
 }
 

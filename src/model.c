@@ -130,6 +130,13 @@ void ar_err_set(ar_err *e, int status, const char *type, const char *title,
 	va_end(ap);
 }
 
+void ar_err_cursor(ar_err *e, const char *pointer)
+{
+	ar_err_set(e, 400, "invalid-cursor", "Invalid cursor",
+		   "a cursor is passed back exactly as this service handed it out");
+	ar_err_field(e, pointer, "is not a cursor this service handed out");
+}
+
 void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
 {
 	va_list ap;

@@ -1920,33 +1920,6 @@ fail:
 	return NULL;
 }
 
-void policy_withhold_cross_shop(ar_decision *d)
-{
-	static const char *const rules[] = { "R-RISK-MANY-CASES", "R-RISK-SAME-TEXT" };
-	static const char *const signals[] = { "many_cases_7d", "same_text_other_shops" };
-	size_t k = 0;
-
-	for (size_t i = 0; i < d->n_rules && i < POLICY_MAX_RULES; i++) {
-		policy_rule_trace *t = &d->rules[i];
-		for (size_t j = 0; j < sizeof(rules) / sizeof(rules[0]); j++) {
-			if (strcmp(t->id, rules[j]) == 0)
-				snprintf(t->reason, sizeof(t->reason), "%s",
-					 t->result == POLICY_RULE_FIRED
-					 ? "needs review: the platform's records across shops (details withheld from shop keys)"
-					 : "checked against the platform's records across shops (details withheld from shop keys)");
-		}
-	}
-	for (size_t i = 0; i < d->risk.n_signals && i < POLICY_MAX_SIGNALS; i++) {
-		bool drop = false;
-		for (size_t j = 0; j < sizeof(signals) / sizeof(signals[0]); j++)
-			drop = drop || strcmp(d->risk.signals[i], signals[j]) == 0;
-		if (!drop && k != i)
-			memcpy(d->risk.signals[k], d->risk.signals[i], sizeof(d->risk.signals[0]));
-		k += !drop;
-	}
-	d->risk.n_signals = k;
-}
-
 static int64_t jint(const json_t *o, const char *k, int64_t dflt)
 {
 	json_t *v = json_object_get(o, k);

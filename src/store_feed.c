@@ -53,7 +53,7 @@ static bool feed_position(store *s, int idx, const char *after, const char *shop
 		return true;
 	}
 	if (!cursor_decode(after, &n, case_id, sizeof(case_id)) || n < 1 || n > INT32_MAX) {
-		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		ar_err_cursor(err, "/query/after");
 		return false;
 	}
 	snprintf(seq, sizeof(seq), "%" PRId64, n);
@@ -64,7 +64,7 @@ static bool feed_position(store *s, int idx, const char *after, const char *shop
 	if (!r)
 		return false;
 	if (PQntuples(r) != 1) {
-		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		ar_err_cursor(err, "/query/after");
 		goto done;
 	}
 	snprintf(xid, xidlen, "%s", PQgetvalue(r, 0, 0));
@@ -86,7 +86,7 @@ bool store_feed(store *s, const char *after, const char *shop_scope, int limit,
 
 	*items = NULL;
 	if (after && strlen(after) >= cursor_len) {
-		ar_err_field(err, "/query/after", "is not a cursor this service handed out");
+		ar_err_cursor(err, "/query/after");
 		return false;
 	}
 	snprintf(next_cursor, cursor_len, "%s", after && *after ? after : "0.0");

@@ -28,8 +28,18 @@ void api_ui(ar_req *r);
 void api_checkpoint_latest(ar_req *r);
 void api_checkpoint_keys(ar_req *r);
 /* Replies with a case as the store read it: allowed_actions spliced into
- * its text, ETag from its version. */
-void api_reply_case_row(ar_req *r, int status, const store_case_row *row);
+ * its text, ETag from its version; a shop's view of it for a key bound to
+ * shops (row->json is replaced by that view). */
+void api_reply_case_row(ar_req *r, int status, store_case_row *row);
 /* Adds allowed_actions (from the state machine) to a case document. */
 void api_decorate_case(json_t *c);
+
+/* Every reply that carries a decision shows a key bound to shops the
+ * shop's view of it (redact.h), one call per reply kind: a case document
+ * as text (replaced in place) or parsed, a list of audit events, a dry
+ * run's decision. Keys that see every shop get everything. */
+bool api_view_case_text(ar_req *r, char **json, size_t *len, ar_err *err) AR_MUSTCHECK;
+bool api_view_case(ar_req *r, json_t *c, ar_err *err) AR_MUSTCHECK;
+bool api_view_events(ar_req *r, json_t *items, ar_err *err) AR_MUSTCHECK;
+bool api_view_decision(ar_req *r, json_t *decision, ar_err *err) AR_MUSTCHECK;
 #endif

@@ -161,6 +161,9 @@ void ar_err_set(ar_err *e, int status, const char *type, const char *title,
 /* Adds a field error; sets status 422 "validation" if no error was set yet. */
 void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A cursor the service did not hand out (forged, out of range, garbage):
+ * 400 invalid-cursor, the query parameter named by pointer ("/query/x"). */
+void ar_err_cursor(ar_err *e, const char *pointer);
 static inline bool ar_err_is_set(const ar_err *e) { return e->status != 0; }
 
 /* A case id into out: "c_", 12 hex digits of unix_ms (the creation time in

@@ -224,14 +224,4 @@ const char *policy_rule_result_name(policy_rule_result r);
  * when out of memory. */
 json_t *policy_decision_to_json(const ar_decision *d);
 
-/*
- * A decision as a shop may see it (issue 18): the rules that read other
- * shops' cases (the buyer's cases everywhere, the same text sent to other
- * shops) keep their id and result, but their reason says only whether the
- * case needs review, never the counts, and their signals are dropped; the
- * decision itself (outcome, money) is unchanged. Cross-shop signals still
- * decide; they are just not disclosed.
- */
-void policy_withhold_cross_shop(ar_decision *d);
-
 #endif

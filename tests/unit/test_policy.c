@@ -1459,42 +1459,6 @@ static void test_decision_json(void **state)
 	json_decref(j);
 }
 
-/* issue 18: a shop's view keeps ids, results and money, drops cross-shop
- * counts and signals, leaves every other rule's reason as it was. */
-static void test_withhold_cross_shop(void **state)
-{
-	ar_decision d;
-
-	(void)state;
-	memset(&d, 0, sizeof(d));
-	d.outcome = POLICY_OUTCOME_MANUAL_REVIEW;
-	d.refund.total_cents = 4300;
-	d.n_rules = 3;
-	snprintf(d.rules[0].id, sizeof(d.rules[0].id), "R-RISK-SAME-TEXT");
-	d.rules[0].result = POLICY_RULE_FIRED;
-	snprintf(d.rules[0].reason, sizeof(d.rules[0].reason), "same description sent to 7 other shops");
-	snprintf(d.rules[1].id, sizeof(d.rules[1].id), "R-RISK-MANY-CASES");
-	d.rules[1].result = POLICY_RULE_PASS;
-	snprintf(d.rules[1].reason, sizeof(d.rules[1].reason), "2 cases by this buyer in 7 days");
-	snprintf(d.rules[2].id, sizeof(d.rules[2].id), "R-MISSING-24H");
-	d.rules[2].result = POLICY_RULE_PASS;
-	snprintf(d.rules[2].reason, sizeof(d.rules[2].reason), "reported 1 h after delivery");
-	d.risk.n_signals = 3;
-	snprintf(d.risk.signals[0], sizeof(d.risk.signals[0]), "same_text_other_shops");
-	snprintf(d.risk.signals[1], sizeof(d.risk.signals[1]), "new_account");
-	snprintf(d.risk.signals[2], sizeof(d.risk.signals[2]), "many_cases_7d");
-	policy_withhold_cross_shop(&d);
-	assert_int_equal(d.outcome, POLICY_OUTCOME_MANUAL_REVIEW);
-	assert_int_equal(d.refund.total_cents, 4300);
-	assert_int_equal(d.rules[0].result, POLICY_RULE_FIRED);
-	assert_non_null(strstr(d.rules[0].reason, "needs review"));
-	assert_null(strchr(d.rules[0].reason, '7'));
-	assert_null(strchr(d.rules[1].reason, '2'));
-	assert_string_equal(d.rules[2].reason, "reported 1 h after delivery");
-	assert_int_equal(d.risk.n_signals, 1);
-	assert_string_equal(d.risk.signals[0], "new_account");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1521,7 +1485,6 @@ int main(void)
 		cmocka_unit_test(test_complaint_class_exposure_repeat),
 		cmocka_unit_test(test_batch_defect),
 		cmocka_unit_test(test_decision_json),
-		cmocka_unit_test(test_withhold_cross_shop),
 		cmocka_unit_test(test_armings),
 	};
 	return cmocka_run_group_tests_name("policy", tests, setup, teardown);

@@ -1,0 +1,97 @@
+/* A shop's view of a decision: counts other shops' cases gave the policy are withheld (pure). */
+#include "arbiter/redact.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "arbiter/codec.h"
+
+static const char *const cross_rules[] = { "R-RISK-MANY-CASES", "R-RISK-SAME-TEXT" };
+static const char *const cross_signals[] = { "many_cases_7d", "same_text_other_shops" };
+
+/* Both reasons are the same for every case, so they say nothing a shop
+ * could compare across its cases beyond the rule's result. */
+#define REASON_FIRED "needs review: the platform's records across shops (details withheld from shop keys)"
+#define REASON_OTHER "checked against the platform's records across shops (details withheld from shop keys)"
+
+static bool listed(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++) {
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool oom(ar_err *err)
+{
+	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	return false;
+}
+
+bool redact_decision(json_t *decision, ar_err *err)
+{
+	json_t *rules = json_object_get(decision, "rules");
+	json_t *signals = json_object_get(json_object_get(decision, "risk"), "signals");
+	json_t *rule;
+	size_t i;
+
+	json_array_foreach(rules, i, rule) {
+		const char *result = json_string_value(json_object_get(rule, "result"));
+		if (!listed(json_string_value(json_object_get(rule, "id")), cross_rules,
+			    sizeof(cross_rules) / sizeof(cross_rules[0])))
+			continue;
+		if (json_object_set_new(rule, "reason", json_string(result && strcmp(result, "fired") == 0
+								    ? REASON_FIRED : REASON_OTHER)))
+			return oom(err);
+	}
+	/* backwards, so that a removal moves only entries already looked at */
+	for (i = json_array_size(signals); i > 0; i--) {
+		if (listed(json_string_value(json_array_get(signals, i - 1)), cross_signals,
+			   sizeof(cross_signals) / sizeof(cross_signals[0])))
+			json_array_remove(signals, i - 1);
+	}
+	return true;
+}
+
+bool redact_case(json_t *c, ar_err *err)
+{
+	json_t *d = json_object_get(c, "decision");
+
+	return !json_is_object(d) || redact_decision(d, err);
+}
+
+bool redact_event(json_t *e, ar_err *err)
+{
+	json_t *d = json_object_get(json_object_get(e, "data"), "decision");
+
+	return !json_is_object(d) || redact_decision(d, err);
+}
+
+bool redact_case_text(char **json, size_t *len, ar_err *err)
+{
+	json_error_t jerr;
+	json_t *c = json_loadb(*json, *len, 0, &jerr);
+	char *out = NULL;
+	bool ok = false;
+
+	if (!c) {
+		ar_err_set(err, 500, "internal", "Internal error", "a stored case is not JSON: %s",
+			   jerr.text);
+		goto fail;
+	}
+	if (!redact_case(c, err))
+		goto fail;
+	out = codec_dumps(c);
+	if (!out) {
+		oom(err);
+		goto fail;
+	}
+	free(*json);
+	*json = out;
+	*len = strlen(out);
+	ok = true;
+fail:
+	json_decref(c);
+	return ok;
+}
