@@ -446,14 +446,13 @@ def test_pagination_stable_under_concurrent_inserts(server):
     assert pages >= 5
 
 
-@pytest.mark.parametrize("query", [
-    "cursor=not-a-cursor", "cursor=!!!!", "cursor=" + "A" * 400,
-    "created_after=yesterday", "created_before=2024-13-01T00:00:00Z",
+@pytest.mark.parametrize("query,status", [
+    ("cursor=not-a-cursor", 400), ("cursor=!!!!", 400), ("cursor=" + "A" * 400, 400),
+    ("created_after=yesterday", 422), ("created_before=2024-13-01T00:00:00Z", 422),
 ])
-def test_list_bad_query_values_are_client_errors(server, query):
+def test_list_bad_query_values_are_client_errors(server, query, status):
     r = server.get("/v1/cases?" + query)
-    assert r.status in (400, 422), r
-    assert_problem(r, r.status)
+    assert_problem(r, status)
 
 
 @pytest.mark.parametrize("query", [
