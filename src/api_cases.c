@@ -356,14 +356,16 @@ void api_cases_create(ar_req *r)
 		if (nc.deadlines[i].after_ms <= SLA_HORIZON_MS)
 			sla_poke(app->sla);
 	}
-	if (!api_view_case_text(r, &made.body, &made.len, &err))
-		goto fail;
 	if (made.sku_flagged)
 		log_kv(LOG_INFO, "SKU flagged as a batch defect", "request_id", req_id(r),
 		       "case_id", id, NULL);
 	metrics_case_opened(in.kind, (int)pl->dec.outcome);
 	if (pl->instruct_refund)
 		metrics_refund("auto_approve", pl->dec.refund.currency, pl->dec.refund.total_cents, true);
+	/* the case is open whatever this says: a retry under the same
+	 * Idempotency-Key gets it */
+	if (!api_view_case_text(r, &made.body, &made.len, &err))
+		goto fail;
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", id);
 	req_set_case(r, id);
 	req_add_header(r, "Location", loc);

@@ -78,6 +78,28 @@ static void test_err_fields_collect_under_one_422(void **state)
 	assert_string_equal(e.fields[1].message, "must be one of refund, return");
 }
 
+/* a cursor not handed out is the client's 400, named; after another
+ * field's 422 it is one more field of that 422 */
+static void test_err_cursor_is_a_named_400(void **state)
+{
+	ar_err e;
+
+	(void)state;
+	ar_err_init(&e);
+	ar_err_cursor(&e, "/query/after");
+	assert_int_equal(e.status, 400);
+	assert_string_equal(e.type, "invalid-cursor");
+	assert_int_equal(e.n_fields, 1);
+	assert_string_equal(e.fields[0].pointer, "/query/after");
+
+	ar_err_init(&e);
+	ar_err_field(&e, "/query/limit", "must be an integer");
+	ar_err_cursor(&e, "/query/cursor");
+	assert_int_equal(e.status, 422);
+	assert_int_equal(e.n_fields, 2);
+	assert_string_equal(e.fields[1].pointer, "/query/cursor");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -85,6 +107,7 @@ int main(void)
 		cmocka_unit_test(test_case_id_later_sorts_later),
 		cmocka_unit_test(test_err_first_error_wins),
 		cmocka_unit_test(test_err_fields_collect_under_one_422),
+		cmocka_unit_test(test_err_cursor_is_a_named_400),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
