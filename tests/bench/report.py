@@ -280,6 +280,19 @@ def cmd_check_list(store_cases_c):
     return 0
 
 
+SHAPE = ("The shape (tests/bench/shaped.sql, deterministic from case number and seed): N cases "
+         "over six months; shops N / 250 (at least 200), Zipf (s = 1: the rank-1 shop, 1000000, "
+         "holds ln 2 / ln(shops + 1) of the cases); buyers: 30 % of cases from 100 k repeat "
+         "buyers, Zipf (50000001 the busiest), 70 % from 0.6 N others, uniformly; SKUs Zipf over "
+         "2,000 per shop, the hot shop's SKU-1 flagged as a batch defect; descriptions: 85 % one "
+         "of 200 canned texts (20 Chinese and 20 English complaints x 5 endings, Zipf: "
+         "'颜色与图片不符' the commonest), 15 % free text; 22 % open (awaiting_seller, created in "
+         "the last 3.5 days, a big sale, each with its seller_response deadline armed 5 days "
+         "after creation), 78 % withdrawn (closed, two chained events) over the 178.5 days "
+         "before; every event's hash computed with the schema's arbiter_event_digest, so "
+         "`arbiter verify` accepts the set (make plan-check runs it).")
+
+
 # ---- the table ----
 
 WORKLOADS = [
@@ -451,6 +464,8 @@ def render(results, meta_path, out):
 
     if meta.get("plans_md") and os.path.exists(meta["plans_md"]):
         L.append("## Request statements on the production-shaped data (issue 21)")
+        L.append("")
+        L.append(SHAPE)
         L.append("")
         L.append("Loaded by tests/bench/shaped.sh in %s s (%s):" % (
             meta.get("shaped_load_s", "?"), meta.get("shaped_df", "")))
