@@ -24,6 +24,8 @@ CREATE INDEX text_shop_days_day_idx ON text_shop_days (day);
 -- Only the history read it; every create paid for it.
 DROP INDEX cases_description_hash_idx;
 
+-- 015's grants and text_shop_days: read, append, and delete what
+-- housekeeping prunes.
 CREATE OR REPLACE FUNCTION arbiter_grant_runtime(r name) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -36,9 +38,11 @@ BEGIN
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
     EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
     EXECUTE format('GRANT SELECT ON schema_migrations, cases, case_deadlines, case_events,'
-                   ' idempotency_keys, api_keys, policies, sku_flags, text_shop_days TO %I', r);
+                   ' idempotency_keys, api_keys, policies, sku_flags, checkpoints,'
+                   ' checkpoint_leaves, text_shop_days TO %I', r);
     EXECUTE format('GRANT INSERT ON cases, case_deadlines, case_events, idempotency_keys,'
-                   ' api_keys, policies, sku_flags, text_shop_days TO %I', r);
+                   ' api_keys, policies, sku_flags, checkpoints, checkpoint_leaves,'
+                   ' text_shop_days TO %I', r);
     EXECUTE format('GRANT UPDATE (state, outcome, version, updated_at, offer_cents,'
                    ' agreement_pending, refund_cents, evidence, manual_review, acted_version,'
                    ' counter_cents, offer_rounds, agreement_cents) ON cases TO %I', r);
