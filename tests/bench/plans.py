@@ -27,7 +27,6 @@ Median execution times over RUNS executions are reported, not checked.
                                           arbiter verify runs on it too
 Exit 1 when any statement fails its check.
 """
-import glob
 import json
 import os
 import re
