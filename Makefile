@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz fuzz-long lint clean
+        valgrind-test bench bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -171,6 +171,15 @@ valgrind-test: build db
 
 bench: deps build
 	@bash tests/bench/run.sh
+# The request statements' plans on PLAN_CASES production-shaped cases
+# (tests/bench/shaped.sh) in a throwaway database: no Seq Scan of a big
+# table, rows and buffers under bounds that do not grow with the data
+# (tests/bench/plans.py; about 2 minutes at 200 k, most of it the load).
+PLAN_CASES ?= 200000
+plan-check: build db
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
+	  PATH="$$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin):$$PATH" \
+	  $(PY) tests/bench/plans.py --make $(PLAN_CASES) --out $(B)/bench/PLANS.md
 # What the first requests after a restart cost: ready time, then 16 creates
 # at once and 16 more, over 3 restarts (a throwaway database; seconds).
 bench-cold: deps build db
@@ -197,7 +206,7 @@ profile: deps build db
 
 # Everything CI runs: every step runs even when one fails, each prints its
 # own summary, and the last line counts the steps.
-TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test fuzz bench-smoke
+TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test fuzz bench-smoke plan-check
 test: deps build db
 	@pass=0; fail=0; failed=""; \
 	for t in $(TEST_STEPS); do \

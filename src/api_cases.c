@@ -35,10 +35,14 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 {
 	policy_history h = { 0, 0, 0, false };
 	store_history sh;
+	int cases_cap, shops_cap;
 	bool ok = false;
 
 	memset(pl, 0, sizeof(*pl));
-	if (!store_buyer_history(app->db, in, &sh, err))
+	pthread_rwlock_rdlock(&app->policy_lock);
+	policy_risk_caps(app->policy, &cases_cap, &shops_cap);
+	pthread_rwlock_unlock(&app->policy_lock);
+	if (!store_buyer_history(app->db, in, cases_cap, shops_cap, &sh, err))
 		return false;
 	h.cases_last_7d = sh.cases_7d + 1;   /* this case included */
 	h.same_text_other_shops_30d = sh.same_text_shops_30d;

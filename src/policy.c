@@ -1,6 +1,7 @@
 /* The adjudication policy: loads and validates the JSON document, and decides cases from it (pure, explainable). */
 #include "arbiter/policy.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1732,6 +1733,7 @@ static void rule_risk(adj *a, const policy_history *h)
 	const ar_buyer *b = &a->in->buyer;
 	int64_t cases = h ? h->cases_last_7d : 0;
 	int64_t texts = h ? h->same_text_other_shops_30d : 0;
+	int cases_cap, texts_cap;
 
 	if (b->account_created_at == AR_TIME_NONE) {
 		trace(a, "R-RISK-NEW-ACCOUNT", POLICY_RULE_SKIPPED,
@@ -1751,16 +1753,21 @@ static void rule_risk(adj *a, const policy_history *h)
 			add_signal(a, "new_account", p->w_new_account);
 	}
 
+	/* the store counts only up to policy_risk_caps: a count at its cap
+	 * is a floor, and says so */
+	policy_risk_caps(p, &cases_cap, &texts_cap);
 	trace(a, "R-RISK-MANY-CASES",
 	      cases > p->max_cases_7d ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
-	      "%lld cases by this buyer in 7 days %s %lld", (long long)cases,
+	      "%s%lld cases by this buyer in 7 days %s %lld",
+	      cases > cases_cap ? "at least " : "", (long long)cases,
 	      cases > p->max_cases_7d ? ">" : "<=", (long long)p->max_cases_7d);
 	if (cases > p->max_cases_7d)
 		add_signal(a, "many_cases_7d", p->w_many_cases);
 
 	trace(a, "R-RISK-SAME-TEXT",
 	      texts > p->max_same_text_shops ? POLICY_RULE_FIRED : POLICY_RULE_PASS,
-	      "same description sent to %lld other shops in 30 days %s %lld",
+	      "same description sent to %s%lld other shops in 30 days %s %lld",
+	      texts >= texts_cap ? "at least " : "",
 	      (long long)texts, texts > p->max_same_text_shops ? ">" : "<=",
 	      (long long)p->max_same_text_shops);
 	if (texts > p->max_same_text_shops)
@@ -1965,4 +1972,15 @@ void policy_batch(const policy *p, int *threshold, int *window_days)
 {
 	*threshold = (int)p->batch_threshold;
 	*window_days = (int)p->batch_window_days;
+}
+
+static int cap_past(int64_t threshold)
+{
+	return threshold < 0 ? 1 : threshold >= INT_MAX ? INT_MAX : (int)threshold + 1;
+}
+
+void policy_risk_caps(const policy *p, int *cases_7d, int *other_shops_30d)
+{
+	*cases_7d = cap_past(p->max_cases_7d);
+	*other_shops_30d = cap_past(p->max_same_text_shops);
 }

@@ -37,13 +37,16 @@ static db_stmt st_case_create = { .name = "case_create", .sql =
 	"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text)"
 	"  RETURNING *),"
 	" n AS ("
-	"  SELECT count(*) + 1 AS n FROM cases k"
+	/* capped: a hot SKU has thousands of cases, the threshold needs
+	 * $26 - 1 of them */
+	"  SELECT count(*) + 1 AS n FROM (SELECT 1 FROM cases k"
 	"   WHERE $24::boolean AND k.shop_id = $1 AND k.sku = $4"
 	"     AND k.reason IN ('quality_defect', 'not_as_described', 'safety_hazard')"
 	"     AND k.created_at > now() - $25::int * interval '1 day'"
 	/* an agent's clear stands until new cases reach the threshold again */
 	"     AND k.created_at > coalesce((SELECT max(cleared_at) FROM sku_flags"
-	"           WHERE shop_id = $1 AND sku = $4), '-infinity')),"
+	"           WHERE shop_id = $1 AND sku = $4), '-infinity')"
+	"   LIMIT $26::int) k),"
 	" f AS ("
 	"  INSERT INTO sku_flags (shop_id, sku, cases)"
 	"  SELECT c.shop_id, c.sku, n.n FROM c, n WHERE $24::boolean AND n.n >= $26::int"
@@ -65,6 +68,12 @@ static db_stmt st_case_create = { .name = "case_create", .sql =
 	"          AS x(role, actor, action, from_state, to_state, data, n)"
 	"   ORDER BY x.n"
 	"  RETURNING seq),"
+	/* the same-text signal's summary (sql/018): a day's first case of a
+	 * text at a shop writes the row */
+	" t AS ("
+	"  INSERT INTO text_shop_days (description_hash, day, shop_id)"
+	"  SELECT c.description_hash, (c.created_at AT TIME ZONE 'UTC')::date, c.shop_id FROM c"
+	"  ON CONFLICT DO NOTHING),"
 	/* the document cannot see a flag this statement sets: a SKU
 	 * flagged just now is written into it */
 	" j AS ("
@@ -418,7 +427,19 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 		" c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,"
 		" arbiter_overdue(c.id), c.reason = 'missing_item', c.counter_cents IS NOT NULL,"
 		" arbiter_rounds_left(c)"
-		" FROM cases c WHERE true");
+		" FROM ");
+	/* A key scoped to shops reads each shop's newest matching cases
+	 * through its own index range and merges them: PostgreSQL 15 returns
+	 * no order from `shop_id = ANY (...)`, so that read and sorted every
+	 * case of the shops (issue 21). */
+	if (q->shop_scope) {
+		vals[n++] = q->shop_scope;
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+			"(SELECT DISTINCT unnest($%d::text[])) AS s(shop_id) CROSS JOIN LATERAL"
+			" (SELECT c.id FROM cases c WHERE c.shop_id = s.shop_id", n);
+	} else {
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos, "cases c WHERE true");
+	}
 #define FILTER(col, val) \
 	do { \
 		if (val) { \
@@ -427,11 +448,6 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 						" AND c." col " = $%d", n); \
 		} \
 	} while (0)
-	if (q->shop_scope) {
-		vals[n++] = q->shop_scope;
-		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
-					" AND c.shop_id = ANY ($%d::text[])", n);
-	}
 	FILTER("shop_id", q->shop_id);
 	FILTER("state", q->state);
 	FILTER("kind", q->kind);
@@ -460,6 +476,10 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 	}
 	snprintf(lim, sizeof(lim), "%d", q->limit + 1);
 	vals[n++] = lim;
+	if (q->shop_scope)
+		pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos,
+			" ORDER BY c.created_at DESC, c.id DESC LIMIT $%d) AS p"
+			" JOIN cases c ON c.id = p.id", n);
 	snprintf(sql + pos, sizeof(sql) - pos,
 		 " ORDER BY c.created_at DESC, c.id DESC LIMIT $%d", n);
 

@@ -14,10 +14,20 @@ static db_stmt st_event_feed = { .name = "event_feed", .sql =
 	"   'action', e.action, 'from_state', e.from_state, 'to_state', e.to_state,"
 	"   'data', e.data, 'policy_version', e.policy_version,"
 	"   'hash', encode(e.hash, 'hex'))"
-	"  FROM case_events e"
-	" WHERE (e.xid, e.id) > ($1::xid8, $2::bigint)"
-	"   AND e.xid < pg_snapshot_xmin(pg_current_snapshot())"
-	"   AND ($3::text[] IS NULL OR e.shop_id = ANY ($3::text[]))"
+	/* a shop key's feed walks each of its shops' events
+	 * (case_events_shop_feed_idx, sql/018) and merges them: a filter over
+	 * the whole feed read every other shop's events between two of a small
+	 * shop's (issue 21) */
+	"  FROM ((SELECT a.* FROM case_events a"
+	"         WHERE $3::text[] IS NULL AND (a.xid, a.id) > ($1::xid8, $2::bigint)"
+	"           AND a.xid < pg_snapshot_xmin(pg_current_snapshot())"
+	"         ORDER BY a.xid, a.id LIMIT $4)"
+	"        UNION ALL"
+	"        SELECT b.* FROM (SELECT DISTINCT unnest($3::text[])) AS s(shop_id) CROSS JOIN LATERAL"
+	"         (SELECT * FROM case_events x WHERE x.shop_id = s.shop_id"
+	"             AND (x.xid, x.id) > ($1::xid8, $2::bigint)"
+	"             AND x.xid < pg_snapshot_xmin(pg_current_snapshot())"
+	"           ORDER BY x.xid, x.id LIMIT $4) AS b) AS e"
 	" ORDER BY e.xid, e.id LIMIT $4" };
 DB_REGISTER(st_event_feed)
 

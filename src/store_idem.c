@@ -141,4 +141,10 @@ void store_housekeep(store *s)
 	PQclear(db_query_sql(s, "housekeep",
 		"DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'",
 		0, NULL, &err));
+	/* past buyer_history's window (sql/018) */
+	ar_err_init(&err);
+	PQclear(db_query_sql(s, "housekeep_texts",
+		"DELETE FROM text_shop_days"
+		" WHERE day < ((now() - interval '32 days') AT TIME ZONE 'UTC')::date",
+		0, NULL, &err));
 }

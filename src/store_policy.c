@@ -4,24 +4,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every count stops where the policy's decision is made ($6, $7:
+ * policy_risk_caps), so none grows with how many cases share a buyer or a
+ * text. A shop has at most 31 text_shop_days rows in the window, so 31 * $7
+ * rows hold $7 distinct shops whenever $7 exist (sql/018); the window is
+ * whole UTC days, up to one more than 30. */
 static db_stmt st_buyer_history = { .name = "buyer_history", .sql =
-	"SELECT (SELECT count(*) FROM cases WHERE buyer_id = $1"
-	"          AND created_at > now() - interval '7 days'),"
-	"       (SELECT count(DISTINCT shop_id) FROM cases"
+	"SELECT (SELECT count(*) FROM (SELECT 1 FROM cases WHERE buyer_id = $1"
+	"          AND created_at > now() - interval '7 days' LIMIT $6::int) b),"
+	"       (SELECT least(count(DISTINCT t.shop_id), $7::int) FROM (SELECT shop_id"
+	"          FROM text_shop_days"
 	"         WHERE description_hash = md5(lower(regexp_replace($3, '\\s+', ' ', 'g')))"
-	"           AND shop_id <> $2 AND created_at > now() - interval '30 days'),"
-	"       (SELECT count(*) FROM cases WHERE order_id = $4 AND kind = 'complaint'),"
+	"           AND day >= ((now() - interval '30 days') AT TIME ZONE 'UTC')::date"
+	"           AND shop_id <> $2 LIMIT 31 * $7::int) t),"
+	"       (SELECT count(*) FROM (SELECT 1 FROM cases WHERE order_id = $4"
+	"          AND kind = 'complaint' LIMIT 1) o),"
 	"       EXISTS (SELECT 1 FROM sku_flags WHERE shop_id = $2 AND sku = $5"
 	"               AND cleared_at IS NULL)" };
 DB_REGISTER(st_buyer_history)
 
-bool store_buyer_history(store *s, const ar_case_input *in, store_history *out, ar_err *err)
+bool store_buyer_history(store *s, const ar_case_input *in, int cases_cap, int shops_cap,
+			 store_history *out, ar_err *err)
 {
-	const char *vals[5] = { in->order.buyer_id, in->order.shop_id, in->description,
-				in->order.id, in->order.sku };
-	PGresult *r = db_query(s, &st_buyer_history, 5, vals, err);
+	char ccap[16], scap[16];
+	const char *vals[7] = { in->order.buyer_id, in->order.shop_id, in->description,
+				in->order.id, in->order.sku, ccap, scap };
+	PGresult *r;
 
 	memset(out, 0, sizeof(*out));
+	snprintf(ccap, sizeof(ccap), "%d", cases_cap);
+	snprintf(scap, sizeof(scap), "%d", shops_cap);
+	r = db_query(s, &st_buyer_history, 7, vals, err);
 	if (!r)
 		return false;
 	out->cases_7d = strtoll(PQgetvalue(r, 0, 0), NULL, 10);

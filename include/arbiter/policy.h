@@ -44,6 +44,12 @@ const char *policy_text(const policy *p);
  * window_days flag it. */
 void policy_batch(const policy *p, int *threshold, int *window_days);
 
+/* How far the store need count the buyer's other cases in 7 days and the
+ * other shops that got the same text in 30 days: one past each risk
+ * threshold decides the rule, so the counts can stop there (issue 21). At
+ * least 1, at most INT_MAX. */
+void policy_risk_caps(const policy *p, int *cases_7d, int *other_shops_30d);
+
 /* The active document as JSON (for GET /v1/policy). New reference: the
  * caller json_decref()s it. NULL only when out of memory. */
 json_t *policy_to_json(const policy *p);

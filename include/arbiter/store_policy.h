@@ -13,8 +13,10 @@ typedef struct {
 	bool sku_flagged;
 } store_history;
 
-bool store_buyer_history(store *s, const ar_case_input *in, store_history *out,
-			 ar_err *err) AR_MUSTCHECK;
+/* The counts stop at the caps (policy_risk_caps): a count at its cap means
+ * "at least". */
+bool store_buyer_history(store *s, const ar_case_input *in, int cases_cap, int shops_cap,
+			 store_history *out, ar_err *err) AR_MUSTCHECK;
 
 /* Clears the active flag of (shop, sku); 404 when there is none. */
 bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char *by,

@@ -24,7 +24,8 @@
 # (s per run), BENCH_WARMUP (s of unrecorded wrk before each workload's
 # runs), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
 # BENCH_RESULTS (output file), BENCH_KEEP=1 (keep the scratch directory),
-# BENCH_ONLY ("create get list note sla": a subset, for working on one path),
+# BENCH_ONLY ("create get list note sla shaped": a subset, for working on
+# one path), BENCH_SHAPED_CASES (the shaped data set's size: 5 M; smoke 20 k),
 # BENCH_PERF=1 (perf record -a -g during each wrk run, the top functions
 # of every process written next to the results as
 # profiles/perf_<workload>_c<N>.txt),
@@ -429,6 +430,20 @@ xacts_of() { local t=0 c n; for c in $CLIENTS; do
 # queries would otherwise run against the baseline).
 stop_arbiter
 log "baselines: pgbench, $DUR s per run, clients $CLIENTS"
+# The least work each endpoint could do (issue 21): tables of the cases'
+# width with a primary key and one list index (min_tables.sql), beside the
+# service's; dropped before the service runs.
+if want create || want get || want list || want note; then
+	TM0=$(date +%s%N)
+	psql_a -f "$here/min_tables.sql" >/dev/null
+	meta min_tables_s "$(( ($(date +%s%N) - TM0) / 1000000000 ))"
+	for t in create get list note; do cp "$here/pgb_min_$t.sql" "$OUT/pgb_min_$t.sql"; done
+fi
+for t in create get note; do
+	if want $t; then for c in $CLIENTS; do run_pgb "min_$t" "$c" prepared "pgb_min_$t.sql"; done; fi
+done
+if want list; then for c in $CLIENTS; do run_pgb min_list "$c" extended pgb_min_list.sql; done; fi
+psql_a -c "DROP TABLE IF EXISTS min_cases, min_events" >/dev/null
 made=0 notes=0
 if want create; then
 	for c in $CLIENTS; do run_pgb create "$c" prepared pgb_create.sql; done
@@ -456,38 +471,7 @@ if want create; then warm_wrk create wrk_create.lua; for c in $CLIENTS; do run_w
 if want get; then warm_wrk get wrk_get.lua; for c in $CLIENTS; do run_wrk get "$c" wrk_get.lua; done; fi
 if want list; then warm_wrk list wrk_list.lua; for c in $CLIENTS; do run_wrk list "$c" wrk_list.lua; done; fi
 
-# Every list filter's plan on the loaded data: the query store_case_list_rows
-# builds (its fragments are checked against src/store_cases.c above), with
-# literals where the service sends parameters (it sends them unnamed, so
-# they are planned with their values too).
-explain_list() {
-	local name=$1 where=$2
-	psql_u -At -c "EXPLAIN (ANALYZE, FORMAT JSON) SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint,
-		c.id, arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,
-		c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending FROM cases c WHERE true$where
-		ORDER BY c.created_at DESC, c.id DESC LIMIT 51" >"$OUT/explain.json"
-	$PY "$REPORT" explain "$RES" "$name" "${where# AND }" "$OUT/explain.json"
-}
-if want list; then
-	read -r ex_order ex_buyer ex_us ex_id <<<"$(psql_u -At -F' ' -c "SELECT order_id, buyer_id,
-		(extract(epoch FROM created_at) * 1000000)::bigint, id FROM cases
-		WHERE id = 'c_' || md5('case' || $(( N / 2 )))")"
-	ex_scope="'{$(awk 'NR <= 3 {printf "%s%s", (NR > 1 ? "," : ""), $2}' "$OUT/sellers.txt")}'"
-	explain_list "none (newest first)" ""
-	explain_list "shop_id" " AND c.shop_id = '1000000'"
-	explain_list "shop_id, state" " AND c.shop_id = '1000000' AND c.state = 'awaiting_seller'"
-	explain_list "a seller key's shops" " AND c.shop_id = ANY ($ex_scope::text[])"
-	explain_list "a seller key's shops, state" " AND c.shop_id = ANY ($ex_scope::text[]) AND c.state = 'awaiting_seller'"
-	explain_list "state" " AND c.state = 'awaiting_seller'"
-	explain_list "state (rare)" " AND c.state = 'in_arbitration'"
-	explain_list "kind" " AND c.kind = 'refund'"
-	explain_list "buyer_id" " AND c.buyer_id = '$ex_buyer'"
-	explain_list "order_id" " AND c.order_id = '$ex_order'"
-	explain_list "created_after" " AND c.created_at > now() - interval '1 day'"
-	explain_list "created_before" " AND c.created_at < now() - interval '2 days'"
-	explain_list "shop_id, next page" " AND c.shop_id = '1000000' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
-	explain_list "state, next page" " AND c.state = 'awaiting_seller' AND (c.created_at, c.id) < ('epoch'::timestamptz + $ex_us::bigint * interval '1 microsecond', '$ex_id')"
-fi
+# Every list filter's plan: tests/bench/plans.py on the shaped data (part shaped).
 if want note; then
 	action_cases; warm_wrk note wrk_note.lua
 	for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done
@@ -704,6 +688,33 @@ $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"rate_steady_high\",\"v
 log "steady $STEADY_HIGH/s: $fired of $moved_high fired in ${span} s; lag p50 $l50 ms p99 $l99 ms"
 fi # want sla
 stop_arbiter
+
+# ---------------------------------------------------------------- shaped
+# The production-shaped data set (issue 21), once, in its own database of
+# the same cluster: its load time and shape, then every request
+# statement's plan on it (tests/bench/plans.py; a plan over its bounds is a
+# problem). Nothing is measured after this, so the cluster goes back to
+# wal_level=minimal for the load.
+if want shaped; then
+	SN=${BENCH_SHAPED_CASES:-$( [ "$SMOKE" = 1 ] && echo 20000 || echo 5000000 )}
+	log "shaped data: $SN cases in database arbiter_shaped"
+	psql_a -c "ALTER SYSTEM SET wal_level = minimal" -c "ALTER SYSTEM SET max_wal_senders = 0" >/dev/null
+	pg_restart
+	psql_a -c "CREATE DATABASE arbiter_shaped OWNER arbiter_owner" >/dev/null
+	ARBITER_MIGRATE_DATABASE_URL="host=$W/pg port=$PGPORT dbname=arbiter_shaped user=arbiter_owner" \
+		ARBITER_RUNTIME_ROLE=arbiter "$BIN" migrate >>"$OUT/migrate.out"
+	SAU="host=$W/pg port=$PGPORT dbname=arbiter_shaped user=postgres"
+	TS0=$(date +%s)
+	PSQL=$PSQL bash "$here/shaped.sh" "$SAU" "$SN" >"$OUT/shaped.out" 2>&1 || problem "shaped.sh failed: $(tail -3 "$OUT/shaped.out")"
+	meta shaped_load_s "$(( $(date +%s) - TS0 ))"
+	meta shaped_out "$OUT/shaped.out"
+	meta shaped_df "$(df -h "$W" | awk 'NR == 2 {print $3 " used, " $4 " free on " $6}')"
+	log "shaped: $(head -1 "$OUT/shaped.out")"
+	PATH="$pgbin:$PATH" $PY "$here/plans.py" --db "$SAU" --out "$OUT/plans.md" 2>"$OUT/plans.err" ||
+		problem "request plans on the shaped data: $(grep -c '^plans: FAIL' "$OUT/plans.err") over their bounds; $(grep -v '^plans: \(ok\|KNOWN\|FAIL\)' "$OUT/plans.err" | head -3 | tr '\n' ' ')"
+	meta plans_md "$OUT/plans.md"
+	log "$(tail -1 "$OUT/plans.err")"
+fi
 
 # ---------------------------------------------------------------- report
 note "Data: $N refund/quality_defect cases in awaiting_seller (the shape POST /v1/cases stores, with its decision JSON), created over the last 3.5 days across $SHOPS shops and $BUYERS buyers, each with its open event (hash-chained with the schema's own digest) and its seller_response deadline (due in 1.5 to 5 days, so nothing fires during the runs). Bulk-loaded with tests/bench/load.sql (wal_level=minimal, secondary indexes and foreign keys rebuilt afterwards, VACUUM ANALYZE, restart with wal_level=replica); the load is not measured."

@@ -1459,6 +1459,39 @@ static void test_decision_json(void **state)
 	json_decref(j);
 }
 
+/* issue 21: the store counts the risk signals' rows only up to one past each
+ * threshold (default 3 cases, 1 other shop); a count at its cap reads "at
+ * least" and decides as the full count would. */
+static void test_risk_caps(void **state)
+{
+	int cases_cap = 0, shops_cap = 0;
+	policy_history h = { 0, 0, 0, false };
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_QUALITY_DEFECT);
+	ar_decision d;
+
+	(void)state;
+	policy_risk_caps(P, &cases_cap, &shops_cap);
+	assert_int_equal(cases_cap, 4);
+	assert_int_equal(shops_cap, 2);
+
+	h.cases_last_7d = 1 + cases_cap;    /* the store's cap, this case included */
+	h.same_text_other_shops_30d = shops_cap;
+	decide("at the caps", &in, &h, T0 + DAY, &d);
+	expect_rule("at the caps", &d, "R-RISK-MANY-CASES", POLICY_RULE_FIRED);
+	expect_rule("at the caps", &d, "R-RISK-SAME-TEXT", POLICY_RULE_FIRED);
+	assert_string_equal(rule(&d, "R-RISK-MANY-CASES")->reason,
+			    "at least 5 cases by this buyer in 7 days > 3");
+	assert_string_equal(rule(&d, "R-RISK-SAME-TEXT")->reason,
+			    "same description sent to at least 2 other shops in 30 days > 1");
+
+	h.cases_last_7d = cases_cap;         /* under the caps: exact */
+	h.same_text_other_shops_30d = shops_cap - 1;
+	decide("under the caps", &in, &h, T0 + DAY, &d);
+	assert_string_equal(rule(&d, "R-RISK-MANY-CASES")->reason,
+			    "4 cases by this buyer in 7 days > 3");
+	assert_string_equal(rule(&d, "R-RISK-SAME-TEXT")->reason,
+			    "same description sent to 1 other shops in 30 days <= 1");
+}
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1486,6 +1519,7 @@ int main(void)
 		cmocka_unit_test(test_batch_defect),
 		cmocka_unit_test(test_decision_json),
 		cmocka_unit_test(test_armings),
+		cmocka_unit_test(test_risk_caps),
 	};
 	return cmocka_run_group_tests_name("policy", tests, setup, teardown);
 }
