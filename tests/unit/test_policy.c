@@ -1492,6 +1492,7 @@ static void test_risk_caps(void **state)
 	assert_string_equal(rule(&d, "R-RISK-SAME-TEXT")->reason,
 			    "same description sent to 1 other shops in 30 days <= 1");
 }
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
