@@ -12,6 +12,21 @@
 #define QUEUE_MAX 500
 #define STATS_DEFAULT_DAYS 30
 
+/* Each queue's condition on an open case c and its next deadline nd: the
+ * queue lists them, the stats count them (the same text in both). */
+#define Q_NEAR_DEADLINE "nd.due_at < now() + interval '24 hours'"
+#define Q_OVERDUE "nd.due_at <= now()"
+/* an SLA the case missed (sla.breached: escalated, never decided silently) */
+#define Q_BREACHED \
+	"EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'sla.breached')"
+#define Q_MANUAL_REVIEW "c.manual_review"
+#define Q_MAJOR_COMPLAINTS "c.kind = 'complaint' AND c.decision->>'severity' = 'major'"
+#define Q_IN_ARBITRATION "c.state = 'in_arbitration'"
+#define Q_OPEN_CASES \
+	" FROM cases c LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d" \
+	"                              WHERE d.case_id = c.id) nd ON true" \
+	" WHERE c.state NOT IN ('refunded', 'closed')"
+
 /*
  * One statement, bounded by shop and time window, every part on an index
  * (cases by shop/created_at, events by primary key, deadlines by due_at).
@@ -42,7 +57,17 @@ static const char stats_sql[] =
 	"            JOIN cases x ON x.id = d.case_id"
 	"           WHERE d.due_at < now() + interval '24 hours'"
 	"             AND ($3::text IS NULL OR x.shop_id = $3)"
-	"             AND ($4::text[] IS NULL OR x.shop_id = ANY ($4::text[])))"
+	"             AND ($4::text[] IS NULL OR x.shop_id = ANY ($4::text[]))),"
+	/* queues are what is open now, whenever it was opened */
+	" queues AS (SELECT count(*) FILTER (WHERE " Q_NEAR_DEADLINE ") AS near_deadline,"
+	"       count(*) FILTER (WHERE " Q_OVERDUE ") AS overdue,"
+	"       count(*) FILTER (WHERE " Q_BREACHED ") AS breached,"
+	"       count(*) FILTER (WHERE " Q_MANUAL_REVIEW ") AS manual_review,"
+	"       count(*) FILTER (WHERE " Q_MAJOR_COMPLAINTS ") AS major_complaints,"
+	"       count(*) FILTER (WHERE " Q_IN_ARBITRATION ") AS in_arbitration"
+	Q_OPEN_CASES
+	"   AND ($3::text IS NULL OR c.shop_id = $3)"
+	"   AND ($4::text[] IS NULL OR c.shop_id = ANY ($4::text[])))"
 	" SELECT json_build_object("
 	"  'from', arbiter_ts($1::timestamptz), 'to', arbiter_ts($2::timestamptz),"
 	"  'shop_id', $3::text,"
@@ -64,7 +89,8 @@ static const char stats_sql[] =
 	"  'sla_breaches', (SELECT n FROM breaches),"
 	"  'top_quality_skus', coalesce((SELECT json_agg(json_build_object('sku', sku, 'cases', n)"
 	"     ORDER BY n DESC, sku) FROM top), '[]'::json),"
-	"  'open_near_deadline', (SELECT n FROM near))";
+	"  'open_near_deadline', (SELECT n FROM near),"
+	"  'queues', (SELECT row_to_json(queues) FROM queues))";
 
 void api_stats(ar_req *r)
 {
@@ -105,13 +131,17 @@ void api_stats(ar_req *r)
 static const char *queue_filter(const char *name)
 {
 	if (strcmp(name, "near_deadline") == 0)
-		return "nd.due_at < now() + interval '24 hours'";
+		return Q_NEAR_DEADLINE;
+	if (strcmp(name, "overdue") == 0)
+		return Q_OVERDUE;
+	if (strcmp(name, "breached") == 0)
+		return Q_BREACHED;
 	if (strcmp(name, "manual_review") == 0)
-		return "c.manual_review";
+		return Q_MANUAL_REVIEW;
 	if (strcmp(name, "major_complaints") == 0)
-		return "c.kind = 'complaint' AND c.decision->>'severity' = 'major'";
+		return Q_MAJOR_COMPLAINTS;
 	if (strcmp(name, "in_arbitration") == 0)
-		return "c.state = 'in_arbitration'";
+		return Q_IN_ARBITRATION;
 	return NULL;
 }
 
@@ -126,7 +156,8 @@ void api_queue(ar_req *r)
 	ar_err_init(&err);
 	if (!filter) {
 		ar_err_set(&err, 404, "not-found", "Not found",
-			   "no queue '%.64s' (near_deadline, manual_review, major_complaints, in_arbitration)",
+			   "no queue '%.64s' (near_deadline, overdue, breached, manual_review,"
+			   " major_complaints, in_arbitration)",
 			   name);
 		req_reply_problem(r, &err);
 		return;
@@ -147,10 +178,7 @@ void api_queue(ar_req *r)
 		 "  FROM (SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))::jsonb"
 		 "               || jsonb_build_object('next_due_at', arbiter_ts(nd.due_at)) AS j,"
 		 "               nd.due_at AS due, c.created_at"
-		 "          FROM cases c"
-		 "          LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d"
-		 "                              WHERE d.case_id = c.id) nd ON true"
-		 "         WHERE c.state NOT IN ('refunded', 'closed') AND %s"
+		 Q_OPEN_CASES " AND %s"
 		 "           AND ($1::text[] IS NULL OR c.shop_id = ANY ($1::text[]))"
 		 "         ORDER BY nd.due_at NULLS LAST, c.created_at LIMIT $2::int) q",
 		 filter);

@@ -380,6 +380,28 @@ def test_breach_escalates_to_a_senior_agent_and_resolved_complaints_close(make_d
     assert st.status == 200, st
     assert st.body["sla_breaches"] == 2, st.body
     assert st.body["cases"]["by_state"] == {"awaiting_agent": 2, "closed": 1}, st.body
+    # and listed: the breached queue holds both, still open
+    assert st.body["queues"]["breached"] == 2, st.body["queues"]
+    assert {c["id"] for c in queue(s, "breached", d.seller)} == {general["id"], major["id"]}
+
+
+def test_overdue_queue_holds_what_no_scheduler_applied(make_db, make_server):
+    """With no scheduler here (ARBITER_SCHEDULER=false: another replica's job),
+    a first response due in 1 s stays due: the overdue queue and the stats
+    show it until someone applies it."""
+    db = make_db()
+    s = make_server(db.service_url, name="desk-overdue", policy=h.FAST_POLICY,
+                    env={"ARBITER_SCHEDULER": "false"})
+    d = Desk(s, db)
+    major = d.create("complaint", complaint={"public_exposure": True})
+    due = h.parse_time(major["deadlines"][0]["due_at"])
+    while h.now_utc() <= due + dt.timedelta(milliseconds=200):
+        time.sleep(0.1)
+    over = queue(s, "overdue", d.seller)
+    assert [c["id"] for c in over] == [major["id"]], over
+    assert over[0]["next_due_at"] == major["deadlines"][0]["due_at"], over[0]
+    st = s.get("/v1/stats?" + urllib.parse.urlencode({"shop_id": d.shop}), key=d.agent)
+    assert st.body["queues"]["overdue"] == 1 and st.body["queues"]["near_deadline"] == 1, st.body
 
 
 # ---------------------------------------------------------------------------
@@ -808,6 +830,13 @@ def test_queues_contents_order_and_scope(stable_server, db):
     # limit
     assert ids("near_deadline", limit="1") == [q2["id"]]
     assert ids("in_arbitration", limit="500") == [q8["id"], q5["id"]]
+    # the stats count each queue whole, not a page of it
+    st = s.get("/v1/stats?" + urllib.parse.urlencode({"shop_id": d.shop}), key=qagent)
+    assert st.status == 200, st
+    assert st.body["queues"] == {"near_deadline": 3, "overdue": 0, "breached": 0,
+                                 "manual_review": 2, "major_complaints": 2,
+                                 "in_arbitration": 2}, st.body["queues"]
+    assert ids("overdue") == [] and ids("breached") == []
 
     # the platform-wide agent sees them among everyone's; the shop's seller sees
     # exactly these; a seller of another shop sees none
