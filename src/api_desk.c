@@ -67,7 +67,20 @@ static const char stats_sql[] =
 	"       count(*) FILTER (WHERE " Q_IN_ARBITRATION ") AS in_arbitration"
 	Q_OPEN_CASES
 	"   AND ($3::text IS NULL OR c.shop_id = $3)"
-	"   AND ($4::text[] IS NULL OR c.shop_id = ANY ($4::text[])))"
+	"   AND ($4::text[] IS NULL OR c.shop_id = ANY ($4::text[]))),"
+	/* the window's last 24 hours, hour by hour: cases opened, refunds
+	 * instructed (of the window's cases, as auto_refunds) */
+	" hours AS (SELECT h FROM generate_series(date_trunc('hour', $2::timestamptz)"
+	"       - interval '23 hours', date_trunc('hour', $2::timestamptz), interval '1 hour') h),"
+	" opened AS (SELECT date_trunc('hour', created_at) AS h, count(*) AS n FROM c"
+	"            WHERE created_at >= (SELECT min(h) FROM hours) GROUP BY 1),"
+	" refunds AS (SELECT date_trunc('hour', e.at) AS h, count(*) AS n FROM c"
+	"              JOIN case_events e ON e.case_id = c.id"
+	"             WHERE e.action = 'refund.instructed' AND e.at >= (SELECT min(h) FROM hours)"
+	"               AND e.at < $2::timestamptz GROUP BY 1),"
+	" hourly AS (SELECT json_agg(json_build_object('hour', arbiter_ts(hours.h),"
+	"       'opened', coalesce(o.n, 0), 'refunds', coalesce(r.n, 0)) ORDER BY hours.h) AS j"
+	"       FROM hours LEFT JOIN opened o ON o.h = hours.h LEFT JOIN refunds r ON r.h = hours.h)"
 	" SELECT json_build_object("
 	"  'from', arbiter_ts($1::timestamptz), 'to', arbiter_ts($2::timestamptz),"
 	"  'shop_id', $3::text,"
@@ -90,7 +103,8 @@ static const char stats_sql[] =
 	"  'top_quality_skus', coalesce((SELECT json_agg(json_build_object('sku', sku, 'cases', n)"
 	"     ORDER BY n DESC, sku) FROM top), '[]'::json),"
 	"  'open_near_deadline', (SELECT n FROM near),"
-	"  'queues', (SELECT row_to_json(queues) FROM queues))";
+	"  'queues', (SELECT row_to_json(queues) FROM queues),"
+	"  'hourly', (SELECT j FROM hourly))";
 
 void api_stats(ar_req *r)
 {

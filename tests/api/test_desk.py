@@ -735,6 +735,16 @@ def test_stats_against_a_scripted_set_of_cases(stable_server, db):
         st["top_quality_skus"]
     assert st["sla_breaches"] == 0
     assert st["open_near_deadline"] == 1            # C3: first response within 24 h
+    # the trend: 24 consecutive hours, every case opened in them, every refund
+    hourly = st["hourly"]
+    hours = [h.parse_time(x["hour"]) for x in hourly]
+    assert len(hourly) == 24 and all(b - a == dt.timedelta(hours=1) for a, b in zip(hours, hours[1:]))
+    assert hours[-1] <= h.now_utc() < hours[-1] + dt.timedelta(hours=1), hours[-1]
+    assert sum(x["opened"] for x in hourly) == 7, hourly
+    shop_cases = s.get("/v1/cases?" + urllib.parse.urlencode({"shop_id": d.shop, "limit": "100"}),
+                       key=d.agent).body["items"]
+    refunds = sum(e["action"] == "refund.instructed" for c in shop_cases for e in events(s, c["id"]))
+    assert refunds >= 1 and sum(x["refunds"] for x in hourly) == refunds, (hourly, refunds)
     # first seller/agent response: R2 (accept) and C1 (acknowledge)
     fs = st["first_seller_response_seconds"]
     assert fs["n"] == 2 and 0 <= fs["median"] <= fs["p90"], fs
