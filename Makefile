@@ -145,10 +145,12 @@ ui-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  sh tests/ui/run.sh
 
-# Static checks: the OpenAPI contract lints clean, the deployment files and
-# the alert rules hold together.
+# Static checks: the OpenAPI contract lints clean and types every event's
+# data (a generated TypeScript client compiles a typed program), the
+# deployment files and the alert rules hold together.
 lint:
 	@sh openapi/lint.sh
+	@sh tests/contract/check.sh
 	@bash deploy/check.sh
 	@bash deploy/prometheus/check.sh
 

@@ -525,6 +525,7 @@ void api_cases_list(ar_req *r)
 	query_id(r, "shop_id", &q.shop_id, &err);
 	query_id(r, "buyer_id", &q.buyer_id, &err);
 	query_id(r, "order_id", &q.order_id, &err);
+	query_id(r, "sku", &q.sku, &err);
 	q.state = req_query(r, "state");
 	if (q.state && !fsm_state_parse(q.state, &st))
 		ar_err_field(&err, "/query/state", "unknown state '%.64s'", q.state);

@@ -12,6 +12,21 @@
 #define QUEUE_MAX 500
 #define STATS_DEFAULT_DAYS 30
 
+/* Each queue's condition on an open case c and its next deadline nd: the
+ * queue lists them, the stats count them (the same text in both). */
+#define Q_NEAR_DEADLINE "nd.due_at < now() + interval '24 hours'"
+#define Q_OVERDUE "nd.due_at <= now()"
+/* an SLA the case missed (sla.breached: escalated, never decided silently) */
+#define Q_BREACHED \
+	"EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'sla.breached')"
+#define Q_MANUAL_REVIEW "c.manual_review"
+#define Q_MAJOR_COMPLAINTS "c.kind = 'complaint' AND c.decision->>'severity' = 'major'"
+#define Q_IN_ARBITRATION "c.state = 'in_arbitration'"
+#define Q_OPEN_CASES \
+	" FROM cases c LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d" \
+	"                              WHERE d.case_id = c.id) nd ON true" \
+	" WHERE c.state NOT IN ('refunded', 'closed')"
+
 /*
  * One statement, bounded by shop and time window, every part on an index
  * (cases by shop/created_at, events by primary key, deadlines by due_at).
@@ -42,7 +57,30 @@ static const char stats_sql[] =
 	"            JOIN cases x ON x.id = d.case_id"
 	"           WHERE d.due_at < now() + interval '24 hours'"
 	"             AND ($3::text IS NULL OR x.shop_id = $3)"
-	"             AND ($4::text[] IS NULL OR x.shop_id = ANY ($4::text[])))"
+	"             AND ($4::text[] IS NULL OR x.shop_id = ANY ($4::text[]))),"
+	/* queues are what is open now, whenever it was opened */
+	" queues AS (SELECT count(*) FILTER (WHERE " Q_NEAR_DEADLINE ") AS near_deadline,"
+	"       count(*) FILTER (WHERE " Q_OVERDUE ") AS overdue,"
+	"       count(*) FILTER (WHERE " Q_BREACHED ") AS breached,"
+	"       count(*) FILTER (WHERE " Q_MANUAL_REVIEW ") AS manual_review,"
+	"       count(*) FILTER (WHERE " Q_MAJOR_COMPLAINTS ") AS major_complaints,"
+	"       count(*) FILTER (WHERE " Q_IN_ARBITRATION ") AS in_arbitration"
+	Q_OPEN_CASES
+	"   AND ($3::text IS NULL OR c.shop_id = $3)"
+	"   AND ($4::text[] IS NULL OR c.shop_id = ANY ($4::text[]))),"
+	/* the window's last 24 hours, hour by hour: cases opened, refunds
+	 * instructed (of the window's cases, as auto_refunds) */
+	" hours AS (SELECT h FROM generate_series(date_trunc('hour', $2::timestamptz)"
+	"       - interval '23 hours', date_trunc('hour', $2::timestamptz), interval '1 hour') h),"
+	" opened AS (SELECT date_trunc('hour', created_at) AS h, count(*) AS n FROM c"
+	"            WHERE created_at >= (SELECT min(h) FROM hours) GROUP BY 1),"
+	" refunds AS (SELECT date_trunc('hour', e.at) AS h, count(*) AS n FROM c"
+	"              JOIN case_events e ON e.case_id = c.id"
+	"             WHERE e.action = 'refund.instructed' AND e.at >= (SELECT min(h) FROM hours)"
+	"               AND e.at < $2::timestamptz GROUP BY 1),"
+	" hourly AS (SELECT json_agg(json_build_object('hour', arbiter_ts(hours.h),"
+	"       'opened', coalesce(o.n, 0), 'refunds', coalesce(r.n, 0)) ORDER BY hours.h) AS j"
+	"       FROM hours LEFT JOIN opened o ON o.h = hours.h LEFT JOIN refunds r ON r.h = hours.h)"
 	" SELECT json_build_object("
 	"  'from', arbiter_ts($1::timestamptz), 'to', arbiter_ts($2::timestamptz),"
 	"  'shop_id', $3::text,"
@@ -64,7 +102,9 @@ static const char stats_sql[] =
 	"  'sla_breaches', (SELECT n FROM breaches),"
 	"  'top_quality_skus', coalesce((SELECT json_agg(json_build_object('sku', sku, 'cases', n)"
 	"     ORDER BY n DESC, sku) FROM top), '[]'::json),"
-	"  'open_near_deadline', (SELECT n FROM near))";
+	"  'open_near_deadline', (SELECT n FROM near),"
+	"  'queues', (SELECT row_to_json(queues) FROM queues),"
+	"  'hourly', (SELECT j FROM hourly))";
 
 void api_stats(ar_req *r)
 {
@@ -109,12 +149,16 @@ static const char *queue_filter(const char *name)
 	if (strcmp(name, "near_deadline") == 0)
 		return "c.id IN (SELECT d.case_id FROM case_deadlines d"
 		       " WHERE d.due_at < now() + interval '24 hours')";
+	if (strcmp(name, "overdue") == 0)
+		return Q_OVERDUE;
+	if (strcmp(name, "breached") == 0)
+		return Q_BREACHED;
 	if (strcmp(name, "manual_review") == 0)
-		return "c.manual_review";
+		return Q_MANUAL_REVIEW;
 	if (strcmp(name, "major_complaints") == 0)
-		return "c.kind = 'complaint' AND c.decision->>'severity' = 'major'";
+		return Q_MAJOR_COMPLAINTS;
 	if (strcmp(name, "in_arbitration") == 0)
-		return "c.state = 'in_arbitration'";
+		return Q_IN_ARBITRATION;
 	return NULL;
 }
 
@@ -129,7 +173,8 @@ void api_queue(ar_req *r)
 	ar_err_init(&err);
 	if (!filter) {
 		ar_err_set(&err, 404, "not-found", "Not found",
-			   "no queue '%.64s' (near_deadline, manual_review, major_complaints, in_arbitration)",
+			   "no queue '%.64s' (near_deadline, overdue, breached, manual_review,"
+			   " major_complaints, in_arbitration)",
 			   name);
 		req_reply_problem(r, &err);
 		return;
@@ -150,10 +195,7 @@ void api_queue(ar_req *r)
 		 "  FROM (SELECT arbiter_case_json(c, arbiter_deadlines_json(c.id))::jsonb"
 		 "               || jsonb_build_object('next_due_at', arbiter_ts(nd.due_at)) AS j,"
 		 "               nd.due_at AS due, c.created_at"
-		 "          FROM cases c"
-		 "          LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d"
-		 "                              WHERE d.case_id = c.id) nd ON true"
-		 "         WHERE c.state NOT IN ('refunded', 'closed') AND %s"
+		 Q_OPEN_CASES " AND %s"
 		 "           AND ($1::text[] IS NULL OR c.shop_id = ANY ($1::text[]))"
 		 "         ORDER BY nd.due_at NULLS LAST, c.created_at LIMIT $2::int) q",
 		 filter);

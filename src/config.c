@@ -1,6 +1,7 @@
 /* Environment variables -> one immutable configuration struct. */
 #include "arbiter/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>
@@ -142,6 +143,52 @@ static bool env_bool(const char *name, bool *out, char *msg, size_t msglen)
 	return true;
 }
 
+/* "on"/"off", a sampling rate for health checks, and a comma-separated list
+ * of proxy addresses (exact IPv4 or IPv6 addresses, no ranges). */
+static bool load_access_log(ar_access_log_config *a, char *msg, size_t msglen)
+{
+	const char *v = getenv("ARBITER_ACCESS_LOG");
+	long n = 1;
+	char buf[1024], *save = NULL;
+
+	a->on = true;
+	if (v && *v) {
+		if (strcmp(v, "on") && strcmp(v, "off")) {
+			snprintf(msg, msglen, "ARBITER_ACCESS_LOG: expected on or off, got '%s'", v);
+			return false;
+		}
+		a->on = strcmp(v, "on") == 0;
+	}
+	if (!env_uint("ARBITER_ACCESS_LOG_HEALTH_EVERY", 0, 1000000, &n, msg, msglen))
+		return false;
+	a->health_every = (unsigned)n;
+	v = getenv("ARBITER_TRUSTED_PROXIES");
+	if (!v || !*v)
+		return true;
+	if (strlen(v) >= sizeof(buf)) {
+		snprintf(msg, msglen, "ARBITER_TRUSTED_PROXIES: longer than %zu bytes", sizeof(buf) - 1);
+		return false;
+	}
+	snprintf(buf, sizeof(buf), "%s", v);
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		size_t i = a->n_proxies;
+		if (i >= AR_MAX_PROXIES) {
+			snprintf(msg, msglen, "ARBITER_TRUSTED_PROXIES: at most %d addresses", AR_MAX_PROXIES);
+			return false;
+		}
+		if (inet_pton(AF_INET, t, a->proxy[i]) == 1) {
+			a->proxy_len[i] = 4;
+		} else if (inet_pton(AF_INET6, t, a->proxy[i]) == 1) {
+			a->proxy_len[i] = 16;
+		} else {
+			snprintf(msg, msglen, "ARBITER_TRUSTED_PROXIES: '%s' is not an IPv4 or IPv6 address", t);
+			return false;
+		}
+		a->n_proxies++;
+	}
+	return true;
+}
+
 bool config_load(ar_config *cfg, char *msg, size_t msglen)
 {
 	const char *v;
@@ -254,5 +301,5 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen) ||
 	    !env_bool("ARBITER_SCHEDULER", &cfg->scheduler, msg, msglen))
 		return false;
-	return true;
+	return load_access_log(&cfg->access_log, msg, msglen);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arbiter/accesslog.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -888,8 +889,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	http_server *srv = cls;
 	ar_req *r = *req_cls;
 	struct timespec end;
-	char dur[32], status[8];
-	ar_log_level lvl;
+	const union MHD_ConnectionInfo *peer;
+	const char *tmpl;
+	double secs;
 
 	conn_phase_set(srv, conn, PH_IDLE);
 	if (!r)
@@ -902,21 +904,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
-	snprintf(dur, sizeof(dur), "%.6f", (double)(end.tv_sec - r->start.tv_sec) +
-		 (double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
-	snprintf(status, sizeof(status), "%d", r->status);
-	metrics_http(r->routed ? r->route.path : METRICS_ROUTE_UNMATCHED,
-		     r->routed ? ar_routes[r->route.path].tmpl : "unmatched", router_method(r->method),
-		     r->status, (double)(end.tv_sec - r->start.tv_sec) +
-				(double)(end.tv_nsec - r->start.tv_nsec) / 1e9);
-	lvl = r->status >= 500 ? LOG_ERROR : LOG_DEBUG;
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		lvl = LOG_WARN;
-	log_kv(lvl, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "request" : "request aborted",
-	       "request_id", r->request_id, "method", r->method,
-	       "route", r->routed ? ar_routes[r->route.path].tmpl : "unmatched",
-	       "status", status, "duration_s", dur,
-	       "case_id", r->case_id[0] ? r->case_id : NULL, NULL);
+	secs = (double)(end.tv_sec - r->start.tv_sec) + (double)(end.tv_nsec - r->start.tv_nsec) / 1e9;
+	tmpl = r->routed ? ar_routes[r->route.path].tmpl : "unmatched";
+	metrics_http(r->routed ? r->route.path : METRICS_ROUTE_UNMATCHED, tmpl,
+		     router_method(r->method), r->status, secs);
+	peer = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	accesslog_request(&srv->app->cfg.access_log, &(accesslog_entry){
+		.request_id = r->request_id, .method = r->method, .route = tmpl, .path = r->url,
+		.health = strcmp(tmpl, "/healthz") == 0 || strcmp(tmpl, "/readyz") == 0,
+		.status = r->status, .seconds = secs, .bytes_in = r->body_len,
+		.bytes_out = r->resp_len, .ident = &r->ident, .peer = peer ? peer->client_addr : NULL,
+		.forwarded_for = req_header(r, "X-Forwarded-For"), .content_type = r->content_type,
+		.body = r->resp, .body_len = r->resp_len, .case_id = r->case_id,
+		.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK });
 	for (size_t i = 0; i < r->n_headers; i++) {
 		free(r->hname[i]);
 		free(r->hvalue[i]);

@@ -3,9 +3,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "arbiter/textbuf.h"
+
+#define LOG_KV_MAX 32
 
 static ar_log_level min_level = LOG_INFO;
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
@@ -20,40 +25,14 @@ bool log_enabled(ar_log_level lvl)
 	return lvl >= min_level;
 }
 
-static size_t put_escaped(char *buf, size_t pos, size_t cap, const char *s)
+void log_fields(ar_log_level lvl, const char *msg, const log_field *f, size_t n)
 {
-	for (; *s && pos + 8 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf[pos++] = '\\';
-			buf[pos++] = (char)c;
-		} else if (c < 0x20) {
-			pos += (size_t)snprintf(buf + pos, cap - pos, "\\u%04x", c);
-		} else {
-			buf[pos++] = (char)c;
-		}
-	}
-	return pos;
-}
-
-static size_t put_raw(char *buf, size_t pos, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-	if (pos + n >= cap)
-		n = cap - pos - 1;
-	memcpy(buf + pos, s, n);
-	return pos + n;
-}
-
-void log_kv(ar_log_level lvl, const char *msg, ...)
-{
-	char buf[4096];
-	size_t pos = 0, cap = sizeof(buf) - 4;
+	/* what is left to say when the line itself cannot be built */
+	static const char lost[] = "{\"level\":\"error\",\"msg\":\"log line lost: out of memory\"}\n";
+	textbuf b = { 0 };
 	struct timespec ts;
 	struct tm tm;
 	char when[96];
-	va_list ap;
-	const char *k, *v;
 
 	if (lvl < min_level)
 		return;
@@ -62,27 +41,34 @@ void log_kv(ar_log_level lvl, const char *msg, ...)
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	pos = put_raw(buf, pos, cap, "{\"ts\":\"");
-	pos = put_raw(buf, pos, cap, when);
-	pos = put_raw(buf, pos, cap, "\",\"level\":\"");
-	pos = put_raw(buf, pos, cap, level_names[lvl]);
-	pos = put_raw(buf, pos, cap, "\",\"msg\":\"");
-	pos = put_escaped(buf, pos, cap, msg);
-	pos = put_raw(buf, pos, cap, "\"");
+	logline_format(&b, when, level_names[lvl], msg, f, n);
+	if (b.oom) {
+		/* stderr gone: nothing else to tell */
+		if (write(STDERR_FILENO, lost, sizeof(lost) - 1) < 0)
+			b.len = 0;
+		free(b.p);
+		return;
+	}
+	if (write(STDERR_FILENO, b.p, b.len) < 0)
+		b.len = 0;
+	free(b.p);
+}
+
+void log_kv(ar_log_level lvl, const char *msg, ...)
+{
+	log_field f[LOG_KV_MAX];
+	size_t n = 0;
+	va_list ap;
+	const char *k;
+
+	if (lvl < min_level)
+		return;
 	va_start(ap, msg);
 	while ((k = va_arg(ap, const char *)) != NULL) {
-		v = va_arg(ap, const char *);
-		if (!v)
-			continue;
-		pos = put_raw(buf, pos, cap, ",\"");
-		pos = put_escaped(buf, pos, cap, k);
-		pos = put_raw(buf, pos, cap, "\":\"");
-		pos = put_escaped(buf, pos, cap, v);
-		pos = put_raw(buf, pos, cap, "\"");
+		const char *v = va_arg(ap, const char *);
+		if (n < LOG_KV_MAX)
+			f[n++] = LOG_STR(k, v);
 	}
 	va_end(ap);
-	buf[pos++] = '}';
-	buf[pos++] = '\n';
-	if (write(STDERR_FILENO, buf, pos) < 0)
-		return;
+	log_fields(lvl, msg, f, n);
 }

@@ -28,6 +28,7 @@ const ar_route ar_routes[] = {
 	{ M_POST, "/v1/cases", api_cases_create, ROUTE_KEYED, R(FRONTEND), ROUTE_BODY_MAX, 0 },
 	{ M_GET, "/v1/cases/{id}", api_case_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_GET, "/v1/cases/{id}/events", api_case_events, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_GET, "/v1/cases/{id}/verify", api_case_verify, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_POST, "/v1/cases/{id}/actions", api_case_action, ROUTE_KEYED, ROUTE_ANY_ROLE,
 	  ROUTE_BODY_MAX, ROUTE_IDEMPOTENT },
 	{ M_GET, "/v1/events", api_events_feed, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },

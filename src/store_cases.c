@@ -412,7 +412,7 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 			  size_t *n_rows, char *next_cursor, size_t cursor_len, ar_err *err)
 {
 	char sql[1536], ta[40], tb[40], cur_us[24], lim[16];
-	const char *vals[12];
+	const char *vals[14];
 	int n = 0;
 	size_t pos;
 	PGresult *r = NULL;
@@ -453,6 +453,7 @@ bool store_case_list_rows(store *s, const store_list_query *q, store_case_row **
 	FILTER("kind", q->kind);
 	FILTER("buyer_id", q->buyer_id);
 	FILTER("order_id", q->order_id);
+	FILTER("sku", q->sku);
 #undef FILTER
 	if (q->created_after != AR_TIME_NONE) {
 		ar_time_format(q->created_after, ta, sizeof(ta));

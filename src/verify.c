@@ -2,6 +2,7 @@
 #include "arbiter/verify.h"
 
 #include "arbiter/casefsm.h"
+#include "arbiter/chaincheck.h"
 #include "arbiter/db.h"
 
 /* One of verify's queries, its result replacing *r (the caller clears the
@@ -18,22 +19,6 @@ static bool verify_query(PGconn *c, const char *sql, PGresult **r, FILE *out)
 
 int store_verify(const char *conninfo, FILE *out)
 {
-	static const char *const sql =
-		"WITH x AS ("
-		"  SELECT e.case_id, e.seq, e.prev_hash, e.hash,"
-		"         arbiter_event_digest(e.prev_hash, e) AS want,"
-		"         lag(e.hash) OVER w AS lag_hash, row_number() OVER w AS rn"
-		"    FROM case_events e"
-		"  WINDOW w AS (PARTITION BY e.case_id ORDER BY e.seq))"
-		" SELECT case_id, seq,"
-		"   CASE WHEN seq <> rn THEN 'sequence gap: expected seq ' || rn"
-		"        WHEN prev_hash <> coalesce(lag_hash, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)"
-		"          THEN 'prev_hash does not match the previous event''s hash'"
-		"        ELSE 'hash does not match the event''s content' END"
-		"   FROM x"
-		"  WHERE seq <> rn OR hash <> want OR prev_hash <> coalesce(lag_hash,"
-		"        '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)"
-		"  ORDER BY case_id, seq LIMIT 1";
 	PGconn *c = db_connect(conninfo);
 	PGresult *r = NULL;
 	int rc = 2;
@@ -42,8 +27,11 @@ int store_verify(const char *conninfo, FILE *out)
 		fprintf(out, "verify: cannot connect: %s", PQerrorMessage(c));
 		goto done;
 	}
-	if (!verify_query(c, sql, &r, out))
+	r = PQexecParams(c, AR_CHAIN_CHECK_SQL, 1, NULL, (const char *const[]){ NULL }, NULL, NULL, 0);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(out, "verify: %s", PQresultErrorMessage(r));
 		goto done;
+	}
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s event seq %s: %s\n", PQgetvalue(r, 0, 0),
 			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));

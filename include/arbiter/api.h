@@ -10,6 +10,8 @@ void api_cases_create(ar_req *r);
 void api_cases_list(ar_req *r);
 void api_case_get(ar_req *r);
 void api_case_events(ar_req *r);
+/* GET /v1/cases/{id}/verify: the stored chain re-hashed, as arbiter verify does. */
+void api_case_verify(ar_req *r);
 void api_adjudicate(ar_req *r);
 void api_policy_get(ar_req *r);
 void api_policy_put(ar_req *r);

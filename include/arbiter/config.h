@@ -15,6 +15,18 @@ typedef struct {
 	double burst;
 } ar_rate;
 
+#define AR_MAX_PROXIES 16
+
+/* The access log (src/accesslog.c): one line per request at info. */
+typedef struct {
+	bool on;                  /* ARBITER_ACCESS_LOG=on|off */
+	unsigned health_every;    /* log 1 in N /healthz and /readyz requests; 0: none */
+	/* ARBITER_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed */
+	size_t n_proxies;
+	unsigned char proxy[AR_MAX_PROXIES][16];
+	unsigned char proxy_len[AR_MAX_PROXIES]; /* 4 (IPv4) or 16 (IPv6) */
+} ar_access_log_config;
+
 typedef struct {
 	char listen_host[64];
 	unsigned listen_port;
@@ -34,6 +46,7 @@ typedef struct {
 	bool metrics_open;        /* /metrics without a key */
 	bool policy_follow;       /* run the policy activated by any replica */
 	bool scheduler;           /* fire deadlines here (false: another replica does) */
+	ar_access_log_config access_log;
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

@@ -90,7 +90,7 @@ bool store_case_get(store *s, const char *id, const char *shop_scope, int read_v
 		    json_t **out_case, ar_err *err) AR_MUSTCHECK;
 
 typedef struct {
-	const char *shop_id, *state, *kind, *buyer_id, *order_id;
+	const char *shop_id, *state, *kind, *buyer_id, *order_id, *sku;
 	ar_time created_after, created_before;  /* AR_TIME_NONE: unbounded */
 	const char *shop_scope;                 /* key's scope, NULL = all */
 	int limit;

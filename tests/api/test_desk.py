@@ -380,6 +380,28 @@ def test_breach_escalates_to_a_senior_agent_and_resolved_complaints_close(make_d
     assert st.status == 200, st
     assert st.body["sla_breaches"] == 2, st.body
     assert st.body["cases"]["by_state"] == {"awaiting_agent": 2, "closed": 1}, st.body
+    # and listed: the breached queue holds both, still open
+    assert st.body["queues"]["breached"] == 2, st.body["queues"]
+    assert {c["id"] for c in queue(s, "breached", d.seller)} == {general["id"], major["id"]}
+
+
+def test_overdue_queue_holds_what_no_scheduler_applied(make_db, make_server):
+    """With no scheduler here (ARBITER_SCHEDULER=false: another replica's job),
+    a first response due in 1 s stays due: the overdue queue and the stats
+    show it until someone applies it."""
+    db = make_db()
+    s = make_server(db.service_url, name="desk-overdue", policy=h.FAST_POLICY,
+                    env={"ARBITER_SCHEDULER": "false"})
+    d = Desk(s, db)
+    major = d.create("complaint", complaint={"public_exposure": True})
+    due = h.parse_time(major["deadlines"][0]["due_at"])
+    while h.now_utc() <= due + dt.timedelta(milliseconds=200):
+        time.sleep(0.1)
+    over = queue(s, "overdue", d.seller)
+    assert [c["id"] for c in over] == [major["id"]], over
+    assert over[0]["next_due_at"] == major["deadlines"][0]["due_at"], over[0]
+    st = s.get("/v1/stats?" + urllib.parse.urlencode({"shop_id": d.shop}), key=d.agent)
+    assert st.body["queues"]["overdue"] == 1 and st.body["queues"]["near_deadline"] == 1, st.body
 
 
 # ---------------------------------------------------------------------------
@@ -713,6 +735,16 @@ def test_stats_against_a_scripted_set_of_cases(stable_server, db):
         st["top_quality_skus"]
     assert st["sla_breaches"] == 0
     assert st["open_near_deadline"] == 1            # C3: first response within 24 h
+    # the trend: 24 consecutive hours, every case opened in them, every refund
+    hourly = st["hourly"]
+    hours = [h.parse_time(x["hour"]) for x in hourly]
+    assert len(hourly) == 24 and all(b - a == dt.timedelta(hours=1) for a, b in zip(hours, hours[1:]))
+    assert hours[-1] <= h.now_utc() < hours[-1] + dt.timedelta(hours=1), hours[-1]
+    assert sum(x["opened"] for x in hourly) == 7, hourly
+    shop_cases = s.get("/v1/cases?" + urllib.parse.urlencode({"shop_id": d.shop, "limit": "100"}),
+                       key=d.agent).body["items"]
+    refunds = sum(e["action"] == "refund.instructed" for c in shop_cases for e in events(s, c["id"]))
+    assert refunds >= 1 and sum(x["refunds"] for x in hourly) == refunds, (hourly, refunds)
     # first seller/agent response: R2 (accept) and C1 (acknowledge)
     fs = st["first_seller_response_seconds"]
     assert fs["n"] == 2 and 0 <= fs["median"] <= fs["p90"], fs
@@ -808,6 +840,13 @@ def test_queues_contents_order_and_scope(stable_server, db):
     # limit
     assert ids("near_deadline", limit="1") == [q2["id"]]
     assert ids("in_arbitration", limit="500") == [q8["id"], q5["id"]]
+    # the stats count each queue whole, not a page of it
+    st = s.get("/v1/stats?" + urllib.parse.urlencode({"shop_id": d.shop}), key=qagent)
+    assert st.status == 200, st
+    assert st.body["queues"] == {"near_deadline": 3, "overdue": 0, "breached": 0,
+                                 "manual_review": 2, "major_complaints": 2,
+                                 "in_arbitration": 2}, st.body["queues"]
+    assert ids("overdue") == [] and ids("breached") == []
 
     # the platform-wide agent sees them among everyone's; the shop's seller sees
     # exactly these; a seller of another shop sees none

@@ -338,6 +338,10 @@ def test_list_newest_first_and_filters(stable_server):
     assert ids(server.get(q(shop_id=shop, buyer_id=buyer)).body["items"]) == ids(reversed(made[:2]))
     oid = made[1]["order"]["id"]
     assert ids(server.get(q(order_id=oid)).body["items"]) == [made[1]["id"]]
+    sku = made[2]["order"]["sku"]
+    assert ids(server.get(q(shop_id=shop, sku=sku)).body["items"]) == ids(reversed(made))
+    assert ids(server.get(q(shop_id=shop, sku="NO-SUCH-SKU")).body["items"]) == []
+    assert server.get(q(sku="")).status == 422
 
     # created_after / created_before with bounds strictly between cases
     ms = dt.timedelta(milliseconds=1)

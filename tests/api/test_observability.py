@@ -135,9 +135,11 @@ def test_log_lines_are_json_with_the_request_id(make_db, make_server):
     mine = [e for e in entries if e.get("request_id") == rid]
     assert len(mine) == 1, mine
     e = mine[0]
-    assert e["route"] == "/v1/cases" and e["method"] == "POST" and e["status"] == "201", e
-    assert e["case_id"] == case_id and float(e["duration_s"]) >= 0, e
-    assert any(x.get("request_id") == generated and x["status"] == "404" for x in entries)
+    assert e["msg"] == "access" and e["level"] == "info", e
+    assert e["route"] == "/v1/cases" and e["method"] == "POST" and e["status"] == 201, e
+    assert e["case_id"] == case_id and isinstance(e["duration_ms"], (int, float)), e
+    assert e["duration_ms"] >= 0, e
+    assert any(x.get("request_id") == generated and x["status"] == 404 for x in entries)
     # no key, no body with personal data
     text = s.log_path.read_text()
     assert "ak_" not in text and "The kettle leaks" not in text

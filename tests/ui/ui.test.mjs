@@ -185,8 +185,9 @@ async function main() {
   const shop = "shop-ui-" + randomBytes(3).toString("hex");
   const evil = 'Rude agent <img src=x id="xss-probe" onerror="window.__xss=1"> & <b>bold</b>';
   let caseId, caseState;
+  const firstBody = complaintBody(shop, evil);
   await check("POST /v1/cases opens a major complaint", async () => {
-    const r = await http(base, "POST", "/v1/cases", { key: frontend, body: complaintBody(shop, evil) });
+    const r = await http(base, "POST", "/v1/cases", { key: frontend, body: firstBody });
     assert(r.status === 201, `expected 201, got ${r.status} ${r.text}`);
     assert(r.json.decision.severity === "major", `severity ${r.json.decision.severity}`);
     caseId = r.json.id;
@@ -266,11 +267,100 @@ async function main() {
     const q = page.getByTestId("queue-major_complaints");
     await q.locator(`a[data-case-id="${caseId}"]`).waitFor();
     await q.locator(`a[data-case-id="${otherId}"]`).waitFor();
-    assert(await page.getByTestId("queue-count-major_complaints").innerText() === "(2)", "count");
+    // the count is the stats' whole-queue count, not the page's length
+    await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
     const rows = await q.locator("tbody tr").count();
     assert(rows === 2, `rows ${rows}`);
     const ia = await page.getByTestId("queue-in_arbitration").innerText();
     assert(/none/.test(ia), `in_arbitration should be empty: ${ia}`);
+  });
+
+  await check("queue sizes come from /v1/stats, not from the page of items", async () => {
+    const counted = [];
+    await page.route("**/v1/stats", async (route) => {
+      const resp = await route.fetch();
+      const body = await resp.json();
+      body.queues.major_complaints = 1234;
+      counted.push(route.request().url());
+      await route.fulfill({ response: resp, json: body });
+    });
+    await page.getByTestId("shop-filter").dispatchEvent("change");  // reloads the stats
+    await page.getByTestId("queue-count-major_complaints").filter({ hasText: "(1234, 2 shown)" }).waitFor();
+    await page.unroute("**/v1/stats");
+    assert(counted.length > 0, "no stats request");
+    await page.getByTestId("shop-filter").dispatchEvent("change");
+    await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
+  });
+
+  await check("the trend chart draws the hours of /v1/stats", async () => {
+    const trend = page.getByTestId("trend");
+    await trend.locator("rect.opened").first().waitFor({ state: "attached" });
+    assert(await trend.locator("rect.opened").count() === 24, "24 hourly bars of opened cases");
+    assert(await trend.locator("rect.refunds").count() === 24, "24 hourly bars of refunds");
+    assert(await trend.getAttribute("data-opened-total") === "2", `opened ${await trend.getAttribute("data-opened-total")}`);
+    assert(await trend.getAttribute("data-refunds-total") === "0", "refunds");
+  });
+
+  await check("breached and overdue deadlines are listed (none here), near ones show time left", async () => {
+    await page.getByTestId("queue-count-overdue").filter({ hasText: /^\(0\)$/ }).waitFor();
+    await page.getByTestId("queue-count-breached").filter({ hasText: /^\(0\)$/ }).waitFor();
+    assert(/none/.test(await page.getByTestId("queue-overdue").innerText()), "overdue should be empty");
+    assert(/none/.test(await page.getByTestId("queue-breached").innerText()), "breached should be empty");
+    const near = page.getByTestId("queue-near_deadline");
+    await near.locator(`a[data-case-id="${otherId}"]`).waitFor();
+    // the second case's 4 h first response (the first was acknowledged)
+    const left = await near.locator("[data-time-left]").first().getAttribute("data-time-left");
+    assert(/^in \d+(\.\d+)? (s|min|h)$/.test(left), `time left ${left}`);
+  });
+
+  await check("the SLA panel reads the pending-deadline gauge /metrics exports", async () => {
+    await page.getByTestId("sla-pending").waitFor();
+    const pending = await page.getByTestId("sla-pending").innerText();
+    assert(/^\d+$/.test(pending), `pending ${pending}`);
+  });
+
+  await check("every metric the page reads is one /metrics exports", async () => {
+    const src = (await http(base, "GET", "/ui/")).text;
+    const wanted = [...new Set(src.match(/\barbiter_[a-z0-9_]+/g) || [])];
+    assert(wanted.length >= 4, `the page names only ${wanted.join(", ")}`);
+    const text = (await http(base, "GET", "/metrics", { headers: { Accept: "text/plain" } })).text;
+    const have = new Set();  // families (# TYPE) and series (histograms' _count, _sum, _bucket)
+    for (const line of text.split("\n")) {
+      const t = /^# TYPE (\S+)/.exec(line);
+      if (t) { have.add(t[1]); continue; }
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
+      if (m) have.add(m[1]);
+    }
+    const missing = wanted.filter((n) => !have.has(n));
+    assert(missing.length === 0, `the page reads metrics /metrics does not export: ${missing.join(", ")}`);
+  });
+
+  await check("find by order id, buyer and SKU uses the list's filters", async () => {
+    const find = async (by, q) => {
+      await page.getByTestId("find-by").selectOption(by);
+      await page.getByTestId("find-q").fill(q);
+      const resp = page.waitForResponse((r) => r.url().includes("/v1/cases?" + by + "="));
+      await page.getByTestId("find-go").click();
+      await resp;
+      await page.getByTestId("find-note").filter({ hasText: / cases?$/ }).waitFor();
+      return page.getByTestId("find-results");
+    };
+    let t = await find("order_id", firstBody.order.id);
+    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+    assert(await t.locator("tbody tr").count() === 1, "one case by order id");
+    t = await find("buyer_id", firstBody.order.buyer_id);
+    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+    assert(await t.locator("tbody tr").count() === 1, "one case by buyer");
+    t = await find("sku", "KETTLE-1L-WHITE");
+    await t.locator(`a[data-case-id="${otherId}"]`).waitFor();
+    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+    assert(await t.locator("tbody tr").count() === 2, "both cases by SKU");
+    t = await find("sku", "NO-SUCH-SKU");
+    await page.getByTestId("find-note").filter({ hasText: /^0 cases$/ }).waitFor();
+    await page.getByTestId("find-by").selectOption("id");
+    await page.getByTestId("find-q").fill(otherId);
+    await page.getByTestId("find-go").click();
+    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
   });
 
   await check("opening the case shows its id, state, timeline, chain and rules", async () => {
@@ -287,7 +377,9 @@ async function main() {
     const ackRow = await tl.locator('tr[data-action="acknowledge"]').innerText();
     assert(/agent/.test(ackRow) && /awaiting_agent → acknowledged/.test(ackRow), `ack row: ${ackRow}`);
     const chain = page.getByTestId("chain-status");
-    assert(/chain intact/.test(await chain.innerText()), `chain: ${await chain.innerText()}`);
+    await chain.filter({ hasText: "chain intact" }).waitFor();
+    assert(/re-hashed by the server/.test(await chain.innerText()), `chain: ${await chain.innerText()}`);
+
     const rules = await page.getByTestId("rules").innerText();
     assert(/R-COMPLAINT-SEVERITY\s+fired/.test(rules), `rules: ${rules.slice(0, 300)}`);
     assert(await page.getByTestId("case-severity").innerText() === "major / service_quality", "severity");
@@ -304,7 +396,10 @@ async function main() {
     await page.getByTestId("queue-major_complaints").locator(`a[data-case-id="${otherId}"]`).click();
     await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
     await page.getByTestId("timeline").locator('tr[data-action="note"]').waitFor();
-    assert(/chain intact/.test(await page.getByTestId("chain-status").innerText()), "chain");
+    await page.getByTestId("chain-status").filter({ hasText: "chain intact" }).waitFor();
+    // a major complaint's first response: 4 hours from its opening
+    const lefts = await page.getByTestId("case-deadlines").locator("[data-time-left]").allInnerTexts();
+    assert(lefts.length === 1 && /^in (3\.\d|4\.0) h$/.test(lefts[0]), `time left: ${lefts.join(", ")}`);
     // back to the first case for the screenshot
     await page.getByTestId("case-id").fill(caseId);
     await page.getByTestId("case-open").click();
@@ -343,6 +438,25 @@ async function main() {
     const t = await page.getByTestId("chain-status").innerText();
     assert(/event 2/.test(t) && !/intact/.test(t), `chain status: ${t}`);
     await page.unroute(`**/v1/cases/${otherId}/events`);
+  });
+
+  await check("an event row edited in the database shows the chain broken", async () => {
+    // as the superuser, past the append-only trigger: the second event's data changes,
+    // its prev_hash and hash stay, so only re-hashing the row can tell
+    psql(conninfoWith(admin, { dbname: dbName }),
+      "SET session_replication_role = replica; " +
+      `UPDATE case_events SET data = data || '{"text": "edited later"}' WHERE case_id = '${otherId}' AND seq = 2;`);
+    await page.getByTestId("case-id").fill(caseId);
+    await page.getByTestId("case-open").click();
+    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+    await page.getByTestId("chain-status").filter({ hasText: "chain intact" }).waitFor();
+    await page.getByTestId("case-id").fill(otherId);
+    await page.getByTestId("case-open").click();
+    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+    await page.getByTestId("chain-status").filter({ hasText: "chain broken" }).waitFor();
+    const t = await page.getByTestId("chain-status").innerText();
+    assert(t === "chain broken at event 2: hash does not match the event's content", `chain status: ${t}`);
+    assert(await page.getByTestId("chain-status").getAttribute("class") === "bad", "not shown as bad");
   });
 
   await check("a bad key shows the API's 401 instead of data", async () => {
