@@ -48,3 +48,37 @@ BEGIN
 END $$;
 REVOKE EXECUTE ON FUNCTION arbiter_grant_runtime(name) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION arbiter_grant_runtime_before_017(name) FROM PUBLIC;
+
+-- A deadline counted in working days keeps how many, the calendar version it
+-- was counted on and whether that calendar lacked a year it needed (then
+-- those days counted Monday to Friday); a span leaves the four NULL.
+ALTER TABLE case_deadlines ADD COLUMN working_days integer CHECK (working_days > 0),
+                           ADD COLUMN calendar_id text,
+                           ADD COLUMN calendar_version integer,
+                           -- a counted day lay in a year no schedule covers
+                           ADD COLUMN calendar_incomplete boolean,
+                           ADD CONSTRAINT case_deadlines_calendar_ck
+                               CHECK ((working_days IS NULL) = (calendar_id IS NULL)
+                                  AND (calendar_id IS NULL) = (calendar_version IS NULL)
+                                  AND (calendar_id IS NULL) = (calendar_incomplete IS NULL));
+
+-- One deadline as every read shows it (the case reads, the replies of the
+-- writes that arm deadlines).
+CREATE FUNCTION arbiter_deadline_json(d case_deadlines) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'name', d.name, 'due_at', arbiter_ts(d.due_at),
+        'on_expiry', d.on_expiry, 'overdue', d.due_at <= statement_timestamp(),
+        'working_days', d.working_days,
+        'calendar', CASE WHEN d.calendar_id IS NOT NULL THEN
+            json_build_object('id', d.calendar_id, 'version', d.calendar_version,
+                              'calendar_incomplete', d.calendar_incomplete) END)
+$$;
+
+CREATE OR REPLACE FUNCTION arbiter_deadlines_json(case_id text) RETURNS json
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(json_agg(arbiter_deadline_json(d) ORDER BY d.due_at, d.name),
+                            '[]'::json)
+              FROM case_deadlines d WHERE d.case_id = arbiter_deadlines_json.case_id);
+END $$;

@@ -5,6 +5,7 @@
 
 #include "arbiter/api.h"
 #include "arbiter/app.h"
+#include "arbiter/appcal.h"
 #include "arbiter/auth.h"
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
@@ -129,9 +130,17 @@ void api_calendar_put(ar_req *r)
 			   id);
 		goto fail;
 	}
-	if (json_is_true(json_object_get(res, "created")))
+	if (json_is_true(json_object_get(res, "created"))) {
+		ar_err stale;
 		log_kv(LOG_INFO, "calendar loaded", "request_id", req_id(r), "calendar", id,
 		       "by", req_identity(r)->key_id, NULL);
+		/* the version deadlines count on from now; other replicas follow
+		 * within CALENDAR_FOLLOW_MS */
+		ar_err_init(&stale);
+		if (!app_calendar_refresh(req_app(r), &stale))
+			log_kv(LOG_WARN, "calendar not reloaded; the periodic follow retries",
+			       "calendar", id, "error", stale.detail, NULL);
+	}
 	req_reply_json(r, json_is_true(json_object_get(res, "created")) ? 201 : 200,
 		       json_incref(row));
 fail:

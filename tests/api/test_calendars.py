@@ -77,3 +77,85 @@ def test_only_admin_loads(server, keys):
     assert server.get("/v1/calendars/cn-mainland?version=1").status == 200
     # Every role reads.
     assert server.get("/v1/calendars/cn-mainland", key=keys["ops"]).status == 200
+
+
+# ---------------------------------------------------------------------------
+# a working-day deadline on a case (003: 补寄 通常为3个工作日)
+# ---------------------------------------------------------------------------
+CST = h.dt.timezone(h.dt.timedelta(hours=8))
+FAST_POLICY = pathlib.Path(__file__).resolve().parent / "policy_fast.json"
+
+
+def reference_due(start_local: h.dt.date, n: int, holidays: set, working: set) -> h.dt.datetime:
+    """The obvious walk: the n-th working day after the start day, 24:00 CST."""
+    d, left = start_local, n
+    while left:
+        d += h.dt.timedelta(days=1)
+        if d in working or (d.weekday() < 5 and d not in holidays):
+            left -= 1
+    return h.dt.datetime.combine(d + h.dt.timedelta(days=1), h.dt.time(), CST)
+
+
+def test_resend_deadline_lands_on_the_right_working_day(make_db, make_server, tmp_path):
+    from test_refund_rules import act, seller_key
+    from test_resend_rounds import missing_exchange
+
+    db = make_db()
+    cal_id = "resend-" + h.uniq("cal").split("-")[1]
+    # The first Saturday at least two days ahead is a make-up working day
+    # and every weekday before it a holiday: the three days skip the
+    # holiday, count the Saturday, then Monday and Tuesday, whatever day the
+    # test runs on.
+    today = h.now_utc().astimezone(CST).date()
+    makeup = next(today + h.dt.timedelta(days=i) for i in range(2, 9)
+                  if (today + h.dt.timedelta(days=i)).weekday() == 5)
+    holidays = [today + h.dt.timedelta(days=i) for i in range(1, (makeup - today).days)
+                if (today + h.dt.timedelta(days=i)).weekday() < 5]
+    assert holidays
+    years: dict = {}
+    for y in {today.year, today.year + 1, makeup.year}:
+        years[str(y)] = {"holidays": [], "working_days": []}
+    for d in holidays:
+        years[str(d.year)]["holidays"].append(d.isoformat())
+    years[str(makeup.year)]["working_days"].append(makeup.isoformat())
+
+    policy = json.loads(FAST_POLICY.read_text())
+    policy["version"] = "calendar-test-" + cal_id
+    policy["calendar"] = cal_id
+    policy["durations"]["seller_response"] = "PT1H"
+    policy["durations"]["seller_resend"] = {"working_days": 3, "at": "end_of_day"}
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    s = make_server(db.service_url, name="calendar", policy=str(path))
+    r = put(s, cal_id, {"years": years}, db.keys["admin"])
+    assert r.status == 201, r
+
+    shop = h.uniq("cal-shop")
+    c = h.create_case(s, missing_exchange(shop, 4300))
+    r = act(s, c, seller_key(db, shop), "resend", note="补寄 today")
+    assert r.status == 200 and r.body["state"] == "resend_pending", r
+    [d] = [x for x in r.body["deadlines"] if x["name"] == "seller_resend"]
+    start = h.parse_time(r.body["updated_at"]).astimezone(CST).date()
+    want = reference_due(start, 3, set(holidays), {makeup})
+    assert h.parse_time(d["due_at"]) == want, (d, holidays, makeup, start)
+    assert d["working_days"] == 3, d
+    assert d["calendar"] == {"id": cal_id, "version": 1, "calendar_incomplete": False}, d
+    if start == today:   # not armed after midnight CST
+        assert want.date() == makeup + h.dt.timedelta(days=4), (want, makeup)
+    got = s.get(f"/v1/cases/{c['id']}").body
+    assert [x for x in got["deadlines"] if x["name"] == "seller_resend"] == [d], got
+
+
+def test_calendar_days_left_metric(server, keys):
+    r = server.get("/metrics", key=keys["ops"])
+    assert r.status == 200, r
+    [line] = [x for x in r.body.splitlines()
+              if x.startswith("arbiter_calendar_remaining_seconds ")]
+    left = int(line.split()[1]) // 86400
+    today = h.now_utc().astimezone(CST).date()
+    covered = {int(y) for y in json.loads(SHIPPED.read_text())["years"]}
+    if today.year in covered:
+        last = h.dt.date(max(y for y in covered if y >= today.year), 12, 31)
+        assert left == (last - today).days, (left, last, today)
+    else:
+        assert left == -1, left
