@@ -6,17 +6,12 @@
 
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
-#include "arbiter/store_stats.h"
-
-/* $1 calendar id: {} when the database holds no such calendar. */
-static const char latest_sql[] =
-	"SELECT coalesce((SELECT json_build_object('version', version, 'calendar', document)"
-	"   FROM calendars WHERE id = $1 ORDER BY version DESC LIMIT 1), '{}'::json)";
+#include "arbiter/store_calendars.h"
 
 bool app_calendar_refresh(ar_app *app, ar_err *err)
 {
 	char id[STORE_CALENDAR_ID_MAX];
-	json_t *row = NULL, *doc, *empty = NULL;
+	json_t *doc = NULL;
 	workcal *cal = NULL, *old = NULL;
 	int version;
 	bool ok = false;
@@ -24,17 +19,10 @@ bool app_calendar_refresh(ar_app *app, ar_err *err)
 	pthread_rwlock_rdlock(&app->policy_lock);
 	snprintf(id, sizeof id, "%s", policy_calendar(app->policy));
 	pthread_rwlock_unlock(&app->policy_lock);
-	{
-		const char *vals[1] = { id };
-		if (!store_query_json(app->db, "calendar_latest", latest_sql, 1, vals, &row, err))
-			goto done;
-	}
-	version = (int)json_integer_value(json_object_get(row, "version"));
-	doc = json_object_get(row, "calendar");
-	if (!doc) {
-		empty = json_pack("{s:s,s:{}}", "id", id, "years");
-		doc = empty;
-	}
+	if (!store_calendar_latest(app->db, id, &version, &doc, err))
+		goto done;
+	if (!doc)
+		doc = json_pack("{s:s,s:{}}", "id", id, "years");
 	pthread_rwlock_rdlock(&app->policy_lock);
 	ok = app->calendar && version == app->calendar_version &&
 	     strcmp(workcal_id(app->calendar), id) == 0;
@@ -65,8 +53,7 @@ done:
 		metrics_calendar_days_left(workcal_days_left(app->calendar, app_now()));
 		pthread_rwlock_unlock(&app->policy_lock);
 	}
-	json_decref(empty);
-	json_decref(row);
+	json_decref(doc);
 	return ok;
 }
 
