@@ -76,6 +76,17 @@ done:
 				       &pl->n_deadlines, err);
 }
 
+/* A deadline counted Monday-Friday for a year the calendar lacks: the
+ * decision says so (never a silent guess). */
+static void mark_calendar_incomplete(json_t *decision, const open_plan *pl)
+{
+	for (size_t i = 0; decision && i < pl->n_deadlines; i++)
+		if (pl->deadlines_out[i].calendar_incomplete) {
+			json_object_set_new(decision, "calendar_incomplete", json_true());
+			return;
+		}
+}
+
 /* As tb_case for a parsed document: its first overdue deadline (they are
  * in due order) is shown applied, with pending_expiry. */
 static void overdue_view(json_t *c, fsm_case *fc)
@@ -283,6 +294,7 @@ void api_cases_create(ar_req *r)
 	order = codec_order_to_json(&in.order);
 	evidence = codec_case_input_evidence_to_json(&in);
 	decision = policy_decision_to_json(&pl->dec);
+	mark_calendar_incomplete(decision, pl);
 	open_data = json_pack("{s:s,s:s,s:O}", "kind", ar_kind_name(in.kind),
 			      "reason", ar_reason_name(in.reason), "decision", decision);
 	if (!order || !evidence || !decision || !open_data)
@@ -378,7 +390,7 @@ void api_adjudicate(ar_req *r)
 	ar_err err;
 	size_t len;
 	const char *body = req_body(r, &len);
-	json_t *root = NULL, *out = NULL, *dl;
+	json_t *root = NULL, *out = NULL, *dl, *decision;
 	ar_case_input in;
 	open_plan *pl = malloc(sizeof(*pl));
 
@@ -406,7 +418,9 @@ void api_adjudicate(ar_req *r)
 		json_array_append_new(dl, json_pack("{s:s,s:I,s:s}", "name",
 			pl->deadlines_out[i].name, "after_ms", (json_int_t)pl->deadlines_out[i].after_ms,
 			"on_expiry", pl->deadlines_out[i].on_expiry));
-	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", policy_decision_to_json(&pl->dec),
+	decision = policy_decision_to_json(&pl->dec);
+	mark_calendar_incomplete(decision, pl);
+	out = json_pack("{s:o,s:s,s:o*,s:b}", "decision", decision,
 			"state", fsm_state_name(pl->state), "deadlines", dl,
 			"stored", 0);
 	if (!out) {

@@ -159,3 +159,32 @@ def test_calendar_days_left_metric(server, keys):
         assert left == (last - today).days, (left, last, today)
     else:
         assert left == -1, left
+
+
+def test_missing_year_counts_monday_to_friday_and_says_so(make_db, make_server, tmp_path):
+    """A working-day deadline armed at opening on a calendar without today's
+    year (first one the database does not hold at all, then one that covers
+    2020 only): Monday to Friday, and the decision says calendar_incomplete."""
+    db = make_db()
+    cal_id = "gap-" + h.uniq("cal").split("-")[1]
+    policy = json.loads(FAST_POLICY.read_text())
+    policy["version"] = "calendar-gap-" + cal_id
+    policy["calendar"] = cal_id
+    policy["durations"]["seller_response"] = {"working_days": 2}
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    s = make_server(db.service_url, name="calendar-gap", policy=str(path))
+
+    def open_and_check(version: int) -> None:
+        c = h.create_case(s, h.case_body(shop_id=h.uniq("gap-shop")))
+        [d] = [x for x in c["deadlines"] if x["name"] == "seller_response"]
+        assert d["calendar"] == {"id": cal_id, "version": version,
+                                 "calendar_incomplete": True}, d
+        assert c["decision"].get("calendar_incomplete") is True, c["decision"]
+        start = h.parse_time(c["created_at"]).astimezone(CST).date()
+        assert h.parse_time(d["due_at"]) == reference_due(start, 2, set(), set()), d
+
+    open_and_check(0)
+    r = put(s, cal_id, {"years": {"2020": {"holidays": ["2020-10-01"]}}}, db.keys["admin"])
+    assert r.status == 201, r
+    open_and_check(1)
