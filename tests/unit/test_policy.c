@@ -301,6 +301,18 @@ static void test_working_day_durations(void **state)
 	assert_int_equal(d.at, WORKCAL_END_OF_DAY);
 	assert_false(policy_duration(P, "seller_resend", NULL, &ms));
 	assert_string_equal(policy_calendar(P), "cn-mainland");
+	{
+		/* arming it hands the count on, not a span */
+		policy_arming arm[4];
+		size_t n;
+		ar_err_init(&err);
+		assert_true(policy_armings(P, AR_KIND_EXCHANGE, NULL, false, false,
+					   FSM_DEADLINE_BIT(FSM_DEADLINE_SELLER_RESEND), arm, 4, &n, &err));
+		assert_int_equal(n, 1);
+		assert_string_equal(arm[0].name, "seller_resend");
+		assert_int_equal(arm[0].working_days, 3);
+		assert_int_equal(arm[0].after_ms, 0);
+	}
 
 	p = with_duration("S-wd", "seller_response",
 			  json_pack("{s:i,s:s}", "working_days", 2, "at", "same_time"), &err);
