@@ -80,6 +80,17 @@ done:
 				       &pl->n_deadlines, err);
 }
 
+/* A deadline counted Monday-Friday for a year the calendar lacks: the
+ * decision says so (never a silent guess). */
+static void mark_calendar_incomplete(json_t *decision, const open_plan *pl)
+{
+	for (size_t i = 0; decision && i < pl->n_deadlines; i++)
+		if (pl->deadlines_out[i].calendar_incomplete) {
+			json_object_set_new(decision, "calendar_incomplete", json_true());
+			return;
+		}
+}
+
 /* As tb_case for a parsed document: its first overdue deadline (they are
  * in due order) is shown applied, with pending_expiry. */
 static void overdue_view(json_t *c, fsm_case *fc)
@@ -299,6 +310,7 @@ void api_cases_create(ar_req *r)
 	order = codec_order_to_json(&in.order);
 	evidence = codec_case_input_evidence_to_json(&in);
 	decision = policy_decision_to_json(&pl->dec);
+	mark_calendar_incomplete(decision, pl);
 	open_data = json_pack("{s:s,s:s,s:O}", "kind", ar_kind_name(in.kind),
 			      "reason", ar_reason_name(in.reason), "decision", decision);
 	if (!order || !evidence || !decision || !open_data)
@@ -420,6 +432,7 @@ void api_adjudicate(ar_req *r)
 	if (!plan_open(app, &in, pl, &err))
 		goto fail;
 	decision = policy_decision_to_json(&pl->dec);
+	mark_calendar_incomplete(decision, pl);
 	if (decision && !api_view_decision(r, decision, &err))
 		goto fail;
 	dl = json_array();

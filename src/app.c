@@ -1,5 +1,6 @@
 /* Process-wide context: the clock and the policy swap. */
 #include "arbiter/app.h"
+#include "arbiter/appcal.h"
 #include "arbiter/store_policy.h"
 #include "arbiter/log.h"
 
@@ -123,6 +124,15 @@ bool app_policy_install(ar_app *app, policy *p, bool activate, ar_err *err)
 		}
 	}
 	swap_in(app, p, recorded);
+	if (app->db) {
+		ar_err e3;
+		ar_err_init(&e3);
+		/* the policy may name another calendar; a failure is logged and
+		 * the periodic follow tries again */
+		if (!app_calendar_refresh(app, &e3))
+			log_kv(LOG_WARN, "calendar not loaded; the periodic follow retries",
+			       "error", e3.detail, NULL);
+	}
 	return true;
 }
 
@@ -161,4 +171,5 @@ void app_policy_follow(ar_app *app)
 	log_kv(LOG_INFO, "following the policy activated elsewhere", "from", version,
 	       "to", policy_version(p), NULL);
 	swap_in(app, p, true);
+	app->calendar_checked_ms = 0;
 }

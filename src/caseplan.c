@@ -1,6 +1,8 @@
 /* Domain rules of a case's change: deadlines a state arms, an expiry's effect. */
 #include "arbiter/caseplan.h"
 
+#include "arbiter/appcal.h"
+
 #include <string.h>
 
 bool caseplan_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool major,
@@ -8,14 +10,24 @@ bool caseplan_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool maj
 			ar_err *err)
 {
 	policy_arming arm[STORE_MAX_DEADLINES];
+	ar_time now = app_now();
 	bool ok;
 
 	pthread_rwlock_rdlock(&app->policy_lock);
 	ok = policy_armings(app->policy, kind, shop_id, major, manual_review, mask, arm,
 			    STORE_MAX_DEADLINES, n, err);
+	for (size_t i = 0; ok && i < *n; i++) {
+		out[i] = (store_deadline){ .name = arm[i].name, .after_ms = arm[i].after_ms,
+					   .on_expiry = arm[i].on_expiry };
+		/* The calendar fixes the instant; the statement's clock runs a few
+		 * ms behind this one, which only the horizon check sees. Under the
+		 * policy lock: the calendar is swapped under it. */
+		if (arm[i].working_days > 0) {
+			policy_dur d = { 0, arm[i].working_days, arm[i].at };
+			ok = app_calendar_due(app, now, &d, &out[i], err);
+		}
+	}
 	pthread_rwlock_unlock(&app->policy_lock);
-	for (size_t i = 0; ok && i < *n; i++)
-		out[i] = (store_deadline){ arm[i].name, arm[i].after_ms, arm[i].on_expiry };
 	return ok;
 }
 

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "arbiter/app.h"
+#include "arbiter/appcal.h"
 #include "arbiter/auth.h"
 #include "arbiter/checkpoint_verify.h"
 #include "arbiter/checkpoint_writer.h"
@@ -291,6 +292,7 @@ done:
 	ckpt_writer_stop(app.checkpoints);
 	store_close(app.db);
 	policy_free(app.policy);
+	app_calendar_free(&app);
 	pthread_rwlock_destroy(&app.policy_lock);
 	return rc;
 }

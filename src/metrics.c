@@ -124,6 +124,7 @@ static struct {
 	histogram sla_lag;
 	counter sla_breaches[FSM_DEADLINE__COUNT];
 	_Atomic uint64_t sla_oldest_bits; /* a double's bits */
+	_Atomic int64_t calendar_days_left; /* INT64_MIN: no calendar loaded yet */
 
 	label_table refund_reasons;
 	label_table refund_currencies; /* values are cents */
@@ -254,6 +255,11 @@ static double bits_double(uint64_t u)
 	return d;
 }
 
+void metrics_calendar_days_left(int64_t days)
+{
+	atomic_store_explicit(&M.calendar_days_left, days, RELAXED);
+}
+
 void metrics_sla_oldest_overdue(double seconds)
 {
 	if (!(seconds > 0)) /* negative, NaN */
@@ -363,6 +369,7 @@ void metrics_init(const char *version, const char *commit, double start_time_s)
 	copy_str(M.version, sizeof(M.version), version);
 	copy_str(M.commit, sizeof(M.commit), commit);
 	M.start_time_s = isfinite(start_time_s) ? start_time_s : 0;
+	atomic_store_explicit(&M.calendar_days_left, INT64_MIN, RELAXED);
 }
 
 static void reset_hist(histogram *h)
@@ -412,6 +419,7 @@ void metrics_reset(void)
 	}
 	reset_hist(&M.sla_lag);
 	atomic_store_explicit(&M.sla_oldest_bits, double_bits(0.0), RELAXED);
+	atomic_store_explicit(&M.calendar_days_left, INT64_MIN, RELAXED);
 	reset_labels(&M.refund_reasons);
 	reset_labels(&M.refund_currencies);
 	atomic_store_explicit(&M.auto_refunds, 0, RELAXED);
@@ -663,6 +671,14 @@ static void render_all(textbuf *b)
 	       "Age of the oldest deadline that is due and not yet fired (0 when none).");
 	sb_printf(b, "arbiter_sla_oldest_overdue_seconds %.6f\n",
 		  bits_double(atomic_load_explicit(&M.sla_oldest_bits, RELAXED)));
+
+	if (atomic_load_explicit(&M.calendar_days_left, RELAXED) != INT64_MIN) {
+		family(b, "arbiter_calendar_remaining_seconds", "gauge",
+		       "Whole days (x 86400) from today to the last day the working-day calendar "
+		       "covers; negative when today's year is not covered (deadlines count Monday-Friday).");
+		sb_printf(b, "arbiter_calendar_remaining_seconds %lld\n",
+			  (long long)atomic_load_explicit(&M.calendar_days_left, RELAXED) * 86400);
+	}
 
 	family(b, "arbiter_refunds_instructed_total", "counter",
 	       "Refund instructions issued, by reason.");

@@ -47,13 +47,13 @@ static const char *const duration_names[D__COUNT] = {
  * working days" (3 calendar days until calendars exist), the 10 days a
  * buyer has to confirm a delivery, and a seller's answer to a counter-offer
  * in the time it had to answer the request. */
-static int64_t dur_default(const int64_t *dur_ms, int i)
+static policy_dur dur_default(const policy_dur *dur, int i)
 {
 	switch (i) {
-	case D_SELLER_RESEND: return 3 * DAY_MS;
-	case D_BUYER_CONFIRM: return 10 * DAY_MS;
-	case D_SELLER_REPLY: return dur_ms[D_SELLER_RESPONSE];
-	default: return 0;
+	case D_SELLER_RESEND: return (policy_dur){ 3 * DAY_MS, 0, WORKCAL_END_OF_DAY };
+	case D_BUYER_CONFIRM: return (policy_dur){ 10 * DAY_MS, 0, WORKCAL_END_OF_DAY };
+	case D_SELLER_REPLY: return dur[D_SELLER_RESPONSE];
+	default: return (policy_dur){ 0, 0, WORKCAL_END_OF_DAY };
 	}
 }
 
@@ -67,7 +67,7 @@ typedef struct {
 	bool has_price_protection_days;
 	int64_t price_protection_days;
 	bool has_dur[D__COUNT];
-	int64_t dur_ms[D__COUNT];
+	policy_dur dur[D__COUNT];
 } override;
 
 /* Where a category rule's day window starts. */
@@ -102,7 +102,8 @@ struct policy {
 	char *text;
 	const char *version;
 	char currency[AR_CURRENCY_LEN + 1];
-	int64_t dur_ms[D__COUNT];
+	policy_dur dur[D__COUNT];
+	const char *calendar;             /* the calendar working-day durations count on */
 
 	int64_t no_reason_days;
 	unsigned no_reason_kinds;
@@ -344,6 +345,44 @@ static bool get_duration(vctx *c, json_t *obj, const char *base,
 	return true;
 }
 
+/* A deadline's duration: an ISO 8601 span, or {"working_days": n, "at":
+ * "end_of_day" | "same_time"} counted on the policy's calendar. */
+static bool get_deadline_duration(vctx *c, json_t *obj, const char *base, const char *key,
+				  bool required, bool allow_zero, bool allow_working_days,
+				  policy_dur *out)
+{
+	static const char *const wd_keys[] = { "working_days", "at", NULL };
+	char ptr[AR_ERR_TEXT];
+	json_t *v = json_object_get(obj, key);
+	int64_t n;
+	const char *at = "end_of_day";
+
+	if (!json_is_object(v)) {
+		out->working_days = 0;
+		out->at = WORKCAL_END_OF_DAY;
+		return get_duration(c, obj, base, key, required, allow_zero, &out->ms);
+	}
+	join(ptr, sizeof(ptr), base, key);
+	if (!allow_working_days) {
+		bad(c, ptr, "must be an ISO 8601 duration string such as \"PT24H\"");
+		return false;
+	}
+	check_keys(c, v, ptr, wd_keys);
+	if (!get_int(c, v, ptr, "working_days", true, 1, WORKCAL_MAX_N, &n))
+		return false;
+	if (json_object_get(v, "at") && !get_string(c, v, ptr, "at", true, 16, &at))
+		return false;
+	if (!workcal_at_parse(at, &out->at)) {
+		char sub[AR_ERR_TEXT];
+		join(sub, sizeof(sub), ptr, "at");
+		bad(c, sub, "must be \"end_of_day\" or \"same_time\"");
+		return false;
+	}
+	out->ms = 0;
+	out->working_days = (int)n;
+	return true;
+}
+
 /* An array of strings, each accepted by parse(); sets one bit per value. */
 static bool get_name_set(vctx *c, json_t *obj, const char *base,
 			 const char *key, bool required, const char *what,
@@ -450,7 +489,7 @@ static bool in_string_array(json_t *arr, const char *s)
 /* loader sections                                                     */
 
 static void load_durations(vctx *c, json_t *obj, const char *base,
-			   bool required, bool *has, int64_t *ms)
+			   bool required, bool *has, policy_dur *dur)
 {
 	static const char *const keys[D__COUNT + 1] = {
 		"seller_response", "buyer_ship_back", "seller_receipt", "buyer_reply",
@@ -462,12 +501,13 @@ static void load_durations(vctx *c, json_t *obj, const char *base,
 
 	check_keys(c, obj, base, keys);
 	for (int i = 0; i < D__COUNT; i++)
-		has[i] = get_duration(c, obj, base, duration_names[i],
-				      required && i < D_FIRST_OPTIONAL,
-				      i == D_REMINDER_BEFORE, &ms[i]);
+		has[i] = get_deadline_duration(c, obj, base, duration_names[i],
+					       required && i < D_FIRST_OPTIONAL,
+					       i == D_REMINDER_BEFORE,
+					       i != D_REMINDER_BEFORE, &dur[i]);
 	for (int i = D_FIRST_OPTIONAL; required && i < D__COUNT; i++) {
 		if (!has[i])
-			ms[i] = dur_default(ms, i);
+			dur[i] = dur_default(dur, i);
 	}
 }
 
@@ -495,7 +535,7 @@ static void load_override(vctx *c, json_t *obj, const char *base, bool is_shop,
 					       &o->price_protection_days);
 	if (is_shop &&
 	    (d = get_object(c, obj, base, "durations", false, ptr, sizeof(ptr))))
-		load_durations(c, d, ptr, false, o->has_dur, o->dur_ms);
+		load_durations(c, d, ptr, false, o->has_dur, o->dur);
 }
 
 static override *load_overrides(vctx *c, json_t *root, const char *key,
@@ -632,7 +672,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		"missing_item", "evidence", "fault", "return_required_for",
 		"late_shipment", "return_shipping", "complaints", "risk",
 		"category_rules", "categories", "shops", "batch_defect",
-		"price_protection", "negotiation", NULL,
+		"price_protection", "negotiation", "calendar", NULL,
 	};
 	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
 	json_t *o, *w;
@@ -650,8 +690,12 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 			memcpy(p->currency, s, AR_CURRENCY_LEN + 1);
 	}
 
+	/* Working-day durations count on this calendar (GET /v1/calendars/{id}). */
+	p->calendar = "cn-mainland";
+	if (get_string(c, root, "", "calendar", false, WORKCAL_ID_MAX - 1, &s))
+		p->calendar = s;
 	if ((o = get_object(c, root, "", "durations", true, ptr, sizeof(ptr))))
-		load_durations(c, o, ptr, true, has, p->dur_ms);
+		load_durations(c, o, ptr, true, has, p->dur);
 
 	if ((o = get_object(c, root, "", "no_reason", true, ptr, sizeof(ptr)))) {
 		static const char *const k[] = { "days", "kinds", "reasons",
@@ -918,34 +962,51 @@ bool policy_armings(const policy *p, ar_kind kind, const char *shop_id, bool maj
 	*n = 0;
 	for (int d = 0; d < FSM_DEADLINE__COUNT; d++) {
 		const char *name = fsm_deadline_name((fsm_deadline)d);
-		int64_t ms;
+		policy_dur dur;
 		if (!(mask & FSM_DEADLINE_BIT(d)) || *n >= cap)
 			continue;
 		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
 			name = "complaint_first_response_major";
-		if (!policy_duration(p, name, shop_id, &ms)) {
+		if (!policy_duration_spec(p, name, shop_id, &dur)) {
 			ar_err_set(err, 500, "internal", "Internal error",
 				   "the policy has no duration '%s'", name);
 			return false;
 		}
-		out[(*n)++] = (policy_arming){ fsm_deadline_name((fsm_deadline)d), ms,
-					       on_expiry(kind, (fsm_deadline)d, manual_review) };
+		out[(*n)++] = (policy_arming){ fsm_deadline_name((fsm_deadline)d), dur.ms,
+					       on_expiry(kind, (fsm_deadline)d, manual_review),
+					       dur.working_days, dur.at };
 	}
 	return true;
 }
 
-bool policy_duration(const policy *p, const char *name, const char *shop_id,
-		     int64_t *out_ms)
+bool policy_duration_spec(const policy *p, const char *name, const char *shop_id,
+			  policy_dur *out)
 {
 	const override *shop = find_override(p->shops, p->n_shops, shop_id);
 
 	for (int i = 0; i < D__COUNT; i++) {
 		if (strcmp(duration_names[i], name) != 0)
 			continue;
-		*out_ms = shop && shop->has_dur[i] ? shop->dur_ms[i] : p->dur_ms[i];
+		*out = shop && shop->has_dur[i] ? shop->dur[i] : p->dur[i];
 		return true;
 	}
 	return false;
+}
+
+bool policy_duration(const policy *p, const char *name, const char *shop_id,
+		     int64_t *out_ms)
+{
+	policy_dur d;
+
+	if (!policy_duration_spec(p, name, shop_id, &d) || d.working_days > 0)
+		return false;
+	*out_ms = d.ms;
+	return true;
+}
+
+const char *policy_calendar(const policy *p)
+{
+	return p->calendar;
 }
 
 /* ------------------------------------------------------------------ */

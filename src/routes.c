@@ -49,6 +49,8 @@ const ar_route ar_routes[] = {
 	  R(FRONTEND) | R(OPS) | R(ADMIN), 0, 0 },
 	{ M_GET, "/v1/checkpoints/keys", api_checkpoint_keys, ROUTE_KEYED,
 	  R(FRONTEND) | R(OPS) | R(ADMIN), 0, 0 },
+	{ M_GET, "/v1/calendars/{id}", api_calendar_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
+	{ M_PUT, "/v1/calendars/{id}", api_calendar_put, ROUTE_KEYED, R(ADMIN), ROUTE_BODY_MAX, 0 },
 	{ M_GET | M_HEAD, "/ui/", api_ui, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0, 0 },
 };
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arbiter/appcal.h"
 #include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/log.h"
@@ -618,6 +619,7 @@ static void *keep(void *arg)
 
 		refresh_gauges(s, counts);
 		app_policy_follow(s->app);
+		app_calendar_follow(s->app, CALENDAR_FOLLOW_MS);
 		if (counts) {
 			int64_t took = app_now() - now;
 			next_counts = now + (CASE_COUNTS_SHARE * took > CASE_COUNTS_MS

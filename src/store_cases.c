@@ -31,10 +31,13 @@ static db_stmt st_case_create = { .name = "case_create", .sql =
 	"  ON CONFLICT (idem_scope, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"
 	"  RETURNING *),"
 	" d AS ("
-	"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version)"
-	"  SELECT c.id, x.name, now() + x.after_ms * interval '1 millisecond',"
-	"         x.on_expiry, 1"
-	"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text)"
+	"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version,"
+	"                              working_days, calendar_id, calendar_version, calendar_incomplete)"
+	"  SELECT c.id, x.name, coalesce(x.due_at, now() + x.after_ms * interval '1 millisecond'),"
+	"         x.on_expiry, 1, x.working_days, x.calendar_id, x.calendar_version, x.calendar_incomplete"
+	"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text,"
+	"         due_at timestamptz, working_days int, calendar_id text, calendar_version int,"
+	"         calendar_incomplete boolean)"
 	"  RETURNING *),"
 	" n AS ("
 	/* capped: a hot SKU has thousands of cases, the threshold needs
@@ -82,9 +85,7 @@ static db_stmt st_case_create = { .name = "case_create", .sql =
 	"     ELSE x.doc::text END, -1)"
 	"   || ',\"allowed_actions\":' || $29::text || '}' AS body"
 	"    FROM (SELECT arbiter_case_json(ROW(c.*)::cases,"
-	"     (SELECT coalesce(json_agg(json_build_object('name', d.name,"
-	"        'due_at', arbiter_ts(d.due_at), 'on_expiry', d.on_expiry,"
-	"        'overdue', d.due_at <= statement_timestamp())"
+	"     (SELECT coalesce(json_agg(arbiter_deadline_json(ROW(d.*)::case_deadlines)"
 	"        ORDER BY d.due_at, d.name), '[]'::json) FROM d)) AS doc FROM c) x),"
 	" k AS ("
 	"  INSERT INTO idempotency_keys (scope, key, fingerprint, state, status, response,"
@@ -170,8 +171,19 @@ json_t *store_deadlines_json(const store_deadline *d, size_t n)
 	json_t *a = json_array();
 
 	for (size_t i = 0; a && i < n; i++) {
-		if (json_array_append_new(a, json_pack("{s:s,s:I,s:s}", "name", d[i].name,
-				"after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry))) {
+		json_t *o = json_pack("{s:s,s:I,s:s}", "name", d[i].name,
+				      "after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry);
+		if (o && d[i].working_days > 0) {
+			char due[40];
+			ar_time_format(d[i].due_at, due, sizeof(due));
+			json_object_set_new(o, "due_at", json_string(due));
+			json_object_set_new(o, "working_days", json_integer(d[i].working_days));
+			json_object_set_new(o, "calendar_id", json_string(d[i].calendar_id));
+			json_object_set_new(o, "calendar_version", json_integer(d[i].calendar_version));
+			json_object_set_new(o, "calendar_incomplete",
+					    json_boolean(d[i].calendar_incomplete));
+		}
+		if (json_array_append_new(a, o)) {
 			json_decref(a);
 			return NULL;
 		}

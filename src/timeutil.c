@@ -230,3 +230,13 @@ bool ar_duration_parse(const char *s, int64_t *out_ms)
 	*out_ms = total;
 	return true;
 }
+
+int64_t ar_days_from_civil(int64_t y, int m, int d)
+{
+	return days_from_civil(y, m, d);
+}
+
+void ar_civil_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+	civil_from_days(days, y, m, d);
+}

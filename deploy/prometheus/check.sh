@@ -120,6 +120,7 @@ int main(void)
 	metrics_sla_fired(FSM_DEADLINE_SELLER_RESPONSE, 0.3);
 	metrics_sla_breach(FSM_DEADLINE_ARBITRATION);
 	metrics_sla_oldest_overdue(2.5);
+	metrics_calendar_days_left(25);
 	metrics_refund("auto_approve", "CNY", 12900, true);
 	metrics_refund("Not A Word", "cny", 1, false);
 	metrics_db_pool(4, 1, 0);
@@ -144,7 +145,7 @@ def _():
     with open(src, "w") as f:
         f.write(DUMP_C)
     cc = os.environ.get("CC", "cc")
-    srcs = ["src/metrics.c", "src/textbuf.c", "src/model.c", "src/timeutil.c", "src/casefsm.c", "src/router.c", "src/policy.c"]
+    srcs = ["src/metrics.c", "src/textbuf.c", "src/model.c", "src/timeutil.c", "src/casefsm.c", "src/router.c", "src/policy.c", "src/workcal.c"]
     cp = run([cc, "-std=c11", "-D_GNU_SOURCE", "-Iinclude", "-O0", "-o", exe, src] + srcs
              + ["-ljansson", "-lm", "-lpthread"])
     assert cp.returncode == 0, f"cannot build the exporter sample:\n{cp.stderr[-2000:]}"
@@ -584,6 +585,36 @@ tests:
             exp_annotations:
               summary: "arbiter has broken database connections on x"
               description: "2 pooled connection(s) of x have been broken for 5 minutes; requests that need them wait or fail."
+  - name: calendar running out
+    interval: 1m
+    input_series:
+      - series: 'arbiter_calendar_remaining_seconds{job="a",instance="x"}'
+        values: '5270400x30 5097600x120'
+      # -1: today's year is not covered at all
+      - series: 'arbiter_calendar_remaining_seconds{job="b",instance="y"}'
+        values: '-86400x150'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: ArbiterCalendarRunningOut
+        exp_alerts: []
+      - eval_time: 70m
+        alertname: ArbiterCalendarRunningOut
+        exp_alerts:
+          - exp_labels: {severity: ticket, job: b}
+            exp_annotations:
+              summary: "The working-day calendar ends in -1d 0h 0m 0s"
+              description: "The working-day calendar of job b ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
+      - eval_time: 100m
+        alertname: ArbiterCalendarRunningOut
+        exp_alerts:
+          - exp_labels: {severity: ticket, job: a}
+            exp_annotations:
+              summary: "The working-day calendar ends in 59d 0h 0m 0s"
+              description: "The working-day calendar of job a ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
+          - exp_labels: {severity: ticket, job: b}
+            exp_annotations:
+              summary: "The working-day calendar ends in -1d 0h 0m 0s"
+              description: "The working-day calendar of job b ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
 '''
 
 

@@ -29,6 +29,8 @@ void api_openapi(ar_req *r);
 void api_ui(ar_req *r);
 void api_checkpoint_latest(ar_req *r);
 void api_checkpoint_keys(ar_req *r);
+void api_calendar_get(ar_req *r);
+void api_calendar_put(ar_req *r);
 /* Replies with a case as the store read it: allowed_actions spliced into
  * its text, ETag from its version; a shop's view of it for a key bound to
  * shops (row->json is replaced by that view). */

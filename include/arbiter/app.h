@@ -18,6 +18,9 @@ typedef struct {
 	ckpt_writer *checkpoints;     /* NULL: this replica signs no checkpoints */
 	pthread_rwlock_t policy_lock; /* guards policy: readers adjudicate, reload swaps */
 	policy *policy;
+	workcal *calendar;            /* guarded by policy_lock; see appcal.h */
+	int calendar_version;
+	int64_t calendar_checked_ms;  /* app_calendar_follow's last look */
 	atomic_bool draining;         /* SIGTERM seen: /readyz says 503 */
 	atomic_bool policy_recorded;  /* the active version is in the policies table */
 	ar_time started_at;

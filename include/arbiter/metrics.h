@@ -118,6 +118,10 @@ void metrics_sla_breach(fsm_deadline d);
  * deadline that is due and not yet fired (0 when none; NaN/negative -> 0). */
 void metrics_sla_pending(int64_t pending);
 void metrics_sla_oldest_overdue(double seconds);
+/* The active working-day calendar's workcal_days_left, rendered as
+ * arbiter_calendar_remaining_seconds (days x 86400: Prometheus' base unit;
+ * absent until a calendar is loaded). */
+void metrics_calendar_days_left(int64_t days);
 
 /*
  * A refund.instructed event: arbiter_refunds_instructed_total{reason} += 1,

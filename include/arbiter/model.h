@@ -200,4 +200,8 @@ void ar_time_format(ar_time t, char *buf, size_t len);
  */
 bool ar_duration_parse(const char *s, int64_t *out_ms) AR_MUSTCHECK;
 
+/* Proleptic Gregorian date <-> days since 1970-01-01 (negative before). */
+int64_t ar_days_from_civil(int64_t y, int m, int d);
+void ar_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
+
 #endif

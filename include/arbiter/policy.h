@@ -17,6 +17,7 @@
 
 #include "arbiter/casefsm.h"
 #include "arbiter/model.h"
+#include "arbiter/workcal.h"
 
 typedef struct policy policy;
 
@@ -64,12 +65,33 @@ json_t *policy_to_json(const policy *p);
 bool policy_duration(const policy *p, const char *name, const char *shop_id,
 		     int64_t *out_ms) AR_MUSTCHECK;
 
-/* One deadline a state arms: due after_ms after it is armed; on_expiry
- * names what its expiry does (static strings). */
+/* A deadline duration as the policy gives it: a span, or working days
+ * ({"working_days": n, "at": "end_of_day"}) counted on policy_calendar().
+ * policy_duration() is false for a working-day duration: it has no fixed
+ * length. reminder_before is always a span. */
+typedef struct {
+	int64_t ms;          /* the span; 0 for working days */
+	int working_days;    /* 0: a span */
+	workcal_at at;
+} policy_dur;
+
+bool policy_duration_spec(const policy *p, const char *name, const char *shop_id,
+			  policy_dur *out) AR_MUSTCHECK;
+
+/* The id of the calendar working-day durations count on ("calendar";
+ * default "cn-mainland"). Owned by p. */
+const char *policy_calendar(const policy *p);
+
+/* One deadline a state arms: due after_ms after it is armed, or, when
+ * working_days is set, at the instant that many working days of the
+ * policy's calendar fix (the caller counts them: the calendar is data the
+ * policy only names); on_expiry names what its expiry does (static strings). */
 typedef struct {
 	const char *name;
 	int64_t after_ms;
 	const char *on_expiry;
+	int working_days;
+	workcal_at at;
 } policy_arming;
 
 /*

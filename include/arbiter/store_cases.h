@@ -22,11 +22,20 @@ typedef struct {
 	json_t *data;             /* borrowed; NULL = {} */
 } store_event;
 
-/* One deadline to arm: due `after_ms` after the transaction's time. */
+/* One deadline to arm: due `after_ms` after the transaction's time, or at
+ * due_at when it is set (a working-day deadline ends at an instant the
+ * calendar fixes, not a span after the statement's clock; after_ms is then
+ * due_at less the service's clock, for the scheduler's horizon). */
+#define STORE_CALENDAR_ID_MAX 64
 typedef struct {
 	const char *name;
 	int64_t after_ms;
 	const char *on_expiry;
+	ar_time due_at;                             /* 0: now() + after_ms */
+	int working_days;                           /* 0: a span */
+	char calendar_id[STORE_CALENDAR_ID_MAX];    /* with working_days */
+	int calendar_version;                       /* 0: the calendar is not in the database */
+	bool calendar_incomplete;                   /* counted Monday-Friday somewhere */
 } store_deadline;
 
 #define STORE_MAX_EVENTS 4

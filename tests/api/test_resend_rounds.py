@@ -68,9 +68,12 @@ def test_missing_item_resent_and_confirmed(stable_server, db):
     c = r.body
     d = only_deadline(c, "seller_resend")
     assert d["on_expiry"] == "auto_refund", d
-    # 3 days (the shipped policy; working days come with calendars)
-    armed = h.parse_time(d["due_at"]) - h.parse_time(c["updated_at"])
-    assert abs(armed - h.dt.timedelta(days=3)) < h.dt.timedelta(seconds=1), armed
+    # 3 working days on the shipped calendar (003: 补寄 通常为3个工作日), to
+    # 24:00 in Shanghai; test_calendars.py checks the counting itself
+    assert d["working_days"] == 3 and d["calendar"]["id"] == "cn-mainland", d
+    due = h.parse_time(d["due_at"]).astimezone(h.dt.timezone(h.dt.timedelta(hours=8)))
+    assert (due.hour, due.minute, due.second) == (0, 0, 0), d
+    assert due - h.parse_time(c["updated_at"]) > h.dt.timedelta(days=3), d
     assert "ship_replacement" in c["allowed_actions"], c
     p = assert_problem(act(s, c, sk, "ship_replacement", carrier="SF"), 422)
     assert "/tracking_no" in problem_pointers(p), p

@@ -266,6 +266,108 @@ static void test_shop_duration_override(void **state)
 	json_decref(root);
 }
 
+/* default.json with durations.<name> (or a shop's, when shop) set to v; NULL
+ * and err filled when it does not load. Takes v. */
+static policy *with_duration(const char *shop, const char *name, json_t *v, ar_err *err)
+{
+	json_t *root = json_loads(default_text, 0, NULL);
+	char *text;
+	policy *p;
+
+	assert_non_null(root);
+	if (shop)
+		assert_int_equal(json_object_set_new(root, "shops",
+			json_pack("{s:{s:{s:o}}}", shop, "durations", name, v)), 0);
+	else
+		assert_int_equal(json_object_set_new(json_object_get(root, "durations"), name, v), 0);
+	text = json_dumps(root, 0);
+	ar_err_init(err);
+	p = policy_load(text, strlen(text), err);
+	free(text);
+	json_decref(root);
+	return p;
+}
+
+static void test_working_day_durations(void **state)
+{
+	policy_dur d;
+	int64_t ms;
+	ar_err err;
+	policy *p;
+
+	/* The shipped policy: 003's "补寄（通常为3个工作日）". */
+	assert_true(policy_duration_spec(P, "seller_resend", NULL, &d));
+	assert_int_equal(d.working_days, 3);
+	assert_int_equal(d.at, WORKCAL_END_OF_DAY);
+	assert_false(policy_duration(P, "seller_resend", NULL, &ms));
+	assert_string_equal(policy_calendar(P), "cn-mainland");
+	{
+		/* arming it hands the count on, not a span */
+		policy_arming arm[4];
+		size_t n;
+		ar_err_init(&err);
+		assert_true(policy_armings(P, AR_KIND_EXCHANGE, NULL, false, false,
+					   FSM_DEADLINE_BIT(FSM_DEADLINE_SELLER_RESEND), arm, 4, &n, &err));
+		assert_int_equal(n, 1);
+		assert_string_equal(arm[0].name, "seller_resend");
+		assert_int_equal(arm[0].working_days, 3);
+		assert_int_equal(arm[0].after_ms, 0);
+	}
+
+	p = with_duration("S-wd", "seller_response",
+			  json_pack("{s:i,s:s}", "working_days", 2, "at", "same_time"), &err);
+	assert_non_null(p);
+	assert_true(policy_duration_spec(p, "seller_response", "S-wd", &d));
+	assert_int_equal(d.working_days, 2);
+	assert_int_equal(d.at, WORKCAL_SAME_TIME);
+	assert_true(policy_duration_spec(p, "seller_response", "S-other", &d));
+	assert_int_equal(d.working_days, 0);
+	assert_int_equal(d.ms, 5 * DAY);
+	policy_free(p);
+
+	/* seller_reply defaults to seller_response, working days included */
+	p = with_duration(NULL, "seller_response", json_pack("{s:i}", "working_days", 4), &err);
+	assert_non_null(p);
+	json_t *doc = json_loads(policy_text(p), 0, NULL);
+	policy_free(p);
+	json_object_del(json_object_get(doc, "durations"), "seller_reply");
+	char *text = json_dumps(doc, 0);
+	json_decref(doc);
+	ar_err_init(&err);
+	p = policy_load(text, strlen(text), &err);
+	free(text);
+	assert_non_null(p);
+	assert_true(policy_duration_spec(p, "seller_reply", NULL, &d));
+	assert_int_equal(d.working_days, 4);
+	policy_free(p);
+
+	const struct { const char *name; json_t *v; const char *pointer; } bad[] = {
+		{ "seller_response", json_pack("{s:i}", "working_days", 0),
+		  "/durations/seller_response/working_days" },
+		{ "seller_response", json_pack("{s:i}", "working_days", 367),
+		  "/durations/seller_response/working_days" },
+		{ "seller_response", json_pack("{s:i,s:s}", "working_days", 3, "at", "noon"),
+		  "/durations/seller_response/at" },
+		{ "seller_response", json_pack("{s:i,s:i}", "working_days", 3, "hours", 2),
+		  "/durations/seller_response/hours" },
+		{ "seller_response", json_pack("{}"), "/durations/seller_response/working_days" },
+		/* the reminder is a span before a deadline, never working days */
+		{ "reminder_before", json_pack("{s:i}", "working_days", 1),
+		  "/durations/reminder_before" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		bool named = false;
+		p = with_duration(NULL, bad[i].name, bad[i].v, &err);
+		if (p)
+			fail_msg("case %zu loaded", i);
+		for (size_t k = 0; k < err.n_fields; k++)
+			named = named || strcmp(err.fields[k].pointer, bad[i].pointer) == 0;
+		if (!named)
+			fail_msg("case %zu: no error at %s (first %s)", i, bad[i].pointer,
+				 err.n_fields ? err.fields[0].pointer : "none");
+	}
+}
+
 static void test_policy_json_roundtrip(void **state)
 {
 	json_t *j = policy_to_json(P);
@@ -1498,6 +1600,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_policy_loads),
 		cmocka_unit_test(test_shop_duration_override),
+		cmocka_unit_test(test_working_day_durations),
 		cmocka_unit_test(test_policy_json_roundtrip),
 		cmocka_unit_test(test_validation_errors),
 		cmocka_unit_test(test_validation_syntax),
