@@ -24,7 +24,7 @@ CREATE INDEX text_shop_days_day_idx ON text_shop_days (day);
 -- Only the history read it; every create paid for it.
 DROP INDEX cases_description_hash_idx;
 
--- 015's grants and text_shop_days: read, append, and delete what
+-- 015's and 017's grants (checkpoints, calendars) and text_shop_days: read, append, and delete what
 -- housekeeping prunes.
 CREATE OR REPLACE FUNCTION arbiter_grant_runtime(r name) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -39,10 +39,10 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
     EXECUTE format('GRANT SELECT ON schema_migrations, cases, case_deadlines, case_events,'
                    ' idempotency_keys, api_keys, policies, sku_flags, checkpoints,'
-                   ' checkpoint_leaves, text_shop_days TO %I', r);
+                   ' checkpoint_leaves, text_shop_days, calendars TO %I', r);
     EXECUTE format('GRANT INSERT ON cases, case_deadlines, case_events, idempotency_keys,'
                    ' api_keys, policies, sku_flags, checkpoints, checkpoint_leaves,'
-                   ' text_shop_days TO %I', r);
+                   ' text_shop_days, calendars TO %I', r);
     EXECUTE format('GRANT UPDATE (state, outcome, version, updated_at, offer_cents,'
                    ' agreement_pending, refund_cents, evidence, manual_review, acted_version,'
                    ' counter_cents, offer_rounds, agreement_cents) ON cases TO %I', r);
