@@ -3,13 +3,25 @@
 # install what is missing (make deps) and start the private cluster first.
 
 CC      ?= cc
-CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+INCLUDES = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 LDLIBS   = -lmicrohttpd -ljansson -lpq -lpthread -lm
 VERSION := 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DEFS     = -DARBITER_VERSION='"$(VERSION)"' -DARBITER_COMMIT='"$(COMMIT)"'
+
+# Hardened by default (make hardening-check proves it on build/arbiter).
+# CFLAGS, CPPFLAGS and LDFLAGS from the environment or the command line
+# (a packager's dpkg-buildflags) come after ours, so theirs win where both
+# set something; a packager's own _FORTIFY_SOURCE replaces ours rather than
+# redefining it (a -Werror error).
+OPT            = -O2 -g
+HARDEN_CFLAGS  = -fstack-protector-strong -fPIE
+HARDEN_CPPFLAGS = $(if $(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS)),,-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3)
+HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now
+ALL_CFLAGS     = $(OPT) $(HARDEN_CFLAGS) $(CFLAGS)
+ALL_CPPFLAGS   = $(INCLUDES) $(HARDEN_CPPFLAGS) $(CPPFLAGS)
+ALL_LDFLAGS    = $(HARDEN_LDFLAGS) $(LDFLAGS)
 
 SRC      := $(wildcard src/*.c)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
@@ -28,7 +40,7 @@ PY     = /usr/bin/python3
 DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
-.PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
+.PHONY: all deps hardening-check build run db db-stop migrate key test unit api-test ui-test asan asan-test \
         valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
@@ -56,10 +68,24 @@ $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
 	@mkdir -p $(@D)
 	$(Q)sh deploy/local/embed.sh $(MIGRATIONS) > $@
 
-$(B)/%.o: src/%.c $(wildcard include/arbiter/*.h)
+# Objects are rebuilt when the flags change (a packager's, or ours).
+$(B)/gen/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
+	  echo '$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)' > $@
+
+$(B)/%.o: src/%.c $(wildcard include/arbiter/*.h) $(B)/gen/flags
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(DEFS) -c $< -o $@
+
+# The commit is compiled into main.o: rebuild it when HEAD moves.
+$(B)/gen/commit: FORCE
+	@mkdir -p $(@D)
+	@echo '$(COMMIT)' | cmp -s - $@ || echo '$(COMMIT)' > $@
+$(B)/main.o $(BA)/main.o: $(B)/gen/commit
+.PHONY: FORCE
+FORCE:
 
 $(B)/gen/ui.c: src/ui/index.html deploy/local/embed_blob.sh
 	@mkdir -p $(@D)
@@ -73,37 +99,37 @@ $(B)/gen/openapi.c: $(B)/openapi.json deploy/local/embed_blob.sh
 	@mkdir -p $(@D)
 	$(Q)sh deploy/local/embed_blob.sh ar_openapi_json $< > $@
 
-$(B)/gen/%.o: $(B)/gen/%.c
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+$(B)/gen/%.o: $(B)/gen/%.c $(B)/gen/flags
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) -c $< -o $@
 
 GEN := migrations ui openapi
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(patsubst %,$(B)/gen/%.o,$(GEN))
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o
 	@echo '  LD      $@'
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 # sanitizer build: same sources, separate tree
 $(BA)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@mkdir -p $(@D)
 	@echo '  CC asan $<'
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) $(DEFS) -c $< -o $@
 $(BA)/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) -c $< -o $@
 ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(patsubst %,$(BA)/gen/%.o,$(GEN))
 $(BA)/arbiter: $(ASAN_OBJ) $(BA)/main.o
 	@echo '  LD asan $@'
-	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 $(BA)/tests/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	@echo '  LD asan $@'
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
 
 UNIT_BIN      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 UNIT_BIN_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRC))
@@ -146,10 +172,15 @@ ui-test: build db
 
 # Static checks: the OpenAPI contract lints clean, the deployment files and
 # the alert rules hold together.
-lint:
+lint: hardening-check
 	@sh openapi/lint.sh
 	@bash deploy/check.sh
 	@bash deploy/prometheus/check.sh
+
+# Fails unless build/arbiter is PIE with full RELRO, BIND_NOW, FORTIFY'd
+# calls and the stack protector (deploy/hardening-check.sh says which).
+hardening-check: build
+	@bash deploy/hardening-check.sh $(B)/arbiter
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -183,7 +214,7 @@ bench-smoke: deps build $(B)/bench/tw_bench
 $(B)/bench/tw_bench: $(BENCH_C) src/timerwheel.c include/arbiter/timerwheel.h
 	@mkdir -p $(@D)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(WARN) -O2 $(CPPFLAGS) -o $@ $(BENCH_C) src/timerwheel.c
+	$(Q)$(CC) $(WARN) -O2 $(INCLUDES) -o $@ $(BENCH_C) src/timerwheel.c
 bench-wheel: $(B)/bench/tw_bench
 	@{ echo "# Timer wheel against a binary heap"; echo; \
 	  echo "$$(date -u '+%F %H:%M UTC'), commit $(COMMIT)$$(git diff --quiet HEAD -- src include tests/bench 2>/dev/null || echo ' (working tree modified)'), $$(nproc) cores, $$(free -g | awk '/^Mem/ {print $$2}') GiB; \
