@@ -236,7 +236,8 @@ static int cmd_serve(void)
 		rc = 1;
 		goto done;
 	}
-	snprintf(msg, sizeof(msg), "%s:%u", app.cfg.listen_host, app.cfg.listen_port);
+	snprintf(msg, sizeof(msg), strchr(app.cfg.listen_host, ':') ? "[%s]:%u" : "%s:%u",
+		 app.cfg.listen_host, app.cfg.listen_port);
 	log_kv(LOG_INFO, "serving", "listen", msg, "version", ARBITER_VERSION,
 	       "policy", policy_version(app.policy), NULL);
 
