@@ -22,6 +22,7 @@ HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now
 ALL_CFLAGS     = $(OPT) $(HARDEN_CFLAGS) $(CFLAGS)
 ALL_CPPFLAGS   = $(INCLUDES) $(HARDEN_CPPFLAGS) $(CPPFLAGS)
 ALL_LDFLAGS    = $(HARDEN_LDFLAGS) $(LDFLAGS)
+FLAGS_LINE     = $(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)
 
 SRC      := $(wildcard src/*.c)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
@@ -51,7 +52,7 @@ build: $(B)/arbiter
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev \
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
            python3-pytest python3-jsonschema python3-yaml curl wrk xxd valgrind \
-           chromium systemd
+           chromium systemd binutils prometheus docker-compose shellcheck yamllint
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -62,6 +63,9 @@ deps:
 	else echo "deps: all present" >&2; fi
 	@command -v npm >/dev/null 2>&1 || { echo "deps: installing nodejs npm" >&2; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2; }
+	@# the k8s schema check's validators (bundled JSON schemas, offline once installed)
+	@bash deploy/check.sh --tools-present || { echo "deps: installing kubernetes-models (npm)" >&2; \
+	  bash deploy/check.sh --install-tools >&2; }
 
 # ---- compile ----
 $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
@@ -71,8 +75,7 @@ $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
 # Objects are rebuilt when the flags change (a packager's, or ours).
 $(B)/gen/flags: FORCE
 	@mkdir -p $(@D)
-	@echo '$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)' | cmp -s - $@ || \
-	  echo '$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)' > $@
+	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' > $@
 
 $(B)/%.o: src/%.c $(wildcard include/arbiter/*.h) $(B)/gen/flags
 	@mkdir -p $(@D)
