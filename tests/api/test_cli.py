@@ -144,3 +144,22 @@ def test_keys_list_rejects_extra_arguments_before_connecting(arbiter_bin, db):
     assert ok.returncode == 0 and ok.stdout.startswith("ID"), ok.stderr
     bad = run(arbiter_bin, "keys", "list", "--role", "ops", db=db.service_url)
     assert bad.returncode == 2 and "--role" in bad.stderr
+
+
+def test_ci_turns_a_skip_into_a_failure(tmp_path):
+    """tests/api/ci_strict.py, the plugin conftest.py loads: the same
+    skipping test passes as a skip without CI and fails with CI=true."""
+    (tmp_path / "test_skips.py").write_text(
+        "import pytest\n\ndef test_needs_a_tool():\n    pytest.skip('no such tool')\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+
+    def pytest_run(ci: str):
+        e = dict(env, CI=ci)
+        return subprocess.run(["/usr/bin/python3", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                               "-p", "ci_strict", str(tmp_path)], capture_output=True, text=True,
+                              env=e, cwd=str(tmp_path), timeout=60)
+    local = pytest_run("")
+    assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout
+    ci = pytest_run("true")
+    assert ci.returncode == 1 and "1 failed" in ci.stdout, ci.stdout
+    assert "CI=true makes a skip a failure" in ci.stdout and "no such tool" in ci.stdout, ci.stdout
