@@ -104,6 +104,51 @@ const char *req_query(ar_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+typedef struct {
+	const char *const *allowed;
+	ar_err *err;
+	bool unknown;
+} query_check;
+
+static enum MHD_Result query_known_one(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	query_check *qc = cls;
+	char ptr[96];
+	size_t n = 0;
+
+	(void)kind;
+	(void)value;
+	for (const char *const *a = qc->allowed; *a; a++)
+		if (strcmp(*a, key) == 0)
+			return MHD_YES;
+	if (!qc->unknown)
+		ar_err_set(qc->err, 400, "unknown-parameter", "Unknown query parameter",
+			   "the query names a parameter this endpoint does not take");
+	qc->unknown = true;
+	/* the name as sent, cut to fit: a pointer segment, ~ and / escaped */
+	n = (size_t)snprintf(ptr, sizeof(ptr), "/query/");
+	for (const char *k = key; *k && n + 3 < sizeof(ptr); k++) {
+		if (*k == '~' || *k == '/') {
+			ptr[n++] = '~';
+			ptr[n++] = *k == '~' ? '0' : '1';
+		} else {
+			ptr[n++] = *k;
+		}
+	}
+	ptr[n] = '\0';
+	ar_err_field(qc->err, ptr, "is not a parameter of this endpoint");
+	return MHD_YES;
+}
+
+bool req_query_known(ar_req *r, const char *const *allowed, ar_err *err)
+{
+	query_check qc = { allowed, err, false };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_known_one, &qc);
+	return !qc.unknown;
+}
+
 const char *req_body(ar_req *r, size_t *len)
 {
 	*len = r->body_len;
