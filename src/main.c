@@ -86,7 +86,7 @@ static int no_args(const char *cmd, int argc, char **argv, int from, const char 
 			return 0;
 		}
 	if (from < argc)
-		return bad_usage(cmd, argv[from][0] == '-' ? "unknown option" : "unexpected argument",
+		return bad_usage(cmd, argv[from][0] == '-' ? "unknown argument" : "unexpected argument",
 				 argv[from], text);
 	*run = true;
 	return 0;
@@ -129,7 +129,7 @@ static int cmd_migrate(int argc, char **argv)
 				return bad_usage("migrate", "missing ROLE after", argv[i], migrate_usage);
 			role = argv[++i];
 		} else {
-			return bad_usage("migrate", argv[i][0] == '-' ? "unknown option" : "unexpected argument",
+			return bad_usage("migrate", argv[i][0] == '-' ? "unknown argument" : "unexpected argument",
 					 argv[i], migrate_usage);
 		}
 	}
@@ -312,7 +312,7 @@ static int parse_key_create(int argc, char **argv, key_request *kr)
 		} else if (strcmp(a, "--senior") == 0) {
 			kr->senior = true;
 		} else {
-			return bad_usage("keys create", a[0] == '-' ? "unknown option" : "unexpected argument",
+			return bad_usage("keys create", a[0] == '-' ? "unknown argument" : "unexpected argument",
 					 a, keys_usage);
 		}
 	}
@@ -347,7 +347,7 @@ static int cmd_keys(int argc, char **argv)
 			return rc;
 	} else if (strcmp(sub, "list") == 0) {
 		if (argc > 3)
-			return bad_usage("keys list", argv[3][0] == '-' ? "unknown option" : "unexpected argument",
+			return bad_usage("keys list", argv[3][0] == '-' ? "unknown argument" : "unexpected argument",
 					 argv[3], keys_usage);
 	} else if (strcmp(sub, "revoke") == 0) {
 		if (argc < 4 || argv[3][0] == '-')
