@@ -3,13 +3,26 @@
 # install what is missing (make deps) and start the private cluster first.
 
 CC      ?= cc
-CFLAGS  ?= -O2 -g
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
-CPPFLAGS = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+INCLUDES = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 LDLIBS   = -lmicrohttpd -ljansson -lpq -lcrypto -lpthread -lm
 VERSION := 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DEFS     = -DARBITER_VERSION='"$(VERSION)"' -DARBITER_COMMIT='"$(COMMIT)"'
+
+# Hardened by default (make hardening-check proves it on build/arbiter).
+# CFLAGS, CPPFLAGS and LDFLAGS from the environment or the command line
+# (a packager's dpkg-buildflags) come after ours, so theirs win where both
+# set something; a packager's own _FORTIFY_SOURCE replaces ours rather than
+# redefining it (a -Werror error).
+OPT            = -O2 -g
+HARDEN_CFLAGS  = -fstack-protector-strong -fPIE
+HARDEN_CPPFLAGS = $(if $(findstring _FORTIFY_SOURCE,$(CPPFLAGS) $(CFLAGS)),,-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3)
+HARDEN_LDFLAGS = -pie -Wl,-z,relro,-z,now
+ALL_CFLAGS     = $(OPT) $(HARDEN_CFLAGS) $(CFLAGS)
+ALL_CPPFLAGS   = $(INCLUDES) $(HARDEN_CPPFLAGS) $(CPPFLAGS)
+ALL_LDFLAGS    = $(HARDEN_LDFLAGS) $(LDFLAGS)
+FLAGS_LINE     = $(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS)
 
 SRC      := $(wildcard src/*.c)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
@@ -28,7 +41,7 @@ PY     = /usr/bin/python3
 DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
-.PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
+.PHONY: all deps hardening-check build run db db-stop migrate key test unit api-test ui-test asan asan-test \
         valgrind-test bench bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
@@ -40,7 +53,7 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
            libssl-dev python3-pytest python3-jsonschema python3-yaml python3-cryptography \
            curl wrk xxd valgrind \
-           chromium systemd
+           chromium systemd binutils prometheus docker-compose shellcheck yamllint
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -51,16 +64,32 @@ deps:
 	else echo "deps: all present" >&2; fi
 	@command -v npm >/dev/null 2>&1 || { echo "deps: installing nodejs npm" >&2; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2; }
+	@# the k8s schema check's validators (bundled JSON schemas, offline once installed)
+	@bash deploy/check.sh --tools-present || { echo "deps: installing kubernetes-models (npm)" >&2; \
+	  bash deploy/check.sh --install-tools >&2; }
 
 # ---- compile ----
 $(B)/gen/migrations.c: $(MIGRATIONS) deploy/local/embed.sh
 	@mkdir -p $(@D)
 	$(Q)sh deploy/local/embed.sh $(MIGRATIONS) > $@
 
-$(B)/%.o: src/%.c $(wildcard include/arbiter/*.h)
+# Objects are rebuilt when the flags change (a packager's, or ours).
+$(B)/gen/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_LINE)' | cmp -s - $@ || echo '$(FLAGS_LINE)' > $@
+
+$(B)/%.o: src/%.c $(wildcard include/arbiter/*.h) $(B)/gen/flags
 	@mkdir -p $(@D)
 	@echo '  CC      $<'
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(DEFS) -c $< -o $@
+
+# The commit is compiled into main.o: rebuild it when HEAD moves.
+$(B)/gen/commit: FORCE
+	@mkdir -p $(@D)
+	@echo '$(COMMIT)' | cmp -s - $@ || echo '$(COMMIT)' > $@
+$(B)/main.o $(BA)/main.o: $(B)/gen/commit
+.PHONY: FORCE
+FORCE:
 
 $(B)/gen/ui.c: src/ui/index.html deploy/local/embed_blob.sh
 	@mkdir -p $(@D)
@@ -74,37 +103,37 @@ $(B)/gen/openapi.c: $(B)/openapi.json deploy/local/embed_blob.sh
 	@mkdir -p $(@D)
 	$(Q)sh deploy/local/embed_blob.sh ar_openapi_json $< > $@
 
-$(B)/gen/%.o: $(B)/gen/%.c
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -c $< -o $@
+$(B)/gen/%.o: $(B)/gen/%.c $(B)/gen/flags
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) -c $< -o $@
 
 GEN := migrations ui openapi
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(patsubst %,$(B)/gen/%.o,$(GEN))
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o
 	@echo '  LD      $@'
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(@D)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(WARN) $(CFLAGS) $(CPPFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 # sanitizer build: same sources, separate tree
 $(BA)/%.o: src/%.c $(wildcard include/arbiter/*.h)
 	@mkdir -p $(@D)
 	@echo '  CC asan $<'
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) $(DEFS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) $(DEFS) -c $< -o $@
 $(BA)/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -c $< -o $@
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) -c $< -o $@
 ASAN_OBJ := $(patsubst src/%.c,$(BA)/%.o,$(LIB_SRC)) $(patsubst %,$(BA)/gen/%.o,$(GEN))
 $(BA)/arbiter: $(ASAN_OBJ) $(BA)/main.o
 	@echo '  LD asan $@'
-	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ASAN_FLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 $(BA)/tests/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
 	@echo '  LD asan $@'
-	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(CPPFLAGS) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(WARN) $(ASAN_FLAGS) $(INCLUDES) -o $@ $< $(ASAN_OBJ) $(LDLIBS) -lcmocka
 
 UNIT_BIN      := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 UNIT_BIN_ASAN := $(patsubst tests/unit/%.c,$(BA)/tests/%,$(UNIT_SRC))
@@ -145,14 +174,19 @@ ui-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  sh tests/ui/run.sh
 
-# Static checks: the OpenAPI contract lints clean and types every event's
-# data (a generated TypeScript client compiles a typed program), the
-# deployment files and the alert rules hold together.
-lint:
+# Static checks: the build is hardened, the OpenAPI contract lints clean and
+# types every event's data (a generated TypeScript client compiles a typed
+# program), the deployment files and the alert rules hold together.
+lint: hardening-check
 	@sh openapi/lint.sh
 	@sh tests/contract/check.sh
 	@bash deploy/check.sh
 	@bash deploy/prometheus/check.sh
+
+# Fails unless build/arbiter is PIE with full RELRO, BIND_NOW, FORTIFY'd
+# calls and the stack protector (deploy/hardening-check.sh says which).
+hardening-check: build
+	@bash deploy/hardening-check.sh $(B)/arbiter
 
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -195,7 +229,7 @@ bench-smoke: deps build $(B)/bench/tw_bench
 $(B)/bench/tw_bench: $(BENCH_C) src/timerwheel.c include/arbiter/timerwheel.h
 	@mkdir -p $(@D)
 	@echo '  LD      $@'
-	$(Q)$(CC) $(WARN) -O2 $(CPPFLAGS) -o $@ $(BENCH_C) src/timerwheel.c
+	$(Q)$(CC) $(WARN) -O2 $(INCLUDES) -o $@ $(BENCH_C) src/timerwheel.c
 bench-wheel: $(B)/bench/tw_bench
 	@{ echo "# Timer wheel against a binary heap"; echo; \
 	  echo "$$(date -u '+%F %H:%M UTC'), commit $(COMMIT)$$(git diff --quiet HEAD -- src include tests/bench 2>/dev/null || echo ' (working tree modified)'), $$(nproc) cores, $$(free -g | awk '/^Mem/ {print $$2}') GiB; \

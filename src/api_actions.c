@@ -702,8 +702,13 @@ void api_events_feed(ar_req *r)
 	int limit = 100;
 	json_t *items;
 	char next[64];
+	static const char *const params[] = { "after", "limit", NULL };
 
 	ar_err_init(&err);
+	if (!req_query_known(r, params, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
 	if (v) {
 		char *end;
 		long n = strtol(v, &end, 10);
@@ -731,9 +736,10 @@ void api_keys_list(ar_req *r)
 {
 	ar_err err;
 	json_t *items;
+	static const char *const params[] = { NULL };
 
 	ar_err_init(&err);
-	if (!store_key_list(req_app(r)->db, &items, &err)) {
+	if (!req_query_known(r, params, &err) || !store_key_list(req_app(r)->db, &items, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}

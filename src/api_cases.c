@@ -531,7 +531,15 @@ void api_cases_list(ar_req *r)
 	fsm_state st;
 	ar_kind kind;
 
+	static const char *const params[] = { "shop_id", "buyer_id", "order_id", "state", "kind",
+					      "sku", "created_after", "created_before", "limit", "cursor",
+					      NULL };
+
 	ar_err_init(&err);
+	if (!req_query_known(r, params, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
 	memset(&q, 0, sizeof(q));
 	q.limit = LIST_DEFAULT;
 	q.shop_scope = auth_scope(req_identity(r));

@@ -114,8 +114,13 @@ void api_stats(ar_req *r)
 	char fs[40], ts[40];
 	ar_err err;
 	json_t *out;
+	static const char *const params[] = { "shop_id", "from", "to", NULL };
 
 	ar_err_init(&err);
+	if (!req_query_known(r, params, &err)) {
+		req_reply_problem(r, &err);
+		return;
+	}
 	from = to - STATS_DEFAULT_DAYS * AR_MS_PER_DAY;
 	if ((v = req_query(r, "from")) && !ar_time_parse(v, &from))
 		ar_err_field(&err, "/query/from", "must be an RFC 3339 timestamp");
@@ -179,6 +184,13 @@ void api_queue(ar_req *r)
 		req_reply_problem(r, &err);
 		return;
 	}
+	{
+		static const char *const params[] = { "limit", NULL };
+		if (!req_query_known(r, params, &err)) {
+			req_reply_problem(r, &err);
+			return;
+		}
+	}
 	if ((v = req_query(r, "limit"))) {
 		char *end;
 		limit = strtol(v, &end, 10);
@@ -228,9 +240,11 @@ void api_sku_flags(ar_req *r)
 	const char *vals[1] = { auth_scope(req_identity(r)) };
 	ar_err err;
 	json_t *items;
+	static const char *const params[] = { NULL };
 
 	ar_err_init(&err);
-	if (!store_query_json(req_app(r)->db, "sku_flags", sql, 1, vals, &items, &err)) {
+	if (!req_query_known(r, params, &err) ||
+	    !store_query_json(req_app(r)->db, "sku_flags", sql, 1, vals, &items, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}

@@ -1,5 +1,6 @@
 /* Environment variables -> one immutable configuration struct. */
 #include "arbiter/config.h"
+#include "arbiter/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,25 +20,6 @@ static bool parse_uint(const char *s, long lo, long hi, long *out)
 	if (errno || end == s || *end || v < lo || v > hi)
 		return false;
 	*out = v;
-	return true;
-}
-
-static bool parse_listen(const char *s, ar_config *cfg)
-{
-	const char *colon = strrchr(s, ':');
-	long port;
-	size_t hl;
-
-	if (!colon || colon == s)
-		return false;
-	hl = (size_t)(colon - s);
-	if (hl >= sizeof(cfg->listen_host))
-		return false;
-	if (!parse_uint(colon + 1, 0, 65535, &port))
-		return false;
-	memcpy(cfg->listen_host, s, hl);
-	cfg->listen_host[hl] = '\0';
-	cfg->listen_port = (unsigned)port;
 	return true;
 }
 
@@ -226,9 +208,16 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->scheduler = true;
 
 	v = getenv("ARBITER_LISTEN");
-	if (v && *v && !parse_listen(v, cfg)) {
-		snprintf(msg, msglen, "ARBITER_LISTEN: expected host:port, got '%s'", v);
-		return false;
+	if (v && *v) {
+		char why[256];
+		struct sockaddr_storage sa;
+		bool v6;
+		if (!listen_parse(v, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port,
+				  why, sizeof(why)) ||
+		    !listen_sockaddr(cfg->listen_host, cfg->listen_port, &sa, &v6, why, sizeof(why))) {
+			snprintf(msg, msglen, "ARBITER_LISTEN: %s", why);
+			return false;
+		}
 	}
 	v = getenv("ARBITER_DATABASE_URL");
 	if (v && *v) {

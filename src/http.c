@@ -15,6 +15,7 @@
 
 #include "arbiter/accesslog.h"
 #include "arbiter/codec.h"
+#include "arbiter/listen.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/ratelimit.h"
@@ -102,6 +103,51 @@ const char *req_header(ar_req *r, const char *name)
 const char *req_query(ar_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+typedef struct {
+	const char *const *allowed;
+	ar_err *err;
+	bool unknown;
+} query_check;
+
+static enum MHD_Result query_known_one(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	query_check *qc = cls;
+	char ptr[96];
+	size_t n = 0;
+
+	(void)kind;
+	(void)value;
+	for (const char *const *a = qc->allowed; *a; a++)
+		if (strcmp(*a, key) == 0)
+			return MHD_YES;
+	if (!qc->unknown)
+		ar_err_set(qc->err, 400, "unknown-parameter", "Unknown query parameter",
+			   "the query names a parameter this endpoint does not take");
+	qc->unknown = true;
+	/* the name as sent, cut to fit: a pointer segment, ~ and / escaped */
+	n = (size_t)snprintf(ptr, sizeof(ptr), "/query/");
+	for (const char *k = key; *k && n + 3 < sizeof(ptr); k++) {
+		if (*k == '~' || *k == '/') {
+			ptr[n++] = '~';
+			ptr[n++] = *k == '~' ? '0' : '1';
+		} else {
+			ptr[n++] = *k;
+		}
+	}
+	ptr[n] = '\0';
+	ar_err_field(qc->err, ptr, "is not a parameter of this endpoint");
+	return MHD_YES;
+}
+
+bool req_query_known(ar_req *r, const char *const *allowed, ar_err *err)
+{
+	query_check qc = { allowed, err, false };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, query_known_one, &qc);
+	return !qc.unknown;
 }
 
 const char *req_body(ar_req *r, size_t *len)
@@ -931,7 +977,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 http_server *http_start(ar_app *app, char *msg, size_t msglen)
 {
 	http_server *h = calloc(1, sizeof(*h));
-	struct sockaddr_in addr;
+	struct sockaddr_storage addr;
+	bool v6 = false;
 
 	if (!h) {
 		snprintf(msg, msglen, "out of memory");
@@ -959,17 +1006,13 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		codec_options co = { .allow_http_evidence = app->cfg.evidence_http, .now = NULL };
 		codec_configure(&co);
 	}
-	memset(&addr, 0, sizeof(addr));
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons((uint16_t)app->cfg.listen_port);
-	if (inet_pton(AF_INET, app->cfg.listen_host, &addr.sin_addr) != 1) {
-		snprintf(msg, msglen, "ARBITER_LISTEN: '%s' is not an IPv4 address",
-			 app->cfg.listen_host);
+	if (!listen_sockaddr(app->cfg.listen_host, app->cfg.listen_port, &addr, &v6, msg, msglen))
 		goto fail;
-	}
+	/* An IPv6 address also takes IPv4 where it can ([::] is every
+	 * address of both families; IPV6_V6ONLY off) */
 	h->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			MHD_USE_ITC,
+			MHD_USE_ITC | (v6 ? MHD_USE_DUAL_STACK : 0),
 		0, NULL, NULL, on_request, h,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
@@ -987,7 +1030,8 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
 		MHD_OPTION_END);
 	if (!h->d) {
-		snprintf(msg, msglen, "cannot listen on %s:%u (in use, or not permitted)",
+		snprintf(msg, msglen, v6 ? "cannot listen on [%s]:%u (in use, or not permitted)"
+					 : "cannot listen on %s:%u (in use, or not permitted)",
 			 app->cfg.listen_host, app->cfg.listen_port);
 		goto fail;
 	}

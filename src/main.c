@@ -21,7 +21,8 @@
 #define SHUTDOWN_GRACE_MS 10000
 
 static const char usage[] =
-	"usage: arbiter [serve|migrate|verify|checkpoint-key|keys|version|help]\n"
+	"usage: arbiter [serve|migrate|verify|checkpoint-key|keys|version|help] [--help]\n"
+	"       arbiter --version\n"
 	"\n"
 	"  serve    serve the HTTP API (the default)\n"
 	"  migrate  apply pending SQL migrations (safe to run from several replicas);\n"
@@ -36,12 +37,78 @@ static const char usage[] =
 	"  checkpoint-key --out FILE\n"
 	"           make an Ed25519 checkpoint signing key (mode 0600) and print its\n"
 	"           public key; checkpoint-key --public FILE prints a key's public half\n"
-	"  keys     manage API keys (arbiter keys --help)\n"
-	"  version  print the version and commit\n"
+	"  keys     manage API keys: create, list, revoke (arbiter keys --help)\n"
+	"  version  print the version and commit (also --version)\n"
 	"\n"
-	"Configuration is read from the environment: ARBITER_LISTEN (127.0.0.1:8080),\n"
-	"ARBITER_DATABASE_URL (required), ARBITER_POLICY (deploy/policy/default.json),\n"
-	"ARBITER_LOG_LEVEL (info), ARBITER_DB_POOL (8 x cores, at most 32); README lists the rest.\n";
+	"Every subcommand takes --help. Unknown arguments are errors (exit 2).\n"
+	"Configuration is read from the environment: ARBITER_LISTEN (127.0.0.1:8080;\n"
+	"[::]:8080 for IPv6 and IPv4), ARBITER_DATABASE_URL (required),\n"
+	"ARBITER_POLICY (deploy/policy/default.json), ARBITER_LOG_LEVEL (info),\n"
+	"ARBITER_DB_POOL (8 x cores, at most 32); README lists the rest.\n";
+
+static const char serve_usage[] =
+	"usage: arbiter serve\n"
+	"\n"
+	"Serve the HTTP API on ARBITER_LISTEN until SIGTERM or SIGINT (SIGHUP reloads\n"
+	"the policy). Takes no arguments: every setting is an environment variable\n"
+	"(arbiter --help, README \"Configuration\").\n";
+
+static const char migrate_usage[] =
+	"usage: arbiter migrate [--grant ROLE]\n"
+	"\n"
+	"Apply pending SQL migrations under an advisory lock (safe to run from several\n"
+	"replicas at once). Connects as ARBITER_MIGRATE_DATABASE_URL (the schema's\n"
+	"owner) when set, else ARBITER_DATABASE_URL. With --grant ROLE (or\n"
+	"ARBITER_RUNTIME_ROLE) grants ROLE the service's privileges and no more.\n";
+
+static const char verify_usage[] =
+	"usage: arbiter verify [--checkpoints FILE --public-key PEM [--public-key PEM]...]\n"
+	"\n"
+	"Walk every case's audit hash chain, then replay each case's row and armed\n"
+	"deadlines from its events; exit 1 naming the first difference. With\n"
+	"--checkpoints, also check each signed checkpoint in FILE (a copy of the\n"
+	"ARBITER_CHECKPOINT_LOG) with the public keys given.\n";
+
+static const char checkpoint_key_usage[] =
+	"usage: arbiter checkpoint-key --out FILE | --public FILE\n"
+	"\n"
+	"--out makes an Ed25519 checkpoint signing key in FILE (mode 0600, never\n"
+	"overwritten) and prints its public key; --public prints the public half of\n"
+	"the key in FILE.\n";
+
+static const char version_usage[] =
+	"usage: arbiter version (or arbiter --version)\n"
+	"\n"
+	"Print the version and the git commit it was built from.\n";
+
+static bool is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+/* Exit status 2 with the subcommand's usage on stderr: what a typo gets. */
+static int bad_usage(const char *cmd, const char *what, const char *arg, const char *text)
+{
+	fprintf(stderr, "arbiter %s: %s '%s'\n%s", cmd, what, arg, text);
+	return 2;
+}
+
+/* argv[from..] of a subcommand that takes no arguments: 0 to run it, else
+ * the exit status (0 after --help, 2 after anything else). */
+static int no_args(const char *cmd, int argc, char **argv, int from, const char *text, bool *run)
+{
+	*run = false;
+	for (int i = from; i < argc; i++)
+		if (is_help(argv[i])) {
+			fputs(text, stdout);
+			return 0;
+		}
+	if (from < argc)
+		return bad_usage(cmd, argv[from][0] == '-' ? "unknown argument" : "unexpected argument",
+				 argv[from], text);
+	*run = true;
+	return 0;
+}
 
 static int load_config(ar_config *cfg, bool need_db)
 {
@@ -69,11 +136,19 @@ static int cmd_migrate(int argc, char **argv)
 	int rc;
 
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--grant") == 0 && i + 1 < argc) {
+		if (is_help(argv[i])) {
+			fputs(migrate_usage, stdout);
+			return 0;
+		}
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--grant") == 0) {
+			if (i + 1 >= argc || !argv[i + 1][0] || argv[i + 1][0] == '-')
+				return bad_usage("migrate", "missing ROLE after", argv[i], migrate_usage);
 			role = argv[++i];
 		} else {
-			fprintf(stderr, "arbiter migrate: unknown argument '%s'\n%s", argv[i], usage);
-			return 2;
+			return bad_usage("migrate", argv[i][0] == '-' ? "unknown argument" : "unexpected argument",
+					 argv[i], migrate_usage);
 		}
 	}
 	if (owner_url && *owner_url) {
@@ -112,14 +187,20 @@ static int cmd_verify(int argc, char **argv)
 	int rc;
 
 	for (int i = 2; i < argc; i++) {
+		if (is_help(argv[i])) {
+			fputs(verify_usage, stdout);
+			return 0;
+		}
+	}
+	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--checkpoints") == 0 && i + 1 < argc && !file) {
 			file = argv[++i];
 		} else if (strcmp(argv[i], "--public-key") == 0 && i + 1 < argc &&
 			   n_pubs < MAX_PUBLIC_KEYS) {
 			pubs[n_pubs++] = argv[++i];
 		} else {
-			fprintf(stderr, "arbiter verify: unexpected argument '%s'\n%s", argv[i], usage);
-			return 2;
+			return bad_usage("verify", argv[i][0] == '-' ? "unknown argument" :
+					 "unexpected argument", argv[i], verify_usage);
 		}
 	}
 	if (!file != !n_pubs) {
@@ -142,12 +223,18 @@ static int cmd_checkpoint_key(int argc, char **argv)
 	char msg[512], *pem = NULL;
 	int rc = 2;
 
+	for (int i = 2; i < argc; i++) {
+		if (is_help(argv[i])) {
+			fputs(checkpoint_key_usage, stdout);
+			return 0;
+		}
+	}
 	if (argc == 4 && strcmp(argv[2], "--out") == 0) {
 		out = argv[3];
 	} else if (argc == 4 && strcmp(argv[2], "--public") == 0) {
 		pub = argv[3];
 	} else {
-		fputs("usage: arbiter checkpoint-key --out FILE | --public FILE\n", stderr);
+		fputs(checkpoint_key_usage, stderr);
 		return 2;
 	}
 	k = out ? ckpt_key_generate(msg, sizeof(msg)) : ckpt_key_load(pub, false, msg, sizeof(msg));
@@ -260,7 +347,8 @@ static int cmd_serve(void)
 		rc = 1;
 		goto done;
 	}
-	snprintf(msg, sizeof(msg), "%s:%u", app.cfg.listen_host, app.cfg.listen_port);
+	snprintf(msg, sizeof(msg), strchr(app.cfg.listen_host, ':') ? "[%s]:%u" : "%s:%u",
+		 app.cfg.listen_host, app.cfg.listen_port);
 	log_kv(LOG_INFO, "serving", "listen", msg, "version", ARBITER_VERSION,
 	       "policy", policy_version(app.policy), NULL);
 
@@ -306,57 +394,98 @@ static const char keys_usage[] =
 	"has exactly one --shop; other keys without --shop see every shop (e.g. the\n"
 	"marketplace's own frontend). The key is printed once; only its hash is stored.\n";
 
+/* What `keys create` was asked for, parsed before any database is opened. */
+typedef struct {
+	const char *role, *name;
+	char shops[1100];
+	bool senior;
+} key_request;
+
+/* 0: parsed; else the exit status (2: bad usage). */
+static int parse_key_create(int argc, char **argv, key_request *kr)
+{
+	size_t pos = 0;
+
+	memset(kr, 0, sizeof(*kr));
+	for (int i = 3; i < argc; i++) {
+		const char *a = argv[i];
+		bool takes = strcmp(a, "--role") == 0 || strcmp(a, "--name") == 0 ||
+			     strcmp(a, "--shop") == 0;
+
+		if (takes && (i + 1 >= argc || !argv[i + 1][0] || argv[i + 1][0] == '-'))
+			return bad_usage("keys create", "missing value after", a, keys_usage);
+		if (strcmp(a, "--role") == 0) {
+			kr->role = argv[++i];
+		} else if (strcmp(a, "--name") == 0) {
+			kr->name = argv[++i];
+		} else if (strcmp(a, "--shop") == 0) {
+			const char *shop = argv[++i];
+			if (pos + strlen(shop) + 2 >= sizeof(kr->shops))
+				return bad_usage("keys create", "too many shops at", shop, keys_usage);
+			pos += (size_t)snprintf(kr->shops + pos, sizeof(kr->shops) - pos, "%s%s",
+						pos ? "," : "", shop);
+		} else if (strcmp(a, "--senior") == 0) {
+			kr->senior = true;
+		} else {
+			return bad_usage("keys create", a[0] == '-' ? "unknown argument" : "unexpected argument",
+					 a, keys_usage);
+		}
+	}
+	if (!kr->role)
+		return bad_usage("keys create", "missing", "--role", keys_usage);
+	if (!kr->name)
+		return bad_usage("keys create", "missing", "--name", keys_usage);
+	return 0;
+}
+
 static int cmd_keys(int argc, char **argv)
 {
 	ar_config cfg;
 	store *db = NULL;
 	ar_err err;
-	int rc = load_config(&cfg, true);
+	key_request kr;
 	const char *sub = argc > 2 ? argv[2] : "";
+	int rc;
 
-	if (rc)
-		return rc;
-	if (strcmp(sub, "create") && strcmp(sub, "list") && strcmp(sub, "revoke")) {
-		fputs(keys_usage, strcmp(sub, "--help") && strcmp(sub, "help") ? stderr : stdout);
-		return strcmp(sub, "--help") && strcmp(sub, "help") ? 2 : 0;
+	for (int i = 2; i < argc; i++) {
+		if (is_help(argv[i]) || (i == 2 && strcmp(argv[i], "help") == 0)) {
+			fputs(keys_usage, stdout);
+			return 0;
+		}
 	}
+	if (!*sub) {
+		fprintf(stderr, "arbiter keys: missing create, list or revoke\n%s", keys_usage);
+		return 2;
+	}
+	if (strcmp(sub, "create") == 0) {
+		if ((rc = parse_key_create(argc, argv, &kr)))
+			return rc;
+	} else if (strcmp(sub, "list") == 0) {
+		if (argc > 3)
+			return bad_usage("keys list", argv[3][0] == '-' ? "unknown argument" : "unexpected argument",
+					 argv[3], keys_usage);
+	} else if (strcmp(sub, "revoke") == 0) {
+		if (argc < 4 || argv[3][0] == '-')
+			return bad_usage("keys revoke", "expected KEY_ID, got", argc < 4 ? "" : argv[3],
+					 keys_usage);
+		if (argc > 4)
+			return bad_usage("keys revoke", "unexpected argument", argv[4], keys_usage);
+	} else {
+		return bad_usage("keys", "unknown subcommand", sub, keys_usage);
+	}
+	if ((rc = load_config(&cfg, true)))
+		return rc;
 	db = store_open(cfg.database_url, 1);
 	if (!db)
 		return 1;
 	ar_err_init(&err);
 	rc = 1;
 	if (strcmp(sub, "create") == 0) {
-		const char *role = NULL, *name = NULL;
-		char shops[1100] = "", key[96], id[AUTH_ID_LEN + 1];
-		size_t pos = 0;
-		bool senior = false;
-		for (int i = 3; i < argc; i++) {
-			if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
-				role = argv[++i];
-			} else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
-				name = argv[++i];
-			} else if (strcmp(argv[i], "--shop") == 0 && i + 1 < argc) {
-				i++;
-				if (pos + strlen(argv[i]) + 2 < sizeof(shops))
-					pos += (size_t)snprintf(shops + pos, sizeof(shops) - pos, "%s%s",
-								pos ? "," : "", argv[i]);
-			} else if (strcmp(argv[i], "--senior") == 0) {
-				senior = true;
-			} else {
-				fprintf(stderr, "arbiter keys create: unexpected '%s'\n%s", argv[i], keys_usage);
-				rc = 2;
-				goto done;
-			}
-		}
-		if (!role || !name) {
-			fputs(keys_usage, stderr);
-			rc = 2;
-			goto done;
-		}
-		if (!auth_key_create(db, role, shops, name, senior, key, sizeof(key), id, &err))
+		char key[96], id[AUTH_ID_LEN + 1];
+		if (!auth_key_create(db, kr.role, kr.shops, kr.name, kr.senior, key, sizeof(key), id, &err))
 			goto fail;
 		printf("%s\n", key);
-		fprintf(stderr, "created key %s (role %s); store it now, it is not shown again\n", id, role);
+		fprintf(stderr, "created key %s (role %s); store it now, it is not shown again\n", id, kr.role);
 	} else if (strcmp(sub, "list") == 0) {
 		json_t *items;
 		size_t i;
@@ -377,11 +506,6 @@ static int cmd_keys(int argc, char **argv)
 		}
 		json_decref(items);
 	} else {
-		if (argc < 4) {
-			fputs(keys_usage, stderr);
-			rc = 2;
-			goto done;
-		}
 		if (!store_key_revoke(db, argv[3], &err))
 			goto fail;
 		printf("revoked %s\n", argv[3]);
@@ -397,32 +521,40 @@ done:
 	return rc;
 }
 
+static int cmd_version(void)
+{
+	printf("arbiter %s (commit %s)\n", ARBITER_VERSION, ARBITER_COMMIT);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "serve";
+	bool run;
+	int rc;
 
 	if (strcmp(cmd, "keys") == 0)
 		return cmd_keys(argc, argv);
-	if (argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (strcmp(cmd, "serve") == 0)
-		return cmd_serve();
 	if (strcmp(cmd, "migrate") == 0)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(argc, argv);
 	if (strcmp(cmd, "checkpoint-key") == 0)
 		return cmd_checkpoint_key(argc, argv);
-	if (strcmp(cmd, "version") == 0) {
-		printf("arbiter %s (%s)\n", ARBITER_VERSION, ARBITER_COMMIT);
-		return 0;
+	if (strcmp(cmd, "help") == 0 || is_help(cmd)) {
+		rc = no_args("help", argc, argv, 2, usage, &run);
+		if (run)
+			fputs(usage, stdout);
+		return rc;
 	}
-	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-		fputs(usage, stdout);
-		return 0;
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		rc = no_args("version", argc, argv, 2, version_usage, &run);
+		return run ? cmd_version() : rc;
 	}
-	fprintf(stderr, "arbiter: unknown command '%s'\n%s", cmd, usage);
+	if (strcmp(cmd, "serve") == 0) {
+		rc = no_args("serve", argc, argv, 2, serve_usage, &run);
+		return run ? cmd_serve() : rc;
+	}
+	fprintf(stderr, "arbiter: unknown %s '%s'\n%s", cmd[0] == '-' ? "option" : "command", cmd, usage);
 	return 2;
 }

@@ -111,7 +111,7 @@ static struct {
 	counter throttled[METRICS_THROTTLE__COUNT];
 	counter shed[METRICS_SHED__COUNT];
 	gauge connections;
-	histogram http_dur[N_ROUTES];
+	histogram http_dur[N_ROUTES][N_METHODS];
 	_Atomic(const char *) route_name[N_ROUTES];
 
 	_Atomic bool cases_set;
@@ -181,13 +181,13 @@ void metrics_http(int route, const char *tmpl, route_method method, int status,
 		  double seconds)
 {
 	size_t r = route >= 0 && route < METRICS_MAX_ROUTES ? (size_t)route : METRICS_MAX_ROUTES;
+	size_t m = method_index(method);
 
 	if (r < METRICS_MAX_ROUTES && tmpl)
 		atomic_store_explicit(&M.route_name[r], tmpl, RELAXED);
 
-	atomic_fetch_add_explicit(&M.http[r][method_index(method)][status_index(status)], 1,
-				  RELAXED);
-	observe(&M.http_dur[r], http_bounds, N_HTTP_B, seconds);
+	atomic_fetch_add_explicit(&M.http[r][m][status_index(status)], 1, RELAXED);
+	observe(&M.http_dur[r][m], http_bounds, N_HTTP_B, seconds);
 }
 
 void metrics_http_throttled(metrics_throttle scope)
@@ -392,10 +392,11 @@ static void reset_labels(label_table *t)
 void metrics_reset(void)
 {
 	for (size_t r = 0; r < N_ROUTES; r++) {
-		for (size_t m = 0; m < N_METHODS; m++)
+		for (size_t m = 0; m < N_METHODS; m++) {
 			for (size_t s = 0; s < N_STATUS; s++)
 				atomic_store_explicit(&M.http[r][m][s], 0, RELAXED);
-		reset_hist(&M.http_dur[r]);
+			reset_hist(&M.http_dur[r][m]);
+		}
 	}
 	for (size_t i = 0; i < METRICS_THROTTLE__COUNT; i++)
 		atomic_store_explicit(&M.throttled[i], 0, RELAXED);
@@ -583,15 +584,17 @@ static void render_all(textbuf *b)
 			}
 
 	family(b, "arbiter_http_request_duration_seconds", "histogram",
-	       "Time from the first byte of a request to its response being queued, by route template.");
-	for (size_t r = 0; r < N_ROUTES; r++) {
-		if (!hist_total(&M.http_dur[r]))
-			continue;
-		/* Route templates hold no \ " or newline. */
-		snprintf(labels, sizeof(labels), "route=\"%s\",", route_label(r));
-		render_hist(b, "arbiter_http_request_duration_seconds", labels, &M.http_dur[r],
-			    http_bounds, N_HTTP_B);
-	}
+	       "Time from the first byte of a request to its response being queued, by route template and method.");
+	for (size_t r = 0; r < N_ROUTES; r++)
+		for (size_t m = 0; m < N_METHODS; m++) {
+			if (!hist_total(&M.http_dur[r][m]))
+				continue;
+			/* Route templates hold no \ " or newline. */
+			snprintf(labels, sizeof(labels), "route=\"%s\",method=\"%s\",", route_label(r),
+				 method_names[m]);
+			render_hist(b, "arbiter_http_request_duration_seconds", labels,
+				    &M.http_dur[r][m], http_bounds, N_HTTP_B);
+		}
 
 	family(b, "arbiter_http_throttled_total", "counter",
 	       "Requests refused with 429 by a rate limit, by scope (key or address).");

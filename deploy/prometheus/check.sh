@@ -28,7 +28,8 @@
 #     PromQL parser (as recording rules).
 #   - the linter and the structure checks refuse deliberately broken inputs.
 #
-# One line per check (PASS/FAIL/SKIP), then "prometheus-check: N passed, N failed".
+# One line per check (PASS/FAIL/SKIP), then "prometheus-check: N passed, N failed";
+# with CI=true every SKIP counts as failed.
 # Needs /usr/bin/python3 with python3-yaml, cc, libjansson-dev (make deps).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -161,6 +162,8 @@ def _():
         assert fam["help"], f"family {fname} has no HELP"
     # Every histogram family's parts are known by their sample names.
     assert "arbiter_sla_firing_lag_seconds_bucket" in KNOWN
+    # Prometheus writes up{job, instance} for every target it scrapes.
+    KNOWN.setdefault("up", set())
 
 
 @check("promtool check metrics on the exporter's text")
@@ -341,6 +344,21 @@ def _():
 # ---------------------------------------------------------------------------
 
 RULE_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+RUNBOOK = "deploy/runbook.md"
+RUNBOOK_URL = re.compile(r"https://\S+/deploy/runbook\.md#([a-z0-9-]+)")
+
+
+def runbook_sections():
+    """{anchor: text} of deploy/runbook.md's ## sections (GitHub's slugs)."""
+    out, cur = {}, None
+    with open(RUNBOOK) as f:
+        for line in f:
+            if line.startswith("## "):
+                cur = re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+                out[cur] = ""
+            elif cur:
+                out[cur] += line
+    return out
 SEVERITIES = {"page", "ticket"}
 PROM_DURATION = re.compile(r"(?:\d+(?:ms|[smhdwy]))+")
 
@@ -384,6 +402,11 @@ def alert_problems(doc):
             for key in ("summary", "description"):
                 if not isinstance(ann.get(key), str) or not ann[key].strip():
                     problems.append(f"{where}: no {key} annotation")
+            m = RUNBOOK_URL.fullmatch(str(ann.get("runbook_url", "")))
+            if not m:
+                problems.append(f"{where}: runbook_url must be https://.../{RUNBOOK}#<section>")
+            elif len(runbook_sections().get(m.group(1), "").strip()) < 80:
+                problems.append(f"{where}: {RUNBOOK} has no section #{m.group(1)} saying what to do")
             for key, text in ann.items():
                 if str(text).count("{{") != str(text).count("}}"):
                     problems.append(f"{where}: unbalanced template in {key}")
@@ -399,6 +422,8 @@ REQUIRED_ALERTS = {
     "overdue deadlines": "arbiter_sla_oldest_overdue_seconds",
     "5xx ratio": "arbiter_http_requests_total",
     "database errors": "arbiter_db_errors_total",
+    "a target that cannot be scraped": 'up{job="arbiter"} == 0',
+    "no target at all": 'absent(up{job="arbiter"})',
 }
 
 
@@ -420,7 +445,8 @@ def _():
     base = {"groups": [{"name": "g", "rules": [{
         "alert": "Fine", "expr": "arbiter_db_errors_total > 0", "for": "5m",
         "labels": {"severity": "page"},
-        "annotations": {"summary": "s", "description": "d"}}]}]}
+        "annotations": {"summary": "s", "description": "d",
+                        "runbook_url": "https://x.example/deploy/runbook.md#arbiterdatabaseerrors"}}]}]}
     assert not alert_problems(base), alert_problems(base)
     import copy
     mutations = [
@@ -429,6 +455,10 @@ def _():
         ("no severity", lambda r: r.update(labels={})),
         ("bad severity", lambda r: r.update(labels={"severity": "urgent"})),
         ("no summary", lambda r: r["annotations"].pop("summary")),
+        ("no runbook_url", lambda r: r["annotations"].pop("runbook_url")),
+        ("runbook_url elsewhere", lambda r: r["annotations"].update(runbook_url="https://wiki.example/x")),
+        ("runbook section missing", lambda r: r["annotations"].update(
+            runbook_url="https://x.example/deploy/runbook.md#arbiternosuchalert")),
         ("unknown key", lambda r: r.update(expression="x")),
         ("unknown metric", lambda r: r.update(expr="arbiter_db_error_total > 0")),
         ("broken template", lambda r: r["annotations"].update(summary="{{ $value ")),
@@ -453,6 +483,54 @@ rule_files:
   - @ALERTS@
 evaluation_interval: 1m
 tests:
+  - name: target down
+    interval: 1m
+    input_series:
+      # x stops answering at 2m; y keeps answering; another job's target is down
+      - series: 'up{job="arbiter",instance="x"}'
+        values: '1 1 0x10'
+      - series: 'up{job="arbiter",instance="y"}'
+        values: '1x12'
+      - series: 'up{job="other",instance="z"}'
+        values: '0x12'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: ArbiterTargetDown
+        exp_alerts: []
+      - eval_time: 5m
+        alertname: ArbiterTargetDown
+        exp_alerts:
+          - exp_labels: {severity: page, job: arbiter, instance: x}
+            exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitertargetdown"
+              summary: "arbiter on x cannot be scraped"
+              description: "Prometheus has failed to scrape x (job arbiter) for 2 minutes. While it is down this replica serves nothing and fires no deadlines."
+      - eval_time: 10m
+        alertname: ArbiterTargetMissing
+        exp_alerts: []
+  - name: target missing
+    interval: 1m
+    input_series:
+      # the arbiter target disappears after 3m (scaled to 0, or no longer selected)
+      - series: 'up{job="arbiter",instance="x"}'
+        values: '1 1 1 1'
+      - series: 'up{job="other",instance="z"}'
+        values: '1x15'
+    alert_rule_test:
+      - eval_time: 3m
+        alertname: ArbiterTargetMissing
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: ArbiterTargetMissing
+        exp_alerts: []
+      - eval_time: 14m
+        alertname: ArbiterTargetMissing
+        exp_alerts:
+          - exp_labels: {severity: page, job: arbiter}
+            exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitertargetmissing"
+              summary: "Prometheus has no arbiter target"
+              description: "There has been no up{job=\"arbiter\"} series for 5 minutes: no replica is being scraped, so every other arbiter alert is blind."
   - name: sla firing lag
     interval: 1m
     input_series:
@@ -482,6 +560,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: page, job: a}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbiterslafiringlaghigh"
               summary: "SLA deadlines fire late (p99 lag 2.485s)"
               description: "The 99th percentile of the delay between a deadline's due time and its firing has been above 1s for 5 minutes in job a. Automatic refunds and acceptances are going out late: check the scheduler thread, the database (arbiter_db_query_duration_seconds) and the pool."
   - name: overdue deadlines
@@ -503,6 +582,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: page, job: a}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitersladeadlinesoverdue"
               summary: "A deadline is 5m 0s overdue"
               description: "The oldest due deadline in job a has waited more than 60s without firing. Cases are not moving on expiry (automatic refunds, closures). Check /readyz, the scheduler's logs and database errors."
   - name: breaches
@@ -521,6 +601,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: ticket, job: a, deadline: arbitration}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbiterslabreaches"
               summary: "SLA breached: arbitration"
               description: "1 arbitration deadline(s) were breached in the last 15 minutes in job a. The cases wait for a human decision; find them with GET /v1/cases?state=in_arbitration."
       - eval_time: 24m
@@ -549,6 +630,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: page, job: a}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbiterhttp5xxratiohigh"
               summary: "2.913% of arbiter requests fail with 5xx"
               description: "More than 1% of the HTTP requests of job a have been answered with a 5xx status for 5 minutes. 503 usually means the database is unreachable or the pool is exhausted; see arbiter_db_errors_total and arbiter_db_pool_connections."
   - name: database
@@ -573,6 +655,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: ticket, job: a, instance: x}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbiterdatabaseerrors"
               summary: "arbiter database errors on x"
               description: "x (a) has been getting database errors for 2 minutes (0.0167 per second). Check PostgreSQL's availability, connection limits and the service log."
       - eval_time: 6m
@@ -583,6 +666,7 @@ tests:
         exp_alerts:
           - exp_labels: {severity: ticket, job: a, instance: x}
             exp_annotations:
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbiterdatabasepoolbroken"
               summary: "arbiter has broken database connections on x"
               description: "2 pooled connection(s) of x have been broken for 5 minutes; requests that need them wait or fail."
   - name: calendar running out
@@ -809,13 +893,20 @@ def _():
     assert cp.returncode == 0, cp.stdout + cp.stderr
 
 
+# In CI (CI=true) a check that could not run is a failure: make deps
+# installs every tool these checks need.
+CI = os.environ.get("CI", "").lower() == "true"
 passed = sum(1 for r in results if r[0] == "PASS")
-failed = sum(1 for r in results if r[0] == "FAIL")
+skipped = sum(1 for r in results if r[0] == "SKIP")
+failed = sum(1 for r in results if r[0] == "FAIL") + (skipped if CI else 0)
 for status, name, msg in results:
     print(f"{status} {name}" + (f": {msg}" if status == "SKIP" else ""))
     if status == "FAIL":
         for line in msg.rstrip().splitlines():
             print(f"    {line}")
+if skipped:
+    print(f"prometheus-check: {skipped} skipped" + (" (CI=true: counted as failed)" if CI else
+          " (a skip is not a check: make deps installs promtool; CI=true fails them)"))
 print(f"prometheus-check: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)
 PY

@@ -20,6 +20,10 @@ typedef struct ar_req ar_req;
 /* Request accessors (valid during the handler). */
 const char *req_header(ar_req *r, const char *name);
 const char *req_query(ar_req *r, const char *name);
+/* false (err: 400 unknown-parameter, a field /query/NAME each) when the
+ * query names a parameter outside allowed (NULL-terminated): a typo such
+ * as ?stat=closed must not silently list everything. */
+bool req_query_known(ar_req *r, const char *const *allowed, ar_err *err) AR_MUSTCHECK;
 const char *req_body(ar_req *r, size_t *len);
 const char *req_param(ar_req *r, size_t i);     /* path parameter i */
 ar_app *req_app(ar_req *r);

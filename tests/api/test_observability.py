@@ -65,6 +65,12 @@ def test_metrics_move_through_a_case_life(make_db, make_server):
     fams = scrape(s)
     assert not [lab for lab, _ in promparse.series(fams, "arbiter_http_requests_total")
                 if case["id"] in lab["route"]]
+    # latency by route template and method (issue 22): one series each
+    dur = "arbiter_http_request_duration_seconds_count"
+    assert val(fams, dur, route="/v1/cases", method="POST") == 1
+    assert val(fams, dur, route="/v1/cases/{id}", method="GET") == 1
+    assert val(fams, dur, route="/v1/cases/{id}", method="POST") == 0
+    assert not [lab for lab, _ in promparse.series(fams, dur) if set(lab) != {"route", "method"}]
 
     # The seller stays silent: the scheduler refunds (policy: 2 s).
     fired = wait_for("the automatic refund", lambda: (lambda f: f if val(

@@ -273,7 +273,7 @@ def _promtool():
                          "arbiter", "promtool", "promtool")  # deploy/prometheus/check.sh --fetch-promtool
     p = os.environ.get("PROMTOOL") or shutil.which("promtool") or (cache if os.access(cache, os.X_OK) else None)
     if not p:
-        pytest.skip("promtool not found (set PROMTOOL, or run deploy/prometheus/check.sh --fetch-promtool)")
+        pytest.fail("promtool not found: make deps installs it (Debian's prometheus); or set PROMTOOL")
     return p
 
 

@@ -360,28 +360,30 @@ static void test_http(void **state)
 	/* Only observed series. */
 	assert_null(strstr(t, "status=\"500\""));
 	assert_null(strstr(t, "route=\"/v1/keys\""));
-	/* Duration by route only. */
-	assert_true(has_line(t, "arbiter_http_request_duration_seconds_count{route=\"/v1/cases/{id}\"} 3"));
-	assert_true(has_line(t, "arbiter_http_request_duration_seconds_bucket{route=\"/v1/cases/{id}\",le=\"0.001\"} 1"));
-	assert_true(has_line(t, "arbiter_http_request_duration_seconds_bucket{route=\"/v1/cases/{id}\",le=\"0.0025\"} 3"));
-	assert_true(has_line(t, "arbiter_http_request_duration_seconds_sum{route=\"/v1/cases/{id}\"} 0.005000000"));
-	assert_true(has_line(t, "arbiter_http_request_duration_seconds_count{route=\"unmatched\"} 2"));
+	/* Duration by route and method, whatever the status. */
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_count{route=\"/v1/cases/{id}\",method=\"GET\"} 3"));
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_bucket{route=\"/v1/cases/{id}\",method=\"GET\",le=\"0.001\"} 1"));
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_bucket{route=\"/v1/cases/{id}\",method=\"GET\",le=\"0.0025\"} 3"));
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_sum{route=\"/v1/cases/{id}\",method=\"GET\"} 0.005000000"));
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_count{route=\"unmatched\",method=\"other\"} 2"));
+	assert_true(has_line(t, "arbiter_http_request_duration_seconds_count{route=\"/v1/cases\",method=\"POST\"} 1"));
+	assert_null(strstr(t, "arbiter_http_request_duration_seconds_count{route=\"/v1/cases/{id}\",method=\"POST\"}"));
 	free(t);
 }
 
 static void test_histogram_edges(void **state)
 {
 	static const char *const want[] = {
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0005\"} 3",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.001\"} 3",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.0025\"} 3",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.005\"} 4",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"0.01\"} 5",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"5\"} 5",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"10\"} 6",
-		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",le=\"+Inf\"} 7",
-		"arbiter_http_request_duration_seconds_sum{route=\"/healthz\"} 21.010500100",
-		"arbiter_http_request_duration_seconds_count{route=\"/healthz\"} 7",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.0005\"} 3",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.001\"} 3",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.0025\"} 3",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.005\"} 4",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"0.01\"} 5",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"5\"} 5",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"10\"} 6",
+		"arbiter_http_request_duration_seconds_bucket{route=\"/healthz\",method=\"GET\",le=\"+Inf\"} 7",
+		"arbiter_http_request_duration_seconds_sum{route=\"/healthz\",method=\"GET\"} 21.010500100",
+		"arbiter_http_request_duration_seconds_count{route=\"/healthz\",method=\"GET\"} 7",
 	};
 	char *t;
 
@@ -671,12 +673,13 @@ static void test_threads(void **state)
 		char series[128];
 		for (int r = 0; r <= RT__COUNT; r++) {
 			double v;
-			snprintf(series, sizeof(series), "arbiter_http_request_duration_seconds_count{route=\"%s\"}",
+			snprintf(series, sizeof(series), "arbiter_http_request_duration_seconds_count{route=\"%s\",method=\"GET\"}",
 				 r < RT__COUNT ? rt_tmpl[r] : "unmatched");
 			v = value_of(t, series);
 			assert_true(v > 0);
 			sum += v;
 		}
+		sum += value_of(t, "arbiter_http_request_duration_seconds_count{route=\"/v1/cases\",method=\"POST\"}");
 		/* + the POST /v1/cases observations */
 		assert_true(sum == (double)(2 * total));
 	}
