@@ -29,7 +29,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke bench-cold bench-wheel profile fuzz fuzz-long lint clean
+        valgrind-test ha-test bench bench-smoke bench-cold bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -39,7 +39,7 @@ build: $(B)/arbiter
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev \
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
            python3-pytest python3-jsonschema python3-yaml curl wrk xxd valgrind \
-           chromium systemd
+           chromium systemd patroni etcd-server pgbouncer haproxy
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -143,6 +143,13 @@ api-test: build db
 ui-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  sh tests/ui/run.sh
+
+# Two PostgreSQL failovers under load (tests/ha): its own 3-node etcd and
+# Patroni cluster on free loopback ports, started and torn down by the test
+# (no private cluster needed); the whole run is bounded to 5 minutes.
+ha-test: deps build
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter timeout -k 10 300 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/ha
 
 # Static checks: the OpenAPI contract lints clean, the deployment files and
 # the alert rules hold together.

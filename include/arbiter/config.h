@@ -34,6 +34,7 @@ typedef struct {
 	bool metrics_open;        /* /metrics without a key */
 	bool policy_follow;       /* run the policy activated by any replica */
 	bool scheduler;           /* fire deadlines here (false: another replica does) */
+	bool db_prepared;         /* named prepared statements (false: unnamed, for poolers) */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

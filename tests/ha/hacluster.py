@@ -304,6 +304,9 @@ max_client_conn = 500
 default_pool_size = 40
 server_check_delay = 0
 server_login_retry = 1
+; with no server to be had (a failover), a client waits this long and then
+; gets an error (the service answers 503) instead of hanging on its pool
+query_wait_timeout = 2
 ignore_startup_parameters = extra_float_digits
 logfile = {d}/pgbouncer.log
 pidfile = {d}/pgbouncer.pid
@@ -350,6 +353,21 @@ pidfile = {d}/pgbouncer.pid
                     return leaders[0]["name"]
             time.sleep(0.5)
         raise HaError(f"cluster not healthy within {timeout}s: {last}\n" + self.logs())
+
+    def wait_everywhere(self, sql: str, timeout: float = 30) -> None:
+        """Until sql answers 1 on every node. libpq tries the next host of a
+        multi-host URL only when it cannot connect, not when the server
+        refuses the login: a role or database a standby has not replayed yet
+        would stop every connect that reaches that standby first."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.nodes)
+        while pending:
+            pending = [n for n in pending if subprocess.run(
+                ["psql", "-X", "-A", "-t", "-d", self.node_url(n), "-c", sql],
+                capture_output=True, text=True, timeout=15).stdout.strip() != "1"]
+            if pending and time.monotonic() > deadline:
+                raise HaError(f"{sql!r} not 1 on {[n.name for n in pending]} within {timeout}s")
+            time.sleep(0.2)
 
     def kill_postmaster(self, name: str) -> int:
         pid = self.node(name).postmaster_pid()
