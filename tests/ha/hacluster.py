@@ -354,6 +354,24 @@ pidfile = {d}/pgbouncer.pid
             time.sleep(0.5)
         raise HaError(f"cluster not healthy within {timeout}s: {last}\n" + self.logs())
 
+    def set_nosync(self, name: str, on: bool) -> None:
+        """Tag a node nosync (never the synchronous standby, so never
+        promoted in synchronous_mode) and reload its Patroni (SIGHUP)."""
+        n = self.node(name)
+        cfg = json.loads((n.dir / "patroni.yml").read_text())
+        cfg["tags"]["nosync"] = on
+        (n.dir / "patroni.yml").write_text(json.dumps(cfg, indent=1))
+        n.proc.send_signal(signal.SIGHUP)
+
+    def wait_sync_standby(self, name: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = {x["name"]: x for x in self.members()}
+            if m.get(name, {}).get("role") == "sync_standby":
+                return
+            time.sleep(0.3)
+        raise HaError(f"{name} not the synchronous standby within {timeout}s: {self.members()}")
+
     def wait_everywhere(self, sql: str, timeout: float = 30) -> None:
         """Until sql answers 1 on every node. libpq tries the next host of a
         multi-host URL only when it cannot connect, not when the server

@@ -264,10 +264,19 @@ def test_two_failovers_under_load(arbiter_bin, cluster, tmp_path):
     report = []
     rounds = []
     try:
+        first = None
         for rnd in (1, 2):
             old = cluster.primary()
             assert old, "no single primary before the kill"
             t_load = time.monotonic()
+            if first:
+                # fail back: the first primary, rewound and streaming again,
+                # is made the one synchronous standby, which Patroni promotes
+                others = [n.name for n in cluster.nodes if n.name not in (old, first)]
+                for o in others:
+                    cluster.set_nosync(o, True)
+                cluster.wait_sync_standby(first)
+            first = first or old
             time.sleep(PHASE_S)
             old_log = cluster.node(old).dir / "patroni.log"
             log_at = old_log.stat().st_size
@@ -291,6 +300,8 @@ def test_two_failovers_under_load(arbiter_bin, cluster, tmp_path):
                 f.seek(log_at)
                 rewound = b"running pg_rewind" in f.read()
             rounds.append((rnd, old, new, t_promoted, t_rejoined, rewound))
+            if rnd == 2:
+                assert new == first, f"the second failover went to {new}, not back to {first}"
             for ln in lanes:
                 fw = ln.first_write_after(t_kill)
                 report.append(
