@@ -231,15 +231,17 @@ int db_acquire(store *s, ar_err *err)
 	return idx;
 }
 
-/* A connection whose server became (or always was) a standby can never
- * write: dropped, the next connect finds the primary again (a multi-host
- * URL with target_session_attrs=read-write). PostgreSQL 14+ reports
- * in_hot_standby on every change; through a pooler it may be absent. */
+/* A connection whose server became (or always was) a standby, or whose
+ * session is read-only, can never write: dropped, the next connect finds
+ * the primary again (a multi-host URL with target_session_attrs=read-write
+ * skips such servers). PostgreSQL 14+ reports both settings on every
+ * change; through a pooler they may be absent. */
 static bool on_standby(PGconn *c)
 {
-	const char *v = PQparameterStatus(c, "in_hot_standby");
+	const char *hs = PQparameterStatus(c, "in_hot_standby");
+	const char *ro = PQparameterStatus(c, "default_transaction_read_only");
 
-	return v && strcmp(v, "on") == 0;
+	return (hs && strcmp(hs, "on") == 0) || (ro && strcmp(ro, "on") == 0);
 }
 
 void db_release(store *s, int idx)
