@@ -203,7 +203,7 @@ profile: deps build db
 
 # Everything CI runs: every step runs even when one fails, each prints its
 # own summary, and the last line counts the steps.
-TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test fuzz bench-smoke
+TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test ha-test fuzz bench-smoke
 test: deps build db
 	@pass=0; fail=0; failed=""; \
 	for t in $(TEST_STEPS); do \
