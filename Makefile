@@ -42,7 +42,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps hardening-check build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test bench bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
+        valgrind-test ha-test bench bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -53,7 +53,8 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
            libssl-dev python3-pytest python3-jsonschema python3-yaml python3-cryptography \
            curl wrk xxd valgrind \
-           chromium systemd binutils prometheus docker-compose shellcheck yamllint
+           chromium systemd binutils prometheus docker-compose shellcheck yamllint \
+           patroni etcd-server pgbouncer haproxy
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -174,6 +175,13 @@ ui-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  sh tests/ui/run.sh
 
+# Two PostgreSQL failovers under load (tests/ha): its own 3-node etcd and
+# Patroni cluster on free loopback ports, started and torn down by the test
+# (no private cluster needed); the whole run is bounded to 5 minutes.
+ha-test: deps build
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter timeout -k 10 300 \
+	  $(PY) -m pytest -q -s -p no:cacheprovider tests/ha
+
 # Static checks: the build is hardened, the OpenAPI contract lints clean and
 # types every event's data (a generated TypeScript client compiles a typed
 # program), the deployment files and the alert rules hold together.
@@ -242,7 +250,7 @@ profile: deps build db
 
 # Everything CI runs: every step runs even when one fails, each prints its
 # own summary, and the last line counts the steps.
-TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test fuzz bench-smoke plan-check
+TEST_STEPS = unit api-test ui-test lint asan-test valgrind-test ha-test fuzz bench-smoke plan-check
 test: deps build db
 	@pass=0; fail=0; failed=""; \
 	for t in $(TEST_STEPS); do \

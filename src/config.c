@@ -206,6 +206,7 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->metrics_open = true;
 	cfg->policy_follow = true;
 	cfg->scheduler = true;
+	cfg->db_prepared = true;
 
 	v = getenv("ARBITER_LISTEN");
 	if (v && *v) {
@@ -288,7 +289,8 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 		return false;
 	if (!env_bool("ARBITER_METRICS_OPEN", &cfg->metrics_open, msg, msglen) ||
 	    !env_bool("ARBITER_POLICY_FOLLOW", &cfg->policy_follow, msg, msglen) ||
-	    !env_bool("ARBITER_SCHEDULER", &cfg->scheduler, msg, msglen))
+	    !env_bool("ARBITER_SCHEDULER", &cfg->scheduler, msg, msglen) ||
+	    !env_bool("ARBITER_DB_PREPARED", &cfg->db_prepared, msg, msglen))
 		return false;
 	return load_access_log(&cfg->access_log, msg, msglen);
 }

@@ -34,6 +34,7 @@ struct store {
 	int64_t next_connect_ms;   /* reconnect backoff while the database is down */
 	int backoff_ms;
 	gc_queue gc;
+	bool unnamed;              /* ARBITER_DB_PREPARED=false */
 };
 
 void db_register(db_stmt *st)
@@ -108,6 +109,16 @@ fail:
 	free(s->conninfo);
 	free(s);
 	return NULL;
+}
+
+void store_use_prepared(store *s, bool on)
+{
+	s->unnamed = !on;
+}
+
+bool db_unnamed(const store *s)
+{
+	return s->unnamed;
 }
 
 void store_close(store *s)
@@ -220,13 +231,26 @@ int db_acquire(store *s, ar_err *err)
 	return idx;
 }
 
+/* A connection whose server became (or always was) a standby, or whose
+ * session is read-only, can never write: dropped, the next connect finds
+ * the primary again (a multi-host URL with target_session_attrs=read-write
+ * skips such servers). PostgreSQL 14+ reports both settings on every
+ * change; through a pooler they may be absent. */
+static bool on_standby(PGconn *c)
+{
+	const char *hs = PQparameterStatus(c, "in_hot_standby");
+	const char *ro = PQparameterStatus(c, "default_transaction_read_only");
+
+	return (hs && strcmp(hs, "on") == 0) || (ro && strcmp(ro, "on") == 0);
+}
+
 void db_release(store *s, int idx)
 {
 	struct slot *sl = &s->slots[idx];
 
 	pthread_mutex_lock(&s->mu);
 	if (sl->conn && (PQstatus(sl->conn) != CONNECTION_OK ||
-			 PQtransactionStatus(sl->conn) != PQTRANS_IDLE)) {
+			 PQtransactionStatus(sl->conn) != PQTRANS_IDLE || on_standby(sl->conn))) {
 		PQfinish(sl->conn);
 		sl->conn = NULL;
 	}
@@ -257,6 +281,13 @@ void db_result_error(PGconn *conn, const PGresult *r, const char *what, ar_err *
 		db_err_unavailable(err, "connection lost");
 		return;
 	}
+	if (state && strcmp(state, "25006") == 0) {
+		/* a write reached a standby: the primary moved (failover) */
+		log_kv(LOG_WARN, "database is read-only", "statement", what, NULL);
+		ar_err_set(err, 503, "database-read-only", "Database unavailable",
+			   "no writable database right now (failover); retry later");
+		return;
+	}
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 		      strcmp(state, "55P03") == 0)) {
 		ar_err_set(err, 503, "database-busy", "Try again",
@@ -273,7 +304,7 @@ bool db_prepare(store *s, int idx, const db_stmt *st, ar_err *err)
 	struct slot *sl = &s->slots[idx];
 	PGresult *r;
 
-	if (sl->prepared & (1u << st->bit))
+	if (s->unnamed || (sl->prepared & (1u << st->bit)))
 		return true;
 	r = PQprepare(sl->conn, st->name, st->sql, 0, NULL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -310,7 +341,9 @@ PGresult *db_exec(store *s, int idx, const db_stmt *st, int n, const char *const
 		return NULL;
 	t0 = db_mono_us();
 	return checked(s, idx, st->name, t0,
-		       PQexecPrepared(s->slots[idx].conn, st->name, n, vals, NULL, NULL, 0), err);
+		       s->unnamed ? PQexecParams(s->slots[idx].conn, st->sql, n, NULL, vals, NULL, NULL, 0)
+				  : PQexecPrepared(s->slots[idx].conn, st->name, n, vals, NULL, NULL, 0),
+		       err);
 }
 
 PGresult *db_exec_sql(store *s, int idx, const char *what, const char *sql, int n,
@@ -416,7 +449,7 @@ static void *warm_slot(void *arg)
 	pthread_mutex_unlock(&s->mu);
 	if (!ok)
 		return NULL;
-	for (unsigned i = 0; i < n_registered; i++) {
+	for (unsigned i = 0; i < n_registered && !s->unnamed; i++) {
 		if (s->slots[idx].prepared & (1u << i))
 			continue;
 		if (!db_prepare(s, idx, registry[i], &err))
@@ -447,7 +480,7 @@ int store_warm(store *s)
 	free(jobs);
 	pthread_mutex_lock(&s->mu);
 	for (int i = 0; i < s->size; i++)
-		ready += s->slots[i].conn && s->slots[i].prepared == all;
+		ready += s->slots[i].conn && (s->unnamed || s->slots[i].prepared == all);
 	pthread_mutex_unlock(&s->mu);
 	return ready;
 }

@@ -66,7 +66,10 @@ static bool pipeline_run(store *s, int idx, gc_job *batch)
 		return false;
 	sent = PQsendQueryParams(c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
 	for (gc_job *j = batch; sent && j; j = j->next)
-		sent = PQsendQueryPrepared(c, j->st->name, j->n, j->vals, NULL, NULL, 0);
+		sent = db_unnamed(s) ? PQsendQueryParams(c, j->st->sql, j->n, NULL, j->vals,
+							 NULL, NULL, 0)
+				     : PQsendQueryPrepared(c, j->st->name, j->n, j->vals,
+							   NULL, NULL, 0);
 	sent = sent && PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) &&
 	       PQpipelineSync(c);
 	if (!sent) {

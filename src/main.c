@@ -300,6 +300,7 @@ static int cmd_serve(void)
 		rc = 1;
 		goto done;
 	}
+	store_use_prepared(app.db, app.cfg.db_prepared);
 	ar_err_init(&err);
 	if (!app_policy_reload(&app, app.cfg.policy_path, false, &err)) {
 		fprintf(stderr, "arbiter: ARBITER_POLICY: %s\n", err.detail);

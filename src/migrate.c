@@ -15,7 +15,8 @@ bool store_ready(store *s, ar_err *err)
 	if (idx < 0)
 		return false;
 	/* unchecked: a missing table is an answer here, not an error */
-	r = PQexec(db_conn(s, idx), "SELECT count(*) FROM schema_migrations");
+	r = PQexec(db_conn(s, idx), "SELECT count(*), current_setting('transaction_read_only') = 'on'"
+		   " FROM schema_migrations");
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (state && strcmp(state, "42P01") == 0)
@@ -23,6 +24,13 @@ bool store_ready(store *s, ar_err *err)
 				   "the database has no migrations applied (run arbiter migrate)");
 		else
 			db_result_error(db_conn(s, idx), r, "ready", err);
+		goto done;
+	}
+	/* ready means writable: a standby (during a failover, or a URL
+	 * without target_session_attrs=read-write) serves no write */
+	if (strcmp(PQgetvalue(r, 0, 1), "t") == 0) {
+		ar_err_set(err, 503, "database-read-only", "Not ready",
+			   "the database is read-only (a standby: no writable primary); retry later");
 		goto done;
 	}
 	if (strtoull(PQgetvalue(r, 0, 0), NULL, 10) < ar_n_migrations) {

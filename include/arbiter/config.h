@@ -47,6 +47,7 @@ typedef struct {
 	bool policy_follow;       /* run the policy activated by any replica */
 	bool scheduler;           /* fire deadlines here (false: another replica does) */
 	ar_access_log_config access_log;
+	bool db_prepared;         /* named prepared statements (false: unnamed, for poolers) */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

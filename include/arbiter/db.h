@@ -42,6 +42,13 @@ void db_register(db_stmt *st);
  * NULL only on OOM; store_close frees it (NULL is fine). */
 store *store_open(const char *conninfo, int pool_size);
 void store_close(store *s);
+/* on (the default): each statement is prepared once per connection and run
+ * by name. off (ARBITER_DB_PREPARED=false): the same SQL is sent with every
+ * call as an unnamed statement, for a pooler in transaction mode (pgbouncer
+ * 1.18), which hands each transaction any server connection, where a name
+ * prepared on another is unknown. Set before the first query. */
+void store_use_prepared(store *s, bool on);
+bool db_unnamed(const store *s);
 /* Opens every pooled connection at once and prepares and plans every
  * registered statement on each, so that the first requests after a start
  * do not pay each backend's cold start. Returns how many connections are
