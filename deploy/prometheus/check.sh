@@ -688,6 +688,7 @@ tests:
             exp_annotations:
               summary: "The working-day calendar ends in -1d 0h 0m 0s"
               description: "The working-day calendar of job b ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitercalendarrunningout"
       - eval_time: 100m
         alertname: ArbiterCalendarRunningOut
         exp_alerts:
@@ -695,10 +696,12 @@ tests:
             exp_annotations:
               summary: "The working-day calendar ends in 59d 0h 0m 0s"
               description: "The working-day calendar of job a ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitercalendarrunningout"
           - exp_labels: {severity: ticket, job: b}
             exp_annotations:
               summary: "The working-day calendar ends in -1d 0h 0m 0s"
               description: "The working-day calendar of job b ends in fewer than 60 days. Working-day deadlines counting past its last year fall back to Monday to Friday (calendar_incomplete). Load the next year's schedule (China: the State Council notice, published around November) with PUT /v1/calendars/{id}."
+              runbook_url: "https://arbiter.example.com/deploy/runbook.md#arbitercalendarrunningout"
 '''
 
 
