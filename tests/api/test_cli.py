@@ -121,9 +121,9 @@ def test_help_matches_readme(arbiter_bin):
     listen = re.search(r"ARBITER_LISTEN \(([^;)]*)", text).group(1)
     assert f"`{listen}`" in next(l for l in readme.splitlines() if l.startswith("| `ARBITER_LISTEN`"))
     # Every subcommand the help lists is in README's list, and the other way round.
-    listed = set(re.findall(r"^  (\w+)  ", text, re.M))
+    listed = set(re.findall(r"^  ([\w-]+)  ", text, re.M))
     para = re.search(r"Subcommands of the one binary:(.*?)\n\n", readme, re.S).group(1)
-    in_readme = set(re.findall(r"`arbiter (\w+)", para))
+    in_readme = set(re.findall(r"`arbiter ([\w-]+)", para))
     assert listed == in_readme, (listed, in_readme)
     keys = run(arbiter_bin, "keys", "--help").stdout
     for sub in ("create", "list", "revoke"):
