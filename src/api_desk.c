@@ -155,9 +155,9 @@ static const char *queue_filter(const char *name)
 		return "c.id IN (SELECT d.case_id FROM case_deadlines d"
 		       " WHERE d.due_at < now() + interval '24 hours')";
 	if (strcmp(name, "overdue") == 0)
-		return Q_OVERDUE;
+		return "c.id IN (SELECT d.case_id FROM case_deadlines d WHERE d.due_at <= now())";
 	if (strcmp(name, "breached") == 0)
-		return Q_BREACHED;
+		return "c.id IN (SELECT e.case_id FROM case_events e WHERE e.action = 'sla.breached')";
 	if (strcmp(name, "manual_review") == 0)
 		return Q_MANUAL_REVIEW;
 	if (strcmp(name, "major_complaints") == 0)

@@ -50,10 +50,23 @@ def statement(name):
     return registered(os.path.join(REPO, "src"), name)
 
 
+def c_source(path):
+    """src/path with its string macros (`#define NAME "..." "..."`) written
+    out where they are used, so that c_literals reads through them."""
+    src = open(os.path.join(REPO, "src", path), encoding="utf-8").read()
+    macros = {}
+    for m in re.finditer(r'^#define ([A-Z][A-Z0-9_]*)[ \t]+((?:\\\n)?(?:[ \t]*"(?:[^"\\\n]|\\.)*"[ \t]*(?:\\\n)?)+)$',
+                         src, re.M):
+        macros[m.group(1)] = m.group(2).replace("\\\n", " ")
+    for name, text in macros.items():
+        src = re.sub(r"(?<!#define )\b%s\b" % name, lambda _m: text, src)
+    return src
+
+
 def c_string(path, var):
     """The text of a `static const char var[] = "..." "...";` in src/."""
     from report import c_literals
-    src = open(os.path.join(REPO, "src", path), encoding="utf-8").read()
+    src = c_source(path)
     m = re.search(re.escape(var) + r"\[\]\s*=", src)
     if not m:
         raise SystemExit("plans: %s not found in src/%s" % (var, path))
@@ -146,7 +159,7 @@ def desk_queries():
     """api_queue()'s statement for each queue and api_stats()'s, from
     src/api_desk.c."""
     from report import c_literals
-    src = open(os.path.join(REPO, "src", "api_desk.c"), encoding="utf-8").read()
+    src = c_source("api_desk.c")
     m = re.search(r"snprintf\(sql, sizeof\(sql\),", src)
     tmpl = " ".join(c_literals(src, m.end())[0].split())
     queues = {}

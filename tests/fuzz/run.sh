@@ -49,9 +49,9 @@ mkdir -p "$OUT"
 # The sources and libraries each harness needs, listed explicitly.
 sources() {
 	case $1 in
-	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c src/casefsm.c" ;;
+	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c src/casefsm.c src/workcal.c" ;;
 	router) echo "src/router.c" ;;
-	policy) echo "src/policy.c src/model.c src/timeutil.c src/casefsm.c" ;;
+	policy) echo "src/policy.c src/model.c src/timeutil.c src/casefsm.c src/workcal.c" ;;
 	cursor) echo "src/cursor.c" ;;
 	esac
 }
