@@ -5,12 +5,13 @@
 #include "arbiter/chaincheck.h"
 #include "arbiter/db.h"
 
-/* One of verify's queries, its result replacing *r (the caller clears the
- * last); false, printed, on an error. */
-static bool verify_query(PGconn *c, const char *sql, PGresult **r, FILE *out)
+/* One of verify's queries with its n parameters, its result replacing *r
+ * (the caller clears the last); false, printed, on an error. */
+static bool verify_query(PGconn *c, const char *sql, int n, const char *const *vals,
+			 PGresult **r, FILE *out)
 {
 	PQclear(*r);
-	*r = PQexec(c, sql);
+	*r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
 	if (PQresultStatus(*r) == PGRES_TUPLES_OK)
 		return true;
 	fprintf(out, "verify: %s", PQresultErrorMessage(*r));
@@ -27,11 +28,9 @@ int store_verify(const char *conninfo, FILE *out)
 		fprintf(out, "verify: cannot connect: %s", PQerrorMessage(c));
 		goto done;
 	}
-	r = PQexecParams(c, AR_CHAIN_CHECK_SQL, 1, NULL, (const char *const[]){ NULL }, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		fprintf(out, "verify: %s", PQresultErrorMessage(r));
+	/* the chain check of every case: its $1 (one case) is NULL */
+	if (!verify_query(c, AR_CHAIN_CHECK_SQL, 1, (const char *const[]){ NULL }, &r, out))
 		goto done;
-	}
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s event seq %s: %s\n", PQgetvalue(r, 0, 0),
 			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
@@ -39,7 +38,7 @@ int store_verify(const char *conninfo, FILE *out)
 		goto done;
 	}
 	if (!verify_query(c, "SELECT c.id FROM cases c WHERE NOT EXISTS"
-		      " (SELECT 1 FROM case_events e WHERE e.case_id = c.id) LIMIT 1", &r, out))
+		      " (SELECT 1 FROM case_events e WHERE e.case_id = c.id) LIMIT 1", 0, NULL, &r, out))
 		goto done;
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s has no events\n", PQgetvalue(r, 0, 0));
@@ -72,7 +71,7 @@ int store_verify(const char *conninfo, FILE *out)
 		"  FROM cases c JOIN ev ON ev.case_id = c.id"
 		" WHERE c.state IS DISTINCT FROM ev.state OR c.version <> ev.n_main"
 		"    OR c.refund_cents IS DISTINCT FROM ev.refund"
-		" ORDER BY c.id LIMIT 1", &r, out))
+		" ORDER BY c.id LIMIT 1", 0, NULL, &r, out))
 		goto done;
 	if (PQntuples(r) > 0) {
 		fprintf(out, "verify: BROKEN case %s: its row's %s is %s\n", PQgetvalue(r, 0, 0),
@@ -83,7 +82,8 @@ int store_verify(const char *conninfo, FILE *out)
 	/* armed deadlines: only those the state machine arms in the case's
 	 * state, armed no later than its version */
 	if (!verify_query(c, "SELECT c.id, c.kind, c.state, d.name, d.armed_version > c.version"
-		      "  FROM case_deadlines d JOIN cases c ON c.id = d.case_id ORDER BY c.id", &r, out))
+		      "  FROM case_deadlines d JOIN cases c ON c.id = d.case_id ORDER BY c.id",
+			  0, NULL, &r, out))
 		goto done;
 	for (int i = 0; i < PQntuples(r); i++) {
 		ar_kind kind;
@@ -103,7 +103,7 @@ int store_verify(const char *conninfo, FILE *out)
 		}
 	}
 	if (!verify_query(c, "SELECT (SELECT count(*) FROM cases), (SELECT count(*) FROM case_events)",
-			  &r, out))
+			  0, NULL, &r, out))
 		goto done;
 	fprintf(out, "verify: ok: %s cases, %s events, every chain intact, every case row"
 		" and deadline what its events made it\n",
