@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import os
 import secrets
 import shutil
@@ -437,14 +438,33 @@ pidfile = {d}/pgbouncer.pid
     # ---- logs ----
     @staticmethod
     def tail(p: Path, n: int = 30) -> str:
+        """The last n of Patroni's own lines in p. Tracebacks are left out:
+        HAProxy closes every health check with a reset, and the traceback
+        Patroni logs for each would push its decisions out of sight."""
         try:
             lines = p.read_text(errors="replace").splitlines()
         except OSError:
             return f"(no {p})"
-        return f"--- {p}:\n" + "\n".join(lines[-n:])
+        own: list[str] = []
+        runs: list[int] = []
+        for ln in lines:
+            if not _PATRONI_LINE.match(ln):
+                continue
+            # a loop's "no action" line repeats every second: one per run
+            if own and ln[24:] == own[-1][24:]:
+                runs[-1] += 1
+                continue
+            own.append(ln)
+            runs.append(1)
+        out = [ln + (f"  (x{k})" if k > 1 else "") for ln, k in zip(own, runs)]
+        return f"--- {p}:\n" + "\n".join(out[-n:])
 
-    def logs(self, n: int = 20) -> str:
-        return "\n".join(self.tail(x.dir / "patroni.log", n) for x in self.nodes)
+    def logs(self, n: int = 25) -> str:
+        return "\n".join(self.tail(x.dir / "patroni.log", n) for x in self.nodes) \
+            + f"\n--- members: {self.members()}"
+
+
+_PATRONI_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+: ")
 
 
 def _alive(pid: int | None) -> bool:
