@@ -94,6 +94,7 @@ class Lane:
         self.bad: list[str] = []                 # replies the service must never give
         self.statuses: dict[int, int] = {}
         self.readyz: list[tuple[float, int]] = []
+        self.late: dict[str, float] = {}         # case id -> when its accept got deadline-passed
 
     # ---- one request, retried with its Idempotency-Key ----
     def call(self, path: str, body: dict, key: str, headers: dict) -> h.Response | None:
@@ -160,6 +161,10 @@ class Lane:
             if a is not None and a.status == 200:
                 with self.lock:
                     self.accepted[cid] = a.body["version"]
+            elif a is not None and a.status == 409 and \
+                    str(a.body.get("type", "")).endswith("deadline-passed"):
+                with self.lock:
+                    self.late[cid] = time.monotonic()
 
     def poll_readyz(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -184,9 +189,13 @@ class Lane:
             ends = [e for s, e in self.attempt_ok if s >= t]
         return min(ends) - t if ends else None
 
-    def readyz_503_between(self, t0: float, t1: float) -> int:
+    def readyz_between(self, t0: float, t1: float, status: int) -> int:
         with self.lock:
-            return sum(1 for t, st in self.readyz if t0 <= t < t1 and st == 503)
+            return sum(1 for t, st in self.readyz if t0 <= t < t1 and st == status)
+
+    def late_between(self, t0: float, t1: float) -> int:
+        with self.lock:
+            return sum(1 for t in self.late.values() if t0 <= t < t1)
 
 
 def rows(url: str, sql: str) -> list[list[str]]:
@@ -243,6 +252,27 @@ def check_lane(lane: Lane, binary: str) -> None:
     assert not wrong, f"{lane.name}: cases fired or refunded other than once: {wrong[:5]}"
     expired = sum(int(r[1]) for r in per_case)
     assert expired > 0, f"{lane.name}: no deadline fired"
+
+    # The clock decides, during the switch too. The fast policy gives the
+    # seller 2 s from the create's transaction start (the open event's `at`):
+    # an accept was applied only if its write began before that instant, and
+    # no expiry was written before its due_at (kept in the event to the ms).
+    late_ok = rows(url, """
+        SELECT a.case_id, a.at - o.at FROM case_events a
+          JOIN case_events o ON o.case_id = a.case_id AND o.seq = 1
+         WHERE a.action = 'accept' AND a.at >= o.at + interval '2 seconds';""")
+    assert not late_ok, f"{lane.name}: accepts applied after the seller's deadline: {late_ok[:5]}"
+    early = rows(url, """
+        SELECT case_id, data->>'due_at', data->>'fired_at' FROM case_events
+         WHERE action = 'expire_seller_response'
+           AND (data->>'fired_at')::timestamptz
+               < (data->>'due_at')::timestamptz - interval '1 millisecond';""")
+    assert not early, f"{lane.name}: deadlines fired before their due_at: {early[:5]}"
+    with lane.lock:
+        late = dict(lane.late)
+    fired = {r[0] for r in per_case if int(r[1]) == 1}
+    unfired = [c for c in late if c not in fired]
+    assert not unfired, f"{lane.name}: accepts refused as late whose deadline never fired: {unfired[:5]}"
 
     cp = h.run_bin(binary, ["verify"], database_url=url)
     assert cp.returncode == 0, f"{lane.name}: arbiter verify failed:\n{cp.stdout}\n{cp.stderr}"
@@ -347,8 +377,20 @@ def test_two_failovers_under_load(arbiter_bin, cluster, tmp_path):
                     f" ({'rewound' if rewound else 'no rewind needed'});"
                     f" creates/s {ln.rate(t_load, t_kill):.1f} before,"
                     f" {ln.rate(t_after, t_end):.1f} after;"
-                    f" /readyz 503 x{ln.readyz_503_between(t_kill, t_after)}")
+                    f" /readyz 503 x{ln.readyz_between(t_kill, t_after, 503)};"
+                    f" accepts judged late by the clock during the switch"
+                    f" {ln.late_between(t_kill, t_after)}")
                 assert fw is not None, f"{ln.name}: no write succeeded after the kill in round {rnd}"
+                # /readyz back to 200 once the new primary writes
+                assert ln.readyz_between(t_after, t_end, 200) > 0, \
+                    f"{ln.name}: /readyz not 200 again after round {rnd}"
+            # Direct lane: the kill leaves no writable primary for at least
+            # Patroni's loop (loop_wait 1 s, and it took 2 s or more in every
+            # run seen), while /readyz is polled every 0.2 s. The pooled
+            # lane's check waits in pgbouncer's queue for a server instead,
+            # so a 503 there depends on how long the switch takes.
+            assert lanes[0].readyz_between(t_kill, t_kill + t_promoted, 503) > 0, \
+                f"direct: /readyz never 503 between the kill and the promotion in round {rnd}"
     finally:
         stop.set()
         for t in threads:
