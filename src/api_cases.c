@@ -522,6 +522,7 @@ static void query_id(ar_req *r, const char *name, const char **out, ar_err *err)
 void api_cases_list(ar_req *r)
 {
 	store_list_query q;
+	store *db;
 	ar_err err;
 	const char *v;
 	store_case_row *rows = NULL;
@@ -570,10 +571,16 @@ void api_cases_list(ar_req *r)
 		if (!q.has_cursor)
 			ar_err_cursor(&err, "/query/cursor");
 	}
-	if (ar_err_is_set(&err) ||
-	    !store_case_list_rows(req_app(r)->db, &q, &rows, &n, next, sizeof(next), &err)) {
+	if (ar_err_is_set(&err)) {
 		req_reply_problem(r, &err);
 		return;
+	}
+	db = req_read_db(r);
+	while (!store_case_list_rows(db, &q, &rows, &n, next, sizeof(next), &err)) {
+		if (!req_read_fallback(r, &db, &err)) {
+			req_reply_problem(r, &err);
+			return;
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!api_view_case_text(r, &rows[i].json, &rows[i].len, &err)) {

@@ -138,9 +138,12 @@ void api_stats(ar_req *r)
 	ar_time_format(to, ts, sizeof(ts));
 	{
 		const char *vals[4] = { fs, ts, shop, auth_scope(who) };
-		if (!store_query_json(req_app(r)->db, "stats", stats_sql, 4, vals, &out, &err)) {
-			req_reply_problem(r, &err);
-			return;
+		store *db = req_read_db(r);
+		while (!store_query_json(db, "stats", stats_sql, 4, vals, &out, &err)) {
+			if (!req_read_fallback(r, &db, &err)) {
+				req_reply_problem(r, &err);
+				return;
+			}
 		}
 	}
 	req_reply_json(r, 200, out);
@@ -213,9 +216,12 @@ void api_queue(ar_req *r)
 		 filter);
 	{
 		const char *vals[2] = { auth_scope(req_identity(r)), lim };
-		if (!store_query_json(req_app(r)->db, "queue", sql, 2, vals, &items, &err)) {
-			req_reply_problem(r, &err);
-			return;
+		store *db = req_read_db(r);
+		while (!store_query_json(db, "queue", sql, 2, vals, &items, &err)) {
+			if (!req_read_fallback(r, &db, &err)) {
+				req_reply_problem(r, &err);
+				return;
+			}
 		}
 	}
 	for (size_t i = 0; i < json_array_size(items); i++) {

@@ -207,6 +207,7 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->policy_follow = true;
 	cfg->scheduler = true;
 	cfg->db_prepared = true;
+	cfg->read_after_write_ms = 5000;
 
 	v = getenv("ARBITER_LISTEN");
 	if (v && *v) {
@@ -228,6 +229,15 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 			return false;
 		}
 		snprintf(cfg->database_url, sizeof(cfg->database_url), "%s", v);
+	}
+	v = getenv("ARBITER_READ_DATABASE_URL");
+	if (v && *v) {
+		if (strlen(v) >= sizeof(cfg->read_database_url)) {
+			snprintf(msg, msglen, "ARBITER_READ_DATABASE_URL: longer than %zu bytes",
+				 sizeof(cfg->read_database_url) - 1);
+			return false;
+		}
+		snprintf(cfg->read_database_url, sizeof(cfg->read_database_url), "%s", v);
 	}
 	v = getenv("ARBITER_POLICY");
 	if (v && *v) {
@@ -256,6 +266,10 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	if (!env_uint("ARBITER_DB_POOL", 1, 256, &n, msg, msglen))
 		return false;
 	cfg->db_pool = (int)n;
+	n = (long)cfg->read_after_write_ms;
+	if (!env_uint("ARBITER_READ_AFTER_WRITE_MS", 0, 3600000, &n, msg, msglen))
+		return false;
+	cfg->read_after_write_ms = (unsigned)n;
 	n = (long)cfg->max_connections;
 	if (!env_uint("ARBITER_MAX_CONNECTIONS", 1, 100000, &n, msg, msglen))
 		return false;

@@ -35,6 +35,7 @@ struct store {
 	int backoff_ms;
 	gc_queue gc;
 	bool unnamed;              /* ARBITER_DB_PREPARED=false */
+	bool reads_only;           /* a replica pool: a standby is what it wants */
 };
 
 void db_register(db_stmt *st)
@@ -114,6 +115,11 @@ fail:
 void store_use_prepared(store *s, bool on)
 {
 	s->unnamed = !on;
+}
+
+void store_reads_only(store *s)
+{
+	s->reads_only = true;
 }
 
 bool db_unnamed(const store *s)
@@ -250,7 +256,8 @@ void db_release(store *s, int idx)
 
 	pthread_mutex_lock(&s->mu);
 	if (sl->conn && (PQstatus(sl->conn) != CONNECTION_OK ||
-			 PQtransactionStatus(sl->conn) != PQTRANS_IDLE || on_standby(sl->conn))) {
+			 PQtransactionStatus(sl->conn) != PQTRANS_IDLE ||
+			 (!s->reads_only && on_standby(sl->conn)))) {
 		PQfinish(sl->conn);
 		sl->conn = NULL;
 	}

@@ -19,6 +19,7 @@
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/ratelimit.h"
+#include "arbiter/readroute.h"
 #include "arbiter/routes.h"
 #include "arbiter/sha256.h"
 
@@ -169,6 +170,34 @@ ar_app *req_app(ar_req *r)
 const ar_identity *req_identity(ar_req *r)
 {
 	return &r->ident;
+}
+
+store *req_read_db(ar_req *r)
+{
+	ar_app *app = r->srv->app;
+
+	if (!app->read_db)
+		return app->db;
+	if (!readroute_replica_ok(app->reads, r->ident.key_id, db_mono_us() / 1000)) {
+		metrics_db_read(METRICS_READ_PRIMARY);
+		return app->db;
+	}
+	metrics_db_read(METRICS_READ_REPLICA);
+	return app->read_db;
+}
+
+bool req_read_fallback(ar_req *r, store **db, ar_err *err)
+{
+	ar_app *app = r->srv->app;
+
+	if (*db == app->db || err->status != 503)
+		return false;
+	log_kv(LOG_WARN, "replica read failed, reading from the primary", "request_id",
+	       r->request_id, "detail", err->detail, NULL);
+	metrics_db_read(METRICS_READ_FALLBACK);
+	*db = app->db;
+	ar_err_init(err);
+	return true;
 }
 
 const char *req_id(ar_req *r)
@@ -791,11 +820,14 @@ static void dispatch(ar_req *r)
 			"the body must be application/json");
 		return;
 	}
-	if ((rt->flags & ROUTE_IDEMPOTENT) && req_header(r, "Idempotency-Key")) {
+	if ((rt->flags & ROUTE_IDEMPOTENT) && req_header(r, "Idempotency-Key"))
 		idempotent(r);
-		return;
-	}
-	rt->handler(r);
+	else
+		rt->handler(r);
+	/* whatever the answer: a refused action may still have written (an
+	 * expiry the clock called for) */
+	if (r->srv->app->reads && m != M_GET && m != M_HEAD && r->ident.key_id[0])
+		readroute_wrote(r->srv->app->reads, r->ident.key_id, db_mono_us() / 1000);
 }
 
 /* The most body the request's route takes. */

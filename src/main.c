@@ -13,6 +13,7 @@
 #include "arbiter/http.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
+#include "arbiter/readroute.h"
 #include "arbiter/sla.h"
 #include "arbiter/migrate.h"
 #include "arbiter/store_keys.h"
@@ -301,6 +302,22 @@ static int cmd_serve(void)
 		goto done;
 	}
 	store_use_prepared(app.db, app.cfg.db_prepared);
+	if (app.cfg.read_database_url[0]) {
+		/* a quarter of the pool: lists and reports, not the hot path */
+		int n = app.cfg.db_pool / 4 > 0 ? app.cfg.db_pool / 4 : 1;
+		app.read_db = store_open(app.cfg.read_database_url, n);
+		app.reads = readroute_new(app.cfg.read_after_write_ms);
+		if (!app.read_db || !app.reads) {
+			fprintf(stderr, "arbiter: out of memory\n");
+			rc = 1;
+			goto done;
+		}
+		store_use_prepared(app.read_db, app.cfg.db_prepared);
+		store_reads_only(app.read_db);
+		snprintf(msg, sizeof(msg), "%u", app.cfg.read_after_write_ms);
+		log_kv(LOG_INFO, "lists and reports read from a replica", "read_after_write_ms", msg,
+		       NULL);
+	}
 	ar_err_init(&err);
 	if (!app_policy_reload(&app, app.cfg.policy_path, false, &err)) {
 		fprintf(stderr, "arbiter: ARBITER_POLICY: %s\n", err.detail);
@@ -379,6 +396,8 @@ static int cmd_serve(void)
 done:
 	sla_stop(app.sla);
 	ckpt_writer_stop(app.checkpoints);
+	store_close(app.read_db);
+	readroute_free(app.reads);
 	store_close(app.db);
 	policy_free(app.policy);
 	app_calendar_free(&app);

@@ -110,6 +110,7 @@ static struct {
 	counter http[N_ROUTES][N_METHODS][N_STATUS];
 	counter throttled[METRICS_THROTTLE__COUNT];
 	counter shed[METRICS_SHED__COUNT];
+	counter reads[METRICS_READ__COUNT];
 	gauge connections;
 	histogram http_dur[N_ROUTES][N_METHODS];
 	_Atomic(const char *) route_name[N_ROUTES];
@@ -200,6 +201,12 @@ void metrics_http_shed(metrics_shed reason)
 {
 	if ((unsigned)reason < METRICS_SHED__COUNT)
 		atomic_fetch_add_explicit(&M.shed[reason], 1, RELAXED);
+}
+
+void metrics_db_read(metrics_read target)
+{
+	if ((unsigned)target < METRICS_READ__COUNT)
+		atomic_fetch_add_explicit(&M.reads[target], 1, RELAXED);
 }
 
 void metrics_http_connections(int64_t open)
@@ -402,6 +409,8 @@ void metrics_reset(void)
 		atomic_store_explicit(&M.throttled[i], 0, RELAXED);
 	for (size_t i = 0; i < METRICS_SHED__COUNT; i++)
 		atomic_store_explicit(&M.shed[i], 0, RELAXED);
+	for (size_t i = 0; i < METRICS_READ__COUNT; i++)
+		atomic_store_explicit(&M.reads[i], 0, RELAXED);
 	atomic_store_explicit(&M.connections, 0, RELAXED);
 	atomic_store_explicit(&M.cases_set, false, RELAXED);
 	for (size_t s = 0; s < FSM_STATE__COUNT; s++)
@@ -615,6 +624,17 @@ static void render_all(textbuf *b)
 		for (size_t i = 0; i < METRICS_SHED__COUNT; i++)
 			sb_printf(b, "arbiter_http_connections_shed_total{reason=\"%s\"} %llu\n",
 				  reasons[i], (unsigned long long)load(&M.shed[i]));
+	}
+
+	family(b, "arbiter_db_reads_total", "counter",
+	       "Reads that may use the replica (ARBITER_READ_DATABASE_URL), by where they ran.");
+	{
+		static const char *const targets[METRICS_READ__COUNT] = {
+			"replica", "primary", "primary_fallback",
+		};
+		for (size_t i = 0; i < METRICS_READ__COUNT; i++)
+			sb_printf(b, "arbiter_db_reads_total{target=\"%s\"} %llu\n",
+				  targets[i], (unsigned long long)load(&M.reads[i]));
 	}
 
 	family(b, "arbiter_http_connections", "gauge", "Open HTTP connections.");

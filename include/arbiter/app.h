@@ -14,6 +14,8 @@ typedef struct ckpt_writer ckpt_writer;
 typedef struct {
 	ar_config cfg;
 	store *db;
+	store *read_db;               /* NULL: ARBITER_READ_DATABASE_URL unset */
+	struct readroute *reads;      /* with read_db: who wrote a moment ago */
 	sla *sla;                     /* NULL in one-shot subcommands */
 	ckpt_writer *checkpoints;     /* NULL: this replica signs no checkpoints */
 	pthread_rwlock_t policy_lock; /* guards policy: readers adjudicate, reload swaps */

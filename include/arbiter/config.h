@@ -31,6 +31,8 @@ typedef struct {
 	char listen_host[64];
 	unsigned listen_port;
 	char database_url[1024];  /* empty: unset */
+	char read_database_url[1024]; /* empty: every read on the primary */
+	unsigned read_after_write_ms; /* a key's reads stay on the primary this long after it wrote */
 	char policy_path[1024];
 	ar_log_level log_level;
 	int db_pool;

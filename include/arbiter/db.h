@@ -49,6 +49,9 @@ void store_close(store *s);
  * prepared on another is unknown. Set before the first query. */
 void store_use_prepared(store *s, bool on);
 bool db_unnamed(const store *s);
+/* A pool for reads on a replica (ARBITER_READ_DATABASE_URL): a connection
+ * to a standby is kept, where the primary's pool drops it. */
+void store_reads_only(store *s);
 /* Opens every pooled connection at once and prepares and plans every
  * registered statement on each, so that the first requests after a start
  * do not pay each backend's cold start. Returns how many connections are

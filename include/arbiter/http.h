@@ -30,6 +30,14 @@ ar_app *req_app(ar_req *r);
 /* The authenticated caller (every /v1 route has one). */
 const ar_identity *req_identity(ar_req *r);
 const char *req_id(ar_req *r);
+/* The pool a read that tolerates a replica's lag should use: the replica
+ * (ARBITER_READ_DATABASE_URL) unless the caller wrote within
+ * ARBITER_READ_AFTER_WRITE_MS, else the primary. */
+store *req_read_db(ar_req *r);
+/* After a read on *db failed with err: true (err cleared, *db the primary)
+ * when it ran on the replica and the replica could not answer (503), so the
+ * caller tries once more; false when err stands. */
+bool req_read_fallback(ar_req *r, store **db, ar_err *err) AR_MUSTCHECK;
 
 /* Responses. The json body is STOLEN (decref'd by the edge after sending). */
 void req_reply_json(ar_req *r, int status, json_t *body);

@@ -98,6 +98,16 @@ typedef enum {
 	METRICS_SHED__COUNT
 } metrics_shed;
 void metrics_http_shed(metrics_shed reason);
+/* A read that may use a replica: arbiter_db_reads_total{target}: "replica",
+ * "primary" (the key wrote within ARBITER_READ_AFTER_WRITE_MS) or
+ * "primary_fallback" (the replica could not answer). */
+typedef enum {
+	METRICS_READ_REPLICA,
+	METRICS_READ_PRIMARY,
+	METRICS_READ_FALLBACK,
+	METRICS_READ__COUNT
+} metrics_read;
+void metrics_db_read(metrics_read target);
 /* Open HTTP connections: arbiter_http_connections. */
 void metrics_http_connections(int64_t open);
 

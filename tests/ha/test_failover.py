@@ -408,3 +408,50 @@ def test_two_failovers_under_load(arbiter_bin, cluster, tmp_path):
         rc = ln.server.stop()
         assert rc == 0, f"{ln.name}: arbiter exited {rc}\n{ln.server.log_tail()}"
     assert not contract.violations(), contract.report()
+
+
+def test_lists_read_from_a_standby(arbiter_bin, cluster, tmp_path):
+    """ARBITER_READ_DATABASE_URL naming the standbys: another key's list
+    runs there (and sees the case once the standby has replayed it); the
+    writer's own list, inside its window, runs on the primary."""
+    db = h.TestDB(cluster.url(), prefix="arbiter_ha_reads_").create()
+    cluster.wait_everywhere(
+        "SELECT count(*) FROM pg_database WHERE datname = " + h.quote_literal(db.name) + ";")
+    db.migrate(arbiter_bin)
+    _, reader = db.make_key("frontend", name="ha-reader")
+    standbys = cluster.url(dbname=db.name, user="arbiter", attrs="standby")
+    s = h.Server(arbiter_bin, db.service_url, tmp_path, name="ha-reads",
+                 env={"ARBITER_READ_DATABASE_URL": standbys, "ARBITER_READ_AFTER_WRITE_MS": "60000"})
+    s.start()
+    try:
+        shop = h.uniq("ha-reads")
+        c = s.request("POST", "/v1/cases", body=h.case_body(shop_id=shop), key=db.keys["frontend"])
+        assert c.status == 201, c
+        q = f"/v1/cases?shop_id={shop}"
+        mine = s.request("GET", q, key=db.keys["frontend"])
+        assert mine.status == 200 and [x["id"] for x in mine.body["items"]] == [c.body["id"]], mine
+        deadline = time.monotonic() + 15
+        while True:
+            theirs = s.request("GET", q, key=reader)
+            assert theirs.status == 200, theirs
+            if theirs.body["items"]:
+                break
+            assert time.monotonic() < deadline, "the standby never showed the case"
+            time.sleep(0.2)
+        on_standby = 0
+        for n in cluster.nodes:
+            if n.name == cluster.primary():
+                continue
+            on_standby += int(h.psql_value(cluster.node_url(n), (
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = {d}"
+                " AND application_name = 'arbiter';").format(d=h.quote_literal(db.name))))
+        assert on_standby >= 1, "no arbiter connection on a standby"
+        m = s.request("GET", "/metrics", key=None)
+        assert 'arbiter_db_reads_total{target="replica"}' in m.raw.decode()
+        assert 'arbiter_db_reads_total{target="primary"} 1' in m.raw.decode(), \
+            "the writer's list did not run on the primary"
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.log_tail()
+    print(f"\nreads from a standby: the reader's list showed the case; {on_standby}"
+          " arbiter connection(s) on standbys")
