@@ -7,6 +7,9 @@
   report.py wait-ready URL TIMEOUT_S        -> prints ms until URL answers 200
   report.py pgbench RESULTS NAME CLIENTS STDOUT LOGPREFIX RC CMD
   report.py wrk RESULTS NAME CLIENTS STDOUT RC CPU_TICKS HWM_KB CMD
+  report.py paced RESULTS NAME LEVEL RATE CLIENTS STDOUT RC CMD
+                                            -> one constant-rate run (wrk_paced.lua)
+  report.py peak RESULTS NAME               -> prints the best req/s of NAME's wrk runs
   report.py add RESULTS JSON                -> appends one record
   report.py sql SRC_DIR TEMPLATE OUT        -> a pgbench script from a template:
                                                "@name [version] [gset]" lines are
@@ -140,6 +143,26 @@ def cmd_wrk(results, name, clients, stdout, rc, cpu_ticks, hwm_kb, cmd):
                                  if rec["requests"] else None)
     rec["hwm_kb"] = int(hwm_kb)
     append(results, rec)
+
+
+def cmd_paced(results, name, level, rate, clients, stdout, rc, cmd):
+    rec = {"kind": "paced", "name": name, "level": int(level), "rate": float(rate),
+           "clients": int(clients), "rc": int(rc), "cmd": cmd}
+    for line in open(stdout, errors="replace"):
+        if line.startswith("BENCH_RESULT "):
+            rec.update(json.loads(line[len("BENCH_RESULT "):]))
+    if "requests" in rec and rec["duration_us"] > 0:
+        rec["rps"] = rec["requests"] * 1e6 / rec["duration_us"]
+    append(results, rec)
+
+
+def cmd_peak(results, name):
+    best = 0.0
+    for line in open(results):
+        r = json.loads(line)
+        if r.get("kind") == "wrk" and r.get("name") == name and r.get("rps"):
+            best = max(best, r["rps"])
+    print("%.0f" % best)
 
 
 # ---- pgbench scripts from the service's own SQL ----
@@ -495,6 +518,28 @@ def render(results, meta_path, out):
                 r["rows_read"], r["ms"] or 0))
         L.append("")
 
+    paced = [r for r in recs if r.get("kind") == "paced"]
+    if paced:
+        L.append("## Constant-rate latency (issue 21)")
+        L.append("")
+        L.append("Each workload offered a fixed rate, a share of the best req/s its closed-loop runs "
+                 "above reached, by tests/bench/wrk_paced.lua (wrk2-style: each wrk thread hands "
+                 "out send slots on a fixed schedule; a slow reply does not delay the next slot "
+                 "while an idle connection remains). Latency is from the request's actual send, so "
+                 "where the achieved rate falls short of the offered one the schedule ran behind "
+                 "and the percentiles understate the wait. Milliseconds.")
+        L.append("")
+        L.append("| workload | offered | achieved req/s | p50 | p99 | p99.9 | max | non-2xx | connections |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        routes = {k: rt for k, rt, _ in WORKLOADS}
+        for r in sorted(paced, key=lambda x: ([k for k, _, _ in WORKLOADS].index(x["name"])
+                                              if x["name"] in routes else 99, x["level"])):
+            L.append("| %s | %d %% of peak = %s/s | %s | %s | %s | %s | %s | %s | %d |" % (
+                routes.get(r["name"], r["name"]), r["level"], f_rate(r["rate"]), f_rate(r.get("rps")),
+                f_ms(r.get("p50_us")), f_ms(r.get("p99_us")), f_ms(r.get("p999_us")),
+                f_ms(r.get("max_us")), r.get("non2xx", "-"), r["clients"]))
+        L.append("")
+
     L.append("## SLA (issue 5, benchmark part 2)")
     L.append("")
     L.append("| figure | value | target |")
@@ -581,6 +626,12 @@ def render(results, meta_path, out):
             problems.append("wrk %s c=%d: rc=%s requests=%s non-2xx=%s (%s) errors=%s" % (
                 n, c, r.get("rc"), r.get("requests"), r.get("non2xx"), r.get("non2xx_sample"),
                 r.get("errors")))
+    for r in paced:
+        errs = sum(r.get("errors", {}).values())
+        if r.get("rc") or not r.get("requests") or r.get("non2xx") or errs:
+            problems.append("paced %s at %d %%: rc=%s requests=%s non-2xx=%s (%s) errors=%s" % (
+                r["name"], r["level"], r.get("rc"), r.get("requests"), r.get("non2xx"),
+                r.get("non2xx_sample"), r.get("errors")))
     for name in ("ready_ms", "drain_fired"):
         if only and "sla" not in only:
             continue
@@ -624,6 +675,10 @@ def main(argv):
         cmd_wrk(*args)
     elif cmd == "explain":
         cmd_explain(*args)
+    elif cmd == "paced":
+        cmd_paced(*args)
+    elif cmd == "peak":
+        cmd_peak(*args)
     elif cmd == "add":
         append(args[0], json.loads(args[1]))
     elif cmd == "sql":

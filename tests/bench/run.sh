@@ -11,6 +11,8 @@
 #  3. the service under wrk (wrk_*.lua), keep-alive, API keys on, the same four
 #     workloads, at each of BENCH_CLIENTS; arbiter's CPU per request and
 #     peak RSS per run;
+#  3b. constant rate: each workload at 25/50/80 % of its peak (wrk_paced.lua),
+#     p50/p99/p99.9 and the achieved rate;
 #  4. SLA: time to /readyz 200 after a restart with every deadline pending;
 #     a drain of BENCH_DRAIN deadlines due within the same second (real
 #     deadlines of real cases) against pgbench running the same expiry SQL;
@@ -24,7 +26,8 @@
 # (s per run), BENCH_WARMUP (s of unrecorded wrk before each workload's
 # runs), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
 # BENCH_RESULTS (output file), BENCH_KEEP=1 (keep the scratch directory),
-# BENCH_ONLY ("create get list note sla shaped": a subset, for working on
+# BENCH_PACED_LEVELS (shares of each peak offered at a constant rate:
+# "25 50 80"; smoke 50), BENCH_ONLY ("create get list note sla shaped": a subset, for working on
 # one path), BENCH_SHAPED_CASES (the shaped data set's size: 5 M; smoke 20 k),
 # BENCH_PERF=1 (perf record -a -g during each wrk run, the top functions
 # of every process written next to the results as
@@ -476,6 +479,38 @@ if want note; then
 	action_cases; warm_wrk note wrk_note.lua
 	for c in $CLIENTS; do action_cases; run_wrk note "$c" wrk_note.lua; done
 fi
+
+# ---------------------------------------------------------------- constant rate
+# Issue 21: latency at fixed offered rates, shares of each workload's peak
+# above, on as many connections as the largest closed-loop run (so a slow
+# reply leaves idle connections to keep the schedule).
+run_paced() {
+	local name=$1 lua=$2 level=$3 peak rate c=${CLIENTS##* } t rc=0
+	t=$(( c < 2 ? c : 2 ))
+	peak=$($PY "$REPORT" peak "$RES" "$name")
+	rate=$(( peak * level / 100 ))
+	if [ "$rate" -lt "$t" ]; then
+		problem "paced $name: no peak to take $level % of ($peak req/s)"
+		return
+	fi
+	alive "paced $name at $level %"
+	checkpoint
+	BENCH_THREADS=$t BENCH_LUA_DIR=$here BENCH_RUN_SALT="paced$name$level$RANDOM" \
+		BENCH_PACED=$lua BENCH_RATE=$rate \
+		wrk -t"$t" -c"$c" -d"${DUR}s" --timeout 10s -s "$here/wrk_paced.lua" "$URL" \
+		>"$OUT/wrk_paced_${name}_$level.out" 2>&1 || rc=$?
+	$PY "$REPORT" paced "$RES" "$name" "$level" "$rate" "$c" "$OUT/wrk_paced_${name}_$level.out" "$rc" \
+		"BENCH_PACED=$lua BENCH_RATE=$rate wrk -t$t -c$c -d${DUR}s --timeout 10s -s tests/bench/wrk_paced.lua \$URL"
+	log "paced $name at $level % of $peak = $rate/s: $(grep -m1 'Requests/sec' "$OUT/wrk_paced_${name}_$level.out" || echo failed)"
+}
+PACED_LEVELS=${BENCH_PACED_LEVELS:-"25 50 80"}
+[ "$SMOKE" = 1 ] && PACED_LEVELS=${BENCH_PACED_LEVELS:-50}
+for lv in $PACED_LEVELS; do
+	if want create; then run_paced create wrk_create.lua "$lv"; fi
+	if want get; then run_paced get wrk_get.lua "$lv"; fi
+	if want list; then run_paced list wrk_list.lua "$lv"; fi
+	if want note; then action_cases; run_paced note wrk_note.lua "$lv"; fi
+done
 
 # ---------------------------------------------------------------- SLA
 if want sla; then
