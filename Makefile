@@ -42,7 +42,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps hardening-check build run db db-stop migrate key test unit api-test ui-test asan asan-test \
-        valgrind-test ha-test bench bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
+        valgrind-test ha-test bench bench-growth bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -215,6 +215,10 @@ valgrind-test: build db
 
 bench: deps build
 	@bash tests/bench/run.sh
+# The growth curve: create/read/list/transition at 20 k, 1 M and 5 M cases
+# (BENCH_GROWTH), written to tests/bench/GROWTH.md (25 minutes or more).
+bench-growth: deps build
+	@bash tests/bench/growth.sh
 # The request statements' plans on PLAN_CASES production-shaped cases
 # (tests/bench/shaped.sh) in a throwaway database: no Seq Scan of a big
 # table, rows and buffers under bounds that do not grow with the data

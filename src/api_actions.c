@@ -494,6 +494,12 @@ void api_case_action(ar_req *r)
 	action_args a;
 	const char *why = "decided";
 
+	if (req_idem_applied(r)) {
+		/* this key's first attempt changed the case; its reply was lost */
+		api_case_get(r);
+		req_add_header(r, "Idempotent-Replayed", "true");
+		return;
+	}
 	ar_err_init(&err);
 	memset(&a, 0, sizeof(a));
 	req_set_case(r, id);
@@ -595,6 +601,8 @@ void api_case_action(ar_req *r)
 		ch.evidence = a.evidence;
 		ch.actor_role = fsm_role_name(who->role);
 		ch.actor_id = who->key_id;
+		ch.idem_key = req_idem_claim(r);
+		ch.idem_scope = ch.idem_key ? who->key_id : NULL;
 		refund_total = -1;
 		switch (res.refund) {
 		case FSM_REFUND_DECIDED: refund_total = a.decided_cents; why = "accepted"; break;

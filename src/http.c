@@ -83,6 +83,8 @@ struct ar_req {
 	bool bad_target;     /* a control byte (raw or %-escaped) in the request target */
 	char request_id[40];
 	char case_id[AR_MAX_ID_LEN + 1];
+	const char *idem_claim;  /* the Idempotency-Key this request runs under (idempotent()) */
+	bool idem_applied;       /* ... whose first attempt's change committed */
 	struct timespec start;
 	/* response */
 	bool replied;
@@ -170,6 +172,16 @@ ar_app *req_app(ar_req *r)
 const ar_identity *req_identity(ar_req *r)
 {
 	return &r->ident;
+}
+
+const char *req_idem_claim(ar_req *r)
+{
+	return r->idem_claim;
+}
+
+bool req_idem_applied(ar_req *r)
+{
+	return r->idem_applied;
 }
 
 store *req_read_db(ar_req *r)
@@ -723,6 +735,11 @@ bool req_idem_answer(ar_req *r, idem_state st, idem_replay *rep)
 		problem(r, 422, "idempotency-mismatch", "Idempotency-Key reused",
 			"this Idempotency-Key was used with a different request");
 		return true;
+	case IDEM_APPLIED:
+		/* only an action's record says so, and idempotent() answers it */
+		problem(r, 409, "idempotency-in-flight", "Conflict",
+			"a request with this Idempotency-Key is still being processed");
+		return true;
 	case IDEM_NEW:
 		break;
 	}
@@ -751,8 +768,18 @@ static void idempotent(ar_req *r)
 		req_reply_problem(r, &err);
 		return;
 	}
-	if (req_idem_answer(r, st, &rep))
+	if (st == IDEM_APPLIED) {
+		/* the first attempt's change committed and its reply was lost:
+		 * the handler answers with the case as it is now (only a change
+		 * that carried the key marks its record so), stored as the
+		 * key's reply */
+		log_kv(LOG_INFO, "idempotent retry of a committed change", "request_id",
+		       r->request_id, "case_id", rep.applied_case, NULL);
+		r->idem_applied = true;
+	} else if (req_idem_answer(r, st, &rep)) {
 		return;
+	}
+	r->idem_claim = key;
 	r->rt->handler(r);
 	if (r->status >= 500 || !r->resp) {
 		store_idem_abandon(db, r->ident.key_id, key);

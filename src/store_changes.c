@@ -66,7 +66,14 @@ static db_stmt st_case_apply = { .name = "case_apply", .sql =
 	"         from_state text, to_state text, data jsonb))"
 	"         WITH ORDINALITY AS x(action, from_state, to_state, data, n)"
 	"   ORDER BY x.n"
-	"  RETURNING seq)"
+	"  RETURNING seq),"
+	/* the action's Idempotency-Key record ($25, $26) learns that its
+	 * change committed, in the same transaction (sql/023) */
+	" k AS ("
+	"  UPDATE idempotency_keys ik SET applied_case = u.id, applied_version = u.version"
+	"    FROM u WHERE $25::text IS NOT NULL AND ik.scope = $25 AND ik.key = $26"
+	"     AND ik.state = 'in_flight'"
+	"  RETURNING 1)"
 	/* $20: the case document for a reply (the scheduler needs none) */
 	" SELECT CASE WHEN $20::boolean THEN"
 	"   arbiter_case_json(ROW(u.*)::cases, CASE WHEN $13::boolean THEN"
@@ -159,7 +166,7 @@ static const char *op_name(store_op op)
 
 /* case_apply's parameters for a change; the strings are owned here. */
 typedef struct {
-	const char *vals[24];
+	const char *vals[26];
 	char *dl_s, *ev_s, *evid_s;
 	char ver[16], offer[24], refund[24], armed[16], names[256], counter[24], agree[24];
 } apply_params;
@@ -200,7 +207,7 @@ static bool apply_params_init(apply_params *p, const store_change *ch, bool rend
 	snprintf(p->counter, sizeof(p->counter), "%" PRId64, ch->counter_cents);
 	snprintf(p->agree, sizeof(p->agree), "%" PRId64, ch->agreement_cents);
 	{
-		const char *vals[24] = {
+		const char *vals[26] = {
 			ch->case_id, p->ver, ch->state, ch->outcome, op_name(ch->offer),
 			ch->offer == STORE_SET ? p->offer : NULL, op_name(ch->agreement),
 			ch->refund_cents >= 0 ? p->refund : NULL, p->evid_s, ch->shop_scope,
@@ -210,6 +217,7 @@ static bool apply_params_init(apply_params *p, const store_change *ch, bool rend
 			op_name(ch->counter), ch->counter == STORE_SET ? p->counter : NULL,
 			ch->counts_round ? "t" : "f",
 			ch->agreement == STORE_SET && ch->agreement_cents >= 0 ? p->agree : NULL,
+			ch->idem_scope, ch->idem_scope ? ch->idem_key : NULL,
 		};
 		memcpy(p->vals, vals, sizeof(vals));
 	}
@@ -237,7 +245,7 @@ bool store_case_apply(store *s, const store_change *ch, store_case_row **row, ar
 	*row = NULL;
 	if (!apply_params_init(&p, ch, true, err))
 		return false;
-	r = gc_exec(s, &st_case_apply, 24, p.vals, err);
+	r = gc_exec(s, &st_case_apply, 26, p.vals, err);
 	if (!r)
 		goto done;
 	if (PQntuples(r) == 0) {

@@ -14,13 +14,21 @@ static bool idem_read(store *s, int idx, const char *const vals[4], idem_state *
 		"SELECT fingerprint = decode($3, 'hex'), state, status, response,"
 		"       coalesce(etag, ''), coalesce(location, ''),"
 		"       created_at > now() - CASE state WHEN 'done' THEN interval '24 hours'"
-		"           ELSE $4::int * interval '1 second' END"
+		"           ELSE $4::int * interval '1 second' END,"
+		"       coalesce(applied_case, '')"
 		"  FROM idempotency_keys WHERE scope = $1 AND key = $2", 4, vals, err);
 	bool ok = false;
 
 	if (!r)
 		return false;
-	if (PQntuples(r) == 0 || PQgetvalue(r, 0, 6)[0] != 't') {
+	if (PQntuples(r) == 0) {
+		*state = IDEM_NEW;
+	} else if (strcmp(PQgetvalue(r, 0, 1), "done") != 0 && PQgetvalue(r, 0, 7)[0]) {
+		/* committed, whatever the lease says: never run it twice */
+		*state = PQgetvalue(r, 0, 0)[0] == 't' ? IDEM_APPLIED : IDEM_MISMATCH;
+		snprintf(replay->applied_case, sizeof(replay->applied_case), "%s",
+			 PQgetvalue(r, 0, 7));
+	} else if (PQgetvalue(r, 0, 6)[0] != 't') {
 		*state = IDEM_NEW;
 	} else if (PQgetvalue(r, 0, 0)[0] != 't') {
 		*state = IDEM_MISMATCH;
@@ -64,7 +72,8 @@ bool store_idem_begin(store *s, const char *scope, const char *key, const char *
 		" VALUES ($1, $2, decode($3, 'hex'))"
 		" ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"
 		"   state = 'in_flight', status = NULL, response = NULL, created_at = now()"
-		" WHERE (k.state = 'in_flight' AND k.created_at < now() - $4::int * interval '1 second')"
+		" WHERE (k.state = 'in_flight' AND k.applied_case IS NULL"
+		"        AND k.created_at < now() - $4::int * interval '1 second')"
 		"    OR k.created_at < now() - interval '24 hours'"
 		" RETURNING 1", 4, vals, err);
 	if (!r)
@@ -129,7 +138,8 @@ void store_idem_abandon(store *s, const char *scope, const char *key)
 
 	ar_err_init(&err);
 	PQclear(db_query_sql(s, "idem_abandon",
-		"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'",
+		"DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND state = 'in_flight'"
+		"   AND applied_case IS NULL",
 		2, vals, &err));
 }
 

@@ -34,6 +34,14 @@ const char *req_id(ar_req *r);
  * (ARBITER_READ_DATABASE_URL) unless the caller wrote within
  * ARBITER_READ_AFTER_WRITE_MS, else the primary. */
 store *req_read_db(ar_req *r);
+/* The Idempotency-Key the request runs under (its claim, scope the caller's
+ * key id), or NULL: a change that carries it marks the record applied in
+ * its own transaction (store_change.idem_key). */
+const char *req_idem_claim(ar_req *r);
+/* True when the request retries, under its Idempotency-Key, a change that
+ * committed but whose reply was never stored: the handler answers with
+ * what the change led to (the case as it is now) instead of acting. */
+bool req_idem_applied(ar_req *r);
 /* After a read on *db failed with err: true (err cleared, *db the primary)
  * when it ran on the replica and the replica could not answer (503), so the
  * caller tries once more; false when err stands. */

@@ -43,6 +43,9 @@ typedef struct {
 	const char *consume_deadline;   /* expiry: this deadline row must still exist */
 	int consume_armed_version;
 	const char *actor_role, *actor_id;
+	/* the request's Idempotency-Key (API key id, key), NULL: none; the
+	 * record is marked applied when the change commits */
+	const char *idem_scope, *idem_key;
 	size_t n_events;
 	store_event events[STORE_MAX_EVENTS];
 } store_change;

@@ -10,16 +10,22 @@
  *   IDEM_NEW       claimed: run the request, then finish() or abandon();
  *   IDEM_REPLAY    done before: *replay holds status, body, etag, location;
  *   IDEM_IN_FLIGHT the first request is still running (409);
- *   IDEM_MISMATCH  the key was used with another request (422).
- * A claim older than the request timeout is taken over (its owner died).
+ *   IDEM_MISMATCH  the key was used with another request (422);
+ *   IDEM_APPLIED   the first request's change committed (its action marked
+ *                  the record in its own transaction) but its reply was never
+ *                  stored: answer with the case (replay->applied_case) as it
+ *                  is now, then finish().
+ * A claim older than the request timeout whose change did not commit is
+ * taken over (its owner died).
  */
-typedef enum { IDEM_NEW, IDEM_REPLAY, IDEM_IN_FLIGHT, IDEM_MISMATCH } idem_state;
+typedef enum { IDEM_NEW, IDEM_REPLAY, IDEM_IN_FLIGHT, IDEM_MISMATCH, IDEM_APPLIED } idem_state;
 
 typedef struct {
 	int status;
 	char *body;          /* malloc'd; caller frees */
 	char etag[32];
 	char location[128];
+	char applied_case[AR_MAX_ID_LEN + 1];   /* IDEM_APPLIED */
 } idem_replay;
 
 bool store_idem_begin(store *s, const char *scope, const char *key, const char *fp_hex,

@@ -772,6 +772,53 @@ def test_idempotent_action_replays(P):
     assert r.headers.get("Idempotent-Replayed") == "true", r.headers
 
 
+def test_a_committed_action_whose_reply_was_lost_is_answered_not_rerun(P, db):
+    """The service died (or the primary failed over) after the action's
+    COMMIT and before its reply was stored: the record is still a claim,
+    but the change marked it applied in its own transaction. The retry,
+    with the If-Match the client sent the first time, gets the case as it
+    is now (200, Idempotent-Replayed) instead of a 412 for a version that
+    moved on, and nothing is applied twice."""
+    c = P.create()
+    key = h.uniq("idem-lost")
+    r1 = P.act("seller", c, "offer", refund_cents=1500, headers={"Idempotency-Key": key})
+    assert r1.status == 200 and r1.body["version"] == 2, r1
+    scope = h.key_id_of(P.key["seller"])
+    rec = h.psql(db.admin_url, (
+        "SELECT applied_case, applied_version FROM idempotency_keys"
+        " WHERE scope = {s} AND key = {k};").format(s=h.quote_literal(scope), k=h.quote_literal(key))
+    ).stdout.strip()
+    assert rec == f"{c['id']}|2", rec
+    # what the crash leaves: the claim, with the reply never stored
+    h.psql(db.admin_url, (
+        "UPDATE idempotency_keys SET state = 'in_flight', status = NULL, response = NULL"
+        " WHERE scope = {s} AND key = {k};").format(s=h.quote_literal(scope), k=h.quote_literal(key)))
+    r2 = P.act("seller", c, "offer", refund_cents=1500, headers={"Idempotency-Key": key})
+    assert r2.status == 200, r2
+    assert r2.headers.get("Idempotent-Replayed") == "true", r2.headers
+    assert r2.body["id"] == c["id"] and r2.body["version"] == 2, r2.body
+    assert r2.headers.get("ETag") == '"2"', r2.headers
+    assert [e["action"] for e in P.events(c["id"])] == ["open", "offer"]
+    # that answer is now the key's stored reply
+    r3 = P.act("seller", c, "offer", refund_cents=1500, headers={"Idempotency-Key": key})
+    assert r3.status == 200 and r3.body == r2.body, r3
+    assert r3.headers.get("Idempotent-Replayed") == "true", r3.headers
+    # another body under the key is still refused
+    assert_problem(P.act("seller", c, "offer", refund_cents=1600, headers={"Idempotency-Key": key}), 422)
+
+    # a claim whose change never committed (the first attempt died before
+    # its COMMIT) carries no mark: after the lease the retry acts
+    c2 = P.create()
+    key2 = h.uniq("idem-died")
+    h.psql(db.admin_url, (
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, created_at)"
+        " VALUES ({s}, {k}, '\\x00', now() - interval '1 hour');").format(
+            s=h.quote_literal(scope), k=h.quote_literal(key2)))
+    r4 = P.act("seller", c2, "offer", refund_cents=1500, headers={"Idempotency-Key": key2})
+    assert r4.status == 200 and r4.body["version"] == 2, r4
+    assert r4.headers.get("Idempotent-Replayed") in (None, "false"), r4.headers
+
+
 def test_idempotency_keys_are_per_api_key(P, db):
     _, other_frontend = db.make_key("frontend", name="other-frontend")
     k = {"Idempotency-Key": h.uniq("idem-shared")}

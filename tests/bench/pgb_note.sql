@@ -3,7 +3,7 @@
 -- If-Match and run the state machine; c.version is added to the select list
 -- so pgbench can pass it on) then case_apply with the version check, the note
 -- event and no deadline change (no counter-offer, no round, no agreement:
--- $21-$24). case_facts's $3 is the version the client
+-- $21-$24; no Idempotency-Key: $25-$26). case_facts's $3 is the version the client
 -- read (If-Match), which the service has and pgbench does not: a primary
 -- key lookup stands in for it, so the case has not moved on (no 'passed'
 -- lookup), as for a client with a fresh ETag. Two statements, each its own transaction,
@@ -37,4 +37,6 @@
 --@ 22 NULL
 --@ 23 'f'
 --@ 24 NULL
+--@ 25 NULL
+--@ 26 NULL
 @case_apply

@@ -202,7 +202,7 @@ def checks(db):
               '["accept","reject"]']
     apply_ = [case_id, version, "awaiting_seller", None, "keep", None, "keep", None, None, None,
               None, None, "f", "{}", "[]", "agent", "plan-check", note_ev, "keep", "t", "keep",
-              None, "f", None]
+              None, "f", None, None, None]
     out = [
         ("create: hot shop, hot flagged SKU, commonest canned text (case_create)",
          statement("case_create"), create, both, True, 40, 400),

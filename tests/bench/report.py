@@ -10,6 +10,9 @@
   report.py paced RESULTS NAME LEVEL RATE CLIENTS STDOUT RC CMD
                                             -> one constant-rate run (wrk_paced.lua)
   report.py peak RESULTS NAME               -> prints the best req/s of NAME's wrk runs
+  report.py growth OUT.md SIZE RESULTS [SIZE RESULTS]...
+                                            -> the growth table (growth.sh): each
+                                               workload's rate at every size ÷ at the first
   report.py add RESULTS JSON                -> appends one record
   report.py sql SRC_DIR TEMPLATE OUT        -> a pgbench script from a template:
                                                "@name [version] [gset]" lines are
@@ -163,6 +166,56 @@ def cmd_peak(results, name):
         if r.get("kind") == "wrk" and r.get("name") == name and r.get("rps"):
             best = max(best, r["rps"])
     print("%.0f" % best)
+
+
+def cmd_growth(out, *pairs):
+    sizes = []
+    for i in range(0, len(pairs), 2):
+        recs = [json.loads(l) for l in open(pairs[i + 1]) if l.strip()]
+        sizes.append((int(pairs[i]), recs))
+
+    def rate(recs, kind, name):
+        vals = [r.get("rps") if kind == "wrk" else r.get("tps") for r in recs
+                if r.get("kind") == kind and r.get("name") == name and r.get("clients") == 16]
+        vals = [v for v in vals if v]
+        return vals[0] if vals else None
+
+    L = ["# Growth curve: the same workloads as the data grows (issue 21)", "",
+         "`make bench-growth` (tests/bench/growth.sh): each size its own run.sh "
+         "(`BENCH_ONLY=\"create get list note\" BENCH_CLIENTS=16`), load.sql data "
+         "(cases spread evenly over shops, 100 per shop), 16 connections. Each cell: req/s "
+         "(or tx/s) and, after the first size, its ratio to the first. Target: every "
+         "arbiter rate at the largest size within 20 % of the smallest (≥ 0.80×).", ""]
+    head = "| workload | " + " | ".join("%s cases" % f_count(n) for n, _ in sizes) + " | flat (≥ 0.80×) |"
+    L.append(head)
+    L.append("| --- |" + " ---: |" * len(sizes) + " :---: |")
+    for key, route, _ in WORKLOADS:
+        for kind, name, label in (("wrk", key, "arbiter"), ("pgbench", "min_" + key, "minimal pgbench"),
+                                  ("pgbench", key, "service SQL pgbench")):
+            vals = [rate(recs, kind, name) for _, recs in sizes]
+            if not any(vals):
+                continue
+            cells = []
+            for i, v in enumerate(vals):
+                if v is None:
+                    cells.append("-")
+                elif i == 0 or not vals[0]:
+                    cells.append(f_rate(v))
+                else:
+                    cells.append("%s (%.2f×)" % (f_rate(v), v / vals[0]))
+            last = vals[-1] / vals[0] if vals[0] and vals[-1] else None
+            flat = "-" if last is None or kind != "wrk" else ("yes" if last >= 0.8 else "**no**")
+            L.append("| %s: %s | %s | %s |" % (route, label, " | ".join(cells), flat))
+    L.append("")
+    text = "\n".join(L) + "\n"
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+
+
+def f_count(n):
+    return "%d M" % (n // 1000000) if n >= 1000000 and n % 1000000 == 0 else (
+        "%d k" % (n // 1000) if n >= 1000 and n % 1000 == 0 else str(n))
 
 
 # ---- pgbench scripts from the service's own SQL ----
@@ -677,6 +730,8 @@ def main(argv):
         cmd_explain(*args)
     elif cmd == "paced":
         cmd_paced(*args)
+    elif cmd == "growth":
+        cmd_growth(*args)
     elif cmd == "peak":
         cmd_peak(*args)
     elif cmd == "add":

@@ -25,7 +25,8 @@
 # Knobs (environment): BENCH_SMOKE, BENCH_CASES, BENCH_SHOPS, BENCH_DURATION
 # (s per run), BENCH_WARMUP (s of unrecorded wrk before each workload's
 # runs), BENCH_CLIENTS ("1 16 64"), BENCH_DRAIN, BENCH_DRAIN_TIMEOUT,
-# BENCH_RESULTS (output file), BENCH_KEEP=1 (keep the scratch directory),
+# BENCH_RESULTS (output file), BENCH_RESULTS_JSONL (a copy of the raw
+# records), BENCH_KEEP=1 (keep the scratch directory),
 # BENCH_PACED_LEVELS (shares of each peak offered at a constant rate:
 # "25 50 80"; smoke 50), BENCH_ONLY ("create get list note sla shaped": a subset, for working on
 # one path), BENCH_SHAPED_CASES (the shaped data set's size: 5 M; smoke 20 k),
@@ -768,5 +769,7 @@ mkdir -p "$(dirname "$OUTFILE")"
 rc=0
 $PY "$REPORT" render "$RES" "$META" "$OUTFILE" || rc=$?
 log "results written to $OUTFILE"
+# growth.sh compares the records of several runs
+[ -z "${BENCH_RESULTS_JSONL:-}" ] || cp "$RES" "$BENCH_RESULTS_JSONL"
 [ "$rc" = 0 ] && [ "$PROBLEMS" = 0 ] || { echo "bench: FAILED (see Problems above)" >&2; exit 1; }
 log "ok"
