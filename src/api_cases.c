@@ -647,9 +647,19 @@ void api_policy_get(ar_req *r)
 	ar_app *app = req_app(r);
 	json_t *doc;
 
+	ar_err err;
+
 	pthread_rwlock_rdlock(&app->policy_lock);
 	doc = policy_to_json(app->policy);
 	pthread_rwlock_unlock(&app->policy_lock);
+	ar_err_init(&err);
+	if (!doc)
+		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+	if (!doc || !api_view_policy(r, doc, &err)) {
+		json_decref(doc);
+		req_reply_problem(r, &err);
+		return;
+	}
 	req_reply_json(r, 200, doc);
 }
 

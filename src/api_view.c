@@ -32,6 +32,13 @@ bool api_view_events(ar_req *r, json_t *items, ar_err *err)
 	return true;
 }
 
+bool api_view_policy(ar_req *r, json_t *doc, ar_err *err)
+{
+	const ar_identity *who = req_identity(r);
+
+	return !shop_view(r) || redact_policy(doc, who->shops, who->n_shops, err);
+}
+
 bool api_view_decision(ar_req *r, json_t *decision, ar_err *err)
 {
 	return !shop_view(r) || redact_decision(decision, err);

@@ -95,3 +95,30 @@ fail:
 	json_decref(c);
 	return ok;
 }
+
+bool redact_policy(json_t *doc, const char (*shops)[AR_MAX_ID_LEN + 1], size_t n, ar_err *err)
+{
+	json_t *over = json_object_get(doc, "shops"), *kept;
+	const char *name;
+	json_t *v;
+
+	if (!json_is_object(over))
+		return true;
+	kept = json_object();
+	if (!kept)
+		goto oom;
+	json_object_foreach(over, name, v) {
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(shops[i], name) == 0 && json_object_set(kept, name, v) != 0) {
+				json_decref(kept);
+				goto oom;
+			}
+		}
+	}
+	if (json_object_set_new(doc, "shops", kept) != 0)
+		goto oom;
+	return true;
+oom:
+	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	return false;
+}

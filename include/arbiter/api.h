@@ -46,4 +46,5 @@ bool api_view_case_text(ar_req *r, char **json, size_t *len, ar_err *err) AR_MUS
 bool api_view_case(ar_req *r, json_t *c, ar_err *err) AR_MUSTCHECK;
 bool api_view_events(ar_req *r, json_t *items, ar_err *err) AR_MUSTCHECK;
 bool api_view_decision(ar_req *r, json_t *decision, ar_err *err) AR_MUSTCHECK;
+bool api_view_policy(ar_req *r, json_t *doc, ar_err *err) AR_MUSTCHECK;
 #endif

@@ -26,6 +26,11 @@ bool redact_decision(json_t *decision, ar_err *err) AR_MUSTCHECK;
 bool redact_case(json_t *c, ar_err *err) AR_MUSTCHECK;
 /* An audit event: the decision in its "data" (the open event's), if any. */
 bool redact_event(json_t *e, ar_err *err) AR_MUSTCHECK;
+/* A policy document: of its per-shop overrides ("shops") only those of the
+ * n shops named remain; other shops' names and rules are not the key's to
+ * read. */
+bool redact_policy(json_t *doc, const char (*shops)[AR_MAX_ID_LEN + 1], size_t n,
+		   ar_err *err) AR_MUSTCHECK;
 /* A case document as text, replaced by its redacted text: *json (malloc'd)
  * is freed and set to the new text, *len to its length. Unchanged on
  * failure. */

@@ -174,3 +174,22 @@ def test_the_dry_run_withholds_the_same_way(world):
     assert r.status == 200, r
     assert not leaks(r.body, world["others"]), leaks(r.body, world["others"])
     withheld(r.body["decision"])
+
+
+def test_a_shop_reads_only_its_own_policy_overrides(world):
+    """GET /v1/policy: a key bound to shops sees the overrides of its shops
+    only; the platform reads them all (deploy/policy/default.json gives S-60
+    its own return window)."""
+    s = world["s"]
+    full = s.get("/v1/policy")
+    assert full.status == 200, full
+    assert "S-60" in full.body.get("shops", {}), full.body.get("shops")
+    mine = s.get("/v1/policy", key=world["seller2"])
+    assert mine.status == 200, mine
+    assert mine.body["shops"] == {}, mine.body["shops"]
+    assert mine.body["version"] == full.body["version"]
+    assert {k: v for k, v in mine.body.items() if k != "shops"} == \
+        {k: v for k, v in full.body.items() if k != "shops"}
+    _, sixty = world["db"].make_key("seller", shops="S-60", name="s60-seller")
+    own = s.get("/v1/policy", key=sixty)
+    assert own.status == 200 and list(own.body["shops"]) == ["S-60"], own.body.get("shops")

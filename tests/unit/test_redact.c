@@ -106,10 +106,38 @@ static void test_case_text_is_replaced_by_its_view(void **state)
 	free(doc);
 }
 
+static void test_policy_keeps_only_the_keys_shops(void **state)
+{
+	ar_err err;
+	const char shops[2][AR_MAX_ID_LEN + 1] = { "S-1", "S-3" };
+	json_t *doc = json_loads("{\"version\":\"v9\",\"shops\":{\"S-1\":{\"no_reason_days\":15},"
+				 "\"S-2\":{\"no_reason_days\":60}},\"durations\":{\"x\":\"P1D\"}}",
+				 0, NULL);
+	(void)state;
+	assert_non_null(doc);
+	ar_err_init(&err);
+	assert_true(redact_policy(doc, shops, 2, &err));
+	assert_int_equal(json_object_size(json_object_get(doc, "shops")), 1);
+	assert_non_null(json_object_get(json_object_get(doc, "shops"), "S-1"));
+	assert_null(json_object_get(json_object_get(doc, "shops"), "S-2"));
+	assert_string_equal(json_string_value(json_object_get(doc, "version")), "v9");
+	assert_non_null(json_object_get(doc, "durations"));
+	/* no shops at all: an empty object, never another shop's */
+	assert_true(redact_policy(doc, shops, 0, &err));
+	assert_int_equal(json_object_size(json_object_get(doc, "shops")), 0);
+	json_decref(doc);
+	/* a policy without overrides is left alone */
+	doc = json_loads("{\"version\":\"v1\"}", 0, NULL);
+	assert_true(redact_policy(doc, shops, 2, &err));
+	assert_null(json_object_get(doc, "shops"));
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decision_keeps_ids_results_money),
+		cmocka_unit_test(test_policy_keeps_only_the_keys_shops),
 		cmocka_unit_test(test_case_and_event_reach_their_decision),
 		cmocka_unit_test(test_case_text_is_replaced_by_its_view),
 	};
