@@ -18,8 +18,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole context: .dockerignore keeps it to what the Makefile may read
-# (Makefile, include/, src/, sql/, openapi/, deploy/local/, deploy/policy/).
-# The SQL migrations, the ops page and the contract are compiled into the
+# (Makefile, include/, src/, sql/, openapi/, deploy/local/, deploy/policy/,
+# i18n/). The SQL migrations, the ops page, the message catalogues and the
+# contract are compiled into the
 # binary, so the runtime stage needs none of these files.
 COPY . .
 # There is no .git in the build context: the commit comes in as a build arg.

@@ -96,6 +96,14 @@ $(B)/gen/ui.c: src/ui/index.html deploy/local/embed_blob.sh
 	@mkdir -p $(@D)
 	$(Q)sh deploy/local/embed_blob.sh ar_ui_index $< > $@
 
+# The message catalogues (i18n/*.json), one blob per language.
+$(B)/gen/i18n_en.c: i18n/en.json deploy/local/embed_blob.sh
+	@mkdir -p $(@D)
+	$(Q)sh deploy/local/embed_blob.sh ar_i18n_en $< > $@
+$(B)/gen/i18n_zh_cn.c: i18n/zh-CN.json deploy/local/embed_blob.sh
+	@mkdir -p $(@D)
+	$(Q)sh deploy/local/embed_blob.sh ar_i18n_zh_cn $< > $@
+
 # The contract, served as /openapi.json: YAML in the repo, JSON in the binary.
 $(B)/openapi.json: openapi/arbiter.yaml openapi/tojson.py
 	@mkdir -p $(@D)
@@ -107,7 +115,7 @@ $(B)/gen/openapi.c: $(B)/openapi.json deploy/local/embed_blob.sh
 $(B)/gen/%.o: $(B)/gen/%.c $(B)/gen/flags
 	$(Q)$(CC) $(WARN) $(ALL_CFLAGS) $(ALL_CPPFLAGS) -c $< -o $@
 
-GEN := migrations ui openapi
+GEN := migrations ui openapi i18n_en i18n_zh_cn
 LIB_OBJ := $(patsubst src/%.c,$(B)/%.o,$(LIB_SRC)) $(patsubst %,$(B)/gen/%.o,$(GEN))
 
 $(B)/arbiter: $(LIB_OBJ) $(B)/main.o

@@ -176,7 +176,7 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, ar_e
 			   "the %s deadline passed at %s, before this request; the case is now %s",
 			   dl, due, fsm_state_name(fc->state));
 	}
-	p = http_problem_json(err, NULL);
+	p = http_problem_json(err, NULL, req_lang(r));
 	for (unsigned i = 0; arr && i < n && i < FSM_ACTION__COUNT; i++)
 		json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
 	if (p) {

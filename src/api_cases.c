@@ -13,6 +13,7 @@
 #include "arbiter/metrics.h"
 #include "arbiter/cursor.h"
 #include "arbiter/migrate.h"
+#include "arbiter/platform.h"
 #include "arbiter/sla.h"
 #include "arbiter/store_policy.h"
 
@@ -145,6 +146,20 @@ void api_decorate_case(json_t *c)
 			json_array_append_new(arr, json_string(fsm_action_name(acts[i])));
 	}
 	json_object_set_new(c, "allowed_actions", arr);
+	{
+		fsm_outcome o;
+		const char *tb = NULL;
+		int pdd = -1;
+
+		if (!fsm_outcome_parse(json_string_value(json_object_get(c, "outcome")), &o))
+			o = FSM_OUTCOME_NONE;
+		if (ar_kind_parse(json_string_value(json_object_get(c, "kind")), &fc.kind) &&
+		    fsm_state_parse(json_string_value(json_object_get(c, "state")), &fc.state))
+			platform_status(fc.kind, fc.state, o, &tb, &pdd);
+		json_object_set_new(c, "platform_status",
+				    json_pack("{s:s*,s:o}", "taobao", tb, "pinduoduo",
+					      pdd >= 0 ? json_integer(pdd) : json_null()));
+	}
 }
 
 /* allowed_actions as a JSON array, from the state machine. */
@@ -160,6 +175,42 @@ static void tb_allowed(textbuf *b, const fsm_case *fc)
 		tb_str(b, "\"");
 	}
 	tb_str(b, "]");
+}
+
+/* A closed case's outcome (what a closed case is on the platforms turns on
+ * it); the row carries no outcome, so only closed cases parse theirs. */
+static fsm_outcome case_outcome(fsm_state state, const char *json, size_t len)
+{
+	fsm_outcome o = FSM_OUTCOME_NONE;
+	json_t *c;
+
+	if (state != FSM_STATE_CLOSED)
+		return o;
+	c = json_loadb(json, len, 0, NULL);
+	if (!fsm_outcome_parse(json_string_value(json_object_get(c, "outcome")), &o))
+		o = FSM_OUTCOME_NONE;
+	json_decref(c);
+	return o;
+}
+
+/* platform_status (platform.h): what the case is on Taobao and Pinduoduo. */
+static void tb_platform(textbuf *b, ar_kind kind, fsm_state state, fsm_outcome outcome)
+{
+	const char *tb;
+	char num[16];
+	int pdd;
+
+	platform_status(kind, state, outcome, &tb, &pdd);
+	tb_str(b, ",\"platform_status\":{\"taobao\":");
+	tb_str(b, tb ? "\"" : "null");
+	if (tb) {
+		tb_str(b, tb);
+		tb_str(b, "\"");
+	}
+	snprintf(num, sizeof(num), "%d", pdd);
+	tb_str(b, ",\"pinduoduo\":");
+	tb_str(b, pdd >= 0 ? num : "null");
+	tb_str(b, "}");
 }
 
 /* The case document as PostgreSQL wrote it, with allowed_actions spliced in
@@ -182,6 +233,7 @@ static void tb_case(textbuf *b, const store_case_row *w)
 		return;
 	}
 	tb_put(b, w->json, end - 1);
+	tb_platform(b, w->kind, w->state, case_outcome(w->state, w->json, end));
 	if (w->overdue >= 0 && fsm_after_expiry(&fc, (fsm_deadline)w->overdue, &after)) {
 		tb_str(b, ",\"pending_expiry\":{\"deadline\":\"");
 		tb_str(b, fsm_deadline_name((fsm_deadline)w->overdue));
@@ -339,7 +391,12 @@ void api_cases_create(ar_req *r)
 		fsm_case fc = { in.kind, pl->state, pl->manual_review, false, false,
 				in.reason == AR_REASON_MISSING_ITEM, false,
 				pl->dec.max_offer_rounds > 0 };
+		fsm_outcome o;
+
 		tb_allowed(&allowed, &fc);
+		if (!nc.outcome || !fsm_outcome_parse(nc.outcome, &o))
+			o = FSM_OUTCOME_NONE;
+		tb_platform(&allowed, in.kind, pl->state, o);
 		if (allowed.oom)
 			goto oom;
 		nc.allowed_actions = allowed.p;

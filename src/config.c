@@ -262,6 +262,11 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 			return false;
 		}
 	}
+	v = getenv("ARBITER_DEFAULT_LANGUAGE");
+	if (v && *v && !i18n_lang_parse(v, &cfg->default_lang)) {
+		snprintf(msg, msglen, "ARBITER_DEFAULT_LANGUAGE: expected en or zh-CN, got '%.64s'", v);
+		return false;
+	}
 	n = cfg->db_pool;
 	if (!env_uint("ARBITER_DB_POOL", 1, 256, &n, msg, msglen))
 		return false;

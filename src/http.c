@@ -18,6 +18,7 @@
 #include "arbiter/listen.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
+#include "arbiter/msgs.h"
 #include "arbiter/ratelimit.h"
 #include "arbiter/readroute.h"
 #include "arbiter/routes.h"
@@ -82,6 +83,7 @@ struct ar_req {
 	bool started;        /* on_request has set the fields below up */
 	bool bad_target;     /* a control byte (raw or %-escaped) in the request target */
 	char request_id[40];
+	ar_lang lang;        /* the reply's language (Accept-Language) */
 	char case_id[AR_MAX_ID_LEN + 1];
 	const char *idem_claim;  /* the Idempotency-Key this request runs under (idempotent()) */
 	bool idem_applied;       /* ... whose first attempt's change committed */
@@ -217,6 +219,11 @@ const char *req_id(ar_req *r)
 	return r->request_id;
 }
 
+ar_lang req_lang(ar_req *r)
+{
+	return r->lang;
+}
+
 void req_set_case(ar_req *r, const char *case_id)
 {
 	snprintf(r->case_id, sizeof(r->case_id), "%s", case_id ? case_id : "");
@@ -266,14 +273,16 @@ void req_reply_json(ar_req *r, int status, json_t *body)
 	reply_json_typed(r, status, body, "application/json");
 }
 
-json_t *http_problem_json(const ar_err *err, const char *instance)
+json_t *http_problem_json(const ar_err *err, const char *instance, ar_lang lang)
 {
 	char type[96];
+	const char *title, *detail;
 	json_t *p, *errors;
 
 	snprintf(type, sizeof(type), "urn:arbiter:problem:%s", err->type[0] ? err->type : "error");
-	p = json_pack("{s:s,s:s,s:i,s:s}", "type", type, "title", err->title,
-		      "status", err->status, "detail", err->detail);
+	msgs_problem(err, lang, &title, &detail);
+	p = json_pack("{s:s,s:s,s:i,s:s}", "type", type, "title", title,
+		      "status", err->status, "detail", detail);
 	if (!p)
 		return NULL;
 	if (instance)
@@ -288,7 +297,7 @@ json_t *http_problem_json(const ar_err *err, const char *instance)
 
 void req_reply_problem(ar_req *r, const ar_err *err)
 {
-	json_t *p = http_problem_json(err, NULL);
+	json_t *p = http_problem_json(err, NULL, r->lang);
 
 	if (err->status == 503)
 		req_add_header(r, "Retry-After", "1");
@@ -878,6 +887,12 @@ static enum MHD_Result send_reply(ar_req *r)
 	if (r->content_type)
 		MHD_add_response_header(resp, "Content-Type", r->content_type);
 	MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+	/* JSON replies carry texts (problems, reasons, summaries) in the
+	 * negotiated language; caches must key them by Accept-Language */
+	if (r->content_type && strstr(r->content_type, "json")) {
+		MHD_add_response_header(resp, "Content-Language", i18n_lang_tag(r->lang));
+		MHD_add_response_header(resp, "Vary", "Accept-Language");
+	}
 	/* Every reply is what its Content-Type says, never sniffed into HTML. */
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	/* Stopping: a kept-alive client must not send its next request here. */
@@ -908,6 +923,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		r->conn = conn;
 		r->method = method;
 		r->url = url;
+		r->lang = i18n_negotiate(req_header(r, "Accept-Language"),
+					 srv->app->cfg.default_lang);
 		r->late = atomic_load(&srv->app->draining);
 		clock_gettime(CLOCK_MONOTONIC, &r->start);
 		make_request_id(r);

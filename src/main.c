@@ -5,6 +5,7 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "arbiter/msgs.h"
 #include "arbiter/app.h"
 #include "arbiter/appcal.h"
 #include "arbiter/auth.h"
@@ -125,6 +126,17 @@ static int load_config(ar_config *cfg, bool need_db)
 		return 2;
 	}
 	log_set_level(cfg->log_level);
+	{
+		/* a catalogue missing a key would answer in the wrong language */
+		ar_err e;
+
+		ar_err_init(&e);
+		if (!msgs_check(&e)) {
+			fprintf(stderr, "arbiter: message catalogues: %s%s%s\n", e.detail,
+				e.n_fields ? " " : "", e.n_fields ? e.fields[0].pointer : "");
+			return 2;
+		}
+	}
 	return 0;
 }
 

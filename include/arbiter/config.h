@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include "arbiter/casefsm.h"
+#include "arbiter/i18n.h"
 #include "arbiter/model.h"
 
 typedef enum { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } ar_log_level;
@@ -50,6 +51,7 @@ typedef struct {
 	bool scheduler;           /* fire deadlines here (false: another replica does) */
 	ar_access_log_config access_log;
 	bool db_prepared;         /* named prepared statements (false: unnamed, for poolers) */
+	ar_lang default_lang;     /* ARBITER_DEFAULT_LANGUAGE: without Accept-Language */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

@@ -46,6 +46,8 @@ bool req_idem_applied(ar_req *r);
  * when it ran on the replica and the replica could not answer (503), so the
  * caller tries once more; false when err stands. */
 bool req_read_fallback(ar_req *r, store **db, ar_err *err) AR_MUSTCHECK;
+/* The reply's language: Accept-Language against ARBITER_DEFAULT_LANGUAGE. */
+ar_lang req_lang(ar_req *r);
 
 /* Responses. The json body is STOLEN (decref'd by the edge after sending). */
 void req_reply_json(ar_req *r, int status, json_t *body);
@@ -74,6 +76,7 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen);
 /* Stops accepting, lets in-flight requests finish (up to grace_ms), stops. */
 void http_stop(http_server *h, int grace_ms);
 
-/* The problem document for an error (new reference). */
-json_t *http_problem_json(const ar_err *err, const char *instance);
+/* The problem document for an error, its title and detail in lang (new
+ * reference). */
+json_t *http_problem_json(const ar_err *err, const char *instance, ar_lang lang);
 #endif

@@ -56,7 +56,8 @@ typedef struct {
 	const char *fingerprint;             /* its request's SHA-256, hex */
 	int idem_lease_s;                    /* an in-flight claim older than this is dead */
 	const char *id;                      /* the new case's id */
-	const char *allowed_actions;         /* JSON array text, for the reply */
+	const char *allowed_actions;         /* JSON array text, then the reply's other computed
+					      * members (",\"platform_status\":{..}") */
 	bool sku_check;                      /* a quality reason: count the SKU's cases */
 	int sku_window_days, sku_threshold;  /* and flag it at threshold within the window */
 	size_t n_events;

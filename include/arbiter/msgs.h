@@ -1,0 +1,30 @@
+/*
+ * The shipped message catalogues (i18n/en.json, i18n/zh-CN.json, compiled in) and the parts
+ * of a reply that speak the reader's language: problem titles and details,
+ * decision reasons, event summaries. Rule ids, codes and amounts in fen
+ * never change with the language.
+ */
+#ifndef ARBITER_MSGS_H
+#define ARBITER_MSGS_H
+
+#include <jansson.h>
+
+#include "arbiter/i18n.h"
+#include "arbiter/model.h"
+
+/* The catalogues, loaded on first use; NULL only if they do not load
+ * (msgs_check at start-up refuses to serve then). */
+const i18n_cat *msgs_catalogue(void);
+/* Loads the catalogues and checks them complete (i18n_cat_check). */
+bool msgs_check(ar_err *err) AR_MUSTCHECK;
+
+/* A problem's title and detail in l: the catalogue's by the problem type;
+ * in English the detail is the service's own diagnostic (err->detail). */
+void msgs_problem(const ar_err *err, ar_lang l, const char **title, const char **detail);
+/* Rewrites each decision.rules[].reason in l (English: left as the
+ * engine wrote it). false on out of memory. */
+bool msgs_decision(json_t *decision, ar_lang l) AR_MUSTCHECK;
+/* Adds "summary" in l to each event of items. false on out of memory. */
+bool msgs_events(json_t *items, ar_lang l) AR_MUSTCHECK;
+
+#endif

@@ -1,0 +1,127 @@
+/* The compiled-in message catalogues and the localised texts of replies: problems, decision reasons, event summaries. */
+#include "arbiter/msgs.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "arbiter/assets.h"
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static i18n_cat *catalogue;
+static ar_err load_err;
+
+static void load(void)
+{
+	const char *texts[AR_LANG__COUNT] = { ar_i18n_en, ar_i18n_zh_cn };
+
+	ar_err_init(&load_err);
+	catalogue = i18n_cat_load(texts, &load_err);
+}
+
+const i18n_cat *msgs_catalogue(void)
+{
+	pthread_once(&once, load);
+	return catalogue;
+}
+
+bool msgs_check(ar_err *err)
+{
+	if (!msgs_catalogue()) {
+		*err = load_err;
+		return false;
+	}
+	return i18n_cat_check(catalogue, err);
+}
+
+void msgs_problem(const ar_err *err, ar_lang l, const char **title, const char **detail)
+{
+	const i18n_cat *c = msgs_catalogue();
+	char key[128];
+	const char *t;
+
+	snprintf(key, sizeof(key), "problem.%s.title", err->type[0] ? err->type : "_other");
+	t = i18n_text(c, l, key);
+	*title = t ? t : l == AR_LANG_EN ? err->title : i18n_text(c, l, "problem._other.title");
+	if (!*title)
+		*title = err->title;
+	if (l == AR_LANG_EN) {
+		*detail = err->detail;
+		return;
+	}
+	snprintf(key, sizeof(key), "problem.%s.detail", err->type[0] ? err->type : "_other");
+	t = i18n_text(c, l, key);
+	*detail = t ? t : i18n_text(c, l, "problem._other.detail");
+	if (!*detail)
+		*detail = err->detail;
+}
+
+bool msgs_decision(json_t *decision, ar_lang l)
+{
+	const i18n_cat *c = msgs_catalogue();
+	json_t *rules = json_object_get(decision, "rules"), *rule;
+	json_t *total = json_object_get(json_object_get(decision, "refund"), "total_cents");
+	char money[32], key[128], text[512], rkey[32];
+	size_t i;
+
+	if (l == AR_LANG_EN || !json_is_array(rules))
+		return true;
+	i18n_money(json_is_integer(total) ? (int64_t)json_integer_value(total) : 0, money,
+		   sizeof(money));
+	json_array_foreach(rules, i, rule) {
+		const char *id = json_string_value(json_object_get(rule, "id"));
+		const char *result = json_string_value(json_object_get(rule, "result"));
+		const char *rtext;
+		i18n_arg args[3];
+
+		if (!id || !result)
+			continue;
+		snprintf(rkey, sizeof(rkey), "result.%s", result);
+		rtext = i18n_text(c, l, rkey);
+		args[0] = (i18n_arg){ "result", rtext ? rtext : result };
+		args[1] = (i18n_arg){ "total", money };
+		args[2] = (i18n_arg){ "id", id };
+		snprintf(key, sizeof(key), "rule.%s", id);
+		if (!i18n_text(c, l, key))
+			snprintf(key, sizeof(key), "rule._other");
+		if (!i18n_format(c, l, key, args, 3, text, sizeof(text)))
+			continue;
+		if (json_object_set_new(rule, "reason", json_string(text)))
+			return false;
+	}
+	return true;
+}
+
+bool msgs_events(json_t *items, ar_lang l)
+{
+	const i18n_cat *c = msgs_catalogue();
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(items, i, e) {
+		const char *action = json_string_value(json_object_get(e, "action"));
+		const char *role = json_string_value(json_object_get(json_object_get(e, "actor"), "role"));
+		const char *state = json_string_value(json_object_get(e, "to_state"));
+		char key[128], text[512];
+		const char *actor, *st;
+		i18n_arg args[3];
+
+		if (!action)
+			continue;
+		snprintf(key, sizeof(key), "role.%s", role ? role : "");
+		actor = i18n_text(c, l, key);
+		snprintf(key, sizeof(key), "state.%s", state ? state : "");
+		st = i18n_text(c, l, key);
+		args[0] = (i18n_arg){ "actor", actor ? actor : role };
+		args[1] = (i18n_arg){ "state", st ? st : state };
+		args[2] = (i18n_arg){ "action", action };
+		snprintf(key, sizeof(key), "event.%s", action);
+		if (!i18n_text(c, l, key))
+			snprintf(key, sizeof(key), "event._other");
+		if (!i18n_format(c, l, key, args, 3, text, sizeof(text)))
+			continue;
+		if (json_object_set_new(e, "summary", json_string(text)))
+			return false;
+	}
+	return true;
+}
