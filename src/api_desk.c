@@ -24,7 +24,7 @@
 #define Q_IN_ARBITRATION "c.state = 'in_arbitration'"
 #define Q_OPEN_CASES \
 	" FROM cases c LEFT JOIN LATERAL (SELECT min(d.due_at) AS due_at FROM case_deadlines d" \
-	"                              WHERE d.case_id = c.id) nd ON true" \
+	"                              WHERE d.case_id = c.id AND d.paused_at IS NULL) nd ON true" \
 	" WHERE c.state NOT IN ('refunded', 'closed')"
 
 /*

@@ -31,6 +31,11 @@ const ar_route ar_routes[] = {
 	{ M_GET, "/v1/cases/{id}/verify", api_case_verify, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_POST, "/v1/cases/{id}/actions", api_case_action, ROUTE_KEYED, ROUTE_ANY_ROLE,
 	  ROUTE_BODY_MAX, ROUTE_IDEMPOTENT },
+	/* the platform stops a deadline while the case waits on it */
+	{ M_POST, "/v1/cases/{id}/deadlines/{id}/pause", api_deadline_pause, ROUTE_KEYED,
+	  R(AGENT) | R(ARBITER), ROUTE_BODY_MAX, 0 },
+	{ M_POST, "/v1/cases/{id}/deadlines/{id}/resume", api_deadline_resume, ROUTE_KEYED,
+	  R(AGENT) | R(ARBITER), ROUTE_BODY_MAX, 0 },
 	{ M_GET, "/v1/events", api_events_feed, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_POST, "/v1/adjudications", api_adjudicate, ROUTE_KEYED, DECIDERS, ROUTE_BODY_MAX, 0 },
 	{ M_GET, "/v1/policy", api_policy_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },

@@ -31,6 +31,9 @@ void api_checkpoint_latest(ar_req *r);
 void api_checkpoint_keys(ar_req *r);
 void api_calendar_get(ar_req *r);
 void api_calendar_put(ar_req *r);
+/* POST /v1/cases/{id}/deadlines/{name}/pause, /resume (api_pauses.c). */
+void api_deadline_pause(ar_req *r);
+void api_deadline_resume(ar_req *r);
 /* Replies with a case as the store read it: allowed_actions spliced into
  * its text, ETag from its version; a shop's view of it for a key bound to
  * shops (row->json is replaced by that view). */
