@@ -157,7 +157,8 @@ void api_decorate_case(json_t *c)
 		    fsm_state_parse(json_string_value(json_object_get(c, "state")), &fc.state))
 			platform_status(fc.kind, fc.state, o, &tb, &pdd);
 		json_object_set_new(c, "platform_status",
-				    json_pack("{s:s*,s:o}", "taobao", tb, "pinduoduo",
+				    json_pack("{s:o,s:o}", "taobao", tb ? json_string(tb) : json_null(),
+					      "pinduoduo",
 					      pdd >= 0 ? json_integer(pdd) : json_null()));
 	}
 }

@@ -109,7 +109,8 @@ def test_spec_vocabularies_are_the_codes(spec_contract):
     assert _enum(c, "ActionName") == {a for a in actions if not a.startswith("expire_")}
     assert _enum(c, "EventAction") == set(actions) | {
         "open", "refund.instructed", "compensation.instructed", "deadline.approaching",
-        "sla.breached", "sku.batch_defect"}
+        "sla.breached", "sku.batch_defect",
+        "deadline.paused", "deadline.resumed"}  # src/store_pauses.c
     assert _enum(c, "ActorRole") == set(roles)
     assert _enum(c, "Role") == set(roles) - {"system"}
     assert set(schema(c, "CaseFields")["properties"]["outcome"]["enum"]) == \
