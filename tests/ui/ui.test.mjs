@@ -23,8 +23,34 @@ const REPO = path.resolve(HERE, "..", "..");
 const BIN = process.env.ARBITER_BIN || path.join(REPO, "build", "arbiter");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const POLICY = path.join(REPO, "deploy", "policy", "default.json"); // deadlines in days: nothing expires
-const SCREENSHOT = path.join(REPO, "build", "ui-screenshot.png");
-const OVERALL_MS = 55000;
+const SCREENSHOT = path.join(REPO, "build", "ui-screenshot.png");  // -zh-CN.png for Chinese
+const OVERALL_MS = 100000;
+
+// The page in each language: what an operator reads there. Codes (states,
+// kinds, rule ids, actions) are the same in both.
+const LANGS = ["en", "zh-CN"];
+const EXPECT = {
+  "en": {
+    enterKey: "enter an API key", updated: "updated", none: /none/, partial: "(1234, 2 shown)",
+    timeLeft: /^in \d+(\.\d+)? (s|min|h)$/, found: / cases?$/, zeroFound: /^0 cases$/,
+    intact: "chain intact", rehashed: /re-hashed by the server/, broken: "chain broken",
+    brokenAt2: (t) => /event 2/.test(t) && !/intact/.test(t),
+    edited: "chain broken at event 2: hash does not match the event's content",
+    firstResponse: /^in (3\.\d|4\.0) h$/, queuesHeading: "Queues", byKind: "by kind",
+    han: false,
+  },
+  "zh-CN": {
+    enterKey: "请输入 API 密钥", updated: "已更新", none: /无/, partial: "(1234，显示 2 条)",
+    timeLeft: /^剩余 \d+(\.\d+)? (秒|分钟|小时)$/, found: /个案件$/, zeroFound: /^0 个案件$/,
+    intact: "哈希链完整", rehashed: /由服务器于 .* 重新计算/, broken: "哈希链在事件",
+    brokenAt2: (t) => /事件 2/.test(t) && !/完整/.test(t),
+    // the server's verdict is quoted as it gives it
+    edited: "哈希链在事件 2 处断裂：hash does not match the event's content",
+    firstResponse: /^剩余 (3\.\d|4\.0) 小时$/, queuesHeading: "队列", byKind: "按类型",
+    han: true,
+  },
+};
+const HAN = /[\u4e00-\u9fff]/;
 
 let passed = 0;
 let failed = 0;
@@ -212,258 +238,297 @@ async function main() {
   });
   if (!caseId) return;
 
-  // the browser
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "arbiter-ui-chromium-"));
-  cleanups.push(() => fs.rmSync(profile, { recursive: true, force: true }));
-  const ctx = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1400, height: 1000 },
-    timeout: 20000,
-  });
-  cleanups.push(() => ctx.close());
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.setDefaultTimeout(8000);
-  const pageErrors = [];
-  const consoleErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error") consoleErrors.push({ text: m.text(), url: (m.location() || {}).url || "" });
-  });
-  const requests = [];
-  page.on("request", (r) => requests.push(r.url()));
-
-  await check("GET /ui/ serves the page with its CSP", async () => {
-    const resp = await page.goto(base + "/ui/", { waitUntil: "load" });
-    assert(resp.status() === 200, `status ${resp.status()}`);
-    const csp = resp.headers()["content-security-policy"] || "";
-    assert(csp.includes("default-src 'self'"), `CSP: ${csp}`);
-    assert(await page.title() === "arbiter ops", `title ${await page.title()}`);
-    await page.getByTestId("status").filter({ hasText: "enter an API key" }).waitFor();
-  });
-
-  await check("the key is taken, kept in sessionStorage and sent as a bearer token", async () => {
-    const statsReq = page.waitForRequest((r) => r.url().endsWith("/v1/stats"));
-    await page.getByTestId("api-key").fill(agent);
-    await page.getByTestId("key-save").click();
-    const req = await statsReq;
-    assert(req.headers()["authorization"] === "Bearer " + agent, "no bearer header on /v1/stats");
-    const stored = await page.evaluate(() => sessionStorage.getItem("arbiter.apiKey"));
-    assert(stored === agent, "key not in sessionStorage");
-    await page.getByTestId("status").filter({ hasText: "updated" }).waitFor();
-  });
-
-  await check("live counts come from /v1/stats", async () => {
-    await page.getByTestId("stat-total").filter({ hasText: /^2$/ }).waitFor();
-    const kinds = await page.getByTestId("by-kind").innerText();
-    assert(/complaint\s+2/.test(kinds), `by kind: ${kinds}`);
-    const states = await page.getByTestId("by-state").innerText();
-    assert(/acknowledged\s+1/.test(states) && /awaiting_agent\s+1/.test(states), `by state: ${states}`);
-  });
-
-  await check("the major_complaints queue lists both cases with links", async () => {
-    const q = page.getByTestId("queue-major_complaints");
-    await q.locator(`a[data-case-id="${caseId}"]`).waitFor();
-    await q.locator(`a[data-case-id="${otherId}"]`).waitFor();
-    // the count is the stats' whole-queue count, not the page's length
-    await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
-    const rows = await q.locator("tbody tr").count();
-    assert(rows === 2, `rows ${rows}`);
-    const ia = await page.getByTestId("queue-in_arbitration").innerText();
-    assert(/none/.test(ia), `in_arbitration should be empty: ${ia}`);
-  });
-
-  await check("queue sizes come from /v1/stats, not from the page of items", async () => {
-    const counted = [];
-    await page.route("**/v1/stats", async (route) => {
-      const resp = await route.fetch();
-      const body = await resp.json();
-      body.queues.major_complaints = 1234;
-      counted.push(route.request().url());
-      await route.fulfill({ response: resp, json: body });
+  // the browser, once per language: the page picks its language from the
+  // browser's (the Accept-Language it sends), asks the API for the same, and
+  // the checks expect that language's texts (X)
+  for (const [li, L] of LANGS.entries()) {
+    const X = EXPECT[L];
+    const last = li === LANGS.length - 1;
+    log(`---- ops page in ${L}`);
+    // the browser
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), "arbiter-ui-chromium-"));
+    cleanups.push(() => fs.rmSync(profile, { recursive: true, force: true }));
+    const ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      viewport: { width: 1400, height: 1000 },
+      locale: L,   // navigator.languages and the browser's Accept-Language
+      timeout: 20000,
     });
-    await page.getByTestId("shop-filter").dispatchEvent("change");  // reloads the stats
-    await page.getByTestId("queue-count-major_complaints").filter({ hasText: "(1234, 2 shown)" }).waitFor();
-    await page.unroute("**/v1/stats");
-    assert(counted.length > 0, "no stats request");
-    await page.getByTestId("shop-filter").dispatchEvent("change");
-    await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
-  });
+    cleanups.push(() => ctx.close());
+    const page = ctx.pages()[0] || await ctx.newPage();
+    page.setDefaultTimeout(8000);
+    const pageErrors = [];
+    const consoleErrors = [];
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
+    page.on("console", (m) => {
+      if (m.type() === "error") consoleErrors.push({ text: m.text(), url: (m.location() || {}).url || "" });
+    });
+    const requests = [];
+    page.on("request", (r) => requests.push(r.url()));
 
-  await check("the trend chart draws the hours of /v1/stats", async () => {
-    const trend = page.getByTestId("trend");
-    await trend.locator("rect.opened").first().waitFor({ state: "attached" });
-    assert(await trend.locator("rect.opened").count() === 24, "24 hourly bars of opened cases");
-    assert(await trend.locator("rect.refunds").count() === 24, "24 hourly bars of refunds");
-    assert(await trend.getAttribute("data-opened-total") === "2", `opened ${await trend.getAttribute("data-opened-total")}`);
-    assert(await trend.getAttribute("data-refunds-total") === "0", "refunds");
-  });
+    await check("GET /ui/ serves the page with its CSP", async () => {
+      const resp = await page.goto(base + "/ui/", { waitUntil: "load" });
+      assert(resp.status() === 200, `status ${resp.status()}`);
+      const csp = resp.headers()["content-security-policy"] || "";
+      assert(csp.includes("default-src 'self'"), `CSP: ${csp}`);
+      assert(await page.title() === "arbiter ops", `title ${await page.title()}`);
+      await page.getByTestId("status").filter({ hasText: X.enterKey }).waitFor();
+    });
 
-  await check("breached and overdue deadlines are listed (none here), near ones show time left", async () => {
-    await page.getByTestId("queue-count-overdue").filter({ hasText: /^\(0\)$/ }).waitFor();
-    await page.getByTestId("queue-count-breached").filter({ hasText: /^\(0\)$/ }).waitFor();
-    assert(/none/.test(await page.getByTestId("queue-overdue").innerText()), "overdue should be empty");
-    assert(/none/.test(await page.getByTestId("queue-breached").innerText()), "breached should be empty");
-    const near = page.getByTestId("queue-near_deadline");
-    await near.locator(`a[data-case-id="${otherId}"]`).waitFor();
-    // the second case's 4 h first response (the first was acknowledged)
-    const left = await near.locator("[data-time-left]").first().getAttribute("data-time-left");
-    assert(/^in \d+(\.\d+)? (s|min|h)$/.test(left), `time left ${left}`);
-  });
+    await check("the key is taken, kept in sessionStorage and sent as a bearer token", async () => {
+      const statsReq = page.waitForRequest((r) => r.url().endsWith("/v1/stats"));
+      await page.getByTestId("api-key").fill(agent);
+      await page.getByTestId("key-save").click();
+      const req = await statsReq;
+      assert(req.headers()["authorization"] === "Bearer " + agent, "no bearer header on /v1/stats");
+      const stored = await page.evaluate(() => sessionStorage.getItem("arbiter.apiKey"));
+      assert(stored === agent, "key not in sessionStorage");
+      await page.getByTestId("status").filter({ hasText: X.updated }).waitFor();
+    });
 
-  await check("the SLA panel reads the pending-deadline gauge /metrics exports", async () => {
-    await page.getByTestId("sla-pending").waitFor();
-    const pending = await page.getByTestId("sla-pending").innerText();
-    assert(/^\d+$/.test(pending), `pending ${pending}`);
-  });
+    await check("live counts come from /v1/stats", async () => {
+      await page.getByTestId("stat-total").filter({ hasText: /^2$/ }).waitFor();
+      const kinds = await page.getByTestId("by-kind").innerText();
+      assert(/complaint\s+2/.test(kinds), `by kind: ${kinds}`);
+      const states = await page.getByTestId("by-state").innerText();
+      assert(/acknowledged\s+1/.test(states) && /awaiting_agent\s+1/.test(states), `by state: ${states}`);
+    });
 
-  await check("every metric the page reads is one /metrics exports", async () => {
-    const src = (await http(base, "GET", "/ui/")).text;
-    const wanted = [...new Set(src.match(/\barbiter_[a-z0-9_]+/g) || [])];
-    assert(wanted.length >= 4, `the page names only ${wanted.join(", ")}`);
-    const text = (await http(base, "GET", "/metrics", { headers: { Accept: "text/plain" } })).text;
-    const have = new Set();  // families (# TYPE) and series (histograms' _count, _sum, _bucket)
-    for (const line of text.split("\n")) {
-      const t = /^# TYPE (\S+)/.exec(line);
-      if (t) { have.add(t[1]); continue; }
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
-      if (m) have.add(m[1]);
-    }
-    const missing = wanted.filter((n) => !have.has(n));
-    assert(missing.length === 0, `the page reads metrics /metrics does not export: ${missing.join(", ")}`);
-  });
+    await check("the major_complaints queue lists both cases with links", async () => {
+      const q = page.getByTestId("queue-major_complaints");
+      await q.locator(`a[data-case-id="${caseId}"]`).waitFor();
+      await q.locator(`a[data-case-id="${otherId}"]`).waitFor();
+      // the count is the stats' whole-queue count, not the page's length
+      await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
+      const rows = await q.locator("tbody tr").count();
+      assert(rows === 2, `rows ${rows}`);
+      const ia = await page.getByTestId("queue-in_arbitration").innerText();
+      assert(X.none.test(ia), `in_arbitration should be empty: ${ia}`);
+    });
 
-  await check("find by order id, buyer and SKU uses the list's filters", async () => {
-    const find = async (by, q) => {
-      await page.getByTestId("find-by").selectOption(by);
-      await page.getByTestId("find-q").fill(q);
-      const resp = page.waitForResponse((r) => r.url().includes("/v1/cases?" + by + "="));
+    await check("queue sizes come from /v1/stats, not from the page of items", async () => {
+      const counted = [];
+      await page.route("**/v1/stats", async (route) => {
+        const resp = await route.fetch();
+        const body = await resp.json();
+        body.queues.major_complaints = 1234;
+        counted.push(route.request().url());
+        await route.fulfill({ response: resp, json: body });
+      });
+      await page.getByTestId("shop-filter").dispatchEvent("change");  // reloads the stats
+      await page.getByTestId("queue-count-major_complaints").filter({ hasText: X.partial }).waitFor();
+      await page.unroute("**/v1/stats");
+      assert(counted.length > 0, "no stats request");
+      await page.getByTestId("shop-filter").dispatchEvent("change");
+      await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
+    });
+
+    await check("the trend chart draws the hours of /v1/stats", async () => {
+      const trend = page.getByTestId("trend");
+      await trend.locator("rect.opened").first().waitFor({ state: "attached" });
+      assert(await trend.locator("rect.opened").count() === 24, "24 hourly bars of opened cases");
+      assert(await trend.locator("rect.refunds").count() === 24, "24 hourly bars of refunds");
+      assert(await trend.getAttribute("data-opened-total") === "2", `opened ${await trend.getAttribute("data-opened-total")}`);
+      assert(await trend.getAttribute("data-refunds-total") === "0", "refunds");
+    });
+
+    await check("breached and overdue deadlines are listed (none here), near ones show time left", async () => {
+      await page.getByTestId("queue-count-overdue").filter({ hasText: /^\(0\)$/ }).waitFor();
+      await page.getByTestId("queue-count-breached").filter({ hasText: /^\(0\)$/ }).waitFor();
+      assert(X.none.test(await page.getByTestId("queue-overdue").innerText()), "overdue should be empty");
+      assert(X.none.test(await page.getByTestId("queue-breached").innerText()), "breached should be empty");
+      const near = page.getByTestId("queue-near_deadline");
+      await near.locator(`a[data-case-id="${otherId}"]`).waitFor();
+      // the second case's 4 h first response (the first was acknowledged)
+      const left = await near.locator("[data-time-left]").first().getAttribute("data-time-left");
+      assert(X.timeLeft.test(left), `time left ${left}`);
+    });
+
+    await check("the SLA panel reads the pending-deadline gauge /metrics exports", async () => {
+      await page.getByTestId("sla-pending").waitFor();
+      const pending = await page.getByTestId("sla-pending").innerText();
+      assert(/^\d+$/.test(pending), `pending ${pending}`);
+    });
+
+    await check("every metric the page reads is one /metrics exports", async () => {
+      const src = (await http(base, "GET", "/ui/")).text;
+      const wanted = [...new Set(src.match(/\barbiter_[a-z0-9_]+/g) || [])];
+      assert(wanted.length >= 4, `the page names only ${wanted.join(", ")}`);
+      const text = (await http(base, "GET", "/metrics", { headers: { Accept: "text/plain" } })).text;
+      const have = new Set();  // families (# TYPE) and series (histograms' _count, _sum, _bucket)
+      for (const line of text.split("\n")) {
+        const t = /^# TYPE (\S+)/.exec(line);
+        if (t) { have.add(t[1]); continue; }
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line);
+        if (m) have.add(m[1]);
+      }
+      const missing = wanted.filter((n) => !have.has(n));
+      assert(missing.length === 0, `the page reads metrics /metrics does not export: ${missing.join(", ")}`);
+    });
+
+    await check("find by order id, buyer and SKU uses the list's filters", async () => {
+      const find = async (by, q) => {
+        await page.getByTestId("find-by").selectOption(by);
+        await page.getByTestId("find-q").fill(q);
+        const resp = page.waitForResponse((r) => r.url().includes("/v1/cases?" + by + "="));
+        await page.getByTestId("find-go").click();
+        await resp;
+        await page.getByTestId("find-note").filter({ hasText: X.found }).waitFor();
+        return page.getByTestId("find-results");
+      };
+      let t = await find("order_id", firstBody.order.id);
+      await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+      assert(await t.locator("tbody tr").count() === 1, "one case by order id");
+      t = await find("buyer_id", firstBody.order.buyer_id);
+      await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+      assert(await t.locator("tbody tr").count() === 1, "one case by buyer");
+      t = await find("sku", "KETTLE-1L-WHITE");
+      await t.locator(`a[data-case-id="${otherId}"]`).waitFor();
+      await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
+      assert(await t.locator("tbody tr").count() === 2, "both cases by SKU");
+      t = await find("sku", "NO-SUCH-SKU");
+      await page.getByTestId("find-note").filter({ hasText: X.zeroFound }).waitFor();
+      await page.getByTestId("find-by").selectOption("id");
+      await page.getByTestId("find-q").fill(otherId);
       await page.getByTestId("find-go").click();
-      await resp;
-      await page.getByTestId("find-note").filter({ hasText: / cases?$/ }).waitFor();
-      return page.getByTestId("find-results");
-    };
-    let t = await find("order_id", firstBody.order.id);
-    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
-    assert(await t.locator("tbody tr").count() === 1, "one case by order id");
-    t = await find("buyer_id", firstBody.order.buyer_id);
-    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
-    assert(await t.locator("tbody tr").count() === 1, "one case by buyer");
-    t = await find("sku", "KETTLE-1L-WHITE");
-    await t.locator(`a[data-case-id="${otherId}"]`).waitFor();
-    await t.locator(`a[data-case-id="${caseId}"]`).waitFor();
-    assert(await t.locator("tbody tr").count() === 2, "both cases by SKU");
-    t = await find("sku", "NO-SUCH-SKU");
-    await page.getByTestId("find-note").filter({ hasText: /^0 cases$/ }).waitFor();
-    await page.getByTestId("find-by").selectOption("id");
-    await page.getByTestId("find-q").fill(otherId);
-    await page.getByTestId("find-go").click();
-    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
-  });
-
-  await check("opening the case shows its id, state, timeline, chain and rules", async () => {
-    await page.getByTestId("case-id").fill(caseId);
-    await page.getByTestId("case-open").click();
-    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
-    const st = await page.getByTestId("case-state").innerText();
-    assert(st === caseState, `state shown ${st}, expected ${caseState}`);
-    const tl = page.getByTestId("timeline");
-    await tl.locator('tr[data-action="open"]').waitFor();
-    await tl.locator('tr[data-action="acknowledge"]').waitFor();
-    const openRow = await tl.locator('tr[data-action="open"]').innerText();
-    assert(/frontend/.test(openRow) && /∅ → awaiting_agent/.test(openRow), `open row: ${openRow}`);
-    const ackRow = await tl.locator('tr[data-action="acknowledge"]').innerText();
-    assert(/agent/.test(ackRow) && /awaiting_agent → acknowledged/.test(ackRow), `ack row: ${ackRow}`);
-    const chain = page.getByTestId("chain-status");
-    await chain.filter({ hasText: "chain intact" }).waitFor();
-    assert(/re-hashed by the server/.test(await chain.innerText()), `chain: ${await chain.innerText()}`);
-
-    const rules = await page.getByTestId("rules").innerText();
-    assert(/R-COMPLAINT-SEVERITY\s+fired/.test(rules), `rules: ${rules.slice(0, 300)}`);
-    assert(await page.getByTestId("case-severity").innerText() === "major / service_quality", "severity");
-  });
-
-  await check("data is inserted as text, never as HTML", async () => {
-    const d = await page.getByTestId("case-description").innerText();
-    assert(d === evil, `description shown as ${JSON.stringify(d)}`);
-    assert(await page.locator("#xss-probe").count() === 0, "an <img> from the data was parsed");
-    assert(await page.evaluate(() => window.__xss === undefined), "the onerror handler ran");
-  });
-
-  await check("a queue link opens that case", async () => {
-    await page.getByTestId("queue-major_complaints").locator(`a[data-case-id="${otherId}"]`).click();
-    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
-    await page.getByTestId("timeline").locator('tr[data-action="note"]').waitFor();
-    await page.getByTestId("chain-status").filter({ hasText: "chain intact" }).waitFor();
-    // a major complaint's first response: 4 hours from its opening
-    const lefts = await page.getByTestId("case-deadlines").locator("[data-time-left]").allInnerTexts();
-    assert(lefts.length === 1 && /^in (3\.\d|4\.0) h$/.test(lefts[0]), `time left: ${lefts.join(", ")}`);
-    // back to the first case for the screenshot
-    await page.getByTestId("case-id").fill(caseId);
-    await page.getByTestId("case-open").click();
-    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
-    await page.getByTestId("timeline").locator('tr[data-action="acknowledge"]').waitFor();
-  });
-
-  await check("the page loads nothing from elsewhere and raises no errors", async () => {
-    const foreign = requests.filter((u) => !u.startsWith(base + "/"));
-    assert(foreign.length === 0, `foreign requests: ${foreign.join(", ")}`);
-    assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
-    // /metrics may be closed or missing on a build (the page tolerates that), and
-    // the browser asks for /favicon.ico by itself; nothing else may fail
-    const other = consoleErrors.filter((e) => !e.url.endsWith("/metrics") && !e.url.endsWith("/favicon.ico"));
-    assert(other.length === 0, `console errors: ${other.map((e) => e.text + " " + e.url).join("; ")}`);
-  });
-
-  await check("screenshot saved to build/ui-screenshot.png", async () => {
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    const st = fs.statSync(SCREENSHOT);
-    assert(st.size > 10000, `screenshot is only ${st.size} bytes`);
-  });
-
-  await check("a broken hash chain is reported", async () => {
-    await page.route(`**/v1/cases/${otherId}/events`, async (route) => {
-      const resp = await route.fetch();
-      const body = await resp.json();
-      body.items[1].prev_hash = "f".repeat(64);
-      await route.fulfill({ response: resp, json: body });
+      await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
     });
-    await page.getByTestId("case-id").fill(otherId);
-    await page.getByTestId("case-open").click();
-    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
-    await page.getByTestId("chain-status").filter({ hasText: "chain broken" }).waitFor();
-    const t = await page.getByTestId("chain-status").innerText();
-    assert(/event 2/.test(t) && !/intact/.test(t), `chain status: ${t}`);
-    await page.unroute(`**/v1/cases/${otherId}/events`);
-  });
 
-  await check("an event row edited in the database shows the chain broken", async () => {
-    // as the superuser, past the append-only trigger: the second event's data changes,
-    // its prev_hash and hash stay, so only re-hashing the row can tell
-    psql(conninfoWith(admin, { dbname: dbName }),
-      "SET session_replication_role = replica; " +
-      `UPDATE case_events SET data = data || '{"text": "edited later"}' WHERE case_id = '${otherId}' AND seq = 2;`);
-    await page.getByTestId("case-id").fill(caseId);
-    await page.getByTestId("case-open").click();
-    await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
-    await page.getByTestId("chain-status").filter({ hasText: "chain intact" }).waitFor();
-    await page.getByTestId("case-id").fill(otherId);
-    await page.getByTestId("case-open").click();
-    await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
-    await page.getByTestId("chain-status").filter({ hasText: "chain broken" }).waitFor();
-    const t = await page.getByTestId("chain-status").innerText();
-    assert(t === "chain broken at event 2: hash does not match the event's content", `chain status: ${t}`);
-    assert(await page.getByTestId("chain-status").getAttribute("class") === "bad", "not shown as bad");
-  });
+    await check("opening the case shows its id, state, timeline, chain and rules", async () => {
+      await page.getByTestId("case-id").fill(caseId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+      const st = await page.getByTestId("case-state").innerText();
+      assert(st === caseState, `state shown ${st}, expected ${caseState}`);
+      const tl = page.getByTestId("timeline");
+      await tl.locator('tr[data-action="open"]').waitFor();
+      await tl.locator('tr[data-action="acknowledge"]').waitFor();
+      const openRow = await tl.locator('tr[data-action="open"]').innerText();
+      assert(/frontend/.test(openRow) && /∅ → awaiting_agent/.test(openRow), `open row: ${openRow}`);
+      const ackRow = await tl.locator('tr[data-action="acknowledge"]').innerText();
+      assert(/agent/.test(ackRow) && /awaiting_agent → acknowledged/.test(ackRow), `ack row: ${ackRow}`);
+      const chain = page.getByTestId("chain-status");
+      await chain.filter({ hasText: X.intact }).waitFor();
+      assert(X.rehashed.test(await chain.innerText()), `chain: ${await chain.innerText()}`);
 
-  await check("a bad key shows the API's 401 instead of data", async () => {
-    await page.getByTestId("api-key").fill("ak_000000000000_" + "0".repeat(48));
-    await page.getByTestId("key-save").click();
-    await page.locator("#counts-error").filter({ hasText: "401" }).waitFor();
-  });
+      const rules = await page.getByTestId("rules").innerText();
+      assert(/R-COMPLAINT-SEVERITY\s+fired/.test(rules), `rules: ${rules.slice(0, 300)}`);
+      assert(await page.getByTestId("case-severity").innerText() === "major / service_quality", "severity");
+    });
+
+    await check(`the page and the API's texts are in ${L}`, async () => {
+      assert(await page.evaluate(() => document.documentElement.lang) === L, "html lang");
+      assert(await page.getByTestId("lang").inputValue() === L, "the toggle shows the language");
+      assert((await page.locator("#queues h2").innerText()) === X.queuesHeading, "queues heading");
+      assert((await page.locator("#counts h3").first().innerText()) === X.byKind, "by kind heading");
+      const req = requests.length;  // every API call asks for the page's language
+      const caseReq = page.waitForRequest((r) => r.url().includes(`/v1/cases/${caseId}/events`));
+      await page.getByTestId("case-open").click();
+      const sent = (await caseReq).headers()["accept-language"];
+      assert(sent === L, `Accept-Language sent ${sent}`);
+      assert(requests.length > req, "no request");
+      await page.getByTestId("timeline").locator('tr[data-action="open"]').waitFor();
+      const rules = await page.getByTestId("rules").innerText();
+      const openRow = await page.getByTestId("timeline").locator('tr[data-action="open"]').innerText();
+      assert(HAN.test(rules) === X.han && HAN.test(openRow) === X.han, `rules ${rules.slice(0, 200)} / ${openRow}`);
+      assert(/R-COMPLAINT-SEVERITY/.test(rules), "rule ids stay");
+    });
+
+    if (L === "en") await check("the toggle switches the page to zh-CN and back, and remembers", async () => {
+      await page.getByTestId("lang").selectOption("zh-CN");
+      await page.locator("#queues h2").filter({ hasText: "队列" }).waitFor();
+      await page.getByTestId("status").filter({ hasText: "已更新" }).waitFor();
+      await page.getByTestId("queue-count-major_complaints").filter({ hasText: /^\(2\)$/ }).waitFor();
+      assert(await page.evaluate(() => localStorage.getItem("arbiter.lang")) === "zh-CN", "not remembered");
+      await page.getByTestId("lang").selectOption("en");
+      await page.locator("#queues h2").filter({ hasText: "Queues" }).waitFor();
+      await page.getByTestId("status").filter({ hasText: "updated" }).waitFor();
+    });
+
+    await check("data is inserted as text, never as HTML", async () => {
+      const d = await page.getByTestId("case-description").innerText();
+      assert(d === evil, `description shown as ${JSON.stringify(d)}`);
+      assert(await page.locator("#xss-probe").count() === 0, "an <img> from the data was parsed");
+      assert(await page.evaluate(() => window.__xss === undefined), "the onerror handler ran");
+    });
+
+    await check("a queue link opens that case", async () => {
+      await page.getByTestId("queue-major_complaints").locator(`a[data-case-id="${otherId}"]`).click();
+      await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+      await page.getByTestId("timeline").locator('tr[data-action="note"]').waitFor();
+      await page.getByTestId("chain-status").filter({ hasText: X.intact }).waitFor();
+      // a major complaint's first response: 4 hours from its opening
+      const lefts = await page.getByTestId("case-deadlines").locator("[data-time-left]").allInnerTexts();
+      assert(lefts.length === 1 && X.firstResponse.test(lefts[0]), `time left: ${lefts.join(", ")}`);
+      // back to the first case for the screenshot
+      await page.getByTestId("case-id").fill(caseId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+      await page.getByTestId("timeline").locator('tr[data-action="acknowledge"]').waitFor();
+    });
+
+    await check("the page loads nothing from elsewhere and raises no errors", async () => {
+      const foreign = requests.filter((u) => !u.startsWith(base + "/"));
+      assert(foreign.length === 0, `foreign requests: ${foreign.join(", ")}`);
+      assert(pageErrors.length === 0, `page errors: ${pageErrors.join("; ")}`);
+      // /metrics may be closed or missing on a build (the page tolerates that), and
+      // the browser asks for /favicon.ico by itself; nothing else may fail
+      const other = consoleErrors.filter((e) => !e.url.endsWith("/metrics") && !e.url.endsWith("/favicon.ico"));
+      assert(other.length === 0, `console errors: ${other.map((e) => e.text + " " + e.url).join("; ")}`);
+    });
+
+    await check(`screenshot saved to build/ui-screenshot${L === "en" ? "" : "-" + L}.png`, async () => {
+      fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      const shot = L === "en" ? SCREENSHOT : SCREENSHOT.replace(/\.png$/, `-${L}.png`);
+      await page.screenshot({ path: shot, fullPage: true });
+      const st = fs.statSync(shot);
+      assert(st.size > 10000, `screenshot is only ${st.size} bytes`);
+    });
+
+    await check("a broken hash chain is reported", async () => {
+      await page.route(`**/v1/cases/${otherId}/events`, async (route) => {
+        const resp = await route.fetch();
+        const body = await resp.json();
+        body.items[1].prev_hash = "f".repeat(64);
+        await route.fulfill({ response: resp, json: body });
+      });
+      await page.getByTestId("case-id").fill(otherId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+      await page.getByTestId("chain-status").filter({ hasText: X.broken }).waitFor();
+      const t = await page.getByTestId("chain-status").innerText();
+      assert(X.brokenAt2(t), `chain status: ${t}`);
+      await page.unroute(`**/v1/cases/${otherId}/events`);
+    });
+
+    if (last) await check("an event row edited in the database shows the chain broken", async () => {
+      // as the superuser, past the append-only trigger: the second event's data changes,
+      // its prev_hash and hash stay, so only re-hashing the row can tell
+      psql(conninfoWith(admin, { dbname: dbName }),
+        "SET session_replication_role = replica; " +
+        `UPDATE case_events SET data = data || '{"text": "edited later"}' WHERE case_id = '${otherId}' AND seq = 2;`);
+      await page.getByTestId("case-id").fill(caseId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+      await page.getByTestId("chain-status").filter({ hasText: X.intact }).waitFor();
+      await page.getByTestId("case-id").fill(otherId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: otherId }).waitFor();
+      await page.getByTestId("chain-status").filter({ hasText: X.broken }).waitFor();
+      const t = await page.getByTestId("chain-status").innerText();
+      assert(t === X.edited, `chain status: ${t}`);
+      assert(await page.getByTestId("chain-status").getAttribute("class") === "bad", "not shown as bad");
+    });
+
+    await check("a bad key shows the API's 401 instead of data", async () => {
+      await page.getByTestId("api-key").fill("ak_000000000000_" + "0".repeat(48));
+      await page.getByTestId("key-save").click();
+      await page.locator("#counts-error").filter({ hasText: "401" }).waitFor();
+    });
+  }
 }
 
 const guard = setTimeout(() => {
