@@ -55,7 +55,9 @@ static db_stmt st_case_apply = { .name = "case_apply", .sql =
 	"     on_expiry = EXCLUDED.on_expiry, armed_version = EXCLUDED.armed_version,"
 	"     reminded = false, armed_at = now(), working_days = EXCLUDED.working_days,"
 	"     calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version,"
-	"     calendar_incomplete = EXCLUDED.calendar_incomplete"
+	"     calendar_incomplete = EXCLUDED.calendar_incomplete,"
+	/* re-armed, a deadline paused before starts afresh (sql/022) */
+	"     paused_at = NULL, remaining = NULL"
 	"  RETURNING *),"
 	" e AS ("
 	"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"
@@ -142,7 +144,9 @@ static db_stmt st_case_expire = { .name = "case_expire", .sql =
 	"     on_expiry = EXCLUDED.on_expiry, armed_version = EXCLUDED.armed_version,"
 	"     reminded = false, armed_at = now(), working_days = EXCLUDED.working_days,"
 	"     calendar_id = EXCLUDED.calendar_id, calendar_version = EXCLUDED.calendar_version,"
-	"     calendar_incomplete = EXCLUDED.calendar_incomplete"
+	"     calendar_incomplete = EXCLUDED.calendar_incomplete,"
+	/* re-armed, a deadline paused before starts afresh (sql/022) */
+	"     paused_at = NULL, remaining = NULL"
 	"  RETURNING 1),"
 	" e AS ("
 	"  INSERT INTO case_events (case_id, shop_id, actor_role, actor_id, action,"

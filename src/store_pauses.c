@@ -5,7 +5,9 @@
 #include <string.h>
 
 /* A paused deadline is due at arbiter_never() (sql/022 says why); resuming
- * re-arms it at the resume instant plus what was left. */
+ * re-arms it at the resume instant plus what was left, with armed_at the
+ * transaction's start as every arming has it (sla.c's refill relies on
+ * that to find a near deadline armed while a refill ran). */
 static db_stmt st_deadline_pause = { .name = "deadline_pause", .sql =
 	"WITH c AS (SELECT id, shop_id, state, version, policy_version FROM cases"
 	"            WHERE id = $1 AND ($2::text[] IS NULL OR shop_id = ANY ($2::text[]))"
@@ -19,7 +21,7 @@ static db_stmt st_deadline_pause = { .name = "deadline_pause", .sql =
 	"     paused_at = CASE WHEN $4::boolean THEN NULL ELSE t.now END,"
 	"     remaining = CASE WHEN $4::boolean THEN NULL ELSE d.due_at - t.now END,"
 	"     due_at = CASE WHEN $4::boolean THEN t.now + d.remaining ELSE arbiter_never() END,"
-	"     armed_at = CASE WHEN $4::boolean THEN t.now ELSE x.armed_at END,"
+	"     armed_at = CASE WHEN $4::boolean THEN now() ELSE x.armed_at END,"
 	"     armed_version = CASE WHEN $4::boolean THEN c.version + 1 ELSE x.armed_version END,"
 	"     reminded = CASE WHEN $4::boolean THEN false ELSE x.reminded END"
 	"    FROM d, c, t"
