@@ -3,7 +3,11 @@
 
 #include <stddef.h>
 
-/* Pinduoduo after_sales_status codes (pdd.refund.list.increment.get). */
+/* Pinduoduo after_sales_status codes (pdd.refund.list.increment.get, as
+ * its field description lists them: 0 none, 2-18 refunds, returns and
+ * exchanges, 21-25 repairs, 27 awaiting the buyer's receipt, 31-32). The list
+ * has no code for "returned goods on their way to the merchant": that is
+ * the merchant's move again, the same code as the request awaiting it. */
 enum {
 	PDD_NONE = -1,
 	PDD_REFUND_WAIT_SELLER = 2,      /* 买家申请退款，待商家处理 */
@@ -21,7 +25,6 @@ enum {
 	PDD_EXCHANGE_WAIT_CONFIRM = 18,  /* 换货补寄待用户确认完成 */
 	PDD_REPAIR_WAIT_SELLER = 21,     /* 待商家同意维修 */
 	PDD_REPAIR_DONE = 25,            /* 维修成功 */
-	PDD_WAIT_SELLER_RECEIPT = 27,    /* 待商家收货 (the goods are on their way back) */
 	PDD_RESEND_WAIT_SELLER = 32,     /* 补寄待商家发货 */
 };
 
@@ -89,7 +92,7 @@ void platform_status(ar_kind kind, fsm_state state, fsm_outcome outcome, const c
 		break;
 	case FSM_STATE_AWAITING_SELLER_RECEIPT:
 		*taobao = "WAIT_SELLER_CONFIRM_GOODS";
-		*pdd = PDD_WAIT_SELLER_RECEIPT;
+		*pdd = pdd_waiting_seller(kind);
 		break;
 	case FSM_STATE_AWAITING_BUYER_REPLY:
 		*taobao = "SELLER_REFUSE_BUYER";

@@ -68,7 +68,7 @@ def test_one_case_per_platform_preset(make_db, make_server, preset):
 
     c = act(db.keys["frontend"], "ship_back", carrier="顺丰速运", tracking_no="SF1234567890")
     assert c["state"] == "awaiting_seller_receipt", c
-    assert c["platform_status"] == {"taobao": "WAIT_SELLER_CONFIRM_GOODS", "pinduoduo": 27}, c
+    assert c["platform_status"] == {"taobao": "WAIT_SELLER_CONFIRM_GOODS", "pinduoduo": 3}, c
     assert near(due(c, "seller_receipt"), h.parse_time(c["updated_at"]) + 10 * DAY), c["deadlines"]
 
     total = c["decision"]["refund"]["total_cents"]
