@@ -91,6 +91,28 @@ bool app_calendar_due(const ar_app *app, ar_time now, const policy_dur *d, store
 	return true;
 }
 
+bool app_calendar_extend(const ar_app *app, ar_time now, int min_days, store_deadline *out,
+			 ar_err *err)
+{
+	ar_time moved;
+	int days;
+
+	if (!app->calendar) {
+		ar_err_set(err, 503, "calendar-unavailable", "Calendar unavailable",
+			   "the holiday calendar is not loaded yet; retry later");
+		return false;
+	}
+	workcal_extend_over_holiday(app->calendar, now + out->after_ms, min_days, &moved, &days);
+	if (days == 0)
+		return true;
+	out->due_at = moved;
+	out->after_ms = moved - now;
+	out->holiday_extended_days = days;
+	snprintf(out->calendar_id, sizeof out->calendar_id, "%s", workcal_id(app->calendar));
+	out->calendar_version = app->calendar_version;
+	return true;
+}
+
 void app_calendar_free(ar_app *app)
 {
 	workcal_free(app->calendar);

@@ -25,6 +25,9 @@ bool caseplan_deadlines(ar_app *app, ar_kind kind, const char *shop_id, bool maj
 		if (arm[i].working_days > 0) {
 			policy_dur d = { 0, arm[i].working_days, arm[i].at };
 			ok = app_calendar_due(app, now, &d, &out[i], err);
+		} else if (policy_holiday_extension(app->policy) > 0) {
+			ok = app_calendar_extend(app, now, policy_holiday_extension(app->policy),
+						 &out[i], err);
 		}
 	}
 	pthread_rwlock_unlock(&app->policy_lock);

@@ -104,6 +104,7 @@ struct policy {
 	char currency[AR_CURRENCY_LEN + 1];
 	policy_dur dur[D__COUNT];
 	const char *calendar;             /* the calendar working-day durations count on */
+	int holiday_min_days;             /* holiday_extension.min_days; 0: off */
 
 	int64_t no_reason_days;
 	unsigned no_reason_kinds;
@@ -672,7 +673,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		"missing_item", "evidence", "fault", "return_required_for",
 		"late_shipment", "return_shipping", "complaints", "risk",
 		"category_rules", "categories", "shops", "batch_defect",
-		"price_protection", "negotiation", "calendar", NULL,
+		"price_protection", "negotiation", "calendar", "holiday_extension", NULL,
 	};
 	char ptr[AR_ERR_TEXT], sub[AR_ERR_TEXT];
 	json_t *o, *w;
@@ -694,6 +695,15 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 	p->calendar = "cn-mainland";
 	if (get_string(c, root, "", "calendar", false, WORKCAL_ID_MAX - 1, &s))
 		p->calendar = s;
+	/* Off unless named: a span deadline due inside a long holiday of the
+	 * calendar moves past it, as platforms announce for Spring Festival. */
+	if ((o = get_object(c, root, "", "holiday_extension", false, ptr, sizeof(ptr)))) {
+		static const char *const he_keys[] = { "min_days", NULL };
+		int64_t n;
+		check_keys(c, o, ptr, he_keys);
+		if (get_int(c, o, ptr, "min_days", true, 1, WORKCAL_MAX_RUN, &n))
+			p->holiday_min_days = (int)n;
+	}
 	if ((o = get_object(c, root, "", "durations", true, ptr, sizeof(ptr))))
 		load_durations(c, o, ptr, true, has, p->dur);
 
@@ -1002,6 +1012,11 @@ bool policy_duration(const policy *p, const char *name, const char *shop_id,
 		return false;
 	*out_ms = d.ms;
 	return true;
+}
+
+int policy_holiday_extension(const policy *p)
+{
+	return p->holiday_min_days;
 }
 
 const char *policy_calendar(const policy *p)

@@ -32,12 +32,14 @@ static db_stmt st_case_create = { .name = "case_create", .sql =
 	"  RETURNING *),"
 	" d AS ("
 	"  INSERT INTO case_deadlines (case_id, name, due_at, on_expiry, armed_version,"
-	"                              working_days, calendar_id, calendar_version, calendar_incomplete)"
+	"                              working_days, calendar_id, calendar_version, calendar_incomplete,"
+	"                              holiday_extended_days)"
 	"  SELECT c.id, x.name, coalesce(x.due_at, now() + x.after_ms * interval '1 millisecond'),"
-	"         x.on_expiry, 1, x.working_days, x.calendar_id, x.calendar_version, x.calendar_incomplete"
+	"         x.on_expiry, 1, x.working_days, x.calendar_id, x.calendar_version, x.calendar_incomplete,"
+	"         x.holiday_extended_days"
 	"    FROM c, json_to_recordset($18::json) AS x(name text, after_ms bigint, on_expiry text,"
 	"         due_at timestamptz, working_days int, calendar_id text, calendar_version int,"
-	"         calendar_incomplete boolean)"
+	"         calendar_incomplete boolean, holiday_extended_days int)"
 	"  RETURNING *),"
 	" n AS ("
 	/* capped: a hot SKU has thousands of cases, the threshold needs
@@ -173,11 +175,15 @@ json_t *store_deadlines_json(const store_deadline *d, size_t n)
 	for (size_t i = 0; a && i < n; i++) {
 		json_t *o = json_pack("{s:s,s:I,s:s}", "name", d[i].name,
 				      "after_ms", (json_int_t)d[i].after_ms, "on_expiry", d[i].on_expiry);
-		if (o && d[i].working_days > 0) {
+		if (o && (d[i].working_days > 0 || d[i].holiday_extended_days > 0)) {
 			char due[40];
 			ar_time_format(d[i].due_at, due, sizeof(due));
 			json_object_set_new(o, "due_at", json_string(due));
-			json_object_set_new(o, "working_days", json_integer(d[i].working_days));
+			if (d[i].working_days > 0)
+				json_object_set_new(o, "working_days", json_integer(d[i].working_days));
+			if (d[i].holiday_extended_days > 0)
+				json_object_set_new(o, "holiday_extended_days",
+						    json_integer(d[i].holiday_extended_days));
 			json_object_set_new(o, "calendar_id", json_string(d[i].calendar_id));
 			json_object_set_new(o, "calendar_version", json_integer(d[i].calendar_version));
 			json_object_set_new(o, "calendar_incomplete",

@@ -253,6 +253,27 @@ bool workcal_add_working_days(const workcal *c, ar_time start, int n, workcal_at
 	return true;
 }
 
+void workcal_extend_over_holiday(const workcal *c, ar_time due, int min_days, ar_time *out,
+				 int *days)
+{
+	int64_t local = due + zone_offset(c->zone, due);
+	int64_t d = floor_div(local, AR_MS_PER_DAY), lo = d, hi = d;
+	size_t i = listed_lower(c, d);
+
+	*out = due;
+	*days = 0;
+	if (min_days < 1 || i >= c->n_days || c->days[i].day != d || c->days[i].working)
+		return;
+	while (hi - lo + 1 < WORKCAL_MAX_RUN && !workcal_is_working_day(c, lo - 1, NULL))
+		lo--;
+	while (hi - lo + 1 < WORKCAL_MAX_RUN && !workcal_is_working_day(c, hi + 1, NULL))
+		hi++;
+	if (hi - lo + 1 < min_days)
+		return;
+	*days = (int)(hi - lo + 1);
+	*out = local_to_utc(c->zone, local + *days * AR_MS_PER_DAY);
+}
+
 int64_t workcal_days_left(const workcal *c, ar_time now)
 {
 	int64_t today = floor_div(now + zone_offset(c->zone, now), AR_MS_PER_DAY);

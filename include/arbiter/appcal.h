@@ -33,6 +33,17 @@ void app_calendar_follow(ar_app *app, int64_t interval_ms);
 bool app_calendar_due(const ar_app *app, ar_time now, const policy_dur *d, store_deadline *out,
 		      ar_err *err) AR_MUSTCHECK;
 
+/*
+ * A span deadline out (after_ms set) armed at now under a policy with a
+ * holiday extension of min_days (policy_holiday_extension): when its due
+ * instant falls in a long enough holiday of the calendar, moves it past
+ * (due_at, after_ms, holiday_extended_days and the calendar fields set).
+ * false with err 503 while no calendar is loaded, as for working days.
+ * The caller holds app->policy_lock for reading.
+ */
+bool app_calendar_extend(const ar_app *app, ar_time now, int min_days, store_deadline *out,
+			 ar_err *err) AR_MUSTCHECK;
+
 /* Frees the calendar at exit. */
 void app_calendar_free(ar_app *app);
 

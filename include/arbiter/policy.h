@@ -82,6 +82,12 @@ bool policy_duration_spec(const policy *p, const char *name, const char *shop_id
  * default "cn-mainland"). Owned by p. */
 const char *policy_calendar(const policy *p);
 
+/* "holiday_extension": {"min_days": n}: a deadline given as a span whose
+ * due instant falls on a holiday of the calendar inside a run of at least n
+ * days off moves past the run (workcal_extend_over_holiday). 0: off (the
+ * default). Working-day deadlines never end on a day off. */
+int policy_holiday_extension(const policy *p);
+
 /* One deadline a state arms: due after_ms after it is armed, or, when
  * working_days is set, at the instant that many working days of the
  * policy's calendar fix (the caller counts them: the calendar is data the

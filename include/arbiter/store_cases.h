@@ -36,6 +36,7 @@ typedef struct {
 	char calendar_id[STORE_CALENDAR_ID_MAX];    /* with working_days */
 	int calendar_version;                       /* 0: the calendar is not in the database */
 	bool calendar_incomplete;                   /* counted Monday-Friday somewhere */
+	int holiday_extended_days;                  /* a span moved past a holiday (0: not) */
 } store_deadline;
 
 #define STORE_MAX_EVENTS 4

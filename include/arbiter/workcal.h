@@ -35,6 +35,7 @@
 #define WORKCAL_ID_MAX 64
 #define WORKCAL_MAX_DAYS 3660   /* listed dates over all years */
 #define WORKCAL_MAX_N 366       /* working days one deadline may count */
+#define WORKCAL_MAX_RUN 60      /* the longest run of days off an extension looks at */
 
 typedef struct workcal workcal;
 
@@ -88,5 +89,18 @@ bool workcal_is_working_day(const workcal *c, int64_t day, bool *covered);
  * covered year, negative (-1) when now's year is not covered at all.
  */
 int64_t workcal_days_left(const workcal *c, ar_time now);
+
+/*
+ * The holiday extension of a deadline due at due: when due's local date is a
+ * holiday the calendar lists (not a plain weekend) and lies in a run of at
+ * least min_days consecutive days off (holidays and weekends that are not
+ * make-up working days), the deadline moves later by the run's length in
+ * days, to the same local time: *out is the new instant, *days the run's
+ * length. Otherwise *out = due and *days = 0. One extension only: a due
+ * instant moved into another holiday stays there. Runs longer than
+ * WORKCAL_MAX_RUN are counted as WORKCAL_MAX_RUN.
+ */
+void workcal_extend_over_holiday(const workcal *c, ar_time due, int min_days, ar_time *out,
+				 int *days);
 
 #endif

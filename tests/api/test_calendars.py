@@ -188,3 +188,52 @@ def test_missing_year_counts_monday_to_friday_and_says_so(make_db, make_server, 
     r = put(s, cal_id, {"years": {"2020": {"holidays": ["2020-10-01"]}}}, db.keys["admin"])
     assert r.status == 201, r
     open_and_check(1)
+
+
+def test_a_deadline_due_in_a_long_holiday_moves_past_it(make_db, make_server, tmp_path):
+    """holiday_extension {"min_days": 3}: the seller's 10 minutes from now end
+    inside a three-day holiday (yesterday, today and tomorrow in Shanghai,
+    bounded by working days whatever day the test runs on), so the deadline
+    moves three days later, to the same time of day, and says so."""
+    db = make_db()
+    cal_id = "holiday-" + h.uniq("cal").split("-")[1]
+    today = h.now_utc().astimezone(CST).date()
+    run = [today + h.dt.timedelta(days=i) for i in (-1, 0, 1)]
+    edges = [today + h.dt.timedelta(days=i) for i in (-2, 2)]
+    years: dict = {}
+    for d in run + edges:
+        years.setdefault(str(d.year), {"holidays": [], "working_days": []})
+    for d in run:
+        years[str(d.year)]["holidays"].append(d.isoformat())
+    for d in edges:   # a weekend day next to the run is made a working day
+        if d.weekday() >= 5:
+            years[str(d.year)]["working_days"].append(d.isoformat())
+
+    policy = json.loads(FAST_POLICY.read_text())
+    policy["version"] = "holiday-test-" + cal_id
+    policy["calendar"] = cal_id
+    policy["holiday_extension"] = {"min_days": 3}
+    policy["durations"]["seller_response"] = "PT10M"
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    s = make_server(db.service_url, name="holiday", policy=str(path))
+    r = put(s, cal_id, {"years": years}, db.keys["admin"])
+    assert r.status == 201, r
+
+    c = h.create_case(s, h.case_body(shop_id=h.uniq("hol-shop")))
+    [d] = [x for x in c["deadlines"] if x["name"] == "seller_response"]
+    assert d["holiday_extended_days"] == 3, d
+    assert d["working_days"] is None, d
+    assert d["calendar"] == {"id": cal_id, "version": 1, "calendar_incomplete": False}, d
+    # The service fixes the instant from its clock, the case's created_at
+    # is the database's transaction time: the same machine, well within 1 s.
+    span = h.parse_time(d["due_at"]) - h.parse_time(c["created_at"])
+    want = h.dt.timedelta(days=3, minutes=10)
+    assert abs(span - want) < h.dt.timedelta(seconds=1), (span, d, c["created_at"])
+    got = s.get(f"/v1/cases/{c['id']}").body
+    assert [x for x in got["deadlines"] if x["name"] == "seller_response"] == [d], got
+
+    # min_days below 1 is refused, naming the field
+    bad = dict(policy, version=policy["version"] + "-bad", holiday_extension={"min_days": 0})
+    p = assert_problem(s.request("PUT", "/v1/policy", body=bad, key=db.keys["admin"]), 422)
+    assert "/holiday_extension/min_days" in problem_pointers(p), p

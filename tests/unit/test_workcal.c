@@ -170,6 +170,41 @@ static void test_days_left(void **state)
 	workcal_free(c);
 }
 
+static void extend(const workcal *c, ar_time due, int min_days, ar_time want, int want_days)
+{
+	ar_time got;
+	int days;
+	workcal_extend_over_holiday(c, due, min_days, &got, &days);
+	if (got != want || days != want_days)
+		fail_msg("extend(%lld, %d): got %lld (+%d days), want %lld (+%d days)",
+			 (long long)due, min_days, (long long)got, days, (long long)want, want_days);
+}
+
+/* Runs counted by hand on the 2026 notice: Spring Festival 15-23 Feb (9
+ * days: the Saturday before and the one after are make-up working days),
+ * National Day 1-7 Oct (7), New Year 1-3 Jan (3: Sunday 4 Jan works). */
+static void test_holiday_extension(void **state)
+{
+	workcal *c = load_text(CN_2025_2026);
+	(void)state;
+	/* 17 Feb 10:00 CST -> 26 Feb 10:00 CST */
+	extend(c, S(1771293600), 3, S(1772071200), 9);
+	/* 5 Oct 23:59:59 CST -> 12 Oct 23:59:59 CST */
+	extend(c, S(1791215999), 7, S(1791820799), 7);
+	/* a run shorter than min_days, or exactly as long */
+	extend(c, S(1767326400), 4, S(1767326400), 0);
+	extend(c, S(1767326400), 3, S(1767585600), 3);
+	/* the last instant of the run moves; the first of the make-up Sunday
+	 * after it does not */
+	extend(c, S(1767455999), 1, S(1767715199), 3);
+	extend(c, S(1767456000), 1, S(1767456000), 0);
+	/* a plain Saturday is no holiday */
+	extend(c, S(1772856000), 1, S(1772856000), 0);
+	/* off */
+	extend(c, S(1771293600), 0, S(1771293600), 0);
+	workcal_free(c);
+}
+
 static void refused(const char *text, const char *pointer)
 {
 	json_error_t je;
@@ -334,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_makeup_day_across_year_boundary),
 		cmocka_unit_test(test_dst_zone),
 		cmocka_unit_test(test_days_left),
+		cmocka_unit_test(test_holiday_extension),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_random_against_walk),
 	};
