@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arbiter/api.h"
+#include "arbiter/backtest.h"
 #include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
@@ -24,6 +25,9 @@
  * deadlines it arms, whether a refund is instructed at once. */
 typedef struct {
 	ar_decision dec;
+	policy_history h;        /* what it was decided on, for backtests */
+	int cases_cap, shops_cap;
+	ar_time decided_at;
 	fsm_state state;
 	bool manual_review;
 	bool instruct_refund;
@@ -49,29 +53,15 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 	h.same_text_other_shops_30d = sh.same_text_shops_30d;
 	h.complaints_same_order = sh.complaints_same_order;
 	h.sku_batch_defect = sh.sku_flagged;
+	pl->h = h;
+	pl->cases_cap = cases_cap;
+	pl->shops_cap = shops_cap;
+	pl->decided_at = app_now();
 	pthread_rwlock_rdlock(&app->policy_lock);
-	if (!policy_adjudicate(app->policy, in, &h, app_now(), &pl->dec, err))
+	if (!policy_adjudicate(app->policy, in, &h, pl->decided_at, &pl->dec, err))
 		goto done;
-	pl->state = fsm_initial_state(in->kind);
-	switch (pl->dec.outcome) {
-	case POLICY_OUTCOME_AUTO_APPROVE:
-		if (in->kind == AR_KIND_REFUND) {
-			pl->state = FSM_STATE_REFUND_PENDING;
-			pl->instruct_refund = true;
-		} else if (in->kind != AR_KIND_COMPLAINT) {
-			pl->state = FSM_STATE_AWAITING_BUYER_RETURN;
-		}
-		break;
-	case POLICY_OUTCOME_MANUAL_REVIEW:
-		pl->manual_review = true;
-		break;
-	case POLICY_OUTCOME_INELIGIBLE:
-		if (in->kind != AR_KIND_COMPLAINT)
-			pl->state = FSM_STATE_AWAITING_BUYER_REPLY;
-		break;
-	case POLICY_OUTCOME_SELLER_REVIEW:
-		break;
-	}
+	backtest_open_state(in->kind, pl->dec.outcome, &pl->state, &pl->manual_review,
+			    &pl->instruct_refund);
 	pl->deadlines = fsm_deadlines_for(in->kind, pl->state);
 	ok = true;
 done:
@@ -364,8 +354,20 @@ void api_cases_create(ar_req *r)
 	evidence = codec_case_input_evidence_to_json(&in);
 	decision = policy_decision_to_json(&pl->dec);
 	mark_calendar_incomplete(decision, pl);
-	open_data = json_pack("{s:s,s:s,s:O}", "kind", ar_kind_name(in.kind),
-			      "reason", ar_reason_name(in.reason), "decision", decision);
+	{
+		policy_arming armed[STORE_MAX_DEADLINES];
+		for (size_t i = 0; i < pl->n_deadlines; i++)
+			armed[i] = (policy_arming){ pl->deadlines_out[i].name,
+						    pl->deadlines_out[i].after_ms,
+						    pl->deadlines_out[i].on_expiry,
+						    pl->deadlines_out[i].working_days, WORKCAL_END_OF_DAY };
+		/* what a backtest replays it from (backtest.h) */
+		open_data = json_pack("{s:s,s:s,s:O,s:o}", "kind", ar_kind_name(in.kind),
+				      "reason", ar_reason_name(in.reason), "decision", decision,
+				      "inputs", backtest_inputs_json(root, &pl->h, pl->cases_cap,
+								     pl->shops_cap, pl->decided_at,
+								     armed, pl->n_deadlines));
+	}
 	if (!order || !evidence || !decision || !open_data)
 		goto oom;
 	if (!new_case_id(id)) {

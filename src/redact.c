@@ -63,8 +63,13 @@ bool redact_case(json_t *c, ar_err *err)
 
 bool redact_event(json_t *e, ar_err *err)
 {
-	json_t *d = json_object_get(json_object_get(e, "data"), "decision");
+	json_t *data = json_object_get(e, "data");
+	json_t *d = json_object_get(data, "decision");
+	json_t *h = json_object_get(json_object_get(data, "inputs"), "history");
 
+	/* the open event's replay inputs (backtest.h) hold the same counts */
+	json_object_del(h, "cases_7d");
+	json_object_del(h, "same_text_other_shops_30d");
 	return !json_is_object(d) || redact_decision(d, err);
 }
 

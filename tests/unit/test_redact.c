@@ -70,6 +70,19 @@ static void test_case_and_event_reach_their_decision(void **state)
 	assert_null(strpbrk(reason(json_object_get(json_object_get(e, "data"), "decision"), 0),
 			    "0123456789"));
 	json_decref(e);
+	/* an open event's replay inputs hold the same counts (backtest.h) */
+	e = json_pack("{s:s,s:{s:{s:{s:i,s:i,s:i,s:b}}}}", "action", "open", "data", "inputs",
+		      "history", "cases_7d", 4, "same_text_other_shops_30d", 2,
+		      "complaints_same_order", 1, "sku_batch_defect", 0);
+	assert_true(redact_event(e, &err));
+	{
+		json_t *h = json_object_get(json_object_get(json_object_get(e, "data"), "inputs"),
+					    "history");
+		assert_null(json_object_get(h, "cases_7d"));
+		assert_null(json_object_get(h, "same_text_other_shops_30d"));
+		assert_int_equal(json_integer_value(json_object_get(h, "complaints_same_order")), 1);
+	}
+	json_decref(e);
 	/* events and cases without a decision are left alone */
 	e = json_pack("{s:s,s:{s:i}}", "action", "offer", "data", "refund_cents", 500);
 	assert_true(redact_event(e, &err));
