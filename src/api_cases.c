@@ -728,14 +728,14 @@ void api_policy_put(ar_req *r)
 	ar_app *app = req_app(r);
 	ar_err err;
 	size_t len;
-	const char *body = req_body(r, &len);
+	const char *body = req_body(r, &len), *backtest_id;
 	policy *p;
 	json_t *doc;
 
 	ar_err_init(&err);
 	doc = codec_parse_body(body, len, &err);
 	json_decref(doc);
-	if (ar_err_is_set(&err)) {
+	if (ar_err_is_set(&err) || !api_policy_backtest_arg(r, &backtest_id, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -744,6 +744,7 @@ void api_policy_put(ar_req *r)
 		req_reply_problem(r, &err);
 		return;
 	}
+	api_policy_activation_record(r, backtest_id);
 	pthread_rwlock_rdlock(&app->policy_lock);
 	doc = policy_to_json(app->policy);
 	pthread_rwlock_unlock(&app->policy_lock);

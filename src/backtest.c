@@ -652,3 +652,176 @@ fail:
 	json_decref(after);
 	return root;
 }
+
+/* ------------------------------------------------------------------ */
+/* the selection                                                       */
+
+void backtest_selection_init(backtest_selection *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->created_after = AR_TIME_NONE;
+	s->created_before = AR_TIME_NONE;
+}
+
+bool backtest_selection_add(backtest_selection *s, const char *list, const char *item,
+			    const char *pointer, ar_err *err)
+{
+	char *buf;
+	bool *has;
+	ar_kind k;
+	ar_reason rs;
+	size_t n;
+
+	if (strcmp(list, "shops") == 0) {
+		buf = s->shops;
+		has = &s->has_shops;
+		if (!item || !codec_ident_ok(item)) {
+			ar_err_field(err, pointer, "must be a shop id (^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$)");
+			return false;
+		}
+	} else if (strcmp(list, "kinds") == 0) {
+		buf = s->kinds;
+		has = &s->has_kinds;
+		if (!item || !ar_kind_parse(item, &k)) {
+			ar_err_field(err, pointer, "must be a case kind");
+			return false;
+		}
+	} else {
+		buf = s->reasons;
+		has = &s->has_reasons;
+		if (!item || !ar_reason_parse(item, &rs)) {
+			ar_err_field(err, pointer, "must be a reason");
+			return false;
+		}
+	}
+	n = strlen(buf);
+	if (n + strlen(item) + 4 >= BACKTEST_LIST_TEXT) {
+		ar_err_field(err, pointer, "at most %d items", BACKTEST_MAX_LIST);
+		return false;
+	}
+	/* "{a,b}": the closing brace is rewritten with every item */
+	snprintf(buf + (n ? n - 1 : 0), BACKTEST_LIST_TEXT - (n ? n - 1 : 0), "%s\"%s\"}",
+		 n ? "," : "{", item);
+	*has = true;
+	return true;
+}
+
+static bool sel_time(json_t *sel, const char *key, ar_time *out, ar_err *err)
+{
+	json_t *v = json_object_get(sel, key);
+
+	if (!v)
+		return true;
+	if (!json_is_string(v) || !ar_time_parse(json_string_value(v), out)) {
+		ar_err_field(err, key[8] == 'a' ? "/selection/created_after" : "/selection/created_before",
+			     "must be an RFC 3339 timestamp");
+		return false;
+	}
+	return true;
+}
+
+bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
+{
+	static const char *const keys[] = { "created_after", "created_before", "shops", "kinds",
+					    "reasons", "sample", NULL };
+	static const char *const lists[] = { "shops", "kinds", "reasons" };
+	json_t *v;
+	bool ok = true;
+
+	backtest_selection_init(out);
+	if (!sel || json_is_null(sel))
+		return true;
+	if (!json_is_object(sel)) {
+		ar_err_field(err, "/selection", "must be an object");
+		return false;
+	}
+	ok = codec_check_fields(sel, keys, "/selection", err) && ok;
+	ok = sel_time(sel, "created_after", &out->created_after, err) && ok;
+	ok = sel_time(sel, "created_before", &out->created_before, err) && ok;
+	if (ok && out->created_after != AR_TIME_NONE && out->created_before != AR_TIME_NONE &&
+	    out->created_before <= out->created_after) {
+		ar_err_field(err, "/selection/created_before", "must be after created_after");
+		ok = false;
+	}
+	for (size_t l = 0; l < 3; l++) {
+		json_t *item;
+		size_t i;
+		char ptr[64];
+		v = json_object_get(sel, lists[l]);
+		if (!v)
+			continue;
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > BACKTEST_MAX_LIST) {
+			snprintf(ptr, sizeof(ptr), "/selection/%s", lists[l]);
+			ar_err_field(err, ptr, "must be an array of 1 to %d items", BACKTEST_MAX_LIST);
+			ok = false;
+			continue;
+		}
+		json_array_foreach(v, i, item) {
+			snprintf(ptr, sizeof(ptr), "/selection/%s/%zu", lists[l], i);
+			if (!backtest_selection_add(out, lists[l], json_string_value(item), ptr, err)) {
+				ok = false;
+				break;
+			}
+		}
+	}
+	v = json_object_get(sel, "sample");
+	if (v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 1000000000) {
+			ar_err_field(err, "/selection/sample", "must be an integer from 1 to 1000000000");
+			ok = false;
+		} else {
+			out->sample = (int64_t)json_integer_value(v);
+		}
+	}
+	return ok;
+}
+
+/* A literal "{"a","b"}" back to a JSON array (items hold no quotes). */
+static json_t *list_json(const char *lit)
+{
+	json_t *a = json_array();
+	const char *p = lit;
+
+	while (a && (p = strchr(p, '"')) != NULL) {
+		const char *q = strchr(p + 1, '"');
+		if (!q || json_array_append_new(a, json_stringn(p + 1, (size_t)(q - p - 1)))) {
+			json_decref(a);
+			return NULL;
+		}
+		p = q + 1;
+	}
+	return a;
+}
+
+json_t *backtest_selection_json(const backtest_selection *s)
+{
+	json_t *o = json_object();
+	char t[40];
+	int rc = 0;
+
+	if (!o)
+		return NULL;
+	if (s->created_after != AR_TIME_NONE) {
+		ar_time_format(s->created_after, t, sizeof(t));
+		rc |= json_object_set_new(o, "created_after", json_string(t));
+	}
+	if (s->created_before != AR_TIME_NONE) {
+		ar_time_format(s->created_before, t, sizeof(t));
+		rc |= json_object_set_new(o, "created_before", json_string(t));
+	}
+	if (s->has_shops)
+		rc |= json_object_set_new(o, "shops", list_json(s->shops));
+	if (s->has_kinds)
+		rc |= json_object_set_new(o, "kinds", list_json(s->kinds));
+	if (s->has_reasons)
+		rc |= json_object_set_new(o, "reasons", list_json(s->reasons));
+	if (s->sample)
+		rc |= json_object_set_new(o, "sample", json_integer(s->sample));
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

@@ -9,7 +9,9 @@
 #include "arbiter/app.h"
 #include "arbiter/appcal.h"
 #include "arbiter/auth.h"
+#include "arbiter/backtest_job.h"
 #include "arbiter/checkpoint_verify.h"
+#include "arbiter/cli_backtest.h"
 #include "arbiter/checkpoint_writer.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
@@ -23,7 +25,7 @@
 #define SHUTDOWN_GRACE_MS 10000
 
 static const char usage[] =
-	"usage: arbiter [serve|migrate|verify|checkpoint-key|keys|version|help] [--help]\n"
+	"usage: arbiter [serve|migrate|verify|checkpoint-key|keys|backtest|version|help] [--help]\n"
 	"       arbiter --version\n"
 	"\n"
 	"  serve    serve the HTTP API (the default)\n"
@@ -40,6 +42,8 @@ static const char usage[] =
 	"           0600) and prints its public key; --public FILE prints a key's\n"
 	"           public half\n"
 	"  keys     manage API keys: create, list, revoke (arbiter keys --help)\n"
+	"  backtest  --policy FILE replays recorded cases under a draft policy, read-only,\n"
+	"           and prints what it would change (arbiter backtest --help)\n"
 	"  version  print the version and commit (also --version)\n"
 	"\n"
 	"Every subcommand takes --help. Unknown arguments are errors (exit 2).\n"
@@ -354,6 +358,7 @@ static int cmd_serve(void)
 			       "rewrite the audit trail; migrate as an owner role and serve as a "
 			       "runtime role (README, Security)", NULL);
 	}
+	backtest_jobs_sweep(&app);
 	app.sla = sla_start(&app);
 	if (!app.sla) {
 		fprintf(stderr, "arbiter: cannot start the SLA scheduler\n");
@@ -399,6 +404,7 @@ static int cmd_serve(void)
 	}
 	log_kv(LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 	http_stop(http, SHUTDOWN_GRACE_MS);
+	backtest_jobs_stop();
 	sla_stop(app.sla);
 	app.sla = NULL;
 	ckpt_writer_stop(app.checkpoints);
@@ -571,6 +577,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(argc, argv);
 	if (strcmp(cmd, "verify") == 0)
 		return cmd_verify(argc, argv);
+	if (strcmp(cmd, "backtest") == 0)
+		return cli_backtest(argc, argv);
 	if (strcmp(cmd, "checkpoint-key") == 0)
 		return cmd_checkpoint_key(argc, argv);
 	if (strcmp(cmd, "help") == 0 || is_help(cmd)) {

@@ -34,6 +34,16 @@ void api_calendar_put(ar_req *r);
 /* POST /v1/cases/{id}/deadlines/{name}/pause, /resume (api_pauses.c). */
 void api_deadline_pause(ar_req *r);
 void api_deadline_resume(ar_req *r);
+/* Policy backtests (api_backtests.c). */
+void api_backtest_create(ar_req *r);
+void api_backtest_get(ar_req *r);
+/* PUT /v1/policy's ?backtest_id= (the only parameter it takes): NULL when
+ * absent; false (422 naming /query/backtest_id) unless it names a finished
+ * backtest. */
+bool api_policy_backtest_arg(ar_req *r, const char **backtest_id, ar_err *err) AR_MUSTCHECK;
+/* Records the activation the request just made, with its backtest (the
+ * policy is active either way: a failure is logged). */
+void api_policy_activation_record(ar_req *r, const char *backtest_id);
 /* Replies with a case as the store read it: allowed_actions spliced into
  * its text, ETag from its version; a shop's view of it for a key bound to
  * shops (row->json is replaced by that view). */

@@ -80,6 +80,33 @@ typedef struct {
 bool backtest_replay(const policy *p, const json_t *open_data, backtest_replayed *out,
 		     ar_err *err) AR_MUSTCHECK;
 
+/* Which cases a backtest replays (POST /v1/policy/backtests "selection",
+ * the CLI's flags). The lists are PostgreSQL array literals for text[]
+ * parameters, NULL for "all"; their items are checked identifiers, kinds
+ * and reasons, so they need no escaping. */
+#define BACKTEST_MAX_LIST 100
+#define BACKTEST_LIST_TEXT (BACKTEST_MAX_LIST * (64 + 3) + 3)   /* ids, kinds, reasons: <= 64 chars */
+typedef struct {
+	ar_time created_after;      /* AR_TIME_NONE: from the first case */
+	ar_time created_before;     /* AR_TIME_NONE: to the last */
+	int64_t sample;             /* at most this many cases; 0: all */
+	bool has_shops, has_kinds, has_reasons;
+	char shops[BACKTEST_LIST_TEXT], kinds[BACKTEST_LIST_TEXT], reasons[BACKTEST_LIST_TEXT];
+} backtest_selection;
+
+/* An empty selection: every case. */
+void backtest_selection_init(backtest_selection *s);
+/* Adds one item to a list ("shops", "kinds" or "reasons"); false with a
+ * field error at pointer when it is not one. */
+bool backtest_selection_add(backtest_selection *s, const char *list, const char *item,
+			    const char *pointer, ar_err *err) AR_MUSTCHECK;
+/* Decodes {"created_after", "created_before", "shops", "kinds",
+ * "reasons", "sample"} (every key optional; sel may be NULL); field errors
+ * name /selection/... */
+bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err) AR_MUSTCHECK;
+/* The selection as JSON, for the job's record. New reference or NULL. */
+json_t *backtest_selection_json(const backtest_selection *s);
+
 typedef struct backtest_report backtest_report;
 
 /* An empty report keeping up to `examples` example case ids per entry

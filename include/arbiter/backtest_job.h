@@ -1,0 +1,54 @@
+/*
+ * Running a backtest: the stream of recorded cases (store_backtests.h)
+ * through the replay (backtest.h), on one connection of its own, and the
+ * background jobs POST /v1/policy/backtests starts.
+ *
+ * Its share of the database is capped: one connection (to
+ * ARBITER_READ_DATABASE_URL when set, else ARBITER_DATABASE_URL), batches
+ * of BACKTEST_BATCH cases each in its own read-only transaction, and after
+ * every batch a pause as long as the batch's query took (at least
+ * BACKTEST_PAUSE_MIN_MS), so that connection is busy at most half the time.
+ * Memory is one batch and one bounded report.
+ */
+#ifndef ARBITER_BACKTEST_JOB_H
+#define ARBITER_BACKTEST_JOB_H
+
+#include <jansson.h>
+
+#include "arbiter/app.h"
+#include "arbiter/backtest.h"
+
+#define BACKTEST_BATCH 500
+#define BACKTEST_PAUSE_MIN_MS 5
+#define BACKTEST_MAX_JOBS 2     /* running at once per process */
+
+/* Called after every batch with the cases seen so far; false stops the run
+ * (err then says "stopped"). */
+typedef bool (*backtest_progress_fn)(void *ctx, int64_t seen);
+
+/* The database a backtest reads: the replica URL when configured. */
+const char *backtest_read_url(const ar_app *app);
+
+/*
+ * Replays the selected cases under draft, reading url, and fills *report
+ * (a new reference). now: how long a case still open has waited is
+ * measured to it. false with err when the database fails or progress
+ * stopped it; per-case problems are in the report, not errors.
+ */
+bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
+		  ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
+		  ar_err *err) AR_MUSTCHECK;
+
+/* Starts job id (its row written by the caller) in a thread of its own;
+ * takes draft in every case. 409 "backtest-limit" when BACKTEST_MAX_JOBS
+ * are running. */
+bool backtest_job_start(ar_app *app, const char *id, policy *draft,
+			const backtest_selection *sel, ar_err *err) AR_MUSTCHECK;
+
+/* Start-up: fails the jobs whose process stopped (store_backtest_sweep). */
+void backtest_jobs_sweep(ar_app *app);
+/* Shutdown: stops every running job (each is recorded failed) and waits
+ * for its thread. */
+void backtest_jobs_stop(void);
+
+#endif

@@ -1,0 +1,281 @@
+/* Backtest runs: recorded cases streamed in read-only batches on one connection, replayed, reported; the job threads. */
+#include "arbiter/backtest_job.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arbiter/codec.h"
+#include "arbiter/log.h"
+#include "arbiter/store_backtests.h"
+
+const char *backtest_read_url(const ar_app *app)
+{
+	const char *v = getenv("ARBITER_READ_DATABASE_URL");
+
+	return v && *v ? v : app->cfg.database_url;
+}
+
+static void pause_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+static int64_t cell_int(const PGresult *r, int row, int col, int64_t dflt)
+{
+	return PQgetisnull(r, row, col) ? dflt : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* One batch into the report; false when out of memory or a stored event
+ * is not JSON. */
+static bool replay_batch(backtest_report *rep, const policy *draft, const PGresult *r,
+			 ar_time now, ar_err *err)
+{
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_error_t jerr;
+		json_t *data = json_loads(PQgetvalue(r, i, 4), 0, &jerr);
+		backtest_case c = { PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data,
+				    cell_int(r, i, 3, 0), cell_int(r, i, 5, -1),
+				    PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6), now };
+		bool ok = data && backtest_report_add(rep, draft, &c);
+		json_decref(data);
+		if (!ok) {
+			ar_err_set(err, data ? 503 : 500, data ? "overloaded" : "internal",
+				   "Backtest failed", data ? "out of memory" : "a stored event is not JSON");
+			return false;
+		}
+	}
+	return true;
+}
+
+bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
+		  ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
+		  ar_err *err)
+{
+	store *rs = store_open(url, 1);
+	backtest_report *rep = backtest_report_new(BACKTEST_EXAMPLES);
+	PGresult *r = NULL;
+	char last_ts[64] = "-infinity", last_id[AR_CASE_ID_LEN + 1] = "";
+	int idx = -1;
+	bool ok = false;
+
+	*report = NULL;
+	if (!rs || !rep) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		goto fail;
+	}
+	/* the replica may well be a standby: statements go unnamed, and the
+	 * one slot is held for the whole run (db_release drops a connection
+	 * to a standby) */
+	store_use_prepared(rs, false);
+	if (sel->created_after != AR_TIME_NONE) {
+		/* the keyset's start: (created_at, id) > (after, '') takes
+		 * every case at or after it */
+		ar_time_format(sel->created_after, last_ts, sizeof(last_ts));
+	}
+	idx = db_acquire(rs, err);
+	if (idx < 0)
+		goto fail;
+	for (;;) {
+		int64_t seen = backtest_report_seen(rep), t0, took_ms;
+		int limit = BACKTEST_BATCH, n;
+
+		if (sel->sample && sel->sample - seen < limit)
+			limit = (int)(sel->sample - seen);
+		if (limit <= 0)
+			break;
+		t0 = db_mono_us();
+		if (!store_backtest_batch(rs, idx, sel, last_ts, last_id, limit, &r, err))
+			goto fail;
+		took_ms = (db_mono_us() - t0) / 1000;
+		n = PQntuples(r);
+		if (!replay_batch(rep, draft, r, now, err))
+			goto fail;
+		if (n > 0) {
+			snprintf(last_ts, sizeof(last_ts), "%s", PQgetvalue(r, n - 1, 2));
+			snprintf(last_id, sizeof(last_id), "%s", PQgetvalue(r, n - 1, 0));
+		}
+		PQclear(r);
+		r = NULL;
+		if (progress && !progress(ctx, backtest_report_seen(rep))) {
+			ar_err_set(err, 503, "stopped", "Backtest stopped", "the service is stopping");
+			goto fail;
+		}
+		if (n < limit)
+			break;
+		pause_ms(took_ms > BACKTEST_PAUSE_MIN_MS ? took_ms : BACKTEST_PAUSE_MIN_MS);
+	}
+	*report = backtest_report_json(rep);
+	if (!*report) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "building the report");
+		goto fail;
+	}
+	ok = true;
+fail:
+	PQclear(r);
+	if (idx >= 0)
+		db_release(rs, idx);
+	store_close(rs);
+	backtest_report_free(rep);
+	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* jobs                                                                */
+
+typedef struct {
+	ar_app *app;
+	char id[48];
+	policy *draft;
+	backtest_selection sel;
+	pthread_t thread;
+	atomic_bool finished;
+} job;
+
+static pthread_mutex_t jobs_mu = PTHREAD_MUTEX_INITIALIZER;
+static job *jobs[BACKTEST_MAX_JOBS];
+static atomic_bool stopping;
+
+static bool beat(void *ctx, int64_t seen)
+{
+	job *j = ctx;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!store_backtest_update(j->app->db, j->id, "running", seen, NULL, NULL, &err))
+		log_kv(LOG_WARN, "backtest progress not recorded", "backtest_id", j->id,
+		       "error", err.detail, NULL);
+	return !atomic_load(&stopping);
+}
+
+static void *job_main(void *arg)
+{
+	job *j = arg;
+	json_t *report = NULL;
+	char *text = NULL, seen[24];
+	ar_err err, werr;
+	bool ok;
+
+	ar_err_init(&err);
+	ar_err_init(&werr);
+	ok = backtest_run(backtest_read_url(j->app), j->draft, &j->sel, app_now(), beat, j,
+			  &report, &err);
+	text = ok ? codec_dumps(report) : NULL;
+	if (ok && text) {
+		json_t *cases = json_object_get(report, "cases");
+		snprintf(seen, sizeof(seen), "%lld",
+			 (long long)json_integer_value(json_object_get(cases, "seen")));
+		if (!store_backtest_update(j->app->db, j->id, "done",
+					   (int64_t)json_integer_value(json_object_get(cases, "seen")),
+					   text, NULL, &werr))
+			log_kv(LOG_ERROR, "backtest report not recorded", "backtest_id", j->id,
+			       "error", werr.detail, NULL);
+		else
+			log_kv(LOG_INFO, "backtest done", "backtest_id", j->id, "cases", seen, NULL);
+	} else {
+		if (ok)
+			ar_err_set(&err, 503, "overloaded", "Out of memory", "encoding the report");
+		if (!store_backtest_update(j->app->db, j->id, "failed", 0, NULL, err.detail, &werr))
+			log_kv(LOG_ERROR, "backtest failure not recorded", "backtest_id", j->id,
+			       "error", werr.detail, NULL);
+		log_kv(LOG_WARN, "backtest failed", "backtest_id", j->id, "error", err.detail, NULL);
+	}
+	free(text);
+	json_decref(report);
+	atomic_store(&j->finished, true);
+	return NULL;
+}
+
+static void job_free(job *j)
+{
+	if (!j)
+		return;
+	policy_free(j->draft);
+	free(j);
+}
+
+/* Joins finished jobs' threads and frees their slots; jobs_mu held. */
+static void reap(void)
+{
+	for (int i = 0; i < BACKTEST_MAX_JOBS; i++)
+		if (jobs[i] && atomic_load(&jobs[i]->finished)) {
+			pthread_join(jobs[i]->thread, NULL);
+			job_free(jobs[i]);
+			jobs[i] = NULL;
+		}
+}
+
+bool backtest_job_start(ar_app *app, const char *id, policy *draft,
+			const backtest_selection *sel, ar_err *err)
+{
+	job *j = calloc(1, sizeof(*j));
+	int slot = -1;
+	bool ok = false;
+
+	if (!j) {
+		policy_free(draft);
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return false;
+	}
+	j->app = app;
+	j->draft = draft;
+	j->sel = *sel;
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	pthread_mutex_lock(&jobs_mu);
+	reap();
+	for (int i = 0; i < BACKTEST_MAX_JOBS && slot < 0; i++)
+		if (!jobs[i])
+			slot = i;
+	if (atomic_load(&stopping)) {
+		ar_err_set(err, 503, "draining", "Service stopping", "the service is stopping");
+	} else if (slot < 0) {
+		ar_err_set(err, 409, "backtest-limit", "Too many backtests",
+			   "%d backtests are running in this process; try again when one finishes",
+			   BACKTEST_MAX_JOBS);
+	} else if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
+		ar_err_set(err, 503, "overloaded", "No thread", "cannot start the backtest");
+	} else {
+		jobs[slot] = j;
+		ok = true;
+	}
+	pthread_mutex_unlock(&jobs_mu);
+	if (!ok)
+		job_free(j);
+	return ok;
+}
+
+void backtest_jobs_sweep(ar_app *app)
+{
+	ar_err err;
+	int n = 0;
+	char buf[16];
+
+	ar_err_init(&err);
+	if (!store_backtest_sweep(app->db, &n, &err)) {
+		log_kv(LOG_WARN, "stopped backtests not swept", "error", err.detail, NULL);
+		return;
+	}
+	if (n > 0) {
+		snprintf(buf, sizeof(buf), "%d", n);
+		log_kv(LOG_INFO, "backtests whose process stopped marked failed", "count", buf, NULL);
+	}
+}
+
+void backtest_jobs_stop(void)
+{
+	atomic_store(&stopping, true);
+	pthread_mutex_lock(&jobs_mu);
+	for (int i = 0; i < BACKTEST_MAX_JOBS; i++)
+		if (jobs[i]) {
+			pthread_join(jobs[i]->thread, NULL);
+			job_free(jobs[i]);
+			jobs[i] = NULL;
+		}
+	pthread_mutex_unlock(&jobs_mu);
+}
