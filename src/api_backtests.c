@@ -12,16 +12,6 @@
 
 #define BACKTEST_ID_RANDOM 20
 
-/* A backtest reads every shop's cases: not for a key bound to shops. */
-static bool platform_key(ar_req *r, ar_err *err)
-{
-	if (req_identity(r)->all_shops)
-		return true;
-	ar_err_set(err, 403, "forbidden", "Forbidden",
-		   "a key scoped to shops may not run or read backtests");
-	return false;
-}
-
 /* The draft through the policy loader; its field errors are named under
  * /policy. */
 static policy *load_draft(json_t *doc, ar_err *err)
@@ -74,8 +64,6 @@ void api_backtest_create(ar_req *r)
 		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
 		goto fail;
 	}
-	if (!platform_key(r, &err))
-		goto fail;
 	root = codec_parse_body(body, len, &err);
 	if (!root)
 		goto fail;
@@ -138,7 +126,7 @@ void api_backtest_get(ar_req *r)
 	ar_err err;
 
 	ar_err_init(&err);
-	if (!platform_key(r, &err) || !store_backtest_get(req_app(r)->db, id, &job, &err)) {
+	if (!store_backtest_get(req_app(r)->db, id, &job, &err)) {
 		req_reply_problem(r, &err);
 		return;
 	}

@@ -40,7 +40,7 @@ const ar_route ar_routes[] = {
 	{ M_POST, "/v1/adjudications", api_adjudicate, ROUTE_KEYED, DECIDERS, ROUTE_BODY_MAX, 0 },
 	{ M_GET, "/v1/policy", api_policy_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_PUT, "/v1/policy", api_policy_put, ROUTE_KEYED, R(ADMIN), ROUTE_BODY_MAX, 0 },
-	/* backtests read every shop's cases: the handlers refuse shop-scoped keys */
+	/* backtests read every shop's cases: roles whose keys are never bound to shops */
 	{ M_POST, "/v1/policy/backtests", api_backtest_create, ROUTE_KEYED, R(OPS) | R(ADMIN),
 	  ROUTE_BODY_MAX, 0 },
 	{ M_GET, "/v1/policy/backtests/{id}", api_backtest_get, ROUTE_KEYED, R(OPS) | R(ADMIN), 0, 0 },
