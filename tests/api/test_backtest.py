@@ -260,9 +260,9 @@ def test_a_job_whose_process_stopped_reads_failed(env):
     s, db = env["server"], env["db"]
     h.psql(db.admin_url,
            "INSERT INTO policy_backtests (id, state, created_by, policy_version, policy, selection,"
-           " updated_at) VALUES ('bt_orphan', 'running', 'k', 'v', '{}', '{}',"
+           " updated_at) VALUES ('bt_0000000000000000dead', 'running', 'k', 'v', '{}', '{}',"
            " now() - interval '10 minutes');")
-    r = s.get("/v1/policy/backtests/bt_orphan", key=admin(env))
+    r = s.get("/v1/policy/backtests/bt_0000000000000000dead", key=admin(env))
     assert r.status == 200 and r.body["state"] == "failed", r
     assert "stopped" in r.body["error"] and "finished_at" in r.body, r.body
 
