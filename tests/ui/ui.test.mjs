@@ -523,6 +523,47 @@ async function main() {
       assert(await page.getByTestId("chain-status").getAttribute("class") === "bad", "not shown as bad");
     });
 
+    if (last) await check("a backtest shows as a table and a chart of refunds per day, current vs draft", async () => {
+      const adminKey = arbiter(["keys", "create", "--role", "admin", "--name", "ui-admin"], dbUrl).trim().split("\n").pop();
+      const policy = (await http(base, "GET", "/v1/policy", { key: adminKey })).json;
+      async function backtest(draft) {
+        const r = await http(base, "POST", "/v1/policy/backtests", { key: adminKey, body: { policy: draft } });
+        assert(r.status === 202, `backtest: ${r.status} ${r.text}`);
+        for (let i = 0; i < 100; i++) {
+          const g = await http(base, "GET", `/v1/policy/backtests/${r.json.id}`, { key: adminKey });
+          if (g.json.state !== "running") { assert(g.json.state === "done", g.text); return g.json; }
+          await sleep(100);
+        }
+        throw new Error("backtest did not finish");
+      }
+      const same = await backtest(policy);
+      const usd = await backtest({ ...policy, version: "2099.1-ui-usd", currency: "USD" });
+      await page.getByTestId("api-key").fill(adminKey);
+      await page.getByTestId("key-save").click();
+      await page.getByTestId("backtest-id").fill(same.id);
+      await page.getByTestId("backtest-load").click();
+      await page.getByTestId("backtest-status").filter({ hasText: "done" }).waitFor();
+      assert(await page.getByTestId("backtest-replayed").innerText() === "2", "replayed");
+      assert(await page.getByTestId("backtest-unchanged").innerText() === "2", "unchanged");
+      const chart = page.getByTestId("backtest-chart");
+      const days = same.report.per_day.days;
+      assert(await chart.locator("rect.current").count() === days.length, "one current bar per day");
+      assert(await chart.locator("rect.draft").count() === days.length, "one draft bar per day");
+      const cur = days.reduce((a, d) => a + d.refund_cents.before, 0);
+      const dr = days.reduce((a, d) => a + d.refund_cents.after, 0);
+      assert(await chart.getAttribute("data-current-total") === String(cur), "current total");
+      assert(await chart.getAttribute("data-draft-total") === String(dr), "draft total");
+      await page.getByTestId("backtest-id").fill(usd.id);
+      await page.getByTestId("backtest-load").click();
+      await page.getByTestId("backtest-status").filter({ hasText: "2099.1-ui-usd" }).waitFor();
+      assert(await page.getByTestId("backtest-errors-count").innerText() === "2", "errors count");
+      const errs = await page.getByTestId("backtest-errors").innerText();
+      assert(/policy-refused/.test(errs) && /\/currency/.test(errs), `errors table: ${errs}`);
+      await page.getByTestId("backtest-id").fill("bt_" + "0".repeat(20));
+      await page.getByTestId("backtest-load").click();
+      await page.getByTestId("backtest-error").filter({ hasText: "404" }).waitFor();
+    });
+
     await check("a bad key shows the API's 401 instead of data", async () => {
       await page.getByTestId("api-key").fill("ak_000000000000_" + "0".repeat(48));
       await page.getByTestId("key-save").click();
