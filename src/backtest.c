@@ -306,19 +306,20 @@ static void add_error(backtest_report *r, const char *case_id, const ar_err *e)
 
 /* The recorded decision and the replayed one agree but for the version
  * that made them (and the calendar note a create adds). */
-static bool same_decision(const json_t *recorded, json_t *replayed)
+static bool same_decision(const json_t *recorded, const json_t *replayed)
 {
-	json_t *a = json_deep_copy(recorded);
-	bool same;
+	const char *k;
+	const json_t *v;
+	size_t n = 0;
 
-	if (!a)
-		return false;
-	json_object_del(a, "policy_version");
-	json_object_del(a, "calendar_incomplete");
-	json_object_del(replayed, "policy_version");
-	same = json_equal(a, replayed);
-	json_decref(a);
-	return same;
+	json_object_foreach((json_t *)recorded, k, v) {
+		if (strcmp(k, "policy_version") == 0 || strcmp(k, "calendar_incomplete") == 0)
+			continue;
+		if (!json_equal(v, json_object_get(replayed, k)))
+			return false;
+		n++;
+	}
+	return n + 1 == json_object_size(replayed);   /* the replayed one's policy_version */
 }
 
 static const json_t *armed_named(const json_t *armed, const char *name)

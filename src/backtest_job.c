@@ -83,7 +83,7 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 	if (idx < 0)
 		goto fail;
 	for (;;) {
-		int64_t seen = backtest_report_seen(rep), t0, took_ms;
+		int64_t seen = backtest_report_seen(rep), t0, took_ms, replay_ms;
 		int limit = BACKTEST_BATCH, n;
 
 		if (sel->sample && sel->sample - seen < limit)
@@ -95,8 +95,12 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 			goto fail;
 		took_ms = (db_mono_us() - t0) / 1000;
 		n = PQntuples(r);
+		t0 = db_mono_us();
 		if (!replay_batch(rep, draft, r, now, err))
 			goto fail;
+		/* the connection is idle while the batch is replayed: that
+		 * counts towards the pause */
+		replay_ms = (db_mono_us() - t0) / 1000;
 		if (n > 0) {
 			snprintf(last_ts, sizeof(last_ts), "%s", PQgetvalue(r, n - 1, 2));
 			snprintf(last_id, sizeof(last_id), "%s", PQgetvalue(r, n - 1, 0));
@@ -109,7 +113,8 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		}
 		if (n < limit)
 			break;
-		pause_ms(took_ms > BACKTEST_PAUSE_MIN_MS ? took_ms : BACKTEST_PAUSE_MIN_MS);
+		pause_ms(took_ms - replay_ms > BACKTEST_PAUSE_MIN_MS ? took_ms - replay_ms
+								   : BACKTEST_PAUSE_MIN_MS);
 	}
 	*report = backtest_report_json(rep);
 	if (!*report) {

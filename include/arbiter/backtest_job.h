@@ -5,9 +5,10 @@
  *
  * Its share of the database is capped: one connection (to
  * ARBITER_READ_DATABASE_URL when set, else ARBITER_DATABASE_URL), batches
- * of BACKTEST_BATCH cases each in its own read-only transaction, and after
- * every batch a pause as long as the batch's query took (at least
- * BACKTEST_PAUSE_MIN_MS), so that connection is busy at most half the time.
+ * of BACKTEST_BATCH cases each in its own read-only transaction, and
+ * between batches the connection idles at least as long as the batch's
+ * query took (replaying the batch counts; at least BACKTEST_PAUSE_MIN_MS),
+ * so that connection is busy at most half the time.
  * Memory is one batch and one bounded report.
  */
 #ifndef ARBITER_BACKTEST_JOB_H
