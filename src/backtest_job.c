@@ -108,7 +108,8 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		PQclear(r);
 		r = NULL;
 		if (progress && !progress(ctx, backtest_report_seen(rep))) {
-			ar_err_set(err, 503, "stopped", "Backtest stopped", "the service is stopping");
+			ar_err_set(err, 503, "stopped", "Backtest stopped",
+				   "stopped: the service shut down (a restart); start it again");
 			goto fail;
 		}
 		if (n < limit)
@@ -140,6 +141,7 @@ typedef struct {
 	policy *draft;
 	backtest_selection sel;
 	pthread_t thread;
+	int64_t seen;         /* at the last batch (the job's thread only) */
 	atomic_bool finished;
 } job;
 
@@ -153,6 +155,7 @@ static bool beat(void *ctx, int64_t seen)
 	ar_err err;
 
 	ar_err_init(&err);
+	j->seen = seen;
 	if (!store_backtest_update(j->app->db, j->id, "running", seen, NULL, NULL, &err))
 		log_kv(LOG_WARN, "backtest progress not recorded", "backtest_id", j->id,
 		       "error", err.detail, NULL);
@@ -186,7 +189,8 @@ static void *job_main(void *arg)
 	} else {
 		if (ok)
 			ar_err_set(&err, 503, "overloaded", "Out of memory", "encoding the report");
-		if (!store_backtest_update(j->app->db, j->id, "failed", 0, NULL, err.detail, &werr))
+		if (!store_backtest_update(j->app->db, j->id, "failed", j->seen, NULL, err.detail,
+					   &werr))
 			log_kv(LOG_ERROR, "backtest failure not recorded", "backtest_id", j->id,
 			       "error", werr.detail, NULL);
 		log_kv(LOG_WARN, "backtest failed", "backtest_id", j->id, "error", err.detail, NULL);

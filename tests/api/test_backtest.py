@@ -291,3 +291,37 @@ def test_cli_prints_the_report(env, arbiter_bin, tmp_path):
     cp = h.run_bin(arbiter_bin, ["backtest", "--policy", str(broken)],
                    database_url=env["db"].service_url)
     assert cp.returncode == 2 and "penalty_cap_cents" in cp.stderr, cp.stderr
+
+
+def test_a_replica_url_is_read_and_a_shutdown_fails_the_running_job(env, make_db, make_server):
+    """ARBITER_READ_DATABASE_URL: the job reads that database (here another
+    one, of 20,000 cases: copies of real ones), and keeps its row in the
+    main one; SIGTERM while it runs records it failed at once."""
+    import sys
+    sys.path.insert(0, str(h.REPO / "tests" / "bench"))
+    import backtest_bench
+
+    big = make_db()
+    loader = make_server(big.service_url, name="bt-big", policy=h.DEFAULT_POLICY)
+    backtest_bench.creates(loader, 40, "replica")
+    loader.stop()
+    assert backtest_bench.multiply(big.admin_url, 500) == 20000
+    db = env["db"]
+    s = make_server(db.service_url, name="bt-replica", policy=h.DEFAULT_POLICY,
+                    env={"ARBITER_READ_DATABASE_URL": big.service_url})
+    r = s.post("/v1/policy/backtests", {"policy": env["policy"]}, key=admin(env))
+    assert r.status == 202, r
+    loc = r.headers["Location"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        g = s.get(loc, key=admin(env))
+        # more than the main database holds: it reads the other one
+        if g.body["progress"]["seen"] > len(env["cases"]) or g.body["state"] != "running":
+            break
+        time.sleep(0.05)
+    assert g.body["state"] == "running" and g.body["progress"]["seen"] > len(env["cases"]), g.body
+    assert s.stop() == 0
+    g = env["server"].get(loc, key=admin(env))
+    assert g.status == 200 and g.body["state"] == "failed", g.body
+    assert "shut down" in g.body["error"] and g.body["progress"]["seen"] > 0, g.body
+    assert "finished_at" in g.body, g.body

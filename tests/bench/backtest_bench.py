@@ -68,13 +68,15 @@ def multiply(admin_url: str, factor: int) -> int:
 SET session_replication_role = replica;
 CREATE TEMP TABLE m AS SELECT c.id AS src, g,
        'c_' || substr(md5(c.id || ':' || g), 1, 32) AS id FROM cases c, generate_series(1, {factor - 1}) g;
-DO $$DECLARE cols text; BEGIN
-  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
+DO $$DECLARE cols text; vals text; BEGIN
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+         string_agg(CASE attname WHEN 'id' THEN 'm.id' WHEN 'idem_key' THEN 'NULL'
+                      WHEN 'idem_scope' THEN 'NULL'
+                      WHEN 'created_at' THEN 'c.created_at + m.g * interval ''1 millisecond'''
+                      ELSE 'c.' || quote_ident(attname) END, ', ' ORDER BY attnum)
+    INTO cols, vals FROM pg_attribute
    WHERE attrelid = 'cases'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
-  EXECUTE format('INSERT INTO cases (%s) SELECT %s FROM (SELECT (jsonb_populate_record(NULL::cases,'
-    ' to_jsonb(c) || jsonb_build_object(''id'', m.id, ''idem_key'', NULL, ''idem_scope'', NULL,'
-    ' ''created_at'', c.created_at + m.g * interval ''1 millisecond''))).*'
-    ' FROM cases c JOIN m ON m.src = c.id) x', cols, cols);
+  EXECUTE format('INSERT INTO cases (%s) SELECT %s FROM cases c JOIN m ON m.src = c.id', cols, vals);
 END$$;
 INSERT INTO case_events (case_id, shop_id, seq, at, actor_role, actor_id, action, from_state,
                          to_state, data, policy_version, prev_hash, hash)
