@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "arbiter/codec.h"
 #include "arbiter/log.h"
@@ -172,6 +174,11 @@ static void *job_main(void *arg)
 
 	ar_err_init(&err);
 	ar_err_init(&werr);
+	/* Linux nices a thread by its id: the replay yields the CPU to
+	 * requests (best effort; an unprivileged process may always lower
+	 * its own priority) */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), BACKTEST_NICE) != 0)
+		log_kv(LOG_DEBUG, "backtest thread not niced", "backtest_id", j->id, NULL);
 	ok = backtest_run(backtest_read_url(j->app), j->draft, &j->sel, app_now(), beat, j,
 			  &report, &err);
 	text = ok ? codec_dumps(report) : NULL;

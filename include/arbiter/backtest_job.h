@@ -8,7 +8,8 @@
  * of BACKTEST_BATCH cases each in its own read-only transaction, and
  * between batches the connection idles at least as long as the batch's
  * query took (replaying the batch counts; at least BACKTEST_PAUSE_MIN_MS),
- * so that connection is busy at most half the time.
+ * so that connection is busy at most half the time. A job's thread runs at
+ * nice BACKTEST_NICE, below the request threads.
  * Memory is one batch and one bounded report.
  */
 #ifndef ARBITER_BACKTEST_JOB_H
@@ -22,6 +23,7 @@
 #define BACKTEST_BATCH 500
 #define BACKTEST_PAUSE_MIN_MS 5
 #define BACKTEST_MAX_JOBS 2     /* running at once per process */
+#define BACKTEST_NICE 10        /* the job thread's nice value: requests come first */
 
 /* Called after every batch with the cases seen so far; false stops the run
  * (err then says "stopped"). */

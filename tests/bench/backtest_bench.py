@@ -10,8 +10,9 @@ shaped data set of tests/bench/shaped.sql predates them). Then
 `arbiter backtest --json` replays all of them under the shipped policy
 (every case must come back unchanged), timed: decisions per second with
 the run's database cap (one connection, a pause after each batch as long
-as its query took). Last, REAL more creates while a backtest runs, for
-the create p99 with and without it. Prints one markdown table; never
+as its query took). Last, REAL more creates while the server runs a
+backtest job (POST /v1/policy/backtests), for the create p99 with and
+without it. Prints one markdown table; never
 asserts a speed (two shared cores make the figures noisy: compare ratios).
 """
 from __future__ import annotations
@@ -20,7 +21,6 @@ import concurrent.futures as cf
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -112,15 +112,16 @@ def main() -> None:
         total = multiply(db.admin_url, factor)
         took, rep = backtest(binary, db.service_url, h.DEFAULT_POLICY)
         assert rep["cases"]["seen"] == total and rep["cases"]["unchanged"] == total, rep["cases"]
-        # creates while a backtest reads
-        proc = subprocess.Popen([binary, "backtest", "--policy", h.DEFAULT_POLICY, "--json"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=dict(os.environ, ARBITER_DATABASE_URL=db.service_url,
-                                         ARBITER_POLICY=h.DEFAULT_POLICY))
+        # creates while a job of the server (its niced thread) reads
+        admin_key = db.keys["admin"]
+        policy = server.get("/v1/policy", key=admin_key).body
+        job = server.post("/v1/policy/backtests", {"policy": policy}, key=admin_key)
+        assert job.status == 202, job
         time.sleep(0.3)
         rate_during, lat_during = creates(server, real, "during")
-        still = proc.poll() is None
-        proc.wait(timeout=900)
+        still = server.get(job.headers["Location"], key=admin_key).body["state"] == "running"
+        while server.get(job.headers["Location"], key=admin_key).body["state"] == "running":
+            time.sleep(0.5)
         print("| backtest bench | value |")
         print("| --- | --- |")
         print(f"| cases replayed (real x copies) | {total} ({real} x {factor}) |")
