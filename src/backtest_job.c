@@ -16,9 +16,7 @@
 
 const char *backtest_read_url(const ar_app *app)
 {
-	const char *v = getenv("ARBITER_READ_DATABASE_URL");
-
-	return v && *v ? v : app->cfg.database_url;
+	return app->cfg.read_database_url[0] ? app->cfg.read_database_url : app->cfg.database_url;
 }
 
 static void pause_ms(int64_t ms)

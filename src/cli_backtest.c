@@ -231,7 +231,7 @@ int cli_backtest(int argc, char **argv)
 		fprintf(stderr, "arbiter: %s\n", msg);
 		goto done;
 	}
-	if (!app.cfg.database_url[0] && !getenv("ARBITER_READ_DATABASE_URL")) {
+	if (!app.cfg.database_url[0] && !app.cfg.read_database_url[0]) {
 		fprintf(stderr, "arbiter: ARBITER_DATABASE_URL is not set\n");
 		goto done;
 	}
