@@ -74,6 +74,14 @@ static int64_t jint(const json_t *o, const char *k, int64_t dflt)
 	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
+/* Why a case cannot be replayed: a per-case entry of the report, never an
+ * HTTP reply (so the type is passed in, not one of the API's problem
+ * types at the call). */
+static void cannot_replay(ar_err *err, const char *type, const char *detail)
+{
+	ar_err_set(err, 422, type, "Cannot replay", "%s", detail);
+}
+
 bool backtest_replay(const policy *p, const json_t *open_data, backtest_replayed *out,
 		     ar_err *err)
 {
@@ -89,16 +97,17 @@ bool backtest_replay(const policy *p, const json_t *open_data, backtest_replayed
 	memset(out, 0, sizeof(*out));
 	if (!json_is_object(request) || !json_is_object(hist) ||
 	    !json_is_integer(json_object_get(inputs, "decided_at_ms"))) {
-		ar_err_set(err, 422, "inputs-not-recorded", "Cannot replay",
-			   "inputs not recorded: the case opened before its open event kept them");
+		cannot_replay(err, "inputs-not-recorded",
+			      "inputs not recorded: the case opened before its open event kept them");
 		return false;
 	}
 	ar_err_init(&derr);
 	if (!codec_decode_case(request, &in, &derr)) {
-		ar_err_set(err, 422, "inputs-invalid", "Cannot replay",
-			   "the recorded request no longer decodes: %.200s%s%.100s",
-			   derr.n_fields ? derr.fields[0].pointer : derr.detail,
-			   derr.n_fields ? " " : "", derr.n_fields ? derr.fields[0].message : "");
+		char why[AR_ERR_TEXT * 2];
+		snprintf(why, sizeof(why), "the recorded request no longer decodes: %.200s%s%.100s",
+			 derr.n_fields ? derr.fields[0].pointer : derr.detail,
+			 derr.n_fields ? " " : "", derr.n_fields ? derr.fields[0].message : "");
+		cannot_replay(err, "inputs-invalid", why);
 		return false;
 	}
 	h.cases_last_7d = jint(hist, "cases_7d", 0);
@@ -112,9 +121,9 @@ bool backtest_replay(const policy *p, const json_t *open_data, backtest_replayed
 	     h.cases_last_7d >= jint(hist, "cases_7d_cap", 0) + 1) ||
 	    (shops_cap > jint(hist, "other_shops_30d_cap", 0) &&
 	     h.same_text_other_shops_30d >= jint(hist, "other_shops_30d_cap", 0))) {
-		ar_err_set(err, 422, "history-capped", "Cannot replay",
-			   "a risk count was recorded only up to the cap the active policy "
-			   "needed; the draft's threshold needs more");
+		cannot_replay(err, "history-capped",
+			      "a risk count was recorded only up to the cap the deciding policy "
+			      "needed; the draft's threshold needs more");
 		return false;
 	}
 	if (!policy_adjudicate(p, &in, &h, (ar_time)jint(inputs, "decided_at_ms", 0), &out->dec,

@@ -108,7 +108,7 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		PQclear(r);
 		r = NULL;
 		if (progress && !progress(ctx, backtest_report_seen(rep))) {
-			ar_err_set(err, 503, "stopped", "Backtest stopped",
+			ar_err_set(err, 503, "draining", "Backtest stopped",
 				   "stopped: the service shut down (a restart); start it again");
 			goto fail;
 		}
