@@ -748,7 +748,7 @@ bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
 	ok = codec_check_fields(sel, keys, "/selection", err) && ok;
 	ok = sel_time(sel, "created_after", &out->created_after, err) && ok;
 	ok = sel_time(sel, "created_before", &out->created_before, err) && ok;
-	if (ok && out->created_after != AR_TIME_NONE && out->created_before != AR_TIME_NONE &&
+	if (out->created_after != AR_TIME_NONE && out->created_before != AR_TIME_NONE &&
 	    out->created_before <= out->created_after) {
 		ar_err_field(err, "/selection/created_before", "must be after created_after");
 		ok = false;

@@ -325,3 +325,31 @@ def test_a_replica_url_is_read_and_a_shutdown_fails_the_running_job(env, make_db
     assert g.status == 200 and g.body["state"] == "failed", g.body
     assert "shut down" in g.body["error"] and g.body["progress"]["seen"] > 0, g.body
     assert "finished_at" in g.body, g.body
+
+
+def test_a_case_opened_before_inputs_were_recorded_cannot_be_replayed(env):
+    """An open event without `inputs` (as every case opened before issue 28
+    has): reported as an error with its reason, never guessed."""
+    db, src = env["db"], env["late"][50000]
+    old = "c_" + "0" * 31 + "1"
+    h.psql(db.admin_url, f"""
+SET session_replication_role = replica;
+DO $$DECLARE cols text; vals text; BEGIN
+  SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+         string_agg(CASE attname WHEN 'id' THEN '''{old}''' WHEN 'idem_key' THEN 'NULL'
+                      WHEN 'idem_scope' THEN 'NULL' ELSE quote_ident(attname) END, ', ' ORDER BY attnum)
+    INTO cols, vals FROM pg_attribute
+   WHERE attrelid = 'cases'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+  EXECUTE format('INSERT INTO cases (%s) SELECT %s FROM cases WHERE id = ''{src}''', cols, vals);
+END$$;
+INSERT INTO case_events (case_id, shop_id, seq, at, actor_role, actor_id, action, from_state,
+                         to_state, data, policy_version, prev_hash, hash)
+SELECT '{old}', shop_id, seq, at, actor_role, actor_id, action, from_state, to_state,
+       data - 'inputs', policy_version, prev_hash, hash
+  FROM case_events WHERE case_id = '{src}' AND seq = 1;
+""")
+    rep = run_backtest(env, env["policy"], {"shops": [env["late_shop"]]})["report"]
+    assert rep["cases"]["seen"] == 4 and rep["cases"]["replayed"] == 3, rep["cases"]
+    [e] = rep["errors"]["by_type"]
+    assert e["type"] == "inputs-not-recorded" and e["count"] == 1, e
+    assert e["examples"][0]["case_id"] == old and "not recorded" in e["examples"][0]["reason"], e

@@ -335,6 +335,49 @@ static void test_silence_refunds_follow_the_span(void **state)
 	policy_free(d);
 }
 
+static void test_selection_is_checked_and_kept(void **state)
+{
+	json_t *sel = json_loads("{\"created_after\":\"2026-11-01T00:00:00Z\",\"shops\":[\"S-1\",\"S-2\"],"
+				 "\"kinds\":[\"refund\"],\"reasons\":[\"late_shipment\"],\"sample\":7}", 0, NULL);
+	json_t *back;
+	backtest_selection s;
+	ar_err err;
+
+	ar_err_init(&err);
+	assert_true(backtest_selection_parse(sel, &s, &err));
+	assert_string_equal(s.shops, "{\"S-1\",\"S-2\"}");
+	assert_string_equal(s.kinds, "{\"refund\"}");
+	assert_true(s.has_reasons && s.sample == 7 && s.created_before == AR_TIME_NONE);
+	back = backtest_selection_json(&s);
+	assert_int_equal(json_array_size(json_object_get(back, "shops")), 2);
+	assert_string_equal(json_string_value(json_object_get(back, "created_after")),
+			    "2026-11-01T00:00:00.000Z");
+	json_decref(back);
+	json_decref(sel);
+
+	/* every bad field is named */
+	sel = json_loads("{\"shops\":[\"a b\"],\"kinds\":[\"refunds\"],\"sample\":0,\"extra\":1,"
+			 "\"created_after\":\"2026-12-01T00:00:00Z\",\"created_before\":\"2026-11-01T00:00:00Z\"}",
+			 0, NULL);
+	ar_err_init(&err);
+	assert_false(backtest_selection_parse(sel, &s, &err));
+	{
+		const char *want[] = { "/selection/shops/0", "/selection/kinds/0", "/selection/sample",
+				       "/selection/extra", "/selection/created_before" };
+		for (size_t w = 0; w < sizeof(want) / sizeof(want[0]); w++) {
+			bool found = false;
+			for (size_t i = 0; i < err.n_fields; i++)
+				found = found || strcmp(err.fields[i].pointer, want[w]) == 0;
+			assert_true(found);
+		}
+	}
+	json_decref(sel);
+	/* none: every case */
+	ar_err_init(&err);
+	assert_true(backtest_selection_parse(NULL, &s, &err));
+	assert_false(s.has_shops || s.has_kinds || s.has_reasons || s.sample);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_outcome_and_deadline_changes),
 		cmocka_unit_test(test_missing_or_capped_inputs_are_errors),
 		cmocka_unit_test(test_silence_refunds_follow_the_span),
+		cmocka_unit_test(test_selection_is_checked_and_kept),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
