@@ -132,6 +132,23 @@ fail:
 	return ok;
 }
 
+bool backtest_count(const char *url, const backtest_selection *sel, int64_t *n, ar_err *err)
+{
+	store *rs = store_open(url, 1);
+	bool ok;
+
+	if (!rs) {
+		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		return false;
+	}
+	store_use_prepared(rs, false);
+	ok = store_backtest_count(rs, sel, n, err);
+	store_close(rs);
+	if (ok && sel->sample && sel->sample < *n)
+		*n = sel->sample;
+	return ok;
+}
+
 /* ------------------------------------------------------------------ */
 /* jobs                                                                */
 

@@ -19,8 +19,8 @@ const char cli_backtest_usage[] =
 	"and print what it would change: decisions by from -> to, money before and\n"
 	"after (overall, per shop), deadlines, auto-refunds, rules, per-case errors.\n"
 	"--since/--until take RFC 3339 times (created_at >= since, < until); --sample N\n"
-	"replays at most N cases; --json prints the report as JSON. Progress goes to\n"
-	"stderr when it is a terminal. Exit 0 when the run finished (whatever the\n"
+	"replays at most N cases; --json prints the report as JSON. A progress bar\n"
+	"goes to stderr when it is a terminal. Exit 0 when the run finished (whatever the\n"
 	"draft changed), 1 when it failed, 2 for bad usage or a draft the policy\n"
 	"loader refuses.\n";
 
@@ -114,11 +114,27 @@ static char *read_all(const char *path, size_t *len)
 }
 
 static bool on_tty;
+static int64_t total = -1;   /* the selection's size, for the bar; -1 unknown */
+
+#define BAR 30
 
 static bool progress(void *ctx, int64_t seen)
 {
-	if (on_tty)
+	char bar[BAR + 1];
+	int full;
+
+	if (!on_tty)
+		return true;
+	if (total <= 0) {
 		fprintf(stderr, "\rbacktest: %lld cases replayed", (long long)seen);
+		return true;
+	}
+	full = (int)(seen >= total ? BAR : seen * BAR / total);
+	memset(bar, '#', (size_t)full);
+	memset(bar + full, '.', (size_t)(BAR - full));
+	bar[BAR] = '\0';
+	fprintf(stderr, "\rbacktest [%s] %3d%% %lld/%lld", bar,
+		(int)(seen >= total ? 100 : seen * 100 / total), (long long)seen, (long long)total);
 	return true;
 }
 
@@ -238,6 +254,11 @@ int cli_backtest(int argc, char **argv)
 	log_set_level(app.cfg.log_level);
 	on_tty = isatty(STDERR_FILENO);
 	rc = 1;
+	/* a terminal gets a bar: the selection is counted once first */
+	if (on_tty && !backtest_count(backtest_read_url(&app), &a->sel, &total, &err)) {
+		fprintf(stderr, "arbiter backtest: %s\n", err.detail);
+		goto done;
+	}
 	if (!backtest_run(backtest_read_url(&app), draft, &a->sel, app_now(), progress, NULL,
 			  &report, &err)) {
 		fprintf(stderr, "%sarbiter backtest: %s\n", on_tty ? "\n" : "", err.detail);

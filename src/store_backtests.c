@@ -69,6 +69,15 @@ static const char batch_sql[] =
 	"   AND ($6::text[] IS NULL OR c.reason = ANY ($6::text[]))"
 	" ORDER BY c.created_at, c.id LIMIT $7::int";
 
+/* For the CLI's progress bar only: the whole selection is counted once. */
+static const char count_sql[] =
+	"SELECT count(*) FROM cases c"
+	" WHERE ($1::timestamptz IS NULL OR c.created_at >= $1::timestamptz)"
+	"   AND ($2::timestamptz IS NULL OR c.created_at < $2::timestamptz)"
+	"   AND ($3::text[] IS NULL OR c.shop_id = ANY ($3::text[]))"
+	"   AND ($4::text[] IS NULL OR c.kind = ANY ($4::text[]))"
+	"   AND ($5::text[] IS NULL OR c.reason = ANY ($5::text[]))";
+
 bool store_backtest_create(store *s, const char *id, const char *by, const char *version,
 			   const char *policy_text, const char *selection_json, ar_err *err)
 {
@@ -173,4 +182,28 @@ bool store_backtest_batch(store *s, int idx, const backtest_selection *sel,
 		*out = NULL;
 	}
 	return *out != NULL;
+}
+
+bool store_backtest_count(store *s, const backtest_selection *sel, int64_t *n, ar_err *err)
+{
+	char after[40], before[40];
+	const char *vals[5] = { NULL, NULL, sel->has_shops ? sel->shops : NULL,
+				sel->has_kinds ? sel->kinds : NULL,
+				sel->has_reasons ? sel->reasons : NULL };
+	PGresult *r;
+
+	if (sel->created_after != AR_TIME_NONE) {
+		ar_time_format(sel->created_after, after, sizeof(after));
+		vals[0] = after;
+	}
+	if (sel->created_before != AR_TIME_NONE) {
+		ar_time_format(sel->created_before, before, sizeof(before));
+		vals[1] = before;
+	}
+	r = db_query_sql(s, "backtest_count", count_sql, 5, vals, err);
+	if (!r)
+		return false;
+	*n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return true;
 }

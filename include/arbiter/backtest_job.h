@@ -42,6 +42,10 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		  ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
 		  ar_err *err) AR_MUSTCHECK;
 
+/* How many cases sel holds, read on url (a progress bar's whole). */
+bool backtest_count(const char *url, const backtest_selection *sel, int64_t *n,
+		    ar_err *err) AR_MUSTCHECK;
+
 /* Starts job id (its row written by the caller) in a thread of its own;
  * takes draft in every case. 409 "backtest-limit" when BACKTEST_MAX_JOBS
  * are running. */

@@ -46,4 +46,8 @@ bool store_backtest_batch(store *s, int idx, const backtest_selection *sel,
 			  const char *after_ts, const char *after_id, int limit,
 			  PGresult **out, ar_err *err) AR_MUSTCHECK;
 
+/* How many cases the selection holds (the CLI's progress bar). */
+bool store_backtest_count(store *s, const backtest_selection *sel, int64_t *n,
+			  ar_err *err) AR_MUSTCHECK;
+
 #endif
