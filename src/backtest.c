@@ -200,7 +200,6 @@ backtest_report *backtest_report_new(int examples)
 	if (!r)
 		return NULL;
 	r->examples = examples < 0 ? 0 : examples > BACKTEST_EXAMPLES ? BACKTEST_EXAMPLES : examples;
-	snprintf(r->other_shops.id, sizeof(r->other_shops.id), "%s", "");
 	return r;
 }
 
