@@ -28,6 +28,8 @@ typedef struct {
 	policy_history h;        /* what it was decided on, for backtests */
 	int cases_cap, shops_cap;
 	ar_time decided_at;
+	size_t n_armed;
+	policy_arming armed[STORE_MAX_DEADLINES];
 	fsm_state state;
 	bool manual_review;
 	bool instruct_refund;
@@ -63,7 +65,11 @@ static bool plan_open(ar_app *app, const ar_case_input *in, open_plan *pl, ar_er
 	backtest_open_state(in->kind, pl->dec.outcome, &pl->state, &pl->manual_review,
 			    &pl->instruct_refund);
 	pl->deadlines = fsm_deadlines_for(in->kind, pl->state);
-	ok = true;
+	/* the policy's own armings (a span before any holiday extension),
+	 * what a backtest compares a draft's with */
+	ok = policy_armings(app->policy, in->kind, in->order.shop_id, pl->dec.major,
+			    pl->manual_review, pl->deadlines, pl->armed, STORE_MAX_DEADLINES,
+			    &pl->n_armed, err);
 done:
 	pthread_rwlock_unlock(&app->policy_lock);
 	return ok && caseplan_deadlines(app, in->kind, in->order.shop_id, pl->dec.major,
@@ -354,20 +360,12 @@ void api_cases_create(ar_req *r)
 	evidence = codec_case_input_evidence_to_json(&in);
 	decision = policy_decision_to_json(&pl->dec);
 	mark_calendar_incomplete(decision, pl);
-	{
-		policy_arming armed[STORE_MAX_DEADLINES];
-		for (size_t i = 0; i < pl->n_deadlines; i++)
-			armed[i] = (policy_arming){ pl->deadlines_out[i].name,
-						    pl->deadlines_out[i].after_ms,
-						    pl->deadlines_out[i].on_expiry,
-						    pl->deadlines_out[i].working_days, WORKCAL_END_OF_DAY };
-		/* what a backtest replays it from (backtest.h) */
-		open_data = json_pack("{s:s,s:s,s:O,s:o}", "kind", ar_kind_name(in.kind),
-				      "reason", ar_reason_name(in.reason), "decision", decision,
-				      "inputs", backtest_inputs_json(root, &pl->h, pl->cases_cap,
-								     pl->shops_cap, pl->decided_at,
-								     armed, pl->n_deadlines));
-	}
+	/* what a backtest replays it from (backtest.h) */
+	open_data = json_pack("{s:s,s:s,s:O,s:o}", "kind", ar_kind_name(in.kind),
+			      "reason", ar_reason_name(in.reason), "decision", decision,
+			      "inputs", backtest_inputs_json(root, &pl->h, pl->cases_cap,
+							     pl->shops_cap, pl->decided_at,
+							     pl->armed, pl->n_armed));
 	if (!order || !evidence || !decision || !open_data)
 		goto oom;
 	if (!new_case_id(id)) {
