@@ -252,6 +252,11 @@ int cli_backtest(int argc, char **argv)
 		goto done;
 	}
 	log_set_level(app.cfg.log_level);
+	{
+		/* decode the recorded requests as the service accepted them */
+		codec_options co = { .allow_http_evidence = app.cfg.evidence_http, .now = NULL };
+		codec_configure(&co);
+	}
 	on_tty = isatty(STDERR_FILENO);
 	rc = 1;
 	/* a terminal gets a bar: the selection is counted once first */
