@@ -24,7 +24,8 @@
 bool redact_decision(json_t *decision, ar_err *err) AR_MUSTCHECK;
 /* A case document: its "decision", when it has one. */
 bool redact_case(json_t *c, ar_err *err) AR_MUSTCHECK;
-/* An audit event: the decision in its "data" (the open event's), if any. */
+/* An audit event: the decision in its "data" (the open event's), if any;
+ * its "hash" and "prev_hash" become null (digests of the unredacted data). */
 bool redact_event(json_t *e, ar_err *err) AR_MUSTCHECK;
 /* A policy document: of its per-shop overrides ("shops") only those of the
  * n shops named remain; other shops' names and rules are not the key's to

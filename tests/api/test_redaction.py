@@ -193,3 +193,20 @@ def test_a_shop_reads_only_its_own_policy_overrides(world):
     _, sixty = world["db"].make_key("seller", shops="S-60", name="s60-seller")
     own = s.get("/v1/policy", key=sixty)
     assert own.status == 200 and list(own.body["shops"]) == ["S-60"], own.body.get("shops")
+
+
+def test_a_shop_gets_no_digest_of_the_data_it_does_not_see(world):
+    """An event's digest is over the data as stored, other shops' counts
+    included: given the rest of the event, a digest would let a shop test
+    guesses of them. A shop's events and feed carry none; the server checks
+    the chain for it; a platform key reads the digests."""
+    s, key, cid = world["s"], world["seller2"], world["id"]
+    ev = s.get(f"/v1/cases/{cid}/events", key=key).body["items"]
+    feed = s.get("/v1/events?limit=1000", key=key).body["items"]
+    assert ev and feed
+    assert all(e["hash"] is None and e["prev_hash"] is None for e in ev), ev
+    assert all(e["hash"] is None for e in feed), feed
+    v = s.get(f"/v1/cases/{cid}/verify", key=key)
+    assert v.status == 200 and v.body["intact"] is True, v
+    full = s.get(f"/v1/cases/{cid}/events").body["items"]
+    assert all(h.HEX64.match(e["hash"]) for e in full), full

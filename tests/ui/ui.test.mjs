@@ -34,6 +34,7 @@ const EXPECT = {
     enterKey: "enter an API key", updated: "updated", none: /none/, partial: "(1234, 2 shown)",
     timeLeft: /^in \d+(\.\d+)? (s|min|h)$/, found: / cases?$/, zeroFound: /^0 cases$/,
     intact: "chain intact", rehashed: /re-hashed by the server/, broken: "chain broken",
+    withheld: /not sent the digests/,
     brokenAt2: (t) => /event 2/.test(t) && !/intact/.test(t),
     edited: "chain broken at event 2: hash does not match the event's content",
     firstResponse: /^in (3\.\d|4\.0) h$/, queuesHeading: "Queues", byKind: "by kind",
@@ -43,6 +44,7 @@ const EXPECT = {
     enterKey: "请输入 API 密钥", updated: "已更新", none: /无/, partial: "(1234，显示 2 条)",
     timeLeft: /^剩余 \d+(\.\d+)? (秒|分钟|小时)$/, found: /个案件$/, zeroFound: /^0 个案件$/,
     intact: "哈希链完整", rehashed: /由服务器于 .* 重新计算/, broken: "哈希链在事件",
+    withheld: /店铺密钥不接收摘要/,
     brokenAt2: (t) => /事件 2/.test(t) && !/完整/.test(t),
     // the server's verdict is quoted as it gives it
     edited: "哈希链在事件 2 处断裂：hash does not match the event's content",
@@ -562,6 +564,20 @@ async function main() {
       await page.getByTestId("backtest-id").fill("bt_" + "0".repeat(20));
       await page.getByTestId("backtest-load").click();
       await page.getByTestId("backtest-error").filter({ hasText: "404" }).waitFor();
+    });
+
+    await check("a shop's seller, sent no digests, reads the server's verdict on the chain", async () => {
+      const seller = arbiter(["keys", "create", "--role", "seller", "--shop", shop, "--name", "ui-seller"],
+                             dbUrl).trim().split("\n").pop();
+      await page.getByTestId("api-key").fill(seller);
+      await page.getByTestId("key-save").click();
+      // caseId: the last language's run edits otherId's second event
+      await page.getByTestId("case-id").fill(caseId);
+      await page.getByTestId("case-open").click();
+      await page.getByTestId("case-id-value").filter({ hasText: caseId }).waitFor();
+      const chain = page.getByTestId("chain-status");
+      await chain.filter({ hasText: X.withheld }).waitFor();
+      assert(await chain.getAttribute("class") !== "bad", `shown as bad: ${await chain.innerText()}`);
     });
 
     await check("a bad key shows the API's 401 instead of data", async () => {
