@@ -355,6 +355,25 @@ async function main() {
       assert(/^\d+$/.test(pending), `pending ${pending}`);
     });
 
+    await check("the calendar's days left, and a warning within 60 days of its end, as /metrics says", async () => {
+      const text = (await http(base, "GET", "/metrics", { headers: { Accept: "text/plain" } })).text;
+      const m = /^arbiter_calendar_remaining_seconds (-?\d+)$/m.exec(text);
+      assert(m, "no arbiter_calendar_remaining_seconds in /metrics");
+      const days = Math.floor(Number(m[1]) / 86400);
+      await page.getByTestId("calendar-days").waitFor();
+      const shown = await page.getByTestId("calendar-days").innerText();
+      assert(shown === String(Math.max(days, 0)), `days shown ${shown}, /metrics ${days}`);
+      const warn = page.getByTestId("calendar-warning");
+      if (days < 60) {
+        await warn.waitFor();
+        const w = await warn.innerText();
+        assert(days < 0 || w.includes(String(days)), `warning: ${w}`);
+        assert(/PUT \/v1\/calendars/.test(w), `warning names no remedy: ${w}`);
+      } else {
+        assert(await warn.isHidden(), "a warning with more than 60 days left");
+      }
+    });
+
     await check("every metric the page reads is one /metrics exports", async () => {
       const src = (await http(base, "GET", "/ui/")).text;
       const wanted = [...new Set(src.match(/\barbiter_[a-z0-9_]+/g) || [])];
