@@ -1,0 +1,130 @@
+-- Push webhooks (issue 24): subscriptions, and the outbox of deliveries
+-- written in the same transaction as the case events they announce.
+
+-- shop_id NULL: every shop (a platform key's subscription). scope is the
+-- value the outbox trigger looks a shop's subscriptions up by.
+CREATE TABLE webhook_subscriptions (
+    id                text PRIMARY KEY,
+    shop_id           text,
+    scope             text GENERATED ALWAYS AS (coalesce(shop_id, '*')) STORED,
+    url               text NOT NULL,
+    event_types       text[] NOT NULL,
+    description       text,
+    enabled           boolean NOT NULL DEFAULT true,
+    disabled_reason   text,
+    deleted           boolean NOT NULL DEFAULT false,
+    -- what signs (the API never returns it); the one before a rotation
+    -- keeps signing until prev_secret_until
+    secret            bytea NOT NULL,
+    prev_secret       bytea,
+    prev_secret_until timestamptz,
+    created_by        text NOT NULL,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhook_subscriptions_scope_idx ON webhook_subscriptions (scope)
+    WHERE enabled AND NOT deleted;
+CREATE INDEX webhook_subscriptions_list_idx ON webhook_subscriptions (created_at DESC, id DESC)
+    WHERE NOT deleted;
+
+-- One row per (subscription, event) to send, and per replay or ping.
+-- state: pending (to send; leased while a worker sends it), delivered,
+-- dead (the schedule ran out). A case's rows of one subscription are sent
+-- in id order, each after the one before is no longer pending.
+CREATE TABLE webhook_deliveries (
+    id              bigserial PRIMARY KEY,
+    sub_id          text NOT NULL REFERENCES webhook_subscriptions (id),
+    kind            text NOT NULL DEFAULT 'event',    -- event | ping
+    event_id        bigint,                           -- case_events.id
+    case_id         text,
+    seq             integer,
+    case_version    integer,
+    type            text NOT NULL,
+    state           text NOT NULL DEFAULT 'pending',
+    attempts        integer NOT NULL DEFAULT 0,
+    next_at         timestamptz NOT NULL DEFAULT now(),
+    lease_until     timestamptz,
+    last_status     integer,
+    last_error      text,
+    last_latency_ms integer,
+    last_attempt_at timestamptz,
+    replay_of       bigint,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    done_at         timestamptz
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_at, id)
+    WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_chain_idx ON webhook_deliveries (sub_id, case_id, id)
+    WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_sub_idx ON webhook_deliveries (sub_id, id);
+CREATE INDEX webhook_deliveries_since_idx ON webhook_deliveries (sub_id, created_at, id);
+CREATE INDEX webhook_deliveries_dead_idx ON webhook_deliveries (id) WHERE state = 'dead';
+
+-- A subscription's event_types: exact types, "prefix.*" or "*".
+CREATE FUNCTION arbiter_webhook_wants(patterns text[], t text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(patterns) AS p(x)
+                    WHERE x = '*' OR x = t
+                       OR (right(x, 2) = '.*' AND left(t, length(x) - 1) = left(x, -1)))
+$$;
+
+-- The outbox: an event's webhook type is "case." and its action. Every statement that appends events also queues them for the
+-- enabled subscriptions of their shops (and the platform-wide ones), in
+-- that statement's transaction. One set-based insert per statement; its
+-- cost is the statement's events times their shops' subscriptions, found
+-- by webhook_subscriptions_scope_idx.
+CREATE FUNCTION arbiter_webhook_enqueue() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO webhook_deliveries (sub_id, event_id, case_id, seq, case_version, type)
+    SELECT s.id, n.id, n.case_id, n.seq, c.version, 'case.' || n.action
+      FROM new_events n
+      JOIN webhook_subscriptions s ON s.scope IN (n.shop_id, '*')
+                                  AND s.enabled AND NOT s.deleted
+      JOIN cases c ON c.id = n.case_id
+     WHERE arbiter_webhook_wants(s.event_types, 'case.' || n.action)
+     ORDER BY n.case_id, n.seq, s.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER case_events_webhooks AFTER INSERT ON case_events
+    REFERENCING NEW TABLE AS new_events
+    FOR EACH STATEMENT EXECUTE FUNCTION arbiter_webhook_enqueue();
+
+-- 018's grants and the webhook tables: subscriptions are created, updated
+-- (never deleted: a deleted one keeps its deliveries' history), deliveries
+-- appended and updated by the worker.
+CREATE OR REPLACE FUNCTION arbiter_grant_runtime(r name) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF r = current_user THEN
+        RAISE EXCEPTION 'runtime role % is the migrating role: the runtime role must own nothing', r;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+        RAISE EXCEPTION 'runtime role % does not exist', r;
+    END IF;
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
+    EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
+    EXECUTE format('GRANT SELECT ON schema_migrations, cases, case_deadlines, case_events,'
+                   ' idempotency_keys, api_keys, policies, sku_flags, checkpoints,'
+                   ' checkpoint_leaves, text_shop_days, calendars,'
+                   ' webhook_subscriptions, webhook_deliveries TO %I', r);
+    EXECUTE format('GRANT INSERT ON cases, case_deadlines, case_events, idempotency_keys,'
+                   ' api_keys, policies, sku_flags, checkpoints, checkpoint_leaves,'
+                   ' text_shop_days, calendars, webhook_subscriptions, webhook_deliveries TO %I', r);
+    EXECUTE format('GRANT UPDATE (state, outcome, version, updated_at, offer_cents,'
+                   ' agreement_pending, refund_cents, evidence, manual_review, acted_version,'
+                   ' counter_cents, offer_rounds, agreement_cents) ON cases TO %I', r);
+    EXECUTE format('GRANT UPDATE, DELETE ON case_deadlines, idempotency_keys TO %I', r);
+    EXECUTE format('GRANT DELETE ON text_shop_days TO %I', r);
+    EXECUTE format('GRANT UPDATE (last_used_at, revoked_at) ON api_keys TO %I', r);
+    EXECUTE format('GRANT UPDATE (activated_at) ON policies TO %I', r);
+    EXECUTE format('GRANT UPDATE (cleared_at, cleared_by) ON sku_flags TO %I', r);
+    EXECUTE format('GRANT UPDATE (url, event_types, description, enabled, disabled_reason,'
+                   ' deleted, secret, prev_secret, prev_secret_until, updated_at)'
+                   ' ON webhook_subscriptions TO %I', r);
+    EXECUTE format('GRANT UPDATE (state, attempts, next_at, lease_until, last_status, last_error,'
+                   ' last_latency_ms, last_attempt_at, done_at) ON webhook_deliveries TO %I', r);
+    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO %I', r);
+END $$;
+REVOKE EXECUTE ON FUNCTION arbiter_grant_runtime(name) FROM PUBLIC;
