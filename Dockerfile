@@ -14,7 +14,7 @@ FROM debian:12 AS build
 # serves. deploy/check.sh maps every command of `make -n build` to a package.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential libmicrohttpd-dev libjansson-dev libpq-dev libssl-dev xxd python3-yaml \
+      build-essential libmicrohttpd-dev libjansson-dev libpq-dev libssl-dev libcurl4-openssl-dev xxd python3-yaml \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # The whole context: .dockerignore keeps it to what the Makefile may read
@@ -35,7 +35,7 @@ FROM debian:12-slim
 # ...?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libjansson4 libpq5 libssl3 ca-certificates \
+      libmicrohttpd12 libjansson4 libpq5 libssl3 libcurl4 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 arbiter \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -5,7 +5,7 @@
 CC      ?= cc
 WARN     = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 INCLUDES = -D_GNU_SOURCE -Iinclude -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-LDLIBS   = -lmicrohttpd -ljansson -lpq -lcrypto -lpthread -lm
+LDLIBS   = -lmicrohttpd -ljansson -lpq -lcurl -lcrypto -lpthread -lm
 VERSION := 0.1.0
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DEFS     = -DARBITER_VERSION='"$(VERSION)"' -DARBITER_COMMIT='"$(COMMIT)"'
@@ -51,7 +51,7 @@ build: $(B)/arbiter
 # ---- dependencies (Debian 12, as root): install only what is absent ----
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev libmicrohttpd-dev \
            libjansson-dev libpq-dev postgresql-15 postgresql-client-15 libcmocka-dev \
-           libssl-dev python3-pytest python3-jsonschema python3-yaml python3-cryptography \
+           libssl-dev libcurl4-openssl-dev python3-pytest python3-jsonschema python3-yaml python3-cryptography \
            curl wrk xxd valgrind \
            chromium systemd binutils prometheus docker-compose shellcheck yamllint \
            patroni etcd-server pgbouncer haproxy

@@ -18,6 +18,9 @@ CREATE TABLE webhook_subscriptions (
     secret            bytea NOT NULL,
     prev_secret       bytea,
     prev_secret_until timestamptz,
+    -- the first failure since the last delivery acknowledged: failing for
+    -- 5 days disables the subscription
+    failing_since     timestamptz,
     created_by        text NOT NULL,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now()
@@ -25,6 +28,8 @@ CREATE TABLE webhook_subscriptions (
 CREATE INDEX webhook_subscriptions_scope_idx ON webhook_subscriptions (scope)
     WHERE enabled AND NOT deleted;
 CREATE INDEX webhook_subscriptions_list_idx ON webhook_subscriptions (created_at DESC, id DESC)
+    WHERE NOT deleted;
+CREATE INDEX webhook_subscriptions_shop_idx ON webhook_subscriptions (shop_id, created_at DESC, id DESC)
     WHERE NOT deleted;
 
 -- One row per (subscription, event) to send, and per replay or ping.
@@ -58,7 +63,7 @@ CREATE INDEX webhook_deliveries_chain_idx ON webhook_deliveries (sub_id, case_id
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_sub_idx ON webhook_deliveries (sub_id, id);
 CREATE INDEX webhook_deliveries_since_idx ON webhook_deliveries (sub_id, created_at, id);
-CREATE INDEX webhook_deliveries_dead_idx ON webhook_deliveries (id) WHERE state = 'dead';
+CREATE INDEX webhook_deliveries_dead_idx ON webhook_deliveries (sub_id, id) WHERE state = 'dead';
 
 -- A subscription's event_types: exact types, "prefix.*" or "*".
 CREATE FUNCTION arbiter_webhook_wants(patterns text[], t text) RETURNS boolean
@@ -121,7 +126,7 @@ BEGIN
     EXECUTE format('GRANT UPDATE (activated_at) ON policies TO %I', r);
     EXECUTE format('GRANT UPDATE (cleared_at, cleared_by) ON sku_flags TO %I', r);
     EXECUTE format('GRANT UPDATE (url, event_types, description, enabled, disabled_reason,'
-                   ' deleted, secret, prev_secret, prev_secret_until, updated_at)'
+                   ' deleted, secret, prev_secret, prev_secret_until, failing_since, updated_at)'
                    ' ON webhook_subscriptions TO %I', r);
     EXECUTE format('GRANT UPDATE (state, attempts, next_at, lease_until, last_status, last_error,'
                    ' last_latency_ms, last_attempt_at, done_at) ON webhook_deliveries TO %I', r);

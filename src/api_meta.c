@@ -8,6 +8,8 @@
 
 #include "arbiter/assets.h"
 #include "arbiter/metrics.h"
+#include "arbiter/textbuf.h"
+#include "arbiter/webhook_worker.h"
 #include "arbiter/sha256.h"
 
 static char csp[384];
@@ -56,8 +58,19 @@ void api_metrics(ar_req *r)
 {
 	size_t len = 0;
 	char *text = metrics_render(&len);
+	textbuf all = { 0 };
 	ar_err err;
 
+	/* the webhook worker keeps its own families (webhook_worker.c) */
+	if (text) {
+		tb_put(&all, text, len);
+		wh_metrics_render(&all);
+		free(text);
+		text = all.oom ? NULL : all.p;
+		len = all.len;
+		if (!text)
+			free(all.p);
+	}
 	if (!text) {
 		ar_err_init(&err);
 		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");

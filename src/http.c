@@ -851,7 +851,9 @@ static void dispatch(ar_req *r)
 		problem(r, 405, "method-not-allowed", "Method not allowed", detail);
 		return;
 	}
-	if ((m == M_POST || m == M_PUT) && !json_content_type(req_header(r, "Content-Type"))) {
+	/* a POST that takes no body (a webhook ping) needs no Content-Type */
+	if ((m == M_POST || m == M_PUT || m == M_PATCH) && rt->body_limit != 0 &&
+	    !json_content_type(req_header(r, "Content-Type"))) {
 		problem(r, 415, "unsupported-media-type", "Unsupported media type",
 			"the body must be application/json");
 		return;

@@ -21,6 +21,8 @@
 #include "arbiter/migrate.h"
 #include "arbiter/store_keys.h"
 #include "arbiter/verify.h"
+#include "arbiter/webhook_net.h"
+#include "arbiter/webhook_worker.h"
 
 #define SHUTDOWN_GRACE_MS 10000
 
@@ -284,6 +286,7 @@ static int cmd_serve(void)
 	static ar_app app;
 	sigset_t sigs;
 	http_server *http = NULL;
+	wh_worker *webhooks = NULL;
 	char msg[512];
 	ar_err err;
 	ckpt_config ccfg;
@@ -292,7 +295,7 @@ static int cmd_serve(void)
 	rc = load_config(&app.cfg, true);
 	if (rc)
 		return rc;
-	if (!ckpt_config_load(&ccfg, msg, sizeof(msg))) {
+	if (!ckpt_config_load(&ccfg, msg, sizeof(msg)) || !wh_config_load(msg, sizeof(msg))) {
 		fprintf(stderr, "arbiter: %s\n", msg);
 		return 2;
 	}
@@ -376,6 +379,14 @@ static int cmd_serve(void)
 		log_kv(LOG_WARN, "no checkpoint key (ARBITER_CHECKPOINT_KEY_FILE): this replica signs"
 		       " no checkpoints, and history is anchored only if another replica does", NULL);
 	}
+	if (wh_config_get()->worker) {
+		webhooks = wh_worker_start(app.cfg.database_url, msg, sizeof(msg));
+		if (!webhooks) {
+			fprintf(stderr, "arbiter: webhooks: %s\n", msg);
+			rc = 1;
+			goto done;
+		}
+	}
 	http = http_start(&app, msg, sizeof(msg));
 	if (!http) {
 		fprintf(stderr, "arbiter: %s\n", msg);
@@ -405,6 +416,8 @@ static int cmd_serve(void)
 	log_kv(LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
 	http_stop(http, SHUTDOWN_GRACE_MS);
 	backtest_jobs_stop();
+	wh_worker_stop(webhooks);
+	webhooks = NULL;
 	sla_stop(app.sla);
 	app.sla = NULL;
 	ckpt_writer_stop(app.checkpoints);
@@ -412,6 +425,7 @@ static int cmd_serve(void)
 	rc = 0;
 	log_kv(LOG_INFO, "stopped", NULL);
 done:
+	wh_worker_stop(webhooks);
 	sla_stop(app.sla);
 	ckpt_writer_stop(app.checkpoints);
 	store_close(app.read_db);

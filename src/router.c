@@ -91,6 +91,8 @@ route_method router_method(const char *m)
 		return M_DELETE;
 	if (strcmp(m, "HEAD") == 0)
 		return M_HEAD;
+	if (strcmp(m, "PATCH") == 0)
+		return M_PATCH;
 	return M_OTHER;
 }
 
@@ -100,7 +102,7 @@ void router_allow_header(unsigned methods, char *out, size_t outlen)
 		unsigned bit;
 		const char *name;
 	} names[] = { { M_GET, "GET" }, { M_HEAD, "HEAD" }, { M_POST, "POST" },
-		      { M_PUT, "PUT" }, { M_DELETE, "DELETE" } };
+		      { M_PUT, "PUT" }, { M_PATCH, "PATCH" }, { M_DELETE, "DELETE" } };
 	size_t o = 0;
 
 	out[0] = '\0';

@@ -9,6 +9,9 @@
 #define DECIDERS (R(FRONTEND) | R(SELLER) | R(AGENT) | R(ARBITER) | R(ADMIN))
 /* The desk's queues: everyone who works cases, not the systems. */
 #define DESK (R(SELLER) | R(AGENT) | R(ARBITER) | R(OPS) | R(ADMIN))
+/* Webhook subscriptions: the systems and shops that receive them; ops reads. */
+#define WH_WRITE (R(FRONTEND) | R(SELLER) | R(PAYMENT) | R(ADMIN))
+#define WH_READ (WH_WRITE | R(OPS))
 
 /*
  * Scope (which shops a key sees) and the rules of each state (who may take
@@ -60,6 +63,17 @@ const ar_route ar_routes[] = {
 	  R(FRONTEND) | R(OPS) | R(ADMIN), 0, 0 },
 	{ M_GET, "/v1/calendars/{id}", api_calendar_get, ROUTE_KEYED, ROUTE_ANY_ROLE, 0, 0 },
 	{ M_PUT, "/v1/calendars/{id}", api_calendar_put, ROUTE_KEYED, R(ADMIN), ROUTE_BODY_MAX, 0 },
+	{ M_GET, "/v1/webhooks", api_webhooks_list, ROUTE_KEYED, WH_READ, 0, 0 },
+	{ M_POST, "/v1/webhooks", api_webhooks_create, ROUTE_KEYED, WH_WRITE, ROUTE_BODY_MAX, 0 },
+	{ M_GET, "/v1/webhooks/{id}", api_webhook_get, ROUTE_KEYED, WH_READ, 0, 0 },
+	{ M_PATCH, "/v1/webhooks/{id}", api_webhook_update, ROUTE_KEYED, WH_WRITE, ROUTE_BODY_MAX, 0 },
+	{ M_DELETE, "/v1/webhooks/{id}", api_webhook_delete, ROUTE_KEYED, WH_WRITE, 0, 0 },
+	{ M_POST, "/v1/webhooks/{id}/rotate-secret", api_webhook_rotate, ROUTE_KEYED, WH_WRITE, 0, 0 },
+	{ M_GET, "/v1/webhooks/{id}/deliveries", api_webhook_deliveries, ROUTE_KEYED, WH_READ, 0, 0 },
+	{ M_POST, "/v1/webhooks/{id}/deliveries/{id}/replay", api_webhook_replay_one, ROUTE_KEYED,
+	  WH_WRITE, 0, 0 },
+	{ M_POST, "/v1/webhooks/{id}/replay", api_webhook_replay, ROUTE_KEYED, WH_WRITE, 0, 0 },
+	{ M_POST, "/v1/webhooks/{id}/ping", api_webhook_ping, ROUTE_KEYED, WH_WRITE, 0, 0 },
 	{ M_GET | M_HEAD, "/ui/", api_ui, ROUTE_PUBLIC, ROUTE_ANY_ROLE, 0, 0 },
 };
 

@@ -44,6 +44,17 @@ bool api_policy_backtest_arg(ar_req *r, const char **backtest_id, ar_err *err) A
 /* Records the activation the request just made, with its backtest (the
  * policy is active either way: a failure is logged). */
 void api_policy_activation_record(ar_req *r, const char *backtest_id);
+/* Push webhooks (api_webhooks.c). */
+void api_webhooks_create(ar_req *r);
+void api_webhooks_list(ar_req *r);
+void api_webhook_get(ar_req *r);
+void api_webhook_update(ar_req *r);
+void api_webhook_delete(ar_req *r);
+void api_webhook_rotate(ar_req *r);
+void api_webhook_deliveries(ar_req *r);
+void api_webhook_replay_one(ar_req *r);
+void api_webhook_replay(ar_req *r);
+void api_webhook_ping(ar_req *r);
 /* Replies with a case as the store read it: allowed_actions spliced into
  * its text, ETag from its version; a shop's view of it for a key bound to
  * shops (row->json is replaced by that view). */

@@ -16,7 +16,8 @@ typedef enum {
 	M_PUT = 1 << 2,
 	M_DELETE = 1 << 3,
 	M_HEAD = 1 << 4,
-	M_OTHER = 1 << 5
+	M_OTHER = 1 << 5,
+	M_PATCH = 1 << 6
 } route_method;
 
 /* Who may call: no key at all, an API key, or /metrics' rule (a key unless

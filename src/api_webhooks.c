@@ -1,0 +1,426 @@
+/* Webhook subscriptions over HTTP: create, list, read, change, delete, rotate the secret, deliveries, replay, ping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "arbiter/api.h"
+#include "arbiter/auth.h"
+#include "arbiter/codec.h"
+#include "arbiter/log.h"
+#include "arbiter/store_webhooks.h"
+#include "arbiter/webhook.h"
+#include "arbiter/webhook_net.h"
+
+#define DESCRIPTION_MAX 200
+#define LIST_DEFAULT 50
+#define LIST_MAX 200
+#define REPLAY_MAX 1000
+#define SECRET_BYTES 32
+
+static void reply_err(ar_req *r, const ar_err *err)
+{
+	req_reply_problem(r, err);
+}
+
+/* A fresh key: *text "whsec_..." (shown once), *hex for the store. */
+static bool new_secret(char text[WH_SECRET_TEXT_MAX], char hex[2 * SECRET_BYTES + 1], ar_err *err)
+{
+	unsigned char key[SECRET_BYTES];
+
+	if (RAND_bytes(key, sizeof(key)) != 1 || !wh_secret_format(key, sizeof(key), text,
+								    WH_SECRET_TEXT_MAX)) {
+		ar_err_set(err, 503, "no-entropy", "Service unavailable",
+			   "no randomness for a secret; try again");
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(key); i++)
+		snprintf(hex + 2 * i, 3, "%02x", key[i]);
+	return true;
+}
+
+/* event_types as a PostgreSQL array literal (patterns hold no quote or
+ * comma: wh_pattern_valid). */
+static bool types_literal(json_t *v, char *out, size_t cap, ar_err *err)
+{
+	size_t i, o = 0;
+	json_t *t;
+
+	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > WH_MAX_PATTERNS) {
+		ar_err_field(err, "/event_types", "must be an array of 1 to %d patterns", WH_MAX_PATTERNS);
+		return false;
+	}
+	o += (size_t)snprintf(out, cap, "{");
+	json_array_foreach(v, i, t) {
+		if (!json_is_string(t) || !wh_pattern_valid(json_string_value(t))) {
+			char ptr[40];
+			snprintf(ptr, sizeof(ptr), "/event_types/%zu", i);
+			ar_err_field(err, ptr, "must be \"*\", an event type such as case.accept, or a"
+				     " prefix and \".*\" such as case.*");
+			return false;
+		}
+		o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", i ? "," : "", json_string_value(t));
+	}
+	snprintf(out + o, cap - o, "}");
+	return true;
+}
+
+/* Members of the body other than allowed are refused by name. */
+static bool known_members(json_t *doc, const char *const *allowed, ar_err *err)
+{
+	const char *k;
+	json_t *v;
+	bool ok = true;
+
+	json_object_foreach(doc, k, v) {
+		bool found = false;
+		for (size_t i = 0; allowed[i]; i++)
+			found = found || strcmp(k, allowed[i]) == 0;
+		if (!found) {
+			char ptr[80];
+			snprintf(ptr, sizeof(ptr), "/%.60s", k);
+			ar_err_field(err, ptr, "is not a member of a webhook subscription");
+			ok = false;
+		}
+	}
+	return ok;
+}
+
+static bool opt_string(json_t *doc, const char *name, size_t max, const char **out, ar_err *err)
+{
+	json_t *v = json_object_get(doc, name);
+	char ptr[40];
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return true;
+	snprintf(ptr, sizeof(ptr), "/%s", name);
+	if (!json_is_string(v) || json_string_length(v) > max ||
+	    strlen(json_string_value(v)) != json_string_length(v)) {
+		ar_err_field(err, ptr, "must be a string of at most %zu bytes", max);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+/* The shop a new subscription is for: a key bound to shops names one of
+ * them (or has just one); a platform key may name any, or none (every
+ * shop). */
+static bool pick_shop(ar_req *r, const char *asked, const char **shop, ar_err *err)
+{
+	const ar_identity *id = req_identity(r);
+
+	*shop = asked;
+	if (id->all_shops)
+		return true;
+	if (!asked) {
+		if (id->n_shops == 1) {
+			*shop = id->shops[0];
+			return true;
+		}
+		ar_err_field(err, "/shop_id", "is required: this key sees several shops");
+		return false;
+	}
+	if (!auth_sees_shop(id, asked)) {
+		ar_err_field(err, "/shop_id", "must be a shop this key may see");
+		return false;
+	}
+	return true;
+}
+
+void api_webhooks_create(ar_req *r)
+{
+	static const char *const members[] = { "url", "event_types", "shop_id", "description", NULL };
+	size_t len;
+	const char *body = req_body(r, &len), *url = NULL, *shop = NULL, *desc = NULL, *asked = NULL;
+	char types[WH_MAX_PATTERNS * (WH_PATTERN_MAX + 3) + 4], secret[WH_SECRET_TEXT_MAX];
+	char hex[2 * SECRET_BYTES + 1], id[32] = "wh_", loc[64];
+	json_t *doc = NULL, *row = NULL, *et;
+	ar_err err;
+
+	ar_err_init(&err);
+	doc = codec_parse_body(body, len, &err);
+	if (!doc)
+		goto done;
+	if (!json_is_object(doc)) {
+		ar_err_field(&err, "", "must be a JSON object");
+		goto done;
+	}
+	if (!known_members(doc, members, &err))
+		goto done;
+	if (!json_is_string(json_object_get(doc, "url")))
+		ar_err_field(&err, "/url", "is required: the https URL to deliver to");
+	(void)opt_string(doc, "shop_id", AR_MAX_ID_LEN, &asked, &err);
+	(void)opt_string(doc, "description", DESCRIPTION_MAX, &desc, &err);
+	et = json_object_get(doc, "event_types");
+	if (et)
+		(void)types_literal(et, types, sizeof(types), &err);
+	else
+		snprintf(types, sizeof(types), "{\"*\"}");
+	if (ar_err_is_set(&err))
+		goto done;
+	url = json_string_value(json_object_get(doc, "url"));
+	if (!pick_shop(r, asked, &shop, &err) || !wh_url_check(url, &err))
+		goto done;
+	if (!new_secret(secret, hex, &err) || !auth_random_hex(id + 3, 24)) {
+		if (!ar_err_is_set(&err))
+			ar_err_set(&err, 503, "no-entropy", "Service unavailable", "try again");
+		goto done;
+	}
+	if (!store_webhook_create(req_app(r)->db, id, shop, url, types, desc, hex,
+				  req_identity(r)->key_id, &row, &err))
+		goto done;
+	/* the only time the secret is shown */
+	json_object_set_new(row, "secret", json_string(secret));
+	snprintf(loc, sizeof(loc), "/v1/webhooks/%s", id);
+	req_add_header(r, "Location", loc);
+	log_kv(LOG_INFO, "webhook subscription created", "request_id", req_id(r), "subscription", id,
+	       "shop", shop, "by", req_identity(r)->key_id, NULL);
+	req_reply_json(r, 201, json_incref(row));
+done:
+	json_decref(row);
+	json_decref(doc);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+static bool parse_limit(ar_req *r, int def, int max, int *out, ar_err *err)
+{
+	const char *v = req_query(r, "limit");
+	char *end;
+	long n;
+
+	*out = def;
+	if (!v)
+		return true;
+	n = strtol(v, &end, 10);
+	if (!*v || *end || n < 1 || n > max) {
+		ar_err_field(err, "/query/limit", "must be an integer from 1 to %d", max);
+		return false;
+	}
+	*out = (int)n;
+	return true;
+}
+
+static bool id_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > AR_MAX_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+void api_webhooks_list(ar_req *r)
+{
+	static const char *const params[] = { "limit", "after", NULL };
+	const char *after = req_query(r, "after");
+	json_t *out = NULL;
+	int limit;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+		goto done;
+	if (after && !id_ok(after)) {
+		ar_err_field(&err, "/query/after", "must be a subscription id from a previous page");
+		goto done;
+	}
+	if (!store_webhook_list(req_app(r)->db, auth_scope(req_identity(r)), limit, after, &out, &err))
+		goto done;
+	req_reply_json(r, 200, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_get(ar_req *r)
+{
+	json_t *out = NULL;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (store_webhook_get(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &out, &err))
+		req_reply_json(r, 200, json_incref(out));
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_update(ar_req *r)
+{
+	static const char *const members[] = { "url", "event_types", "description", "enabled", NULL };
+	size_t len;
+	const char *body = req_body(r, &len), *url = NULL, *desc = NULL, *enabled = NULL;
+	char types[WH_MAX_PATTERNS * (WH_PATTERN_MAX + 3) + 4];
+	json_t *doc = NULL, *out = NULL, *v;
+	bool has_types = false;
+	ar_err err;
+
+	ar_err_init(&err);
+	doc = codec_parse_body(body, len, &err);
+	if (!doc)
+		goto done;
+	if (!json_is_object(doc)) {
+		ar_err_field(&err, "", "must be a JSON object");
+		goto done;
+	}
+	if (!known_members(doc, members, &err))
+		goto done;
+	if ((v = json_object_get(doc, "url")) && !json_is_string(v))
+		ar_err_field(&err, "/url", "must be a string: the https URL to deliver to");
+	(void)opt_string(doc, "description", DESCRIPTION_MAX, &desc, &err);
+	if ((v = json_object_get(doc, "event_types")))
+		has_types = types_literal(v, types, sizeof(types), &err);
+	if ((v = json_object_get(doc, "enabled"))) {
+		if (!json_is_boolean(v))
+			ar_err_field(&err, "/enabled", "must be true or false");
+		else
+			enabled = json_is_true(v) ? "t" : "f";
+	}
+	if (ar_err_is_set(&err))
+		goto done;
+	url = json_string_value(json_object_get(doc, "url"));
+	if (url && !wh_url_check(url, &err))
+		goto done;
+	if (!store_webhook_update(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), url,
+				  has_types ? types : NULL, desc, enabled, &out, &err))
+		goto done;
+	req_reply_json(r, 200, json_incref(out));
+done:
+	json_decref(out);
+	json_decref(doc);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_delete(ar_req *r)
+{
+	ar_err err;
+
+	ar_err_init(&err);
+	if (store_webhook_delete(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &err)) {
+		log_kv(LOG_INFO, "webhook subscription deleted", "request_id", req_id(r),
+		       "subscription", req_param(r, 0), "by", req_identity(r)->key_id, NULL);
+		req_reply_text(r, 204, NULL, "", 0);
+	} else {
+		reply_err(r, &err);
+	}
+}
+
+void api_webhook_rotate(ar_req *r)
+{
+	char secret[WH_SECRET_TEXT_MAX], hex[2 * SECRET_BYTES + 1];
+	json_t *out = NULL;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!new_secret(secret, hex, &err) ||
+	    !store_webhook_rotate(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), hex,
+				  wh_config_get()->rotation_overlap_s, &out, &err))
+		goto done;
+	json_object_set_new(out, "secret", json_string(secret));
+	log_kv(LOG_INFO, "webhook secret rotated", "request_id", req_id(r),
+	       "subscription", req_param(r, 0), "by", req_identity(r)->key_id, NULL);
+	req_reply_json(r, 200, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_deliveries(ar_req *r)
+{
+	static const char *const params[] = { "limit", "after", "state", NULL };
+	const char *after = req_query(r, "after"), *state = req_query(r, "state");
+	json_t *out = NULL;
+	int limit;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+		goto done;
+	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
+		ar_err_field(&err, "/query/after", "must be a delivery id from a previous page");
+		goto done;
+	}
+	if (state && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
+	    strcmp(state, "dead") != 0) {
+		ar_err_field(&err, "/query/state", "must be pending, delivered or dead");
+		goto done;
+	}
+	if (!store_webhook_deliveries(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
+				      state, limit, after, &out, &err))
+		goto done;
+	req_reply_json(r, 200, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_replay_one(ar_req *r)
+{
+	const char *did = req_param(r, 1);
+	json_t *out = NULL;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (strspn(did, "0123456789") != strlen(did) || strlen(did) > 18) {
+		ar_err_set(&err, 404, "not-found", "Not found", "no such delivery of this subscription");
+		goto done;
+	}
+	if (!store_webhook_replay_one(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
+				      did, &out, &err))
+		goto done;
+	req_reply_json(r, 202, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_replay(ar_req *r)
+{
+	static const char *const params[] = { "since", "limit", NULL };
+	const char *since = req_query(r, "since");
+	json_t *out = NULL;
+	ar_time t;
+	int limit;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!req_query_known(r, params, &err) || !parse_limit(r, REPLAY_MAX, REPLAY_MAX, &limit, &err))
+		goto done;
+	if (!since || !ar_time_parse(since, &t)) {
+		ar_err_field(&err, "/query/since", "is required: an RFC 3339 time such as"
+			     " 2026-12-01T00:00:00Z");
+		goto done;
+	}
+	if (!store_webhook_replay_since(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
+					since, limit, &out, &err))
+		goto done;
+	req_reply_json(r, 202, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_ping(ar_req *r)
+{
+	json_t *out = NULL;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (store_webhook_ping(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), &out, &err))
+		req_reply_json(r, 202, json_incref(out));
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}

@@ -1,0 +1,748 @@
+/* The webhook delivery worker thread: claim due deliveries, send them signed with libcurl, record each outcome. */
+#include "arbiter/webhook_worker.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "arbiter/db.h"
+#include "arbiter/log.h"
+#include "arbiter/redact.h"
+#include "arbiter/webhook.h"
+#include "arbiter/webhook_net.h"
+
+#define CLAIM_BATCH 16
+#define IDLE_POLL_MS 200
+#define GAUGE_EVERY_MS 5000
+#define RESPONSE_MAX (64 * 1024)     /* bytes of a reply read at most */
+#define PAYLOAD_MAX (1024 * 1024)    /* a payload over this is not sent */
+#define ERROR_KEEP 200               /* bytes of a reply kept as last_error */
+#define RETRY_AFTER_MAX 86400
+#define GAUGE_SUBS 20                /* subscriptions with their own queue gauges */
+
+/* ---- metrics ---- */
+
+enum { OC_ACK, OC_FAIL, OC_THROTTLED, OC_GONE, OC_REFUSED, OC__COUNT };
+static const char *const oc_names[OC__COUNT] = { "ack", "fail", "throttled", "gone", "refused" };
+static const double lat_bounds[] = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+#define N_LAT (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+
+static struct {
+	atomic_ullong attempts[OC__COUNT];
+	atomic_ullong dead_total, disabled_gone, disabled_failing;
+	atomic_ullong lat_bucket[N_LAT + 1];
+	atomic_ullong lat_sum_us;
+	pthread_mutex_t mu;          /* guards the gauges below */
+	bool gauges_set;
+	long long depth, dead_stored;
+	double oldest_s;
+	size_t n_subs;
+	struct { char id[80]; long long depth; double oldest_s; } subs[GAUGE_SUBS];
+} M = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static unsigned long long ld(atomic_ullong *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static void inc(atomic_ullong *c, unsigned long long n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static void tb_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tb_printf(textbuf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		tb_put(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+void wh_metrics_render(textbuf *b)
+{
+	unsigned long long cum = 0;
+
+	tb_str(b, "# HELP arbiter_webhook_attempts_total Webhook delivery attempts by outcome"
+	       " (ack: 2xx; fail: other replies and transport errors; throttled: 429/502/503/504;"
+	       " gone: 410; refused: an address the SSRF guard refused).\n"
+	       "# TYPE arbiter_webhook_attempts_total counter\n");
+	for (int i = 0; i < OC__COUNT; i++)
+		tb_printf(b, "arbiter_webhook_attempts_total{outcome=\"%s\"} %llu\n", oc_names[i],
+			  ld(&M.attempts[i]));
+	tb_str(b, "# HELP arbiter_webhook_attempt_duration_seconds Time of a webhook delivery attempt.\n"
+	       "# TYPE arbiter_webhook_attempt_duration_seconds histogram\n");
+	for (size_t i = 0; i < N_LAT; i++) {
+		cum += ld(&M.lat_bucket[i]);
+		tb_printf(b, "arbiter_webhook_attempt_duration_seconds_bucket{le=\"%g\"} %llu\n",
+			  lat_bounds[i], cum);
+	}
+	cum += ld(&M.lat_bucket[N_LAT]);
+	tb_printf(b, "arbiter_webhook_attempt_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+	tb_printf(b, "arbiter_webhook_attempt_duration_seconds_sum %.6f\n",
+		  (double)ld(&M.lat_sum_us) / 1e6);
+	tb_printf(b, "arbiter_webhook_attempt_duration_seconds_count %llu\n", cum);
+	tb_str(b, "# HELP arbiter_webhook_dead_letters_total Webhook deliveries given up after"
+	       " the whole retry schedule (by this process).\n"
+	       "# TYPE arbiter_webhook_dead_letters_total counter\n");
+	tb_printf(b, "arbiter_webhook_dead_letters_total %llu\n", ld(&M.dead_total));
+	tb_str(b, "# HELP arbiter_webhook_subscriptions_disabled_total Subscriptions this process"
+	       " disabled, by reason (gone: a 410 reply; failing: every attempt failed for 5 days).\n"
+	       "# TYPE arbiter_webhook_subscriptions_disabled_total counter\n");
+	tb_printf(b, "arbiter_webhook_subscriptions_disabled_total{reason=\"gone\"} %llu\n",
+		  ld(&M.disabled_gone));
+	tb_printf(b, "arbiter_webhook_subscriptions_disabled_total{reason=\"failing\"} %llu\n",
+		  ld(&M.disabled_failing));
+	tb_str(b, "# HELP arbiter_webhook_queue_depth Webhook deliveries pending (all, and the"
+	       " subscriptions with the most).\n# TYPE arbiter_webhook_queue_depth gauge\n");
+	pthread_mutex_lock(&M.mu);
+	if (M.gauges_set) {
+		tb_printf(b, "arbiter_webhook_queue_depth %lld\n", M.depth);
+		for (size_t i = 0; i < M.n_subs; i++)
+			tb_printf(b, "arbiter_webhook_queue_depth{subscription=\"%s\"} %lld\n",
+				  M.subs[i].id, M.subs[i].depth);
+	}
+	tb_str(b, "# HELP arbiter_webhook_oldest_pending_seconds Age of the oldest webhook delivery"
+	       " not yet delivered (0 when none).\n"
+	       "# TYPE arbiter_webhook_oldest_pending_seconds gauge\n");
+	if (M.gauges_set) {
+		tb_printf(b, "arbiter_webhook_oldest_pending_seconds %.3f\n", M.oldest_s);
+		for (size_t i = 0; i < M.n_subs; i++)
+			tb_printf(b, "arbiter_webhook_oldest_pending_seconds{subscription=\"%s\"} %.3f\n",
+				  M.subs[i].id, M.subs[i].oldest_s);
+	}
+	tb_str(b, "# HELP arbiter_webhook_dead_letters Webhook deliveries stored dead (replay"
+	       " them through the API).\n# TYPE arbiter_webhook_dead_letters gauge\n");
+	if (M.gauges_set)
+		tb_printf(b, "arbiter_webhook_dead_letters %lld\n", M.dead_stored);
+	pthread_mutex_unlock(&M.mu);
+}
+
+static void observe_latency(int64_t us)
+{
+	double s = (double)us / 1e6;
+	size_t i = 0;
+
+	while (i < N_LAT && s > lat_bounds[i])
+		i++;
+	inc(&M.lat_bucket[i], 1);
+	inc(&M.lat_sum_us, us > 0 ? (unsigned long long)us : 0);
+}
+
+/* ---- the worker ---- */
+
+typedef struct xfer {
+	struct xfer *next;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;
+	int64_t id;
+	int attempts;                /* before this one */
+	char sub_id[80], host[256], msg_id[48], type[80], case_id[80];
+	char errbuf[CURL_ERROR_SIZE];
+	char reply[ERROR_KEEP + 1];
+	size_t got;
+	int64_t retry_after;         /* seconds; -1: none */
+	const char *refused;         /* the SSRF guard's reason */
+} xfer;
+
+struct wh_worker {
+	char *conninfo;
+	PGconn *conn;
+	CURLM *multi;
+	xfer *inflight;
+	int n_inflight;
+	pthread_t thread;
+	atomic_bool stop;
+	bool warned;
+	int64_t last_claim_ms, last_gauge_ms;
+	bool claim_now;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool conn_ok(wh_worker *w)
+{
+	if (w->conn && PQstatus(w->conn) == CONNECTION_OK)
+		return true;
+	if (w->conn)
+		PQfinish(w->conn);
+	w->conn = db_connect(w->conninfo);
+	if (PQstatus(w->conn) == CONNECTION_OK) {
+		w->warned = false;
+		return true;
+	}
+	if (!w->warned)
+		log_kv(LOG_WARN, "webhook worker: database connection failed", "error",
+		       PQerrorMessage(w->conn), NULL);
+	w->warned = true;
+	return false;
+}
+
+/* Runs one statement on the worker's connection; NULL (logged once per
+ * outage) when it failed. */
+static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
+		     const char *const *vals)
+{
+	PGresult *r;
+
+	if (!conn_ok(w))
+		return NULL;
+	r = PQexecParams(w->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+		return r;
+	if (!w->warned)
+		log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
+		       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
+	w->warned = true;
+	PQclear(r);
+	return NULL;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	xfer *x = ud;
+	size_t len = sz * n;
+
+	if (x->got < ERROR_KEEP) {
+		size_t k = len < ERROR_KEEP - x->got ? len : ERROR_KEEP - x->got;
+		memcpy(x->reply + x->got, p, k);
+		x->reply[x->got + k] = '\0';
+	}
+	x->got += len;
+	/* a receiver that streams forever is cut off (the status already
+	 * arrived) */
+	return x->got > RESPONSE_MAX ? 0 : len;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	xfer *x = ud;
+	size_t len = sz * n;
+	char v[128];
+	int64_t s;
+
+	if (len > 12 && len < 12 + sizeof(v) && strncasecmp(p, "retry-after:", 12) == 0) {
+		size_t k = len - 12;
+		memcpy(v, p + 12, k);
+		v[k] = '\0';
+		while (k && (v[k - 1] == '\r' || v[k - 1] == '\n' || v[k - 1] == ' '))
+			v[--k] = '\0';
+		if (wh_retry_after_parse(v, (int64_t)time(NULL), &s))
+			x->retry_after = s > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : s;
+	}
+	return len;
+}
+
+/* The SSRF guard at connect time: the address curl is about to connect
+ * to, whatever DNS said when the subscription was made. */
+static curl_socket_t on_open(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	xfer *x = ud;
+	const char *why;
+
+	(void)purpose;
+	if (!wh_connect_allowed(x->host, &a->addr, &why)) {
+		x->refused = why;
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+static void xfer_free(xfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	free(x->body);
+	free(x);
+}
+
+static size_t unhex(const char *h, unsigned char *out, size_t cap)
+{
+	size_t n = strlen(h) / 2;
+
+	if (n > cap)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		if (sscanf(h + 2 * i, "%2x", &v) != 1)
+			return 0;
+		out[i] = (unsigned char)v;
+	}
+	return n;
+}
+
+/* Claim columns (see claim_sql). */
+enum { C_ID, C_SUB, C_TYPE, C_ATTEMPTS, C_URL, C_SECRET, C_PREV, C_SHOP, C_MSGID, C_BODY,
+       C_CASE, C_NOW };
+
+static const char claim_sql[] =
+	"WITH c AS (SELECT d.id FROM webhook_deliveries d"
+	"    JOIN webhook_subscriptions s ON s.id = d.sub_id"
+	"   WHERE d.state = 'pending' AND d.next_at <= now()"
+	"     AND (d.lease_until IS NULL OR d.lease_until < now())"
+	"     AND s.enabled AND NOT s.deleted AND d.sub_id <> ALL ($2::text[])"
+	/* the head of its (subscription, case) queue only */
+	"     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = d.sub_id"
+	"          AND p.case_id = d.case_id AND p.state = 'pending' AND p.id < d.id)"
+	"   ORDER BY d.next_at, d.id LIMIT $1::int FOR UPDATE OF d SKIP LOCKED),"
+	" u AS (UPDATE webhook_deliveries d SET lease_until = now() + $3::int * interval '1 second'"
+	"   FROM c WHERE d.id = c.id RETURNING d.*)"
+	" SELECT u.id, u.sub_id, u.type, u.attempts, s.url, encode(s.secret, 'hex'),"
+	"   CASE WHEN s.prev_secret_until > now() THEN encode(s.prev_secret, 'hex') END,"
+	"   s.shop_id IS NOT NULL,"
+	"   CASE WHEN u.kind = 'ping' THEN 'ping_' || coalesce(u.replay_of, u.id)"
+	"        ELSE 'evt_' || u.event_id END,"
+	"   CASE WHEN u.kind = 'ping' THEN json_build_object('type', u.type, 'timestamp',"
+	"     arbiter_ts(u.created_at), 'data', json_build_object('subscription_id', u.sub_id))"
+	"   ELSE json_build_object('type', u.type, 'timestamp', arbiter_ts(e.at), 'data',"
+	"     json_build_object('event_id', 'evt_' || e.id, 'case_id', e.case_id,"
+	"       'shop_id', e.shop_id, 'seq', e.seq, 'case_version', u.case_version,"
+	"       'at', arbiter_ts(e.at), 'actor', json_build_object('role', e.actor_role,"
+	"       'id', e.actor_id), 'action', e.action, 'from_state', e.from_state,"
+	"       'to_state', e.to_state, 'data', e.data, 'policy_version', e.policy_version)) END,"
+	"   u.case_id, extract(epoch FROM now())::bigint"
+	"  FROM u JOIN webhook_subscriptions s ON s.id = u.sub_id"
+	"  LEFT JOIN case_events e ON e.case_id = u.case_id AND e.seq = u.seq";
+
+/*
+ * $1 id, $2 state, $3 ms to the next attempt, $4 status, $5 error, $6 ms
+ * taken, $7 acknowledged, $8 gone (410), $9 the retry scale. The
+ * subscription's row is written only when its failing streak starts or
+ * ends, or it is to be disabled.
+ */
+static const char result_sql[] =
+	"WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, state = $2,"
+	"   next_at = now() + $3::bigint * interval '1 millisecond', lease_until = NULL,"
+	"   last_status = $4::int, last_error = $5, last_latency_ms = $6::int,"
+	"   last_attempt_at = now(), done_at = CASE WHEN $2 <> 'pending' THEN now() END"
+	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id),"
+	" s AS (UPDATE webhook_subscriptions s SET"
+	"   failing_since = CASE WHEN $7::boolean THEN NULL ELSE coalesce(s.failing_since, now()) END,"
+	"   enabled = s.enabled AND NOT $8::boolean AND NOT (NOT $7::boolean AND"
+	"     coalesce(s.failing_since < now() - $9::float8 * interval '5 days', false)),"
+	"   disabled_reason = CASE WHEN $8::boolean THEN 'the receiver answered 410 Gone'"
+	"     WHEN NOT $7::boolean AND"
+	"       coalesce(s.failing_since < now() - $9::float8 * interval '5 days', false)"
+	"     THEN 'every delivery failed for 5 days' ELSE s.disabled_reason END,"
+	"   updated_at = now()"
+	"  FROM d WHERE s.id = d.sub_id AND s.enabled AND ($8::boolean"
+	"     OR ($7::boolean AND s.failing_since IS NOT NULL)"
+	"     OR (NOT $7::boolean AND (s.failing_since IS NULL"
+	"         OR s.failing_since < now() - $9::float8 * interval '5 days')))"
+	"  RETURNING s.enabled)"
+	" SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(NOT enabled) FROM s), false)";
+
+/* Bytes that are not printable ASCII become '?', so last_error is text. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+static void record(wh_worker *w, xfer *x, CURLcode rc)
+{
+	const wh_config *cfg = wh_config_get();
+	long status = 0;
+	curl_off_t us = 0;
+	char err[320], sid[24], delay_s[24], st_s[24], ms_s[24], scale_s[32];
+	const char *state = "pending";
+	wh_outcome oc;
+	int64_t delay = 0;
+	uint32_t rnd = 0;
+	PGresult *r;
+	int ocm;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+	observe_latency((int64_t)us);
+	oc = wh_classify(status);
+	err[0] = '\0';
+	if (x->refused)
+		snprintf(err, sizeof(err), "refused: the address is %s (SSRF guard)", x->refused);
+	else if (status == 0)
+		snprintf(err, sizeof(err), "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+	else if (oc != WH_ACK)
+		snprintf(err, sizeof(err), "HTTP %ld: %s", status, x->reply);
+	printable(err);
+	ocm = x->refused ? OC_REFUSED : oc == WH_ACK ? OC_ACK : oc == WH_GONE ? OC_GONE :
+	      oc == WH_THROTTLED ? OC_THROTTLED : OC_FAIL;
+	inc(&M.attempts[ocm], 1);
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		rnd = (uint32_t)x->id * 2654435761u;
+	if (oc == WH_ACK) {
+		state = "delivered";
+	} else if (oc == WH_GONE) {
+		/* kept pending: re-enabling the subscription resumes here */
+		delay = 0;
+	} else {
+		delay = wh_retry_delay_ms(x->attempts + 1, cfg->retry_scale, rnd);
+		if (delay < 0)
+			state = "dead";
+		else if (oc == WH_THROTTLED && x->retry_after >= 0 && x->retry_after * 1000 > delay)
+			delay = x->retry_after * 1000;
+	}
+	snprintf(sid, sizeof(sid), "%" PRId64, x->id);
+	snprintf(delay_s, sizeof(delay_s), "%" PRId64, delay < 0 ? 0 : delay);
+	snprintf(st_s, sizeof(st_s), "%ld", status);
+	snprintf(ms_s, sizeof(ms_s), "%lld", (long long)(us / 1000));
+	snprintf(scale_s, sizeof(scale_s), "%.9g", cfg->retry_scale);
+	{
+		const char *vals[9] = { sid, state, delay_s, status ? st_s : NULL, err[0] ? err : NULL,
+					ms_s, oc == WH_ACK ? "t" : "f", oc == WH_GONE ? "t" : "f",
+					scale_s };
+		r = run(w, "webhook_result", result_sql, 9, vals);
+	}
+	if (r && PQgetvalue(r, 0, 1)[0] == 't') {
+		inc(oc == WH_GONE ? &M.disabled_gone : &M.disabled_failing, 1);
+		log_kv(LOG_WARN, "webhook subscription disabled", "event", "webhook.subscription.disabled",
+		       "subscription", x->sub_id, "reason",
+		       oc == WH_GONE ? "the receiver answered 410 Gone" : "every delivery failed for 5 days",
+		       NULL);
+	}
+	PQclear(r);
+	if (strcmp(state, "dead") == 0) {
+		inc(&M.dead_total, 1);
+		log_kv(LOG_WARN, "webhook delivery exhausted its retries", "event",
+		       "webhook.delivery.exhausted", "subscription", x->sub_id, "delivery", sid,
+		       "webhook_id", x->msg_id, "type", x->type, "case_id", x->case_id[0] ? x->case_id : NULL,
+		       "last_error", err, NULL);
+	}
+}
+
+/* The body for a claimed row: the shop's view for a shop's subscription. */
+static char *payload(PGresult *r, int i)
+{
+	json_error_t jerr;
+	json_t *doc = json_loads(PQgetvalue(r, i, C_BODY), 0, &jerr);
+	char *out = NULL;
+	ar_err err;
+
+	if (!doc)
+		return NULL;
+	ar_err_init(&err);
+	if (PQgetvalue(r, i, C_SHOP)[0] == 't' && json_is_object(json_object_get(doc, "data")) &&
+	    json_object_get(json_object_get(doc, "data"), "seq") &&
+	    !redact_event(json_object_get(doc, "data"), &err))
+		goto fail;
+	out = json_dumps(doc, JSON_COMPACT);
+fail:
+	json_decref(doc);
+	return out;
+}
+
+static bool start_one(wh_worker *w, PGresult *r, int i)
+{
+	unsigned char key[WH_SECRET_MAX], prev[WH_SECRET_MAX];
+	size_t kn, pn = 0;
+	char sig[WH_SIG_TEXT_MAX], psig[WH_SIG_TEXT_MAX], hdr[2 * WH_SIG_TEXT_MAX + 40];
+	int64_t ts = strtoll(PQgetvalue(r, i, C_NOW), NULL, 10);
+	CURLU *u = NULL;
+	char *host = NULL;
+	xfer *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return false;
+	x->id = strtoll(PQgetvalue(r, i, C_ID), NULL, 10);
+	x->attempts = atoi(PQgetvalue(r, i, C_ATTEMPTS));
+	x->retry_after = -1;
+	snprintf(x->sub_id, sizeof(x->sub_id), "%s", PQgetvalue(r, i, C_SUB));
+	snprintf(x->msg_id, sizeof(x->msg_id), "%s", PQgetvalue(r, i, C_MSGID));
+	snprintf(x->type, sizeof(x->type), "%s", PQgetvalue(r, i, C_TYPE));
+	snprintf(x->case_id, sizeof(x->case_id), "%s", PQgetvalue(r, i, C_CASE));
+	u = curl_url();
+	if (u && curl_url_set(u, CURLUPART_URL, PQgetvalue(r, i, C_URL), 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		size_t hl = strlen(host);
+		if (hl >= 2 && host[0] == '[')
+			snprintf(x->host, sizeof(x->host), "%.*s", (int)(hl - 2), host + 1);
+		else
+			snprintf(x->host, sizeof(x->host), "%s", host);
+	}
+	curl_free(host);
+	curl_url_cleanup(u);
+	x->body = payload(r, i);
+	kn = unhex(PQgetvalue(r, i, C_SECRET), key, sizeof(key));
+	if (!PQgetisnull(r, i, C_PREV))
+		pn = unhex(PQgetvalue(r, i, C_PREV), prev, sizeof(prev));
+	if (!x->body || kn == 0 ||
+	    !wh_sign(key, kn, x->msg_id, ts, x->body, strlen(x->body), sig, sizeof(sig)) ||
+	    (pn && !wh_sign(prev, pn, x->msg_id, ts, x->body, strlen(x->body), psig, sizeof(psig))))
+		goto fail;
+	x->easy = curl_easy_init();
+	if (!x->easy)
+		goto fail;
+	/* the current key first; during a rotation the previous one too */
+	snprintf(hdr, sizeof(hdr), "webhook-signature: %s%s%s", sig, pn ? " " : "", pn ? psig : "");
+	x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/json");
+	x->hdrs = curl_slist_append(x->hdrs, hdr);
+	snprintf(hdr, sizeof(hdr), "webhook-id: %s", x->msg_id);
+	x->hdrs = curl_slist_append(x->hdrs, hdr);
+	snprintf(hdr, sizeof(hdr), "webhook-timestamp: %" PRId64, ts);
+	x->hdrs = curl_slist_append(x->hdrs, hdr);
+	x->hdrs = curl_slist_append(x->hdrs, "Expect:");
+	if (!x->hdrs)
+		goto fail;
+	if (strlen(x->body) > PAYLOAD_MAX) {
+		/* not sendable, ever: recorded as a failure until it is dead */
+		snprintf(x->errbuf, sizeof(x->errbuf), "payload over %d bytes", PAYLOAD_MAX);
+		goto fail;
+	}
+	curl_easy_setopt(x->easy, CURLOPT_URL, PQgetvalue(r, i, C_URL));
+	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->body);
+	curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
+	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, "arbiter-webhooks/" ARBITER_VERSION);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
+	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	if (curl_multi_add_handle(w->multi, x->easy) != CURLM_OK)
+		goto fail;
+	x->next = w->inflight;
+	w->inflight = x;
+	w->n_inflight++;
+	return true;
+fail:
+	if (x->easy) {
+		/* recorded as a failed attempt, so that it is retried or dies */
+		record(w, x, CURLE_FAILED_INIT);
+	}
+	xfer_free(x);
+	return false;
+}
+
+/* Subscriptions with per_subscription transfers in flight, as an array
+ * literal, so that a slow receiver never takes every slot. */
+static void busy_subs(wh_worker *w, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	o += (size_t)snprintf(out, cap, "{");
+	for (xfer *x = w->inflight; x; x = x->next) {
+		int n = 0;
+		bool seen = false;
+		for (xfer *y = w->inflight; y != x; y = y->next)
+			seen = seen || strcmp(y->sub_id, x->sub_id) == 0;
+		if (seen)
+			continue;
+		for (xfer *y = x; y; y = y->next)
+			n += strcmp(y->sub_id, x->sub_id) == 0;
+		if (n >= wh_config_get()->per_subscription && o + strlen(x->sub_id) + 4 < cap)
+			o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", o > 1 ? "," : "", x->sub_id);
+	}
+	snprintf(out + o, cap - o, "}");
+}
+
+static void claim(wh_worker *w)
+{
+	const wh_config *cfg = wh_config_get();
+	int room = cfg->concurrency - w->n_inflight;
+	char lim[16], lease[16], busy[4096];
+	PGresult *r;
+
+	if (room <= 0)
+		return;
+	if (room > CLAIM_BATCH)
+		room = CLAIM_BATCH;
+	if (room > cfg->per_subscription)
+		room = cfg->per_subscription;
+	snprintf(lim, sizeof(lim), "%d", room);
+	snprintf(lease, sizeof(lease), "%d", cfg->lease_s);
+	busy_subs(w, busy, sizeof(busy));
+	{
+		const char *vals[3] = { lim, busy, lease };
+		r = run(w, "webhook_claim", claim_sql, 3, vals);
+	}
+	w->last_claim_ms = mono_ms();
+	w->claim_now = false;
+	if (!r)
+		return;
+	for (int i = 0; i < PQntuples(r); i++)
+		(void)start_one(w, r, i);
+	/* a full batch: more may be due at once */
+	w->claim_now = PQntuples(r) == room;
+	PQclear(r);
+}
+
+static void finish_done(wh_worker *w)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(w->multi, &left))) {
+		xfer *x = NULL, **pp;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(w->multi, m->easy_handle);
+		record(w, x, m->data.result);
+		for (pp = &w->inflight; *pp; pp = &(*pp)->next) {
+			if (*pp == x) {
+				*pp = x->next;
+				break;
+			}
+		}
+		w->n_inflight--;
+		xfer_free(x);
+		/* the next event of that case may be waiting for this one */
+		w->claim_now = true;
+	}
+}
+
+static void gauges(wh_worker *w)
+{
+	PGresult *r = run(w, "webhook_gauges",
+		"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0),"
+		"  (SELECT count(*) FROM webhook_deliveries WHERE state = 'dead'),"
+		"  (SELECT json_agg(json_build_object('id', sub_id, 'n', n, 'age', age)) FROM"
+		"    (SELECT sub_id, count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
+		"       FROM webhook_deliveries WHERE state = 'pending' GROUP BY sub_id"
+		"      ORDER BY 2 DESC, 1 LIMIT " "20" ") t)"
+		"  FROM webhook_deliveries WHERE state = 'pending'", 0, NULL);
+	json_t *subs = NULL, *o;
+	size_t i;
+
+	w->last_gauge_ms = mono_ms();
+	if (!r)
+		return;
+	if (!PQgetisnull(r, 0, 3))
+		subs = json_loads(PQgetvalue(r, 0, 3), 0, NULL);
+	pthread_mutex_lock(&M.mu);
+	M.gauges_set = true;
+	M.depth = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	M.oldest_s = strtod(PQgetvalue(r, 0, 1), NULL);
+	M.dead_stored = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	M.n_subs = 0;
+	json_array_foreach(subs, i, o) {
+		if (M.n_subs >= GAUGE_SUBS)
+			break;
+		snprintf(M.subs[M.n_subs].id, sizeof(M.subs[0].id), "%s",
+			 json_string_value(json_object_get(o, "id")) ?
+			 json_string_value(json_object_get(o, "id")) : "");
+		M.subs[M.n_subs].depth = (long long)json_integer_value(json_object_get(o, "n"));
+		M.subs[M.n_subs].oldest_s = json_number_value(json_object_get(o, "age"));
+		M.n_subs++;
+	}
+	pthread_mutex_unlock(&M.mu);
+	json_decref(subs);
+	PQclear(r);
+}
+
+static void *loop(void *arg)
+{
+	wh_worker *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		int64_t now = mono_ms();
+		int running = 0;
+
+		if (!conn_ok(w) && w->n_inflight == 0) {
+			for (int i = 0; i < 10 && !atomic_load(&w->stop); i++)
+				usleep(100 * 1000);
+			continue;
+		}
+		if (w->claim_now || now - w->last_claim_ms >= IDLE_POLL_MS)
+			claim(w);
+		if (now - w->last_gauge_ms >= GAUGE_EVERY_MS)
+			gauges(w);
+		curl_multi_perform(w->multi, &running);
+		finish_done(w);
+		if (!w->claim_now)
+			curl_multi_poll(w->multi, NULL, 0, w->n_inflight ? 50 : IDLE_POLL_MS, NULL);
+	}
+	return NULL;
+}
+
+wh_worker *wh_worker_start(const char *conninfo, char *msg, size_t msglen)
+{
+	wh_worker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		goto oom;
+	w->conninfo = strdup(conninfo);
+	w->multi = curl_multi_init();
+	if (!w->conninfo || !w->multi)
+		goto oom;
+	atomic_init(&w->stop, false);
+	if (pthread_create(&w->thread, NULL, loop, w) != 0) {
+		snprintf(msg, msglen, "cannot start the webhook worker thread");
+		goto fail;
+	}
+	return w;
+oom:
+	snprintf(msg, msglen, "out of memory");
+fail:
+	if (w) {
+		if (w->multi)
+			curl_multi_cleanup(w->multi);
+		free(w->conninfo);
+		free(w);
+	}
+	return NULL;
+}
+
+void wh_worker_stop(wh_worker *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->stop, true);
+	curl_multi_wakeup(w->multi);
+	pthread_join(w->thread, NULL);
+	/* what was in flight goes back now rather than when its lease ends */
+	while (w->inflight) {
+		xfer *x = w->inflight;
+		char sid[24];
+		const char *vals[1] = { sid };
+		w->inflight = x->next;
+		snprintf(sid, sizeof(sid), "%" PRId64, x->id);
+		PQclear(run(w, "webhook_release",
+			    "UPDATE webhook_deliveries SET lease_until = NULL"
+			    " WHERE id = $1::bigint AND state = 'pending'", 1, vals));
+		curl_multi_remove_handle(w->multi, x->easy);
+		xfer_free(x);
+	}
+	curl_multi_cleanup(w->multi);
+	if (w->conn)
+		PQfinish(w->conn);
+	free(w->conninfo);
+	free(w);
+}
