@@ -31,7 +31,7 @@ static bool new_secret(char text[WH_SECRET_TEXT_MAX], char hex[2 * SECRET_BYTES 
 
 	if (RAND_bytes(key, sizeof(key)) != 1 || !wh_secret_format(key, sizeof(key), text,
 								    WH_SECRET_TEXT_MAX)) {
-		ar_err_set(err, 503, "no-entropy", "Service unavailable",
+		ar_err_set(err, 503, "overloaded", "Service unavailable",
 			   "no randomness for a secret; try again");
 		return false;
 	}
@@ -166,7 +166,7 @@ void api_webhooks_create(ar_req *r)
 		goto done;
 	if (!new_secret(secret, hex, &err) || !auth_random_hex(id + 3, 24)) {
 		if (!ar_err_is_set(&err))
-			ar_err_set(&err, 503, "no-entropy", "Service unavailable", "try again");
+			ar_err_set(&err, 503, "overloaded", "Service unavailable", "try again");
 		goto done;
 	}
 	if (!store_webhook_create(req_app(r)->db, id, shop, url, types, desc, hex,

@@ -431,11 +431,11 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
     try:
         subscribe(s, admin, rx.url, shop_id=shop)
         cases = []
-        for i in range(60):
+        for i in range(80):
             c = h.create_case(s, shop_id=shop)
             cases.append(c["id"])
-            if i % 2 == 0:
-                # two more events on half of them: an agent's notes
+            if i % 4 != 3:
+                # two more events on most of them: an agent's notes
                 etag = f'"{c["version"]}"'
                 for _ in range(2):
                     r = s.post(f"/v1/cases/{c['id']}/actions", {"action": "note", "text": "ok"},
@@ -449,7 +449,7 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
                 cid, seq = row.split("|")
                 expected.setdefault(cid, set()).add(int(seq))
         total = sum(len(v) for v in expected.values())
-        assert total >= 100, total
+        assert total >= 200, total
         pending = int(h.psql_value(db.admin_url,
                                    "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"))
         assert pending > 0, "the kill must find deliveries pending"
