@@ -35,7 +35,11 @@ CREATE INDEX webhook_subscriptions_shop_idx ON webhook_subscriptions (shop_id, c
 -- One row per (subscription, event) to send, and per replay or ping.
 -- state: pending (to send; leased while a worker sends it), delivered,
 -- dead (the schedule ran out). A case's rows of one subscription are sent
--- in id order, each after the one before is no longer pending.
+-- in id order, each after the one before is no longer pending: only the
+-- first pending row of a (subscription, case) has a finite next_at; the
+-- others wait at 'infinity' until the worker, finishing the one before,
+-- moves the next up (and a sweep moves up any it missed). So the claim
+-- reads the heads of the queues only, however long they are.
 CREATE TABLE webhook_deliveries (
     id              bigserial PRIMARY KEY,
     sub_id          text NOT NULL REFERENCES webhook_subscriptions (id),
@@ -63,6 +67,8 @@ CREATE INDEX webhook_deliveries_chain_idx ON webhook_deliveries (sub_id, case_id
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_sub_idx ON webhook_deliveries (sub_id, id);
 CREATE INDEX webhook_deliveries_since_idx ON webhook_deliveries (sub_id, created_at, id);
+CREATE INDEX webhook_deliveries_waiting_idx ON webhook_deliveries (created_at)
+    WHERE state = 'pending' AND next_at = 'infinity';
 CREATE INDEX webhook_deliveries_dead_idx ON webhook_deliveries (sub_id, id) WHERE state = 'dead';
 
 -- A subscription's event_types: exact types, "prefix.*" or "*".
@@ -81,14 +87,20 @@ $$;
 CREATE FUNCTION arbiter_webhook_enqueue() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO webhook_deliveries (sub_id, event_id, case_id, seq, case_version, type)
-    SELECT s.id, n.id, n.case_id, n.seq, c.version, 'case.' || n.action
-      FROM new_events n
-      JOIN webhook_subscriptions s ON s.scope IN (n.shop_id, '*')
-                                  AND s.enabled AND NOT s.deleted
-      JOIN cases c ON c.id = n.case_id
-     WHERE arbiter_webhook_wants(s.event_types, 'case.' || n.action)
-     ORDER BY n.case_id, n.seq, s.id;
+    INSERT INTO webhook_deliveries (sub_id, event_id, case_id, seq, case_version, type, next_at)
+    SELECT q.sub_id, q.event_id, q.case_id, q.seq, q.version, q.type,
+           CASE WHEN q.k = 1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
+                  WHERE p.sub_id = q.sub_id AND p.case_id = q.case_id AND p.state = 'pending')
+                THEN now() ELSE 'infinity' END
+      FROM (SELECT s.id AS sub_id, n.id AS event_id, n.case_id, n.seq, c.version,
+                   'case.' || n.action AS type,
+                   row_number() OVER (PARTITION BY s.id, n.case_id ORDER BY n.seq) AS k
+              FROM new_events n
+              JOIN webhook_subscriptions s ON s.scope IN (n.shop_id, '*')
+                                          AND s.enabled AND NOT s.deleted
+              JOIN cases c ON c.id = n.case_id
+             WHERE arbiter_webhook_wants(s.event_types, 'case.' || n.action)) q
+     ORDER BY q.case_id, q.seq, q.sub_id;
     RETURN NULL;
 END $$;
 

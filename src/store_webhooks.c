@@ -23,11 +23,20 @@
 	"   THEN 'ping_' || coalesce(" t ".replay_of, " t ".id) ELSE 'evt_' || " t ".event_id END," \
 	" 'case_id', " t ".case_id, 'seq', " t ".seq, 'case_version', " t ".case_version,"  \
 	" 'state', " t ".state, 'attempts', " t ".attempts,"                                 \
-	" 'next_attempt_at', CASE WHEN " t ".state = 'pending' THEN arbiter_ts(" t ".next_at) END," \
+	" 'next_attempt_at', CASE WHEN " t ".state = 'pending' AND " t ".next_at < 'infinity'"   \
+	"   THEN arbiter_ts(" t ".next_at) END,"                                                \
 	" 'last_status', " t ".last_status, 'last_latency_ms', " t ".last_latency_ms,"       \
 	" 'last_error', " t ".last_error, 'last_attempt_at', arbiter_ts(" t ".last_attempt_at)," \
 	" 'replay_of', " t ".replay_of::text, 'created_at', arbiter_ts(" t ".created_at),"   \
 	" 'finished_at', arbiter_ts(" t ".done_at))"
+
+/* A new delivery of table t's case: at the head of its (subscription,
+ * case) queue when nothing of the case is pending there, else waiting
+ * (sql/020, webhook_deliveries). */
+#define WAITING(t)                                                                      \
+	"CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = " t ".sub_id"   \
+	"  AND p.case_id = " t ".case_id AND p.state = 'pending')"                            \
+	" THEN 'infinity'::timestamptz ELSE now() END"
 
 /* The single JSON cell of a one-row statement; NULL with err set. A NULL
  * cell is 404 (no such subscription for this caller). */
@@ -175,9 +184,9 @@ bool store_webhook_replay_one(store *s, const char *id, const char *scope, const
 	*out = query_json(s, "webhook_replay",
 		"WITH s AS (SELECT id FROM webhook_subscriptions s WHERE" SUB_VISIBLE("s") "),"
 		" i AS (INSERT INTO webhook_deliveries (sub_id, kind, event_id, case_id, seq,"
-		"     case_version, type, replay_of)"
+		"     case_version, type, replay_of, next_at)"
 		"   SELECT d.sub_id, d.kind, d.event_id, d.case_id, d.seq, d.case_version, d.type,"
-		"          coalesce(d.replay_of, d.id)"
+		"          coalesce(d.replay_of, d.id), " WAITING("d") ""
 		"     FROM webhook_deliveries d JOIN s ON s.id = d.sub_id WHERE d.id = $3::bigint"
 		"   RETURNING *)"
 		" SELECT " DELIVERY_JSON("i") " FROM i", 3, vals, err);
@@ -201,10 +210,13 @@ bool store_webhook_replay_since(store *s, const char *id, const char *scope, con
 		"   WHERE d.sub_id = (SELECT id FROM s) AND d.created_at >= $3::timestamptz"
 		"     AND d.replay_of IS NULL AND d.kind = 'event'"
 		"   ORDER BY d.created_at, d.id LIMIT $4::int + 1),"
-		" n AS (SELECT *, row_number() OVER (ORDER BY created_at, id) AS k FROM pick),"
+		" n AS (SELECT *, row_number() OVER (ORDER BY created_at, id) AS k,"
+		"   row_number() OVER (PARTITION BY case_id ORDER BY created_at, id) = 1 AS first"
+		"   FROM pick),"
 		" i AS (INSERT INTO webhook_deliveries (sub_id, kind, event_id, case_id, seq,"
-		"     case_version, type, replay_of)"
-		"   SELECT n.sub_id, n.kind, n.event_id, n.case_id, n.seq, n.case_version, n.type, n.id"
+		"     case_version, type, replay_of, next_at)"
+		"   SELECT n.sub_id, n.kind, n.event_id, n.case_id, n.seq, n.case_version, n.type, n.id,"
+		"          CASE WHEN n.first THEN " WAITING("n") " ELSE 'infinity'::timestamptz END"
 		"     FROM n WHERE n.k <= $4::int ORDER BY n.k RETURNING 1)"
 		" SELECT CASE WHEN EXISTS (SELECT 1 FROM s) THEN json_build_object("
 		"   'replayed', (SELECT count(*) FROM i),"

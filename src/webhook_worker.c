@@ -172,7 +172,7 @@ struct wh_worker {
 	pthread_t thread;
 	atomic_bool stop;
 	bool warned;
-	int64_t last_claim_ms, last_gauge_ms;
+	int64_t last_claim_ms, last_gauge_ms, last_full_sweep_ms;
 	bool claim_now;
 };
 
@@ -189,7 +189,13 @@ static bool conn_ok(wh_worker *w)
 		return true;
 	if (w->conn)
 		PQfinish(w->conn);
-	w->conn = db_connect(w->conninfo);
+	{
+		/* named apart from the pool's (later keywords win), so that
+		 * pg_stat_activity tells the worker from the request pool */
+		const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
+		const char *vals[] = { w->conninfo, "3", "arbiter-webhooks", NULL };
+		w->conn = PQconnectdbParams(keys, vals, 1);
+	}
 	if (PQstatus(w->conn) == CONNECTION_OK) {
 		w->warned = false;
 		return true;
@@ -341,7 +347,14 @@ static const char result_sql[] =
 	"   next_at = now() + $3::bigint * interval '1 millisecond', lease_until = NULL,"
 	"   last_status = $4::int, last_error = $5, last_latency_ms = $6::int,"
 	"   last_attempt_at = now(), done_at = CASE WHEN $2 <> 'pending' THEN now() END"
-	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id),"
+	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id, case_id),"
+	/* done with it: the next of its case moves up (the snapshot still
+	 * sees $1 pending, hence x.id <> $1) */
+	" nx AS (UPDATE webhook_deliveries w SET next_at = now()"
+	"  WHERE $2 <> 'pending' AND w.next_at = 'infinity' AND w.state = 'pending'"
+	"    AND w.id = (SELECT min(x.id) FROM webhook_deliveries x, d"
+	"                 WHERE x.sub_id = d.sub_id AND x.case_id = d.case_id"
+	"                   AND x.state = 'pending' AND x.id <> $1::bigint)),"
 	" s AS (UPDATE webhook_subscriptions s SET"
 	"   failing_since = CASE WHEN $7::boolean THEN NULL ELSE coalesce(s.failing_since, now()) END,"
 	"   enabled = s.enabled AND NOT $8::boolean AND NOT (NOT $7::boolean AND"
@@ -630,14 +643,18 @@ static void finish_done(wh_worker *w)
 
 static void gauges(wh_worker *w)
 {
+	/* what enabled subscriptions wait for (a disabled one's queue is
+	 * paused on purpose) */
 	PGresult *r = run(w, "webhook_gauges",
-		"SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0),"
+		"WITH q AS (SELECT d.sub_id, count(*) AS n, min(d.created_at) AS oldest"
+		"    FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.sub_id"
+		"   WHERE d.state = 'pending' AND s.enabled AND NOT s.deleted GROUP BY d.sub_id)"
+		" SELECT coalesce(sum(n), 0), coalesce(extract(epoch FROM now() - min(oldest)), 0),"
 		"  (SELECT count(*) FROM webhook_deliveries WHERE state = 'dead'),"
-		"  (SELECT json_agg(json_build_object('id', sub_id, 'n', n, 'age', age)) FROM"
-		"    (SELECT sub_id, count(*) AS n, extract(epoch FROM now() - min(created_at)) AS age"
-		"       FROM webhook_deliveries WHERE state = 'pending' GROUP BY sub_id"
-		"      ORDER BY 2 DESC, 1 LIMIT " "20" ") t)"
-		"  FROM webhook_deliveries WHERE state = 'pending'", 0, NULL);
+		"  (SELECT json_agg(json_build_object('id', sub_id, 'n', n,"
+		"      'age', extract(epoch FROM now() - oldest)) ORDER BY n DESC, sub_id)"
+		"     FROM (SELECT * FROM q ORDER BY n DESC, sub_id LIMIT 20) t)"
+		"  FROM q", 0, NULL);
 	json_t *subs = NULL, *o;
 	size_t i;
 
@@ -667,6 +684,29 @@ static void gauges(wh_worker *w)
 	PQclear(r);
 }
 
+/*
+ * A waiting delivery whose turn came while the one before it was finished
+ * by a statement that could not see it yet (its event's transaction had
+ * not committed) is moved up here: those of the last minutes every few
+ * seconds (webhook_deliveries_waiting_idx), all of them at start and every
+ * FULL_SWEEP_MS.
+ */
+#define FULL_SWEEP_MS (10 * 60 * 1000)
+static void sweep(wh_worker *w, bool full)
+{
+	const char *vals[1] = { full ? "t" : "f" };
+
+	PQclear(run(w, "webhook_sweep",
+		"UPDATE webhook_deliveries d SET next_at = now()"
+		" WHERE d.state = 'pending' AND d.next_at = 'infinity'"
+		"   AND ($1::boolean OR d.created_at > now() - interval '5 minutes')"
+		"   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = d.sub_id"
+		"        AND p.case_id = d.case_id AND p.state = 'pending' AND p.id < d.id)",
+		1, vals));
+	if (full)
+		w->last_full_sweep_ms = mono_ms();
+}
+
 static void *loop(void *arg)
 {
 	wh_worker *w = arg;
@@ -682,8 +722,10 @@ static void *loop(void *arg)
 		}
 		if (w->claim_now || now - w->last_claim_ms >= IDLE_POLL_MS)
 			claim(w);
-		if (now - w->last_gauge_ms >= GAUGE_EVERY_MS)
+		if (now - w->last_gauge_ms >= GAUGE_EVERY_MS) {
+			sweep(w, w->last_full_sweep_ms == 0 || now - w->last_full_sweep_ms >= FULL_SWEEP_MS);
 			gauges(w);
+		}
 		curl_multi_perform(w->multi, &running);
 		finish_done(w);
 		if (!w->claim_now)
