@@ -30,8 +30,9 @@ RUN make build COMMIT="$ARBITER_COMMIT" -j"$(nproc)" && build/arbiter version
 # ---- runtime ----
 FROM debian:12-slim
 # libpq5 brings its own dependencies (libssl3, GSSAPI, LDAP); libssl3 is
-# named too, since the checkpoint signatures link libcrypto directly. ca-certificates
-# gives libpq a CA bundle for a publicly signed database certificate:
+# named too, since the checkpoint signatures link libcrypto directly; libcurl4
+# sends the webhooks. ca-certificates gives libpq (and the webhooks' TLS
+# verification) a CA bundle, e.g. for a publicly signed database certificate:
 # ...?sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \

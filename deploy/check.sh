@@ -184,8 +184,8 @@ def split_flags(args):
 DF = dockerfile_instructions(read("Dockerfile"))
 STAGES = stages(DF)
 BUILD, RUNTIME = (STAGES[0], STAGES[-1]) if len(STAGES) >= 2 else ([], [])
-BUILD_PKGS = {"build-essential", "libmicrohttpd-dev", "libjansson-dev", "libpq-dev", "libssl-dev", "xxd"}
-RUNTIME_PKGS = {"libmicrohttpd12", "libjansson4", "libpq5", "libssl3", "ca-certificates"}
+BUILD_PKGS = {"build-essential", "libmicrohttpd-dev", "libjansson-dev", "libpq-dev", "libssl-dev", "libcurl4-openssl-dev", "xxd"}
+RUNTIME_PKGS = {"libmicrohttpd12", "libjansson4", "libpq5", "libssl3", "libcurl4", "ca-certificates"}
 
 
 def only(stage, name):

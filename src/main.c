@@ -434,6 +434,7 @@ done:
 	policy_free(app.policy);
 	app_calendar_free(&app);
 	pthread_rwlock_destroy(&app.policy_lock);
+	wh_config_free();
 	return rc;
 }
 

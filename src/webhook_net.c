@@ -20,6 +20,15 @@ static wh_config cfg = {
 	.concurrency = 32, .per_subscription = 8, .worker = true,
 };
 
+static bool curl_ready;
+
+void wh_config_free(void)
+{
+	if (curl_ready)
+		curl_global_cleanup();
+	curl_ready = false;
+}
+
 const wh_config *wh_config_get(void)
 {
 	return &cfg;
@@ -88,10 +97,11 @@ bool wh_config_load(char *msg, size_t msglen)
 			return false;
 		}
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(msg, msglen, "libcurl could not be initialised");
 		return false;
 	}
+	curl_ready = true;
 	return true;
 }
 

@@ -27,6 +27,9 @@ typedef struct {
 /* Reads the settings (once, before any thread starts: it also initialises
  * libcurl); false with msg naming the variable. */
 bool wh_config_load(char *msg, size_t msglen) AR_MUSTCHECK;
+/* Releases what wh_config_load set up (libcurl), once every thread that
+ * used it has stopped. */
+void wh_config_free(void);
 /* The loaded settings (the defaults before wh_config_load). */
 const wh_config *wh_config_get(void);
 

@@ -488,3 +488,61 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
     finally:
         rx.close()
         s.stop()
+
+
+def test_a_waiting_delivery_left_without_a_head_is_moved_up(wserver, wdb):
+    """A delivery queued behind one that was finished before its event's
+    transaction committed waits with no head before it; the worker's sweep
+    moves it up (made here by hand: such a row, and nothing else queued)."""
+    shop = h.uniq("SW")
+    rx = Receiver()
+    try:
+        sub = subscribe(wserver, wdb.keys["admin"], rx.url, shop_id=shop, event_types=["case.none"])
+        case = h.create_case(wserver, shop_id=shop)["id"]
+        h.psql(wdb.admin_url,
+               "INSERT INTO webhook_deliveries (sub_id, event_id, case_id, seq, case_version, type,"
+               " next_at) SELECT " + h.quote_literal(sub["id"]) + ", e.id, e.case_id, e.seq, 1,"
+               " 'case.' || e.action, 'infinity' FROM case_events e WHERE e.case_id = "
+               + h.quote_literal(case) + " AND e.seq = 1")
+        got = rx.wait(lambda rs: len(rs) >= 1, 20, "the swept delivery")
+        assert json.loads(got[0]["body"])["data"]["case_id"] == case
+        assert signed_by(sub["secret"], got[0])
+    finally:
+        rx.close()
+
+
+def test_redirect_not_followed_and_retry_after_honoured(wserver, wdb):
+    """A 3xx is a failure (the Location is never fetched); a 503 with
+    Retry-After puts the next attempt that far out, whatever the (scaled)
+    schedule says."""
+    admin = wdb.keys["admin"]
+    hop = Receiver()
+    redirect = Receiver(lambda rec: (302, {"Location": hop.url}))
+    busy = Receiver(lambda rec: (503, {"Retry-After": "3600"}))
+    try:
+        for rx in (redirect, busy):
+            shop = h.uniq("RA")
+            sub = subscribe(wserver, admin, rx.url, shop_id=shop)
+            h.create_case(wserver, shop_id=shop)
+            rx.wait(lambda rs: len(rs) >= 1, 15, "the first attempt")
+            path = f"/v1/webhooks/{sub['id']}/deliveries"
+            deadline = time.monotonic() + 10
+            while True:
+                d = wserver.get(path, key=admin).body["items"][-1]
+                if d["attempts"] >= 1:
+                    break
+                assert time.monotonic() < deadline, d
+                time.sleep(0.2)
+            assert d["state"] == "pending", d
+            if rx is redirect:
+                assert d["last_status"] == 302 and d["last_error"].startswith("HTTP 302"), d
+            else:
+                assert d["last_status"] == 503, d
+                wait = h.parse_time(d["next_attempt_at"]) - h.parse_time(d["last_attempt_at"])
+                assert wait.total_seconds() > 3500, d
+        time.sleep(0.5)
+        assert hop.requests == [], "a redirect is never followed"
+        assert len(busy.requests) == 1
+    finally:
+        for rx in (hop, redirect, busy):
+            rx.close()
