@@ -485,9 +485,11 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
         retried = sum(1 for r in rx.requests if r["status"] == 500)
         print(f"\nkill -9: {total} events, {pending} pending at the kill, {len(rx.requests)}"
               f" requests ({retried} answered 500), all delivered in case order")
+        assert s.stop() == 0, s.log_tail()
     finally:
         rx.close()
-        s.stop()
+        if s.alive():
+            s.stop()
 
 
 def test_a_waiting_delivery_left_without_a_head_is_moved_up(wserver, wdb):
