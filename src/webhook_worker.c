@@ -217,8 +217,10 @@ static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
 	if (!conn_ok(w))
 		return NULL;
 	r = PQexecParams(w->conn, sql, n, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+		w->warned = false;
 		return r;
+	}
 	if (!w->warned)
 		log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
 		       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
@@ -592,6 +594,8 @@ static void claim(wh_worker *w)
 	char lim[16], lease[16], busy[4096];
 	PGresult *r;
 
+	/* at capacity: the next completion asks again (finish_done) */
+	w->claim_now = false;
 	if (room <= 0)
 		return;
 	if (room > CLAIM_BATCH)
