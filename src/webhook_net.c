@@ -16,7 +16,7 @@
 #define URL_MAX 2048
 
 static wh_config cfg = {
-	.retry_scale = 1.0, .rotation_overlap_s = 86400, .lease_s = 30,
+	.retry_scale = 1.0, .rotation_overlap_s = 86400, .disable_after_s = 5 * 86400, .lease_s = 30,
 	.concurrency = 32, .per_subscription = 8, .worker = true,
 };
 
@@ -55,7 +55,7 @@ bool wh_config_load(char *msg, size_t msglen)
 {
 	const char *v;
 	long overlap = (long)cfg.rotation_overlap_s, lease = cfg.lease_s, conc = cfg.concurrency,
-	     per = cfg.per_subscription;
+	     per = cfg.per_subscription, disable = (long)cfg.disable_after_s;
 
 	v = getenv("ARBITER_WEBHOOK_ALLOW_HOSTS");
 	if (v && strlen(v) >= sizeof(cfg.allow_hosts)) {
@@ -78,11 +78,13 @@ bool wh_config_load(char *msg, size_t msglen)
 	/* a lease shorter than a transfer's 10 s limit would hand a delivery
 	 * still in flight to another worker */
 	if (!env_long("ARBITER_WEBHOOK_ROTATION_OVERLAP", 0, 30L * 86400, &overlap, msg, msglen) ||
+	    !env_long("ARBITER_WEBHOOK_DISABLE_AFTER", 1, 365L * 86400, &disable, msg, msglen) ||
 	    !env_long("ARBITER_WEBHOOK_LEASE", 15, 3600, &lease, msg, msglen) ||
 	    !env_long("ARBITER_WEBHOOK_CONCURRENCY", 1, 1024, &conc, msg, msglen) ||
 	    !env_long("ARBITER_WEBHOOK_PER_SUBSCRIPTION", 1, 1024, &per, msg, msglen))
 		return false;
 	cfg.rotation_overlap_s = overlap;
+	cfg.disable_after_s = disable;
 	cfg.lease_s = (int)lease;
 	cfg.concurrency = (int)conc;
 	cfg.per_subscription = (int)per;

@@ -104,7 +104,8 @@ void wh_metrics_render(textbuf *b)
 	       "# TYPE arbiter_webhook_dead_letters_total counter\n");
 	tb_printf(b, "arbiter_webhook_dead_letters_total %llu\n", ld(&M.dead_total));
 	tb_str(b, "# HELP arbiter_webhook_subscriptions_disabled_total Subscriptions this process"
-	       " disabled, by reason (gone: a 410 reply; failing: every attempt failed for 5 days).\n"
+	       " disabled, by reason (gone: a 410 reply; failing: every attempt failed for"
+	       " ARBITER_WEBHOOK_DISABLE_AFTER, 5 days).\n"
 	       "# TYPE arbiter_webhook_subscriptions_disabled_total counter\n");
 	tb_printf(b, "arbiter_webhook_subscriptions_disabled_total{reason=\"gone\"} %llu\n",
 		  ld(&M.disabled_gone));
@@ -340,7 +341,8 @@ static const char claim_sql[] =
 
 /*
  * $1 id, $2 state, $3 ms to the next attempt, $4 status, $5 error, $6 ms
- * taken, $7 acknowledged, $8 gone (410), $9 the retry scale. The
+ * taken, $7 acknowledged, $8 gone (410), $9 seconds of failures that
+ * disable the subscription (ARBITER_WEBHOOK_DISABLE_AFTER). The
  * subscription's row is written only when its failing streak starts or
  * ends, or it is to be disabled.
  */
@@ -360,16 +362,17 @@ static const char result_sql[] =
 	" s AS (UPDATE webhook_subscriptions s SET"
 	"   failing_since = CASE WHEN $7::boolean THEN NULL ELSE coalesce(s.failing_since, now()) END,"
 	"   enabled = s.enabled AND NOT $8::boolean AND NOT (NOT $7::boolean AND"
-	"     coalesce(s.failing_since < now() - $9::float8 * interval '5 days', false)),"
+	"     coalesce(s.failing_since < now() - $9::float8 * interval '1 second', false)),"
 	"   disabled_reason = CASE WHEN $8::boolean THEN 'the receiver answered 410 Gone'"
 	"     WHEN NOT $7::boolean AND"
-	"       coalesce(s.failing_since < now() - $9::float8 * interval '5 days', false)"
-	"     THEN 'every delivery failed for 5 days' ELSE s.disabled_reason END,"
+	"       coalesce(s.failing_since < now() - $9::float8 * interval '1 second', false)"
+	"     THEN 'every delivery failed since ' || arbiter_ts(s.failing_since)"
+	"     ELSE s.disabled_reason END,"
 	"   updated_at = now()"
 	"  FROM d WHERE s.id = d.sub_id AND s.enabled AND ($8::boolean"
 	"     OR ($7::boolean AND s.failing_since IS NOT NULL)"
 	"     OR (NOT $7::boolean AND (s.failing_since IS NULL"
-	"         OR s.failing_since < now() - $9::float8 * interval '5 days')))"
+	"         OR s.failing_since < now() - $9::float8 * interval '1 second')))"
 	"  RETURNING s.enabled)"
 	" SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(NOT enabled) FROM s), false)";
 
@@ -386,7 +389,7 @@ static void record(wh_worker *w, xfer *x, CURLcode rc)
 	const wh_config *cfg = wh_config_get();
 	long status = 0;
 	curl_off_t us = 0;
-	char err[320], sid[24], delay_s[24], st_s[24], ms_s[24], scale_s[32];
+	char err[320], sid[24], delay_s[24], st_s[24], ms_s[24], disable_s[32];
 	const char *state = "pending";
 	wh_outcome oc;
 	int64_t delay = 0;
@@ -427,18 +430,19 @@ static void record(wh_worker *w, xfer *x, CURLcode rc)
 	snprintf(delay_s, sizeof(delay_s), "%" PRId64, delay < 0 ? 0 : delay);
 	snprintf(st_s, sizeof(st_s), "%ld", status);
 	snprintf(ms_s, sizeof(ms_s), "%lld", (long long)(us / 1000));
-	snprintf(scale_s, sizeof(scale_s), "%.9g", cfg->retry_scale);
+	snprintf(disable_s, sizeof(disable_s), "%lld", (long long)cfg->disable_after_s);
 	{
 		const char *vals[9] = { sid, state, delay_s, status ? st_s : NULL, err[0] ? err : NULL,
 					ms_s, oc == WH_ACK ? "t" : "f", oc == WH_GONE ? "t" : "f",
-					scale_s };
+					disable_s };
 		r = run(w, "webhook_result", result_sql, 9, vals);
 	}
 	if (r && PQgetvalue(r, 0, 1)[0] == 't') {
 		inc(oc == WH_GONE ? &M.disabled_gone : &M.disabled_failing, 1);
 		log_kv(LOG_WARN, "webhook subscription disabled", "event", "webhook.subscription.disabled",
 		       "subscription", x->sub_id, "reason",
-		       oc == WH_GONE ? "the receiver answered 410 Gone" : "every delivery failed for 5 days",
+		       oc == WH_GONE ? "the receiver answered 410 Gone" :
+		       "every delivery failed for ARBITER_WEBHOOK_DISABLE_AFTER",
 		       NULL);
 	}
 	PQclear(r);

@@ -18,6 +18,7 @@ typedef struct {
 	char allow_hosts[1024];    /* ARBITER_WEBHOOK_ALLOW_HOSTS: hosts or addresses */
 	double retry_scale;        /* ARBITER_WEBHOOK_RETRY_SCALE (1): the schedule times this */
 	int64_t rotation_overlap_s; /* ARBITER_WEBHOOK_ROTATION_OVERLAP (86400 s) */
+	int64_t disable_after_s;   /* ARBITER_WEBHOOK_DISABLE_AFTER (432000 s): failing this long disables */
 	int lease_s;               /* ARBITER_WEBHOOK_LEASE (30 s, at least 15) */
 	int concurrency;           /* ARBITER_WEBHOOK_CONCURRENCY (32) in flight per replica */
 	int per_subscription;      /* ARBITER_WEBHOOK_PER_SUBSCRIPTION (8) of them to one subscription */

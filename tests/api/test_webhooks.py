@@ -548,3 +548,46 @@ def test_redirect_not_followed_and_retry_after_honoured(wserver, wdb):
     finally:
         for rx in (hop, redirect, busy):
             rx.close()
+
+
+def test_a_subscription_failing_everything_is_disabled_and_resumes(arbiter_bin, make_db, log_dir):
+    """Every attempt failing for ARBITER_WEBHOOK_DISABLE_AFTER (5 days; 2 s
+    here) disables the subscription, with an event and a metric;
+    re-enabling resumes where it stopped."""
+    db = make_db(migrate=True)
+    s = h.Server(arbiter_bin, db.service_url, log_dir, name="webhooks-failing",
+                 policy=h.DEFAULT_POLICY,
+                 env={**ALLOW, **FAST_RETRY, "ARBITER_WEBHOOK_DISABLE_AFTER": "2"})
+    s.start()
+    mode = {"status": 500}
+    rx = Receiver(lambda rec: mode["status"])
+    admin, shop = db.keys["admin"], h.uniq("FAIL")
+    try:
+        sub = subscribe(s, admin, rx.url, shop_id=shop)
+        deadline = time.monotonic() + 30
+        while s.get(f"/v1/webhooks/{sub['id']}", key=admin).body["enabled"]:
+            assert time.monotonic() < deadline, "never disabled"
+            h.create_case(s, shop_id=shop)   # events keep failing
+            time.sleep(0.3)
+        got = s.get(f"/v1/webhooks/{sub['id']}", key=admin).body
+        assert got["disabled_reason"].startswith("every delivery failed since"), got
+        assert all(r["status"] == 500 for r in rx.requests)
+        m = promparse.parse(s.get("/metrics", key=db.keys["ops"]).raw)
+        assert promparse.value(m, "arbiter_webhook_subscriptions_disabled_total",
+                               {"reason": "failing"}) == 1
+        assert "webhook.subscription.disabled" in s.log_tail(400)
+        pending = [d for d in s.get(f"/v1/webhooks/{sub['id']}/deliveries?state=pending&limit=200",
+                                    key=admin).body["items"]]
+        assert pending, "something was still to send when it was disabled"
+        mode["status"] = 200
+        r = s.request("PATCH", f"/v1/webhooks/{sub['id']}", {"enabled": True}, key=admin)
+        assert r.status == 200 and r.body["enabled"] and r.body["disabled_reason"] is None, r
+        want = {(d["case_id"], d["seq"]) for d in pending}
+        rx.wait(lambda rs: want <= {(json.loads(x["body"])["data"]["case_id"],
+                                      json.loads(x["body"])["data"]["seq"])
+                                     for x in rs if x["status"] == 200}, 20, "the resumed queue")
+        assert s.stop() == 0, s.log_tail()
+    finally:
+        rx.close()
+        if s.alive():
+            s.stop()
