@@ -34,7 +34,8 @@ CREATE INDEX webhook_subscriptions_shop_idx ON webhook_subscriptions (shop_id, c
 
 -- One row per (subscription, event) to send, and per replay or ping.
 -- state: pending (to send; leased while a worker sends it), delivered,
--- dead (the schedule ran out). A case's rows of one subscription are sent
+-- dead (the schedule ran out), skipped (the subscription's event_types no
+-- longer wanted it when its turn came). A case's rows of one subscription are sent
 -- in id order, each after the one before is no longer pending: only the
 -- first pending row of a (subscription, case) has a finite next_at; the
 -- others wait at 'infinity' until the worker, finishing the one before,

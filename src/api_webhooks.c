@@ -350,8 +350,8 @@ void api_webhook_deliveries(ar_req *r)
 		goto done;
 	}
 	if (state && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
-	    strcmp(state, "dead") != 0) {
-		ar_err_field(&err, "/query/state", "must be pending, delivered or dead");
+	    strcmp(state, "dead") != 0 && strcmp(state, "skipped") != 0) {
+		ar_err_field(&err, "/query/state", "must be pending, delivered, dead or skipped");
 		goto done;
 	}
 	if (!store_webhook_deliveries(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),

@@ -308,7 +308,7 @@ static size_t unhex(const char *h, unsigned char *out, size_t cap)
 
 /* Claim columns (see claim_sql). */
 enum { C_ID, C_SUB, C_TYPE, C_ATTEMPTS, C_URL, C_SECRET, C_PREV, C_SHOP, C_MSGID, C_BODY,
-       C_CASE, C_NOW };
+       C_CASE, C_NOW, C_TYPES };
 
 static const char claim_sql[] =
 	"WITH c AS (SELECT d.id FROM webhook_deliveries d"
@@ -335,9 +335,28 @@ static const char claim_sql[] =
 	"       'at', arbiter_ts(e.at), 'actor', json_build_object('role', e.actor_role,"
 	"       'id', e.actor_id), 'action', e.action, 'from_state', e.from_state,"
 	"       'to_state', e.to_state, 'data', e.data, 'policy_version', e.policy_version)) END,"
-	"   u.case_id, extract(epoch FROM now())::bigint"
+	"   u.case_id, extract(epoch FROM now())::bigint, s.event_types::text"
 	"  FROM u JOIN webhook_subscriptions s ON s.id = u.sub_id"
 	"  LEFT JOIN case_events e ON e.case_id = u.case_id AND e.seq = u.seq";
+
+/* Done with delivery $1 (the CTE d returned its sub_id and case_id, and
+ * $2 is its new state): the next of its case moves up. The statement's
+ * snapshot still sees $1 pending, hence x.id <> $1. */
+#define PROMOTE_NEXT                                                                     \
+	"UPDATE webhook_deliveries w SET next_at = now()"                                    \
+	"  WHERE $2 <> 'pending' AND w.next_at = 'infinity' AND w.state = 'pending'"         \
+	"    AND w.id = (SELECT min(x.id) FROM webhook_deliveries x, d"                      \
+	"                 WHERE x.sub_id = d.sub_id AND x.case_id = d.case_id"               \
+	"                   AND x.state = 'pending' AND x.id <> $1::bigint)"
+
+/* A queued event the subscription no longer wants (its event_types were
+ * narrowed since): skipped, not sent. */
+static const char skip_sql[] =
+	"WITH d AS (UPDATE webhook_deliveries SET state = $2, lease_until = NULL, done_at = now(),"
+	"   last_error = 'not sent: the subscription''s event_types no longer match'"
+	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id, case_id),"
+	" nx AS (" PROMOTE_NEXT ")"
+	" SELECT count(*) FROM d";
 
 /*
  * $1 id, $2 state, $3 ms to the next attempt, $4 status, $5 error, $6 ms
@@ -352,13 +371,7 @@ static const char result_sql[] =
 	"   last_status = $4::int, last_error = $5, last_latency_ms = $6::int,"
 	"   last_attempt_at = now(), done_at = CASE WHEN $2 <> 'pending' THEN now() END"
 	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id, case_id),"
-	/* done with it: the next of its case moves up (the snapshot still
-	 * sees $1 pending, hence x.id <> $1) */
-	" nx AS (UPDATE webhook_deliveries w SET next_at = now()"
-	"  WHERE $2 <> 'pending' AND w.next_at = 'infinity' AND w.state = 'pending'"
-	"    AND w.id = (SELECT min(x.id) FROM webhook_deliveries x, d"
-	"                 WHERE x.sub_id = d.sub_id AND x.case_id = d.case_id"
-	"                   AND x.state = 'pending' AND x.id <> $1::bigint)),"
+	" nx AS (" PROMOTE_NEXT "),"
 	" s AS (UPDATE webhook_subscriptions s SET"
 	"   failing_since = CASE WHEN $7::boolean THEN NULL ELSE coalesce(s.failing_since, now()) END,"
 	"   enabled = s.enabled AND NOT $8::boolean AND NOT (NOT $7::boolean AND"
@@ -476,6 +489,30 @@ fail:
 	return out;
 }
 
+/* type matches one of the patterns of an array literal ("{case.*,x}":
+ * patterns hold no quote, comma or brace, wh_pattern_valid). */
+static bool wanted(const char *types, const char *type)
+{
+	char pat[WH_PATTERN_MAX + 1];
+	const char *p = types;
+
+	if (*p == '{')
+		p++;
+	while (*p && *p != '}') {
+		size_t n = strcspn(p, ",}");
+		if (n <= WH_PATTERN_MAX) {
+			memcpy(pat, p, n);
+			pat[n] = '\0';
+			if (wh_type_matches(pat, type))
+				return true;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
 static bool start_one(wh_worker *w, PGresult *r, int i)
 {
 	unsigned char key[WH_SECRET_MAX], prev[WH_SECRET_MAX];
@@ -495,6 +532,15 @@ static bool start_one(wh_worker *w, PGresult *r, int i)
 	snprintf(x->msg_id, sizeof(x->msg_id), "%s", PQgetvalue(r, i, C_MSGID));
 	snprintf(x->type, sizeof(x->type), "%s", PQgetvalue(r, i, C_TYPE));
 	snprintf(x->case_id, sizeof(x->case_id), "%s", PQgetvalue(r, i, C_CASE));
+	if (strncmp(x->msg_id, "evt_", 4) == 0 && !wanted(PQgetvalue(r, i, C_TYPES), x->type)) {
+		char sid[24];
+		const char *vals[2] = { sid, "skipped" };
+		snprintf(sid, sizeof(sid), "%" PRId64, x->id);
+		PQclear(run(w, "webhook_skip", skip_sql, 2, vals));
+		xfer_free(x);
+		w->claim_now = true;
+		return true;
+	}
 	u = curl_url();
 	if (u && curl_url_set(u, CURLUPART_URL, PQgetvalue(r, i, C_URL), 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {

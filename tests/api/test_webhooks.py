@@ -591,3 +591,38 @@ def test_a_subscription_failing_everything_is_disabled_and_resumes(arbiter_bin, 
         rx.close()
         if s.alive():
             s.stop()
+
+
+def test_events_queued_before_event_types_were_narrowed_are_skipped(wserver, wdb):
+    admin, shop = wdb.keys["admin"], h.uniq("NARROW")
+    release, arrived = threading.Event(), threading.Event()
+    rx = Receiver(lambda rec: (arrived.set(), release.wait(20), 200)[2])
+    try:
+        sub = subscribe(wserver, admin, rx.url, shop_id=shop, event_types=["case.*"])
+        c = h.create_case(wserver, shop_id=shop)
+        assert arrived.wait(15), "the first event is at the receiver (which holds it)"
+        etag = f'"{c["version"]}"'
+        for _ in range(2):
+            r = wserver.post(f"/v1/cases/{c['id']}/actions", {"action": "note", "text": "x"},
+                             headers={"If-Match": etag}, key=wdb.keys["agent"])
+            assert r.status == 200, r
+            etag = r.headers["etag"]
+        r = wserver.request("PATCH", f"/v1/webhooks/{sub['id']}", {"event_types": ["case.accept"]},
+                            key=admin)
+        assert r.status == 200, r
+        release.set()
+        path = f"/v1/webhooks/{sub['id']}/deliveries"
+        deadline = time.monotonic() + 15
+        while True:
+            items = wserver.get(path, key=admin).body["items"]
+            if len(items) >= 3 and all(d["state"] != "pending" for d in items):
+                break
+            assert time.monotonic() < deadline, items
+            time.sleep(0.2)
+        states = {d["seq"]: d["state"] for d in items}
+        assert states[1] == "delivered" and all(v == "skipped" for k, v in states.items() if k > 1)
+        assert [json.loads(x["body"])["data"]["seq"] for x in rx.requests] == [1]
+        assert len(wserver.get(path + "?state=skipped", key=admin).body["items"]) == len(items) - 1
+    finally:
+        release.set()
+        rx.close()
