@@ -109,40 +109,24 @@ CREATE TRIGGER case_events_webhooks AFTER INSERT ON case_events
     REFERENCING NEW TABLE AS new_events
     FOR EACH STATEMENT EXECUTE FUNCTION arbiter_webhook_enqueue();
 
--- 018's grants and the webhook tables: subscriptions are created, updated
--- (never deleted: a deleted one keeps its deliveries' history), deliveries
--- appended and updated by the worker.
-CREATE OR REPLACE FUNCTION arbiter_grant_runtime(r name) RETURNS void
+-- The webhook tables for the runtime role: subscriptions are created and
+-- updated (never deleted: a deleted one keeps its deliveries' history),
+-- deliveries appended and updated by the worker. Wrapped around whatever
+-- arbiter_grant_runtime is defined when this runs (018's, or a later
+-- migration's wrapper on a database that applied that one first), so no
+-- grant of another migration is lost whatever the order.
+ALTER FUNCTION arbiter_grant_runtime(name) RENAME TO arbiter_grant_runtime_before_020;
+CREATE FUNCTION arbiter_grant_runtime(r name) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF r = current_user THEN
-        RAISE EXCEPTION 'runtime role % is the migrating role: the runtime role must own nothing', r;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
-        RAISE EXCEPTION 'runtime role % does not exist', r;
-    END IF;
-    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I', r);
-    EXECUTE format('GRANT USAGE ON SCHEMA public TO %I', r);
-    EXECUTE format('GRANT SELECT ON schema_migrations, cases, case_deadlines, case_events,'
-                   ' idempotency_keys, api_keys, policies, sku_flags, checkpoints,'
-                   ' checkpoint_leaves, text_shop_days, calendars,'
-                   ' webhook_subscriptions, webhook_deliveries TO %I', r);
-    EXECUTE format('GRANT INSERT ON cases, case_deadlines, case_events, idempotency_keys,'
-                   ' api_keys, policies, sku_flags, checkpoints, checkpoint_leaves,'
-                   ' text_shop_days, calendars, webhook_subscriptions, webhook_deliveries TO %I', r);
-    EXECUTE format('GRANT UPDATE (state, outcome, version, updated_at, offer_cents,'
-                   ' agreement_pending, refund_cents, evidence, manual_review, acted_version,'
-                   ' counter_cents, offer_rounds, agreement_cents) ON cases TO %I', r);
-    EXECUTE format('GRANT UPDATE, DELETE ON case_deadlines, idempotency_keys TO %I', r);
-    EXECUTE format('GRANT DELETE ON text_shop_days TO %I', r);
-    EXECUTE format('GRANT UPDATE (last_used_at, revoked_at) ON api_keys TO %I', r);
-    EXECUTE format('GRANT UPDATE (activated_at) ON policies TO %I', r);
-    EXECUTE format('GRANT UPDATE (cleared_at, cleared_by) ON sku_flags TO %I', r);
+    PERFORM arbiter_grant_runtime_before_020(r);
+    EXECUTE format('GRANT SELECT, INSERT ON webhook_subscriptions, webhook_deliveries TO %I', r);
     EXECUTE format('GRANT UPDATE (url, event_types, description, enabled, disabled_reason,'
                    ' deleted, secret, prev_secret, prev_secret_until, failing_since, updated_at)'
                    ' ON webhook_subscriptions TO %I', r);
     EXECUTE format('GRANT UPDATE (state, attempts, next_at, lease_until, last_status, last_error,'
                    ' last_latency_ms, last_attempt_at, done_at) ON webhook_deliveries TO %I', r);
-    EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO %I', r);
+    EXECUTE format('GRANT USAGE ON SEQUENCE webhook_deliveries_id_seq TO %I', r);
 END $$;
 REVOKE EXECUTE ON FUNCTION arbiter_grant_runtime(name) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION arbiter_grant_runtime_before_020(name) FROM PUBLIC;
