@@ -17,8 +17,7 @@ ar_time app_now(void)
 	return (ar_time)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads a whole file; caller frees. NULL with err on failure. */
-static char *read_file(const char *path, size_t *len, ar_err *err)
+char *app_read_policy_file(const char *path, size_t *len, ar_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -48,7 +47,7 @@ fail:
 bool app_policy_reload(ar_app *app, const char *path, bool activate, ar_err *err)
 {
 	size_t len = 0;
-	char *text = read_file(path, &len, err);
+	char *text = app_read_policy_file(path, &len, err);
 	policy *p;
 
 	if (!text)

@@ -91,28 +91,6 @@ static int parse(int argc, char **argv, cli_args *a)
 	return 0;
 }
 
-static char *read_all(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
-	    (buf = malloc((size_t)n + 1)) != NULL) {
-		if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			free(buf);
-			buf = NULL;
-		} else {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 static bool on_tty;
 static int64_t total = -1;   /* the selection's size, for the bar; -1 unknown */
 
@@ -231,9 +209,9 @@ int cli_backtest(int argc, char **argv)
 	if ((rc = parse(argc, argv, a)) != 0)
 		goto done;
 	rc = 2;
-	text = read_all(a->policy_file, &len);
+	text = app_read_policy_file(a->policy_file, &len, &err);
 	if (!text) {
-		fprintf(stderr, "arbiter backtest: cannot read %s\n", a->policy_file);
+		fprintf(stderr, "arbiter backtest: %s\n", err.detail);
 		goto done;
 	}
 	draft = policy_load(text, len, &err);

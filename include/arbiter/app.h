@@ -31,6 +31,11 @@ typedef struct {
 /* Current wall-clock time in ms (the one clock of the service edge). */
 ar_time app_now(void);
 
+/* A policy file's whole text, NUL-terminated (caller frees), its length in
+ * *len; NULL with err 422 "policy-invalid" naming the file when it cannot be
+ * read. */
+char *app_read_policy_file(const char *path, size_t *len, ar_err *err);
+
 /* Reads and validates the policy file and installs it (app_policy_install). */
 bool app_policy_reload(ar_app *app, const char *path, bool activate, ar_err *err) AR_MUSTCHECK;
 
