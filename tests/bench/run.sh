@@ -76,13 +76,17 @@ BUYERS=$(( N * 3 / 10 > 0 ? N * 3 / 10 : 1 ))
 #   [1, A]            wrk note runs (each wrk thread owns part of it)
 #   [A+1, XLO-1]      pgbench note transitions (random)
 #   [XLO, XLO+E-1]    pgbench expiry baseline (each client walks its own)
+#   [SLO, SLO+S-1]    the steady-arrival runs (their own: pgbench may expire
+#                     every deadline of its slice at smoke sizes)
 #   [N-DRAIN+1, N]    the SLA drain
 A=$(( N / 10 < 20000 ? N / 10 : 20000 ))
 # sub-slices of E: the one-per-commit baseline and each batch size of the
 # batched one walk their own, so none meets cases another run expired
 E=$(( N * 3 / 10 < 300000 ? N * 3 / 10 : 300000 ))
 ESUB=$(( E / ($(echo $BATCHES | wc -w) + 1) ))
-XLO=$(( N - DRAIN - E + 1 ))
+S=$(( STEADY_LOW * STEADY_SECS + STEADY_HIGH * STEADY_HIGH_SECS ))
+SLO=$(( N - DRAIN - S + 1 ))
+XLO=$(( SLO - E ))
 # The scheduler's horizon (SLA_HORIZON_MS): deadlines the SLA runs bring
 # due are moved to more than this ahead, so that they enter the wheel as
 # real ones do, by time passing (a silent seller's deadline was armed five
@@ -658,7 +662,7 @@ $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"wheel_rss\",\"value\":
 plan_steady() {
 	local rate=$1 secs=$2 due=$3
 	psql_u -At -c "WITH k AS (SELECT d.case_id, row_number() OVER () - 1 AS r
-		  FROM generate_series($XLO, $((XLO + E - 1))) g(i)
+		  FROM generate_series($SLO, $((SLO + S - 1))) g(i)
 		  JOIN case_deadlines d ON d.case_id = 'c_' || md5('case' || g.i) AND d.name = 'seller_response'
 		 WHERE d.due_at > now() + interval '1 hour' LIMIT $(( rate * secs ))),
 		u AS (UPDATE case_deadlines d SET due_at = to_timestamp($due) + k.r * interval '1 second' / $rate,
@@ -690,6 +694,8 @@ DUE_LOW=$(psql_u -At -c "SELECT extract(epoch FROM date_trunc('second', now()) +
 DUE_HIGH=$(( DUE_LOW + STEADY_SECS + (STEADY_SECS < 5 ? 5 : STEADY_SECS) ))
 moved_low=$(plan_steady "$STEADY_LOW" "$STEADY_SECS" "$DUE_LOW")
 moved_high=$(plan_steady "$STEADY_HIGH" "$STEADY_HIGH_SECS" "$DUE_HIGH")
+[ "$moved_low" -eq $(( STEADY_LOW * STEADY_SECS )) ] && [ "$moved_high" -eq $(( STEADY_HIGH * STEADY_HIGH_SECS )) ] ||
+	problem "the steady runs found $moved_low + $moved_high pending deadlines of the $(( STEADY_LOW * STEADY_SECS )) + $(( STEADY_HIGH * STEADY_HIGH_SECS )) they need"
 log "SLA: steady $STEADY_LOW/s due from $LEAD s ahead (with $CREATE_RATE creates/s), then $STEADY_HIGH/s"
 CREATE_CONNS=4
 ( sleep $(( DUE_LOW - $(date +%s) - 2 > 0 ? DUE_LOW - $(date +%s) - 2 : 0 ));
@@ -717,11 +723,13 @@ fi
 [ "$(pending_in "$DUE_LOW" "$STEADY_SECS")" = 0 ] || note "Steady $STEADY_LOW/s: deadlines still pending ${DRAIN_TIMEOUT} s after the last was due; the lag is over those fired."
 $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"lag_steady_low\",\"value\":{\"p50\":$l50,\"p99\":$l99,\"max\":$lmax},\"fired\":$fired,\"moved\":$moved_low,\"creates\":\"$creates\",\"label\":\"firing lag at $STEADY_LOW deadlines/s for $STEADY_SECS s while creates run (commit time − due time; $fired of $moved_low fired; creates: $creates)\",\"cmd\":\"UPDATE case_deadlines SET due_at = T + r / $STEADY_LOW s for $moved_low pending seller_response deadlines, T a whole second $LEAD s ahead; wrk -t2 -c$CREATE_CONNS -d$(( STEADY_SECS + 3 ))s -s tests/bench/wrk_create_paced.lua (BENCH_CREATE_RATE=$CREATE_RATE) from T − 2 s; pg_xact_commit_timestamp(event xid) − due_at\"}"
 log "steady $STEADY_LOW/s: $fired of $moved_low fired; lag p50 $l50 ms p99 $l99 ms; $creates"
+[ "$fired" -eq "$moved_low" ] || problem "steady $STEADY_LOW/s: $fired of $moved_low deadlines fired"
 read -r fired l50 l99 lmax span <<<"$(steady_lag "$xs" "$DUE_HIGH" "$STEADY_HIGH_SECS")"
 [ "$(pending_in "$DUE_HIGH" "$STEADY_HIGH_SECS")" = 0 ] || note "Steady $STEADY_HIGH/s: deadlines still pending ${DRAIN_TIMEOUT} s after the last was due; the lag and rate are over those fired."
 $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"lag_steady_high\",\"value\":{\"p50\":$l50,\"p99\":$l99,\"max\":$lmax},\"fired\":$fired,\"moved\":$moved_high,\"label\":\"firing lag at $STEADY_HIGH deadlines/s for $STEADY_HIGH_SECS s (commit time − due time; $fired of $moved_high fired)\",\"cmd\":\"UPDATE case_deadlines SET due_at = T2 + r / $STEADY_HIGH s for $moved_high pending seller_response deadlines, T2 = T + $(( DUE_HIGH - DUE_LOW )) s; pg_xact_commit_timestamp(event xid) − due_at\"}"
 $PY "$REPORT" add "$RES" "{\"kind\":\"figure\",\"name\":\"rate_steady_high\",\"value\":$($PY -c "print($fired / max($span, 0.001))"),\"fired\":$fired,\"batch\":${FIRE_BATCH:-0},\"label\":\"sustained expiry rate at $STEADY_HIGH deadlines/s offered (fired ÷ seconds from the first due time to the last commit; $fired in ${span} s)\",\"cmd\":\"pg_xact_commit_timestamp of the events' transactions\"}"
 log "steady $STEADY_HIGH/s: $fired of $moved_high fired in ${span} s; lag p50 $l50 ms p99 $l99 ms"
+[ "$fired" -eq "$moved_high" ] || problem "steady $STEADY_HIGH/s: $fired of $moved_high deadlines fired"
 fi # want sla
 stop_arbiter
 
