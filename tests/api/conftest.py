@@ -44,6 +44,13 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("ARBITER_CONTRACT_SELFTEST") == "1":
         return
     keep = [i for i in items if not i.name.startswith("test_contract_selftest_")]
+    # Under valgrind (make valgrind-test) the tests that start servers of
+    # their own (make_server: kills, restarts, replicas, outages) are
+    # deselected: they spend two thirds of the suite's time starting and
+    # stopping processes, every memcheck start costs seconds, and asan-test
+    # runs them all. ARBITER_VALGRIND_ALL=1 keeps them.
+    if h.VALGRIND and os.environ.get("ARBITER_VALGRIND_ALL") != "1":
+        keep = [i for i in keep if "make_server" not in i.fixturenames]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep
