@@ -84,7 +84,12 @@ A=$(( N / 10 < 20000 ? N / 10 : 20000 ))
 # batched one walk their own, so none meets cases another run expired
 E=$(( N * 3 / 10 < 300000 ? N * 3 / 10 : 300000 ))
 ESUB=$(( E / ($(echo $BATCHES | wc -w) + 1) ))
-S=$(( STEADY_LOW * STEADY_SECS + STEADY_HIGH * STEADY_HIGH_SECS ))
+# (only the SLA runs use it: a run without them needs no slice)
+if [ -z "${BENCH_ONLY:-}" ] || [[ " $BENCH_ONLY " == *" sla "* ]]; then
+	S=$(( STEADY_LOW * STEADY_SECS + STEADY_HIGH * STEADY_HIGH_SECS ))
+else
+	S=0
+fi
 SLO=$(( N - DRAIN - S + 1 ))
 XLO=$(( SLO - E ))
 # The scheduler's horizon (SLA_HORIZON_MS): deadlines the SLA runs bring
