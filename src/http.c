@@ -494,6 +494,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	*socket_context = NULL;
 }
 
+static bool cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	bool ok;
+
+	if (pthread_condattr_init(&ca) != 0)
+		return false;
+	ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &ca) == 0;
+	pthread_condattr_destroy(&ca);
+	return ok;
+}
+
 /* Shuts down every connection past its phase's absolute deadline. */
 static void *sweeper(void *arg)
 {
@@ -1068,7 +1080,10 @@ http_server *http_start(ar_app *app, char *msg, size_t msglen)
 		snprintf(msg, msglen, "out of memory");
 		return NULL;
 	}
-	if (pthread_cond_init(&h->wake, NULL) != 0) {
+	/* The sweeper's deadlines are CLOCK_MONOTONIC instants: a condition
+	 * variable on the default (realtime) clock reads them as long past and
+	 * returns at once, so the sweeper spun on a core. */
+	if (!cond_init_monotonic(&h->wake)) {
 		pthread_mutex_destroy(&h->lock);
 		free(h);
 		snprintf(msg, msglen, "out of memory");
