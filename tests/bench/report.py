@@ -303,7 +303,9 @@ def cmd_sql(src_dir, template, out):
 LIST_FRAGMENTS = [
     "SELECT (extract(epoch FROM c.created_at) * 1000000)::bigint, c.id,",
     " arbiter_case_json(c, arbiter_deadlines_json(c.id)), c.version, c.kind, c.state,",
-    " c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending",
+    " c.manual_review, c.offer_cents IS NOT NULL, c.agreement_pending,",
+    " arbiter_overdue(c.id), c.reason = 'missing_item', c.counter_cents IS NOT NULL,",
+    " arbiter_rounds_left(c)\"\n\t\t\" FROM ",
     "cases c WHERE true",
     "(SELECT DISTINCT unnest($%d::text[])) AS s(shop_id) CROSS JOIN LATERAL",
     " (SELECT c.id FROM cases c WHERE c.shop_id = s.shop_id",
