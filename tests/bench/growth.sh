@@ -24,3 +24,14 @@ for n in $SIZES; do
 	args+=("$n" "$TMP/run_$n.jsonl")
 done
 /usr/bin/python3 "$here/report.py" growth "$OUTMD" "${args[@]}"
+# Each size's conditions: the machine is shared, and a ratio between two
+# sizes means little when its load moved between their runs.
+{
+	echo
+	echo "## The runs"
+	for n in $SIZES; do
+		echo
+		echo "$n cases:"
+		grep -E '^- (date|commit|machine|whole run):' "$TMP/run_$n.md" || true
+	done
+} >>"$OUTMD"
