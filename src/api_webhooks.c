@@ -1,4 +1,4 @@
-/* Webhook subscriptions over HTTP: create, list, read, change, delete, rotate the secret, deliveries, replay, ping. */
+/* Webhook subscriptions over HTTP: create, list, read, change, delete, rotate the secret, deliveries, operational events, replay, ping. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,7 +289,8 @@ void api_webhook_update(ar_req *r)
 	if (url && !wh_url_check(url, &err))
 		goto done;
 	if (!store_webhook_update(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)), url,
-				  has_types ? types : NULL, desc, enabled, &out, &err))
+				  has_types ? types : NULL, desc, enabled, req_identity(r)->key_id, &out,
+				  &err))
 		goto done;
 	req_reply_json(r, 200, json_incref(out));
 done:
@@ -356,6 +357,31 @@ void api_webhook_deliveries(ar_req *r)
 	}
 	if (!store_webhook_deliveries(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
 				      state, limit, after, &out, &err))
+		goto done;
+	req_reply_json(r, 200, json_incref(out));
+done:
+	json_decref(out);
+	if (ar_err_is_set(&err))
+		reply_err(r, &err);
+}
+
+void api_webhook_ops_events(ar_req *r)
+{
+	static const char *const params[] = { "limit", "after", NULL };
+	const char *after = req_query(r, "after");
+	json_t *out = NULL;
+	int limit;
+	ar_err err;
+
+	ar_err_init(&err);
+	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+		goto done;
+	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
+		ar_err_field(&err, "/query/after", "must be an event id from a previous page");
+		goto done;
+	}
+	if (!store_webhook_ops_events(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
+				      limit, after, &out, &err))
 		goto done;
 	req_reply_json(r, 200, json_incref(out));
 done:

@@ -70,6 +70,7 @@ const ar_route ar_routes[] = {
 	{ M_DELETE, "/v1/webhooks/{id}", api_webhook_delete, ROUTE_KEYED, WH_WRITE, 0, 0 },
 	{ M_POST, "/v1/webhooks/{id}/rotate-secret", api_webhook_rotate, ROUTE_KEYED, WH_WRITE, 0, 0 },
 	{ M_GET, "/v1/webhooks/{id}/deliveries", api_webhook_deliveries, ROUTE_KEYED, WH_READ, 0, 0 },
+	{ M_GET, "/v1/webhooks/{id}/events", api_webhook_ops_events, ROUTE_KEYED, WH_READ, 0, 0 },
 	{ M_POST, "/v1/webhooks/{id}/deliveries/{id}/replay", api_webhook_replay_one, ROUTE_KEYED,
 	  WH_WRITE, 0, 0 },
 	{ M_POST, "/v1/webhooks/{id}/replay", api_webhook_replay, ROUTE_KEYED, WH_WRITE, 0, 0 },

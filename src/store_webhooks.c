@@ -105,20 +105,29 @@ bool store_webhook_list(store *s, const char *scope, int limit, const char *afte
 
 bool store_webhook_update(store *s, const char *id, const char *scope, const char *url,
 			  const char *types, const char *description, const char *enabled,
-			  json_t **out, ar_err *err)
+			  const char *by, json_t **out, ar_err *err)
 {
-	const char *vals[6] = { id, scope, url, types, description, enabled };
+	const char *vals[7] = { id, scope, url, types, description, enabled, by };
 
+	/* o locks the row and reads whether it was enabled, so that a change
+	 * of enabled is stored (webhook_ops_events) with the change */
 	*out = query_json(s, "webhook_update",
-		"WITH u AS (UPDATE webhook_subscriptions s SET url = coalesce($3, s.url),"
+		"WITH o AS (SELECT s.id, s.enabled FROM webhook_subscriptions s WHERE" SUB_VISIBLE("s")
+		"   FOR UPDATE),"
+		" u AS (UPDATE webhook_subscriptions s SET url = coalesce($3, s.url),"
 		"   event_types = coalesce($4::text[], s.event_types),"
 		"   description = coalesce($5, s.description),"
 		"   enabled = coalesce($6::boolean, s.enabled),"
 		"   disabled_reason = CASE WHEN $6::boolean THEN NULL"
 		"     WHEN NOT $6::boolean THEN 'disabled by a key' ELSE s.disabled_reason END,"
 		"   updated_at = now()"
-		"  WHERE" SUB_VISIBLE("s") " RETURNING s.*)"
-		" SELECT " SUB_JSON("u") " FROM u", 6, vals, err);
+		"  FROM o WHERE s.id = o.id RETURNING s.*, o.enabled AS was_enabled),"
+		" e AS (INSERT INTO webhook_ops_events (sub_id, type, detail)"
+		"   SELECT u.id, CASE WHEN u.enabled THEN 'webhook.subscription.enabled'"
+		"     ELSE 'webhook.subscription.disabled' END,"
+		"     CASE WHEN u.enabled THEN 'enabled by key ' ELSE 'disabled by key ' END || $7"
+		"   FROM u WHERE u.enabled <> u.was_enabled)"
+		" SELECT " SUB_JSON("u") " FROM u", 7, vals, err);
 	return *out != NULL;
 }
 
@@ -234,5 +243,36 @@ bool store_webhook_ping(store *s, const char *id, const char *scope, json_t **ou
 		" i AS (INSERT INTO webhook_deliveries (sub_id, kind, type)"
 		"   SELECT s.id, 'ping', 'webhook.ping' FROM s RETURNING *)"
 		" SELECT " DELIVERY_JSON("i") " FROM i", 2, vals, err);
+	return *out != NULL;
+}
+
+#define OPS_EVENT_JSON(t)                                                                \
+	"json_build_object('id', " t ".id::text, 'subscription_id', " t ".sub_id,"          \
+	" 'type', " t ".type, 'at', arbiter_ts(" t ".created_at),"                           \
+	" 'delivery_id', " t ".delivery_id::text, 'webhook_id', " t ".webhook_id,"          \
+	" 'event_type', " t ".event_type, 'case_id', " t ".case_id,"                         \
+	" 'attempts', " t ".attempts, 'last_status', " t ".last_status,"                     \
+	" 'detail', " t ".detail)"
+
+bool store_webhook_ops_events(store *s, const char *id, const char *scope, int limit,
+			      const char *after, json_t **out, ar_err *err)
+{
+	char lim[16];
+	const char *vals[4] = { id, scope, lim, after };
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	/* newest first down webhook_ops_events_sub_idx */
+	*out = query_json(s, "webhook_ops_events",
+		"WITH s AS (SELECT id FROM webhook_subscriptions s WHERE" SUB_VISIBLE("s") "),"
+		" page AS (SELECT * FROM webhook_ops_events o"
+		"   WHERE o.sub_id = (SELECT id FROM s) AND ($4::bigint IS NULL OR o.id < $4::bigint)"
+		"   ORDER BY o.id DESC LIMIT $3::int + 1),"
+		" n AS (SELECT *, row_number() OVER (ORDER BY id DESC) AS k FROM page)"
+		" SELECT CASE WHEN EXISTS (SELECT 1 FROM s) THEN json_build_object('items',"
+		"   coalesce((SELECT json_agg(" OPS_EVENT_JSON("n") " ORDER BY n.k) FROM n"
+		"     WHERE n.k <= $3::int), '[]'::json),"
+		"   'next', (SELECT n.id::text FROM n WHERE n.k = $3::int AND EXISTS"
+		"            (SELECT 1 FROM n m WHERE m.k > $3::int))) END",
+		4, vals, err);
 	return *out != NULL;
 }

@@ -363,15 +363,23 @@ static const char skip_sql[] =
  * taken, $7 acknowledged, $8 gone (410), $9 seconds of failures that
  * disable the subscription (ARBITER_WEBHOOK_DISABLE_AFTER). The
  * subscription's row is written only when its failing streak starts or
- * ends, or it is to be disabled.
+ * ends, or it is to be disabled. A death or a disabling is stored as an
+ * operational event in the same statement, so it is recorded exactly when
+ * the change is.
  */
 static const char result_sql[] =
 	"WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, state = $2,"
 	"   next_at = now() + $3::bigint * interval '1 millisecond', lease_until = NULL,"
 	"   last_status = $4::int, last_error = $5, last_latency_ms = $6::int,"
 	"   last_attempt_at = now(), done_at = CASE WHEN $2 <> 'pending' THEN now() END"
-	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id, case_id),"
+	"  WHERE id = $1::bigint AND state = 'pending' RETURNING *),"
 	" nx AS (" PROMOTE_NEXT "),"
+	/* a dead letter is recorded (sql/025) by the statement that kills it */
+	" x AS (INSERT INTO webhook_ops_events (sub_id, type, delivery_id, webhook_id, event_type,"
+	"     case_id, attempts, last_status, detail)"
+	"   SELECT d.sub_id, 'webhook.delivery.exhausted', d.id, CASE WHEN d.kind = 'ping'"
+	"     THEN 'ping_' || coalesce(d.replay_of, d.id) ELSE 'evt_' || d.event_id END,"
+	"     d.type, d.case_id, d.attempts, d.last_status, d.last_error FROM d WHERE d.state = 'dead'),"
 	" s AS (UPDATE webhook_subscriptions s SET"
 	"   failing_since = CASE WHEN $7::boolean THEN NULL ELSE coalesce(s.failing_since, now()) END,"
 	"   enabled = s.enabled AND NOT $8::boolean AND NOT (NOT $7::boolean AND"
@@ -386,7 +394,10 @@ static const char result_sql[] =
 	"     OR ($7::boolean AND s.failing_since IS NOT NULL)"
 	"     OR (NOT $7::boolean AND (s.failing_since IS NULL"
 	"         OR s.failing_since < now() - $9::float8 * interval '1 second')))"
-	"  RETURNING s.enabled)"
+	"  RETURNING s.id, s.enabled, s.disabled_reason),"
+	" o AS (INSERT INTO webhook_ops_events (sub_id, type, detail)"
+	"   SELECT s.id, 'webhook.subscription.disabled', s.disabled_reason FROM s"
+	"    WHERE NOT s.enabled)"
 	" SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(NOT enabled) FROM s), false)";
 
 /* Bytes that are not printable ASCII become '?', so last_error is text. */

@@ -52,6 +52,7 @@ void api_webhook_update(ar_req *r);
 void api_webhook_delete(ar_req *r);
 void api_webhook_rotate(ar_req *r);
 void api_webhook_deliveries(ar_req *r);
+void api_webhook_ops_events(ar_req *r);
 void api_webhook_replay_one(ar_req *r);
 void api_webhook_replay(ar_req *r);
 void api_webhook_ping(ar_req *r);

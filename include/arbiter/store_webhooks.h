@@ -24,10 +24,11 @@ bool store_webhook_get(store *s, const char *id, const char *scope, json_t **out
 bool store_webhook_list(store *s, const char *scope, int limit, const char *after,
 			json_t **out, ar_err *err) AR_MUSTCHECK;
 /* NULL fields are kept; enabled: "t"/"f"/NULL (re-enabling clears the
- * reason it was disabled for). */
+ * reason it was disabled for). A change of enabled is stored as an
+ * operational event naming by, the key. */
 bool store_webhook_update(store *s, const char *id, const char *scope, const char *url,
 			  const char *types, const char *description, const char *enabled,
-			  json_t **out, ar_err *err) AR_MUSTCHECK;
+			  const char *by, json_t **out, ar_err *err) AR_MUSTCHECK;
 bool store_webhook_delete(store *s, const char *id, const char *scope, ar_err *err) AR_MUSTCHECK;
 /* The new key signs from now; the one it replaces for overlap_s more. */
 bool store_webhook_rotate(store *s, const char *id, const char *scope, const char *secret_hex,
@@ -43,6 +44,10 @@ bool store_webhook_replay_one(store *s, const char *id, const char *scope, const
  * time), at most limit of them, oldest first: {"replayed": n, "next_since"}. */
 bool store_webhook_replay_since(store *s, const char *id, const char *scope, const char *since,
 				int limit, json_t **out, ar_err *err) AR_MUSTCHECK;
+/* The subscription's operational events (sql/025: dead letters,
+ * disabling, re-enabling) newest first; after: an event id. */
+bool store_webhook_ops_events(store *s, const char *id, const char *scope, int limit,
+			      const char *after, json_t **out, ar_err *err) AR_MUSTCHECK;
 /* Queues a webhook.ping delivery. */
 bool store_webhook_ping(store *s, const char *id, const char *scope, json_t **out,
 			ar_err *err) AR_MUSTCHECK;

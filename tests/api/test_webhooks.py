@@ -149,6 +149,12 @@ def subscribe(server, key, url, **body):
     return r.body
 
 
+def ops_events(server, key, sub_id) -> list[dict]:
+    r = server.get(f"/v1/webhooks/{sub_id}/events?limit=200", key=key)
+    assert r.status == 200, r
+    return r.body["items"]
+
+
 def test_subscriptions_scope_and_validation(wserver, wdb):
     s1, s2 = h.uniq("S1"), h.uniq("S2")
     _, k1 = wdb.make_key("seller", shops=s1)
@@ -167,7 +173,7 @@ def test_subscriptions_scope_and_validation(wserver, wdb):
         for method, path, body in [("GET", "", None), ("PATCH", "", {"enabled": False}),
                                    ("DELETE", "", None), ("POST", "/ping", None),
                                    ("POST", "/rotate-secret", None),
-                                   ("GET", "/deliveries", None)]:
+                                   ("GET", "/deliveries", None), ("GET", "/events", None)]:
             r = wserver.request(method, f"/v1/webhooks/{sub['id']}{path}", body, key=k2)
             assert r.status == 404, (method, path, r)
         assert all(x["id"] != sub["id"] for x in
@@ -359,6 +365,18 @@ def test_dead_letter_then_replay_through_the_api(wserver, wdb):
         m = promparse.parse(wserver.get("/metrics", key=wdb.keys["ops"]).raw)
         assert promparse.value(m, "arbiter_webhook_dead_letters_total") >= 1
         assert "webhook.delivery.exhausted" in wserver.log_tail(400)
+        # and stored, with the delivery that died, for whoever sees the subscription
+        ev = ops_events(wserver, admin, sub["id"])
+        ex = [e for e in ev if e["type"] == "webhook.delivery.exhausted"]
+        assert len(ex) == 1, ev
+        assert ex[0]["delivery_id"] == d["id"] and ex[0]["webhook_id"] == d["webhook_id"]
+        assert ex[0]["webhook_id"] == f"evt_{d['webhook_id'][4:]}" and ex[0]["case_id"] == case
+        assert ex[0]["event_type"] == d["type"] and ex[0]["attempts"] == 10
+        assert ex[0]["last_status"] == 500 and ex[0]["detail"].startswith("HTTP 500")
+        _, other = wdb.make_key("seller", shops=h.uniq("DLX"))
+        assert wserver.get(f"/v1/webhooks/{sub['id']}/events", key=other).status == 404
+        r = wserver.get(f"/v1/webhooks/{sub['id']}/events?after=x", key=admin)
+        assert r.status == 422 and r.body["errors"][0]["pointer"] == "/query/after", r
 
         # the receiver is fixed: replay the dead one
         mode["status"] = 204
@@ -396,6 +414,9 @@ def test_410_disables_and_reenabling_resumes(wserver, wdb):
             time.sleep(0.2)
         got = wserver.get(f"/v1/webhooks/{sub['id']}", key=admin).body
         assert "410" in got["disabled_reason"]
+        ev = ops_events(wserver, admin, sub["id"])
+        assert [e["type"] for e in ev] == ["webhook.subscription.disabled"], ev
+        assert ev[0]["detail"] == got["disabled_reason"]
         time.sleep(1)
         assert len(rx.requests) == 1, "nothing more is sent to a disabled subscription"
         mode["status"] = 200
@@ -403,6 +424,16 @@ def test_410_disables_and_reenabling_resumes(wserver, wdb):
         assert r.status == 200 and r.body["disabled_reason"] is None, r
         rx.wait(lambda rs: any(x["status"] == 200 for x in rs), 15, "the delivery resumed")
         assert rx.requests[0]["headers"]["webhook-id"] == rx.requests[-1]["headers"]["webhook-id"]
+        ev = ops_events(wserver, admin, sub["id"])
+        assert [e["type"] for e in ev] == ["webhook.subscription.enabled",
+                                           "webhook.subscription.disabled"], ev
+        assert ev[0]["detail"] == f"enabled by key {wdb.key_ids['admin']}", ev
+        # keyset pages, newest first
+        p1 = wserver.get(f"/v1/webhooks/{sub['id']}/events?limit=1", key=admin).body
+        assert p1["items"] == ev[:1] and p1["next"] == ev[0]["id"], p1
+        p2 = wserver.get(f"/v1/webhooks/{sub['id']}/events?limit=1&after={p1['next']}",
+                         key=admin).body
+        assert p2["items"] == ev[1:] and p2["next"] is None, p2
     finally:
         rx.close()
 
@@ -579,6 +610,9 @@ def test_a_subscription_failing_everything_is_disabled_and_resumes(arbiter_bin, 
         assert promparse.value(m, "arbiter_webhook_subscriptions_disabled_total",
                                {"reason": "failing"}) == 1
         assert "webhook.subscription.disabled" in s.log_tail(400)
+        ev = [e for e in ops_events(s, admin, sub["id"])
+              if e["type"] == "webhook.subscription.disabled"]
+        assert len(ev) == 1 and ev[0]["detail"] == got["disabled_reason"], ev
         pending = [d for d in s.get(f"/v1/webhooks/{sub['id']}/deliveries?state=pending&limit=200",
                                     key=admin).body["items"]]
         assert pending, "something was still to send when it was disabled"
