@@ -21,6 +21,11 @@ CREATE TABLE webhook_ops_events (
 );
 CREATE INDEX webhook_ops_events_sub_idx ON webhook_ops_events (sub_id, id);
 
+-- Whether a dead letter was sent again (a replay names the original it
+-- repeats, replay_of): the deliveries list says so per row through this.
+CREATE INDEX webhook_deliveries_replay_idx ON webhook_deliveries (replay_of, id)
+    WHERE replay_of IS NOT NULL;
+
 -- The runtime role appends and reads them. Wraps the grants of the
 -- migrations before this one (as 020 and 021 do) rather than restating them.
 ALTER FUNCTION arbiter_grant_runtime(name) RENAME TO arbiter_grant_runtime_before_025;

@@ -27,7 +27,10 @@
 	"   THEN arbiter_ts(" t ".next_at) END,"                                                \
 	" 'last_status', " t ".last_status, 'last_latency_ms', " t ".last_latency_ms,"       \
 	" 'last_error', " t ".last_error, 'last_attempt_at', arbiter_ts(" t ".last_attempt_at)," \
-	" 'replay_of', " t ".replay_of::text, 'created_at', arbiter_ts(" t ".created_at),"   \
+	" 'replay_of', " t ".replay_of::text,"                                              \
+	" 'replayed', EXISTS (SELECT 1 FROM webhook_deliveries r"                           \
+	"   WHERE r.replay_of = coalesce(" t ".replay_of, " t ".id) AND r.id > " t ".id),"   \
+	" 'created_at', arbiter_ts(" t ".created_at),"                                       \
 	" 'finished_at', arbiter_ts(" t ".done_at))"
 
 /* A new delivery of table t's case: at the head of its (subscription,

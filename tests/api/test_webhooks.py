@@ -358,7 +358,7 @@ def test_dead_letter_then_replay_through_the_api(wserver, wdb):
         d = dead[0]
         assert d["attempts"] == 10 and d["last_status"] == 500 and d["state"] == "dead"
         assert d["last_error"].startswith("HTTP 500") and d["last_latency_ms"] is not None
-        assert d["case_id"] == case
+        assert d["case_id"] == case and d["replayed"] is False
         ids = {r["headers"]["webhook-id"] for r in rx.requests if
                json.loads(r["body"])["data"]["seq"] == d["seq"]}
         assert ids == {d["webhook_id"]}, "every retry carries the same webhook-id"
@@ -386,6 +386,9 @@ def test_dead_letter_then_replay_through_the_api(wserver, wdb):
         rx.wait(lambda rs: any(200 <= x["status"] < 300 for x in rs[n:]), 15, "the replay")
         again = [x for x in rx.requests[n:] if 200 <= x["status"] < 300][0]
         assert again["headers"]["webhook-id"] == d["webhook_id"]
+        # the dead letter now says it was sent again (the ops page hides it)
+        dl = {x["id"]: x for x in wserver.get(path + "?state=dead", key=admin).body["items"]}
+        assert dl[d["id"]]["replayed"] is True, dl
         assert signed_by(sub["secret"], again)
         # every delivery since a time, again
         since = "2000-01-01T00:00:00Z"

@@ -11,6 +11,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import http_ from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -38,7 +39,7 @@ const EXPECT = {
     brokenAt2: (t) => /event 2/.test(t) && !/intact/.test(t),
     edited: "chain broken at event 2: hash does not match the event's content",
     firstResponse: /^in (3\.\d|4\.0) h$/, queuesHeading: "Queues", byKind: "by kind",
-    han: false,
+    han: false, deadTitle: "Webhook dead letters", deadNote: /^dead letters: 1 \(in \d+ subscriptions\)$/,
   },
   "zh-CN": {
     enterKey: "请输入 API 密钥", updated: "已更新", none: /无/, partial: "(1234，显示 2 条)",
@@ -49,7 +50,7 @@ const EXPECT = {
     // the server's verdict is quoted as it gives it
     edited: "哈希链在事件 2 处断裂：hash does not match the event's content",
     firstResponse: /^剩余 (3\.\d|4\.0) 小时$/, queuesHeading: "队列", byKind: "按类型",
-    han: true,
+    han: true, deadTitle: "Webhook 死信", deadNote: /^死信：1 条（\d+ 个订阅）$/,
   },
 };
 const HAN = /[\u4e00-\u9fff]/;
@@ -184,6 +185,21 @@ async function main() {
   assert(/^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(frontend) && /^ak_[0-9a-f]{12}_[0-9a-f]{48}$/.test(agent),
     "keys create did not print keys");
 
+  // a webhook receiver: answers hook.status, records every request
+  const hook = { status: 500, hits: [] };
+  const receiver = http_.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      hook.hits.push({ id: req.headers["webhook-id"], status: hook.status });
+      res.writeHead(hook.status, { "Content-Length": "2" });
+      res.end("ok");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => receiver.close(() => resolve())));
+  receiver.unref();
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+
   // the server
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
@@ -192,7 +208,9 @@ async function main() {
   const srv = spawn(BIN, ["serve"], {
     stdio: ["ignore", logFd, logFd],
     env: { ...process.env, ARBITER_LISTEN: `127.0.0.1:${port}`, ARBITER_DATABASE_URL: dbUrl,
-           ARBITER_POLICY: POLICY, ARBITER_LOG_LEVEL: "warn" },
+           ARBITER_POLICY: POLICY, ARBITER_LOG_LEVEL: "warn",
+           // the receiver above, and the retry schedule's 3 days in 3 s
+           ARBITER_WEBHOOK_ALLOW_HOSTS: "127.0.0.1", ARBITER_WEBHOOK_RETRY_SCALE: "0.00001" },
   });
   let srvExit = null;
   srv.on("exit", (code, sig) => { srvExit = { code, sig }; });
@@ -499,6 +517,46 @@ async function main() {
       // the browser asks for /favicon.ico by itself; nothing else may fail
       const other = consoleErrors.filter((e) => !e.url.endsWith("/metrics") && !e.url.endsWith("/favicon.ico"));
       assert(other.length === 0, `console errors: ${other.map((e) => e.text + " " + e.url).join("; ")}`);
+    });
+
+    await check("a webhook dead letter is listed, replayed from the page, and leaves the list", async () => {
+      hook.status = 500;
+      const wshop = "shop-wh-" + randomBytes(3).toString("hex");
+      const sub = await http(base, "POST", "/v1/webhooks",
+        { key: frontend, body: { url: hookUrl, shop_id: wshop, event_types: ["case.*"] } });
+      assert(sub.status === 201, `subscribe: ${sub.status} ${sub.text}`);
+      // a ping rather than a case event: the cases the other checks count stay two
+      const ping = await http(base, "POST", `/v1/webhooks/${sub.json.id}/ping`, { key: frontend });
+      assert(ping.status === 202, `ping: ${ping.status} ${ping.text}`);
+      let dead = null;
+      for (let i = 0; i < 150 && !dead; i++) {
+        const r = await http(base, "GET", `/v1/webhooks/${sub.json.id}/deliveries?state=dead`, { key: frontend });
+        dead = (r.json.items || [])[0] || null;
+        if (!dead) await sleep(100);
+      }
+      assert(dead && dead.attempts === 10, `no dead letter: ${JSON.stringify(dead)}`);
+      assert((await page.locator("#dead-letters h2").innerText()) === X.deadTitle, "dead letters heading");
+      await page.getByTestId("api-key").fill(frontend);
+      await page.getByTestId("key-save").click();
+      await page.getByTestId("dead-show").click();
+      const row = page.getByTestId("dead-table").locator(`tr[data-delivery-id="${dead.id}"]`);
+      await row.waitFor();
+      const text = await row.innerText();
+      for (const want of [hookUrl, dead.webhook_id, "webhook.ping", "10", "500", dead.last_error, dead.finished_at])
+        assert(text.includes(want), `row lacks ${want}: ${text}`);
+      const note = await page.getByTestId("dead-note").innerText();
+      assert(X.deadNote.test(note), `note: ${note}`);
+      // the receiver is fixed: the page's button replays it through the API
+      hook.status = 204;
+      const replayed = page.waitForResponse((r) => r.url().endsWith(`/deliveries/${dead.id}/replay`));
+      await row.getByTestId("dead-replay").click();
+      assert((await replayed).status() === 202, "replay not accepted");
+      await row.waitFor({ state: "detached" });
+      for (let i = 0; i < 150 && !hook.hits.some((x) => x.id === dead.webhook_id && x.status === 204); i++)
+        await sleep(100);
+      assert(hook.hits.some((x) => x.id === dead.webhook_id && x.status === 204), "the replay never arrived");
+      await page.getByTestId("api-key").fill(agent);
+      await page.getByTestId("key-save").click();
     });
 
     await check(`screenshot saved to build/ui-screenshot${L === "en" ? "" : "-" + L}.png`, async () => {
