@@ -14,6 +14,9 @@
                                             -> the growth table (growth.sh): each
                                                workload's rate at every size ÷ at the first
   report.py add RESULTS JSON                -> appends one record
+  report.py webhooks RESULTS LOG T0 T1 PENDING CMD
+                                            -> issue 24: creates/s with a hanging
+                                               receiver ÷ without, the healthy latency
   report.py sql SRC_DIR TEMPLATE OUT        -> a pgbench script from a template:
                                                "@name [version] [gset]" lines are
                                                replaced by the SQL of the db_stmt of
@@ -32,6 +35,7 @@ RESULTS is a JSON-lines file: one record per measurement. Nothing here
 judges speed: `render` fails only on errors (non-2xx, aborted clients,
 missing results, a drain that did not finish, a deadline fired twice).
 """
+import datetime
 import glob
 import http.client
 import json
@@ -211,6 +215,35 @@ def cmd_growth(out, *pairs):
     with open(out, "w", encoding="utf-8") as f:
         f.write(text)
     print(text)
+
+
+def cmd_webhooks(results, log_path, t0, t1, pending, cmd):
+    """Issue 24's figure: creates/s with a hanging receiver's subscriptions
+    over creates/s without (the two wrk runs run.sh recorded), and the
+    healthy subscription's delivery latency for the events of the second
+    run (arrival minus the event's at)."""
+    t0, t1 = float(t0), float(t1)
+    recs = [json.loads(x) for x in open(results) if x.strip()]
+    rps = {r["name"]: r.get("rps") for r in recs if r["kind"] == "wrk"}
+    lat = []
+    for line in open(log_path):
+        parts = line.split()
+        if len(parts) != 3 or parts[2] == "None":
+            continue
+        at = datetime.datetime.strptime(parts[2].replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        if t0 <= at <= t1:
+            lat.append((float(parts[0]) - at) * 1000)
+    lat.sort()
+    none, hang = rps.get("wh_create_none"), rps.get("wh_create_hanging")
+    append(results, {
+        "kind": "figure", "name": "webhook_hang",
+        "value": hang / none if none and hang else None,
+        "rps_none": none, "rps_hanging": hang, "delivered": len(lat),
+        "pending_after": int(pending),
+        "lat_p50": pct(lat, 50) if lat else None, "lat_p99": pct(lat, 99) if lat else None,
+        "lat_max": lat[-1] if lat else None,
+        "label": "creates/s with subscriptions to a receiver hanging 30 s ÷ creates/s with none",
+        "cmd": cmd})
 
 
 def f_count(n):
@@ -639,6 +672,24 @@ def render(results, meta_path, out):
     fig("wheel_rss", lambda v: "%s" % v)
     L.append("")
 
+    wh = misc.get("webhook_hang")
+    if wh:
+        L.append("## Webhooks (issue 24)")
+        L.append("")
+        L.append("| figure | value | target |")
+        L.append("| --- | ---: | --- |")
+        L.append("| creates/s: no subscription / subscriptions to a receiver hanging 30 s | %s / %s | |" % (
+            f_rate(wh.get("rps_none")), f_rate(wh.get("rps_hanging"))))
+        v = wh.get("value")
+        L.append("| %s | %s | ≥ 0.9× (reported, not asserted) %s |" % (
+            wh["label"], "%.2f×" % v if v is not None else "-",
+            "" if v is None else "(met)" if v >= 0.9 else "(**not met**)"))
+        L.append("| the healthy subscription meanwhile: events of that run it received, latency (arrival − event at) | %s | keeps receiving |" % (
+            "%d, p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d still pending 2 s after the run)" % (
+                wh["delivered"], wh["lat_p50"], wh["lat_p99"], wh["lat_max"], wh["pending_after"])
+            if wh.get("delivered") else "**none received** (%d pending)" % wh.get("pending_after", 0)))
+        L.append("")
+
     L.append("## How each figure was measured")
     L.append("")
     for line in meta.get("notes", []):
@@ -687,6 +738,11 @@ def render(results, meta_path, out):
             problems.append("paced %s at %d %%: rc=%s requests=%s non-2xx=%s (%s) errors=%s" % (
                 r["name"], r["level"], r.get("rc"), r.get("requests"), r.get("non2xx"),
                 r.get("non2xx_sample"), r.get("errors")))
+    if not only or "webhooks" in only:
+        if not wh or wh.get("value") is None:
+            problems.append("webhook figure missing (the wh_create_none / wh_create_hanging runs)")
+        elif not wh.get("delivered"):
+            problems.append("webhooks: the healthy subscription received nothing while the other hung")
     for name in ("ready_ms", "drain_fired"):
         if only and "sla" not in only:
             continue
@@ -738,6 +794,8 @@ def main(argv):
         cmd_peak(*args)
     elif cmd == "add":
         append(args[0], json.loads(args[1]))
+    elif cmd == "webhooks":
+        cmd_webhooks(*args)
     elif cmd == "sql":
         cmd_sql(*args)
     elif cmd == "check-list":

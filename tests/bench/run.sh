@@ -738,6 +738,49 @@ log "steady $STEADY_HIGH/s: $fired of $moved_high fired in ${span} s; lag p50 $l
 fi # want sla
 stop_arbiter
 
+# ---------------------------------------------------------------- webhooks
+# Issue 24: a receiver that hangs never slows case creation. The same wrk
+# create run twice at the largest connection count, first with no webhook
+# subscription, then with two platform-wide ones ("*" and "case.*") whose
+# receiver reads each request and hangs 30 s (the sender gives up at 10 s
+# and retries), and a third ("case.*") whose receiver answers at once: its
+# delivery latency meanwhile (arrival minus the event's at) shows whether
+# the hanging ones hold it up. Reported, not asserted.
+if want webhooks; then
+	WHC=${CLIENTS##* }
+	WH_PORTS=$OUT/wh_ports WH_LOG=$OUT/wh_healthy.log
+	: >"$WH_LOG"
+	$PY "$here/wh_receivers.py" "$WH_PORTS" "$WH_LOG" 30 & wh_pid=$!
+	BG_PIDS+=("$wh_pid")
+	for _ in $(seq 100); do [ -s "$WH_PORTS" ] && break; sleep 0.1; done
+	read -r WH_HANG WH_OK <"$WH_PORTS" || { problem "the webhook receivers did not start"; exit 1; }
+	ARBITER_WEBHOOK_ALLOW_HOSTS=127.0.0.1 start_arbiter
+	$PY "$REPORT" wait-ready "$URL/readyz" 30 >/dev/null || { echo "bench: arbiter did not become ready" >&2; exit 1; }
+	log "webhooks: wrk create c=$WHC without, then with subscriptions to a hanging receiver"
+	warm_wrk create wrk_create.lua
+	run_wrk wh_create_none "$WHC" wrk_create.lua
+	for spec in "$WH_HANG"':["*"]' "$WH_HANG"':["case.*"]' "$WH_OK"':["case.*"]'; do
+		code=$(curl -s -o "$OUT/wh_sub.json" -w '%{http_code}' -X POST "$URL/v1/webhooks" \
+			-H "Authorization: Bearer $FE_KEY" -H 'Content-Type: application/json' \
+			-d "{\"url\":\"http://127.0.0.1:${spec%%:*}/hook\",\"event_types\":${spec#*:}}")
+		[ "$code" = 201 ] || problem "subscribing a webhook failed ($code): $(cat "$OUT/wh_sub.json")"
+	done
+	# the hanging subscriptions' first sends are in flight before the run
+	sleep 1
+	wh_t0=$(date +%s.%N)
+	run_wrk wh_create_hanging "$WHC" wrk_create.lua
+	wh_t1=$(date +%s.%N)
+	sleep 2
+	wh_pending=$(psql_u -At -c "SELECT count(*) FROM webhook_deliveries d JOIN webhook_subscriptions s
+		ON s.id = d.sub_id WHERE s.url = 'http://127.0.0.1:$WH_OK/hook' AND d.state = 'pending'")
+	$PY "$REPORT" webhooks "$RES" "$WH_LOG" "$wh_t0" "$wh_t1" "$wh_pending" \
+		"wrk create c=$WHC (as above) without subscriptions, then with two subscriptions (\"*\", \"case.*\") to a receiver that hangs 30 s and one (\"case.*\") to a healthy one (tests/bench/wh_receivers.py); healthy latency = arrival − the event's at, for events of the second run" ||
+		problem "the webhook figures could not be computed"
+	log "webhooks: $(tail -1 "$RES" | cut -c1-200)"
+	kill "$wh_pid" 2>/dev/null; wait "$wh_pid" 2>/dev/null || true
+	stop_arbiter
+fi
+
 # ---------------------------------------------------------------- shaped
 # The production-shaped data set (issue 21), once, in its own database of
 # the same cluster: its load time and shape, then every request
