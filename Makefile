@@ -180,7 +180,7 @@ api-test: build db
 	  $(PY) -m pytest -q -p no:cacheprovider tests/api
 
 # The kill -9 webhook test at the issue's size: 10 000 deliveries pending
-# (make test runs it with 2 000; about 2 minutes on a loaded 2-core machine).
+# (make test runs it with 2 000; about 70 s on this loaded 2-core machine).
 webhook-kill-test: build db
 	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  ARBITER_TEST_WEBHOOK_KILL_DELIVERIES=$${ARBITER_TEST_WEBHOOK_KILL_DELIVERIES:-10000} \

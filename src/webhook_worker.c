@@ -173,6 +173,7 @@ struct wh_worker {
 	pthread_t thread;
 	atomic_bool stop;
 	bool warned;
+	unsigned prepared;           /* bits of HOT_* prepared on conn */
 	int64_t last_claim_ms, last_gauge_ms, last_full_sweep_ms;
 	bool claim_now;
 };
@@ -196,6 +197,7 @@ static bool conn_ok(wh_worker *w)
 		const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
 		const char *vals[] = { w->conninfo, "3", "arbiter-webhooks", NULL };
 		w->conn = PQconnectdbParams(keys, vals, 1);
+		w->prepared = 0;
 	}
 	if (PQstatus(w->conn) == CONNECTION_OK) {
 		w->warned = false;
@@ -218,6 +220,44 @@ static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
 	if (!conn_ok(w))
 		return NULL;
 	r = PQexecParams(w->conn, sql, n, NULL, vals, NULL, NULL, 0);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+		w->warned = false;
+		return r;
+	}
+	if (!w->warned)
+		log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
+		       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
+	w->warned = true;
+	PQclear(r);
+	return NULL;
+}
+
+/* The statements run once or twice per attempt: prepared once per
+ * connection, so that the worker does not plan them again each time (the
+ * planning of claim_sql took longer than its execution). */
+enum { HOT_CLAIM, HOT_RESULT, HOT_SKIP };
+
+static PGresult *run_hot(wh_worker *w, int hot, const char *what, const char *sql, int n,
+			 const char *const *vals)
+{
+	PGresult *r;
+
+	if (!conn_ok(w))
+		return NULL;
+	if (!(w->prepared & (1u << hot))) {
+		r = PQprepare(w->conn, what, sql, n, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			if (!w->warned)
+				log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
+				       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
+			w->warned = true;
+			PQclear(r);
+			return NULL;
+		}
+		PQclear(r);
+		w->prepared |= 1u << hot;
+	}
+	r = PQexecPrepared(w->conn, what, n, vals, NULL, NULL, 0);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
 		w->warned = false;
 		return r;
@@ -459,7 +499,7 @@ static void record(wh_worker *w, xfer *x, CURLcode rc)
 		const char *vals[9] = { sid, state, delay_s, status ? st_s : NULL, err[0] ? err : NULL,
 					ms_s, oc == WH_ACK ? "t" : "f", oc == WH_GONE ? "t" : "f",
 					disable_s };
-		r = run(w, "webhook_result", result_sql, 9, vals);
+		r = run_hot(w, HOT_RESULT, "webhook_result", result_sql, 9, vals);
 	}
 	if (r && PQgetvalue(r, 0, 1)[0] == 't') {
 		inc(oc == WH_GONE ? &M.disabled_gone : &M.disabled_failing, 1);
@@ -547,7 +587,7 @@ static bool start_one(wh_worker *w, PGresult *r, int i)
 		char sid[24];
 		const char *vals[2] = { sid, "skipped" };
 		snprintf(sid, sizeof(sid), "%" PRId64, x->id);
-		PQclear(run(w, "webhook_skip", skip_sql, 2, vals));
+		PQclear(run_hot(w, HOT_SKIP, "webhook_skip", skip_sql, 2, vals));
 		xfer_free(x);
 		w->claim_now = true;
 		return true;
@@ -668,7 +708,7 @@ static void claim(wh_worker *w)
 	busy_subs(w, busy, sizeof(busy));
 	{
 		const char *vals[3] = { lim, busy, lease };
-		r = run(w, "webhook_claim", claim_sql, 3, vals);
+		r = run_hot(w, HOT_CLAIM, "webhook_claim", claim_sql, 3, vals);
 	}
 	w->last_claim_ms = mono_ms();
 	w->claim_now = false;
