@@ -37,6 +37,11 @@ import helpers as h
 pytest_plugins = ["ci_strict"]   # CI=true: a skip fails
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "own_servers: starts servers of its own without make_server (left out under valgrind)")
+
+
 def pytest_collection_modifyitems(config, items):
     # The contract's self-test records a violation on purpose: it runs only
     # in the pytest of its own that test_a_violation_fails_the_session
@@ -45,12 +50,14 @@ def pytest_collection_modifyitems(config, items):
         return
     keep = [i for i in items if not i.name.startswith("test_contract_selftest_")]
     # Under valgrind (make valgrind-test) the tests that start servers of
-    # their own (make_server: kills, restarts, replicas, outages) are
+    # their own (make_server or own_servers: kills, restarts, replicas,
+    # outages) are
     # deselected: they spend two thirds of the suite's time starting and
     # stopping processes, every memcheck start costs seconds, and asan-test
     # runs them all. ARBITER_VALGRIND_ALL=1 keeps them.
     if h.VALGRIND and os.environ.get("ARBITER_VALGRIND_ALL") != "1":
-        keep = [i for i in keep if "make_server" not in i.fixturenames]
+        keep = [i for i in keep if "make_server" not in i.fixturenames
+                and not i.get_closest_marker("own_servers")]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in keep])
         items[:] = keep

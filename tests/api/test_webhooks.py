@@ -449,6 +449,7 @@ KILL_SUBS = 4          # subscriptions of the shop: each event is one delivery t
 KILL_PER_CASE = 5      # events per case: the opening and four notes
 
 
+@pytest.mark.own_servers
 def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
         arbiter_bin, make_db, log_dir):
     """KILL_DELIVERIES deliveries pending (cases of five events, four
@@ -631,6 +632,7 @@ def test_redirect_not_followed_and_retry_after_honoured(wserver, wdb):
             rx.close()
 
 
+@pytest.mark.own_servers
 def test_a_subscription_failing_everything_is_disabled_and_resumes(arbiter_bin, make_db, log_dir):
     """Every attempt failing for ARBITER_WEBHOOK_DISABLE_AFTER (5 days; 2 s
     here) disables the subscription, with an event and a metric;
