@@ -112,6 +112,7 @@ void ar_err_init(ar_err *e)
 	 * showed as a tenth of a create's instructions. */
 	e->status = 0;
 	e->type[0] = e->title[0] = e->detail[0] = '\0';
+	e->msg.key[0] = '\0';
 	e->n_fields = 0;
 }
 
@@ -148,6 +149,7 @@ void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
 		return;
 	f = &e->fields[e->n_fields++];
 	snprintf(f->pointer, sizeof(f->pointer), "%s", pointer);
+	f->msg.key[0] = '\0';
 	va_start(ap, fmt);
 	vsnprintf(f->message, sizeof(f->message), fmt, ap);
 	va_end(ap);
