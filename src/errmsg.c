@@ -76,20 +76,26 @@ void ar_err_setk(ar_err *e, int status, const char *type, const char *key, ...)
 	va_end(ap);
 }
 
-void ar_err_fieldk(ar_err *e, const char *pointer, const char *key, ...)
+void ar_err_vfieldk(ar_err *e, const char *pointer, const char *key, va_list ap)
 {
 	ar_field_error *f;
-	va_list ap;
 
 	ar_err_setk(e, 422, "validation", "detail.fields_invalid", NULL);
 	if (e->n_fields >= AR_ERR_MAX_FIELDS)
 		return;
 	f = &e->fields[e->n_fields++];
 	snprintf(f->pointer, sizeof(f->pointer), "%s", pointer);
-	va_start(ap, key);
 	msg_fill(&f->msg, key, ap);
-	va_end(ap);
 	english(&f->msg, f->message, sizeof(f->message));
+}
+
+void ar_err_fieldk(ar_err *e, const char *pointer, const char *key, ...)
+{
+	va_list ap;
+
+	va_start(ap, key);
+	ar_err_vfieldk(e, pointer, key, ap);
+	va_end(ap);
 }
 
 void ar_err_field_copy(ar_err *e, const char *prefix, const ar_field_error *f)

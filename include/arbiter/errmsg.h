@@ -28,6 +28,7 @@ void ar_err_vsetk(ar_err *e, int status, const char *type, const char *key, va_l
  * no error was set yet. */
 void ar_err_fieldk(ar_err *e, const char *pointer, const char *key, ...)
 	__attribute__((sentinel));
+void ar_err_vfieldk(ar_err *e, const char *pointer, const char *key, va_list ap);
 /* Copies field error f to e under pointer prefix+f->pointer, key and
  * arguments included. */
 void ar_err_field_copy(ar_err *e, const char *prefix, const ar_field_error *f);
