@@ -34,19 +34,28 @@ bool ar_msg_render(const ar_msg *m, ar_lang l, char *out, size_t len)
 {
 	const i18n_cat *c = msgs_catalogue();
 	i18n_arg args[AR_MSG_MAX_ARGS];
+	char tmp[AR_ERR_TEXT * 2];
 
-	if (!c || !m->key[0])
+	if (!c || !m->key[0] || len == 0)
 		return false;
 	for (size_t i = 0; i < m->n_args; i++)
 		args[i] = (i18n_arg){ m->name[i], m->values + m->at[i] };
-	return i18n_format(c, l, m->key, args, m->n_args, out, len);
+	/* i18n_format writes as it goes; a refusal must leave out as it was */
+	if (!i18n_format(c, l, m->key, args, m->n_args, tmp, sizeof(tmp)) || strlen(tmp) >= len)
+		return false;
+	memcpy(out, tmp, strlen(tmp) + 1);
+	return true;
 }
 
 /* The English text for logs; a key without one shows as itself, which the
  * catalogue test (tests/api/test_i18n_sources.py) keeps from shipping. */
 static void english(const ar_msg *m, char *out, size_t len)
 {
-	if (!ar_msg_render(m, AR_LANG_EN, out, len))
+	char tmp[AR_ERR_TEXT * 2];
+
+	if (ar_msg_render(m, AR_LANG_EN, tmp, sizeof(tmp)))
+		snprintf(out, len, "%s", tmp); /* cut to fit, as the printf path did */
+	else
 		snprintf(out, len, "%s", m->key);
 }
 
