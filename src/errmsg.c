@@ -118,6 +118,19 @@ void ar_err_field_copy(ar_err *e, const char *prefix, const ar_field_error *f)
 	snprintf(d->pointer, sizeof(d->pointer), "%.60s%.190s", prefix, f->pointer);
 }
 
+void ar_err_nest(ar_err *e, const char *prefix, const ar_err *inner)
+{
+	if (e->status == 0) {
+		e->status = inner->status;
+		memcpy(e->type, inner->type, sizeof(e->type));
+		memcpy(e->title, inner->title, sizeof(e->title));
+		memcpy(e->detail, inner->detail, sizeof(e->detail));
+		e->msg = inner->msg;
+	}
+	for (size_t i = 0; i < inner->n_fields; i++)
+		ar_err_field_copy(e, prefix, &inner->fields[i]);
+}
+
 const char *ar_msg_int(char *buf, long long v)
 {
 	snprintf(buf, 24, "%lld", v);

@@ -33,6 +33,10 @@ void ar_err_vfieldk(ar_err *e, const char *pointer, const char *key, va_list ap)
  * arguments included. */
 void ar_err_field_copy(ar_err *e, const char *prefix, const ar_field_error *f);
 
+/* inner's problem as e's (unless e has one already), and inner's field
+ * errors under prefix: a document checked inside a request body. */
+void ar_err_nest(ar_err *e, const char *prefix, const ar_err *inner);
+
 /* v in decimal into buf (>= 24 bytes); returns buf. */
 const char *ar_msg_int(char *buf, long long v);
 #define AR_INT(n) ar_msg_int((char[24]){ 0 }, (long long)(n))
