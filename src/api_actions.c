@@ -8,6 +8,7 @@
 #include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/sla.h"
@@ -81,7 +82,7 @@ static void enum_field(json_t *body, const char *key, bool required, const char 
 	if (!codec_get_string(body, key, "", required, 64, out, err))
 		return;
 	if (*out && !one_of(*out, set))
-		ar_err_field(err, ptr, "must be one of %s", help);
+		ar_err_fieldk(err, ptr, "field.one_of", "list", help, NULL);
 }
 
 /* Field readers for action bodies: a bad field is recorded in err (all of
@@ -109,7 +110,7 @@ static json_t *merged_evidence(json_t *existing, json_t *items, ar_err *err)
 	json_t *add, *all;
 
 	if (room == 0) {
-		ar_err_field(err, "/evidence", "a case holds at most %d evidence items", AR_MAX_EVIDENCE);
+		ar_err_fieldk(err, "/evidence", "field.case_evidence_max", "max", AR_INT(AR_MAX_EVIDENCE), NULL);
 		return NULL;
 	}
 	add = codec_evidence_items(items, room, err);
@@ -119,7 +120,7 @@ static json_t *merged_evidence(json_t *existing, json_t *items, ar_err *err)
 	if (!all || json_array_extend(all, add)) {
 		json_decref(all);
 		all = NULL;
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 	}
 	json_decref(add);
 	return all;
@@ -172,9 +173,8 @@ static void reply_not_allowed(ar_req *r, const fsm_case *fc, fsm_role role, ar_e
 		/* the clock refused it, not the caller's reading of the state:
 		 * say so instead of the machine's refusal */
 		ar_err_init(err);
-		ar_err_set(err, 409, "deadline-passed", "Deadline passed",
-			   "the %s deadline passed at %s, before this request; the case is now %s",
-			   dl, due, fsm_state_name(fc->state));
+		ar_err_setk(err, 409, "deadline-passed", "detail.deadline_passed", "deadline", dl,
+			    "due", due, "state", fsm_state_name(fc->state), NULL);
 	}
 	p = http_problem_json(err, NULL, req_lang(r));
 	for (unsigned i = 0; arr && i < n && i < FSM_ACTION__COUNT; i++)
@@ -206,7 +206,7 @@ static bool case_of(json_t *cur, fsm_case *fc, ar_err *err)
 	memset(fc, 0, sizeof(*fc));
 	if (!ar_kind_parse(json_string_value(json_object_get(cur, "kind")), &fc->kind) ||
 	    !fsm_state_parse(json_string_value(json_object_get(cur, "state")), &fc->state)) {
-		ar_err_set(err, 500, "internal", "Internal error", "the stored case is unreadable");
+		ar_err_setk(err, 500, "internal", "detail.case_unreadable", NULL);
 		return false;
 	}
 	fc->manual_review = json_is_true(json_object_get(cur, "manual_review"));
@@ -257,7 +257,7 @@ static bool expire_due(ar_app *app, const char *id, json_t *cur, json_t *due, ar
 	c.counter_cents = json_int(cur, "counter_cents", -1);
 	c.decision = json_object_get(cur, "decision");   /* borrowed */
 	if (!fsm_deadline_parse(json_string_value(json_object_get(due, "name")), &dl)) {
-		ar_err_set(err, 500, "internal", "Internal error", "a stored deadline is unreadable");
+		ar_err_setk(err, 500, "internal", "detail.deadline_unreadable", NULL);
 		return false;
 	}
 	if (!caseplan_expiry(app, &c, dl, (int)json_int(due, "armed_version", 0), due_ms,
@@ -265,9 +265,8 @@ static bool expire_due(ar_app *app, const char *id, json_t *cur, json_t *due, ar
 		/* deadlines are armed only in states they expire from: one
 		 * that cannot expire would hold the case forever */
 		if (!ar_err_is_set(err))
-			ar_err_set(err, 500, "internal", "Internal error",
-				   "the %s deadline cannot expire in state %s",
-				   fsm_deadline_name(dl), fsm_state_name(fc.state));
+			ar_err_setk(err, 500, "internal", "detail.deadline_cannot_expire", "deadline",
+				    fsm_deadline_name(dl), "state", fsm_state_name(fc.state), NULL);
 		goto done;
 	}
 	if (!store_case_apply(app->db, &ch, &row, err)) {
@@ -316,9 +315,8 @@ static void check_compensation(json_t *cur, const action_args *a, ar_err *err)
 	if (a->max_cents > cap)
 		cap = a->max_cents;
 	if (a->amount > cap)
-		ar_err_field(err, "/compensation_cents",
-			     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-			     a->amount, cap);
+		ar_err_fieldk(err, "/compensation_cents", "field.amount_over_cap",
+			      "amount", AR_MONEY(a->amount), "cap", AR_MONEY(cap), NULL);
 }
 
 static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
@@ -363,19 +361,19 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 			int64_t offer = json_int(cur, "offer_cents", -1);
 			int64_t counter = json_int(cur, "counter_cents", -1);
 			if (a->amount <= 0)
-				ar_err_field(err, "/refund_cents", "must be greater than 0");
+				ar_err_fieldk(err, "/refund_cents", "field.positive", NULL);
 			else if (a->amount > a->max_cents)
-				ar_err_field(err, "/refund_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     a->amount, a->max_cents);
+				ar_err_fieldk(err, "/refund_cents", "field.amount_over_cap",
+					      "amount", AR_MONEY(a->amount), "cap",
+					      AR_MONEY(a->max_cents), NULL);
 			else if (offer >= 0 && a->amount <= offer)
-				ar_err_field(err, "/refund_cents",
-					     "%" PRId64 " is not above the open offer of %" PRId64,
-					     a->amount, offer);
+				ar_err_fieldk(err, "/refund_cents", "field.not_above_offer",
+					      "amount", AR_MONEY(a->amount), "offer", AR_MONEY(offer),
+					      NULL);
 			else if (a->act == FSM_ACTION_OFFER && counter >= 0 && a->amount >= counter)
-				ar_err_field(err, "/refund_cents",
-					     "%" PRId64 " is not below the buyer's counter-offer of %"
-					     PRId64 "; accept it instead", a->amount, counter);
+				ar_err_fieldk(err, "/refund_cents", "field.not_below_counter",
+					      "amount", AR_MONEY(a->amount), "counter",
+					      AR_MONEY(counter), NULL);
 		}
 		break;
 	case FSM_ACTION_RESEND:
@@ -443,13 +441,13 @@ static void decode_args(json_t *root, json_t *cur, action_args *a, ar_err *err)
 		if (codec_get_cents(root, "refund_cents", "", false, &a->amount, err) && a->s1 &&
 		    fsm_favour_parse(a->s1, &a->favour)) {
 			if (a->favour == FSM_FAVOUR_SELLER && a->amount > 0)
-				ar_err_field(err, "/refund_cents", "a ruling for the seller refunds nothing");
+				ar_err_fieldk(err, "/refund_cents", "field.seller_ruling_no_refund", NULL);
 			else if (a->favour == FSM_FAVOUR_SPLIT && a->amount <= 0)
-				ar_err_field(err, "/refund_cents", "a split ruling needs the amount refunded");
+				ar_err_fieldk(err, "/refund_cents", "field.split_needs_amount", NULL);
 			else if (a->amount > a->max_cents)
-				ar_err_field(err, "/refund_cents",
-					     "%" PRId64 " exceeds the most this order allows (%" PRId64 ")",
-					     a->amount, a->max_cents);
+				ar_err_fieldk(err, "/refund_cents", "field.amount_over_cap",
+					      "amount", AR_MONEY(a->amount), "cap",
+					      AR_MONEY(a->max_cents), NULL);
 			if (a->favour == FSM_FAVOUR_BUYER && a->amount < 0)
 				a->amount = a->decided_cents;
 		}
@@ -504,13 +502,11 @@ void api_case_action(ar_req *r)
 	memset(&a, 0, sizeof(a));
 	req_set_case(r, id);
 	if (!ifm) {
-		ar_err_set(&err, 428, "precondition-required", "Precondition required",
-			   "actions need If-Match with the case's ETag (its version)");
+		ar_err_setk(&err, 428, "precondition-required", "detail.if_match_required", NULL);
 		goto fail;
 	}
 	if (!parse_if_match(ifm, &version)) {
-		ar_err_set(&err, 412, "stale", "Precondition failed",
-			   "If-Match must carry a case version such as \"3\"");
+		ar_err_setk(&err, 412, "stale", "detail.if_match_syntax", NULL);
 		goto fail;
 	}
 	root = codec_parse_body(body, len, &err);
@@ -519,7 +515,7 @@ void api_case_action(ar_req *r)
 	if (!codec_get_string(root, "action", "", true, 64, &action_s, &err))
 		goto fail;
 	if (!fsm_action_parse(action_s, &requested) || fsm_action_is_system(requested)) {
-		ar_err_field(&err, "/action", "unknown action '%.64s'", action_s);
+		ar_err_fieldk(&err, "/action", "field.unknown_action", "action", action_s, NULL);
 		goto fail;
 	}
 	if (!codec_check_fields(root, action_fields(requested), "", &err))
@@ -537,15 +533,14 @@ void api_case_action(ar_req *r)
 		cv = (int)json_int(cur, "version", 0);
 		acted = json_int(cur, "acted_version", cv);
 		if (version > cv || version < acted) {
-			ar_err_set(&err, 412, "stale", "Precondition failed",
-				   "the case is at version %d, not %d; read it again", cv, version);
+			ar_err_setk(&err, 412, "stale", "detail.version_differs", "current", AR_INT(cv),
+				    "sent", AR_INT(version), NULL);
 			goto fail;
 		}
 		due = json_object_get(cur, "due");
 		if (json_is_object(due)) {
 			if (round == ACTION_ROUNDS) {
-				ar_err_set(&err, 503, "overloaded", "Service busy",
-					   "the case's due deadline could not be applied; try again");
+				ar_err_setk(&err, 503, "overloaded", "detail.due_deadline_busy", NULL);
 				goto fail;
 			}
 			if (!expire_due(app, id, cur, due, &err))
@@ -565,8 +560,7 @@ void api_case_action(ar_req *r)
 		     a.act == FSM_ACTION_ESCALATE) &&
 		    json_string_value(json_object_get(decision, "severity")) &&
 		    strcmp(json_string_value(json_object_get(decision, "severity")), "major") == 0) {
-			ar_err_set(&err, 403, "senior-agent-required", "Forbidden",
-				   "major complaints are handled by senior agents only");
+			ar_err_setk(&err, 403, "senior-agent-required", "detail.senior_only", NULL);
 			goto fail;
 		}
 		if (a.act == FSM_ACTION_RULE ? !fsm_apply_rule(&fc, who->role, a.favour, &res, &err)
@@ -690,7 +684,7 @@ void api_case_action(ar_req *r)
 	api_reply_case_row(r, 200, out);
 	goto done;
 oom:
-	ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 fail:
 	req_reply_problem(r, &err);
 done:
@@ -721,7 +715,7 @@ void api_events_feed(ar_req *r)
 		char *end;
 		long n = strtol(v, &end, 10);
 		if (!*v || *end || n < 1 || n > 1000) {
-			ar_err_field(&err, "/query/limit", "must be an integer from 1 to 1000");
+			ar_err_fieldk(&err, "/query/limit", "field.int_range", "min", AR_INT(1), "max", AR_INT(1000), NULL);
 			req_reply_problem(r, &err);
 			return;
 		}
@@ -775,14 +769,14 @@ void api_keys_create(ar_req *r)
 	shops = json_object_get(root, "shops");
 	if (shops && !json_is_null(shops)) {
 		if (json_is_array(shops) && json_array_size(shops) == 0) {
-			ar_err_field(&err, "/shops", "must name at least one shop; omit it for every shop");
+			ar_err_fieldk(&err, "/shops", "field.shops_empty", NULL);
 		} else if (!json_is_array(shops)) {
-			ar_err_field(&err, "/shops", "must be an array of shop ids");
+			ar_err_fieldk(&err, "/shops", "field.shop_ids", NULL);
 		} else {
 			json_array_foreach(shops, i, it) {
 				const char *sv = json_string_value(it);
 				if (!sv || strchr(sv, ',') || pos + strlen(sv) + 2 >= sizeof(list)) {
-					ar_err_field(&err, "/shops", "must be an array of shop ids");
+					ar_err_fieldk(&err, "/shops", "field.shop_ids", NULL);
 					break;
 				}
 				pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s",
@@ -791,7 +785,7 @@ void api_keys_create(ar_req *r)
 		}
 	}
 	if (json_object_get(root, "senior") && !json_is_boolean(json_object_get(root, "senior")))
-		ar_err_field(&err, "/senior", "must be a boolean");
+		ar_err_fieldk(&err, "/senior", "field.bool", NULL);
 	if (ar_err_is_set(&err))
 		goto fail;
 	if (!auth_key_create(req_app(r)->db, role, list, name,

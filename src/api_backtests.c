@@ -7,6 +7,7 @@
 #include "arbiter/auth.h"
 #include "arbiter/backtest_job.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/store_backtests.h"
 
@@ -21,27 +22,19 @@ static policy *load_draft(json_t *doc, ar_err *err)
 	ar_err perr;
 
 	if (!json_is_object(doc)) {
-		ar_err_field(err, "/policy", "must be a policy document (an object)");
+		ar_err_fieldk(err, "/policy", "field.policy_document", NULL);
 		return NULL;
 	}
 	text = codec_dumps(doc);
 	if (!text) {
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		return NULL;
 	}
 	ar_err_init(&perr);
 	p = policy_load(text, strlen(text), &perr);
 	free(text);
 	if (!p) {
-		ar_err_set(err, 422, perr.type[0] ? perr.type : "invalid-policy", perr.title,
-			   "%s", perr.detail);
-		for (size_t i = 0; i < perr.n_fields && i < AR_ERR_MAX_FIELDS; i++) {
-			snprintf(err->fields[i].pointer, sizeof(err->fields[i].pointer), "/policy%.240s",
-				 perr.fields[i].pointer);
-			snprintf(err->fields[i].message, sizeof(err->fields[i].message), "%s",
-				 perr.fields[i].message);
-			err->n_fields++;
-		}
+		ar_err_nest(err, "/policy", &perr);
 	}
 	return p;
 }
@@ -61,7 +54,7 @@ void api_backtest_create(ar_req *r)
 
 	ar_err_init(&err);
 	if (!sel) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	root = codec_parse_body(body, len, &err);
@@ -69,7 +62,7 @@ void api_backtest_create(ar_req *r)
 		goto fail;
 	fields_ok = codec_check_fields(root, keys, "", &err);
 	if (!json_object_get(root, "policy"))
-		ar_err_field(&err, "/policy", "is required");
+		ar_err_fieldk(&err, "/policy", "field.required", NULL);
 	if (!backtest_selection_parse(json_object_get(root, "selection"), sel, &err) || !fields_ok ||
 	    ar_err_is_set(&err))
 		goto fail;
@@ -79,11 +72,11 @@ void api_backtest_create(ar_req *r)
 	sel_json = backtest_selection_json(sel);
 	sel_text = sel_json ? codec_dumps(sel_json) : NULL;
 	if (!sel_text) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	if (!auth_random_hex(rnd, BACKTEST_ID_RANDOM)) {
-		ar_err_set(&err, 503, "overloaded", "No randomness", "the system has no entropy");
+		ar_err_setk(&err, 503, "overloaded", "detail.no_entropy", NULL);
 		goto fail;
 	}
 	snprintf(id, sizeof(id), "bt_%s", rnd);
@@ -147,19 +140,19 @@ bool api_policy_backtest_arg(ar_req *r, const char **backtest_id, ar_err *err)
 	if (!id)
 		return true;
 	if (!codec_ident_ok(id)) {
-		ar_err_field(err, "/query/backtest_id", "must be a backtest id");
+		ar_err_fieldk(err, "/query/backtest_id", "field.backtest_id", NULL);
 		return false;
 	}
 	if (!store_backtest_get(req_app(r)->db, id, &job, err)) {
 		if (err->status != 404)
 			return false;
 		ar_err_init(err);
-		ar_err_field(err, "/query/backtest_id", "no backtest '%.64s'", id);
+		ar_err_fieldk(err, "/query/backtest_id", "field.no_backtest", "id", id, NULL);
 		return false;
 	}
 	if (strcmp(json_string_value(json_object_get(job, "state")) ?
 		   json_string_value(json_object_get(job, "state")) : "", "done") != 0)
-		ar_err_field(err, "/query/backtest_id", "backtest '%.64s' has not finished", id);
+		ar_err_fieldk(err, "/query/backtest_id", "field.backtest_unfinished", "id", id, NULL);
 	else
 		ok = true;
 	json_decref(job);

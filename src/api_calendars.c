@@ -8,6 +8,7 @@
 #include "arbiter/appcal.h"
 #include "arbiter/auth.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/store_calendars.h"
 #include "arbiter/workcal.h"
@@ -23,7 +24,7 @@ static bool parse_version(const char *s, int *out, ar_err *err)
 		return true;
 	v = strtol(s, &end, 10);
 	if (*s < '0' || *s > '9' || *end != '\0' || v < 1 || v > 2147483647L) {
-		ar_err_field(err, "/version", "must be a positive integer");
+		ar_err_fieldk(err, "/version", "field.positive_int", NULL);
 		return false;
 	}
 	*out = (int)v;
@@ -69,9 +70,8 @@ void api_calendar_put(ar_req *r)
 		json_object_set_new(doc, "id", json_string(id));
 	if (!json_is_string(json_object_get(doc, "id")) ||
 	    strcmp(json_string_value(json_object_get(doc, "id")), id) != 0) {
-		ar_err_set(&err, 422, "invalid-calendar", "Invalid calendar",
-			   "the calendar document is not valid");
-		ar_err_field(&err, "/id", "must be the calendar id of the path (%.64s)", id);
+		ar_err_setk(&err, 422, "invalid-calendar", "detail.calendar_invalid", NULL);
+		ar_err_fieldk(&err, "/id", "field.calendar_id_path", "id", id, NULL);
 		goto done;
 	}
 	cal = workcal_load(doc, &err);
@@ -79,7 +79,7 @@ void api_calendar_put(ar_req *r)
 		goto done;
 	text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text) {
-		ar_err_set(&err, 500, "internal", "Out of memory", "encoding the calendar");
+		ar_err_setk(&err, 500, "internal", "detail.oom_calendar", NULL);
 		goto done;
 	}
 	if (!store_calendar_put(req_app(r)->db, id, text, req_identity(r)->key_id, &row,

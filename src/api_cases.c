@@ -9,6 +9,7 @@
 #include "arbiter/caseplan.h"
 #include "arbiter/casefsm.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/textbuf.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -257,7 +258,7 @@ void api_reply_case_row(ar_req *r, int status, store_case_row *row)
 	}
 	tb_case(&b, row);
 	if (b.oom) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		req_reply_problem(r, &err);
 	} else {
 		snprintf(etag, sizeof(etag), "\"%d\"", row->version);
@@ -308,8 +309,7 @@ static void reply_idem_create(ar_req *r, const char *key, const char *fp)
 		goto fail;
 	if (!row) {
 		/* the request that held it rolled back just now */
-		ar_err_set(&err, 409, "idempotency-in-flight", "Conflict",
-			   "a request with this Idempotency-Key was being processed; retry");
+		ar_err_setk(&err, 409, "idempotency-in-flight", "detail.idempotency_retry", NULL);
 		goto fail;
 	}
 	snprintf(loc, sizeof(loc), "/v1/cases/%s", id);
@@ -341,7 +341,7 @@ void api_cases_create(ar_req *r)
 
 	ar_err_init(&err);
 	if (!pl) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	if (!req_idem_key(r, &key, fp))
@@ -350,8 +350,8 @@ void api_cases_create(ar_req *r)
 	if (!root || !codec_decode_case(root, &in, &err))
 		goto fail;
 	if (!auth_sees_shop(who, in.order.shop_id)) {
-		ar_err_set(&err, 403, "forbidden", "Forbidden",
-			   "this key may not open cases for shop '%.64s'", in.order.shop_id);
+		ar_err_setk(&err, 403, "forbidden", "detail.shop_not_allowed", "shop", in.order.shop_id,
+			    NULL);
 		goto fail;
 	}
 	if (!plan_open(app, &in, pl, &err))
@@ -369,7 +369,7 @@ void api_cases_create(ar_req *r)
 	if (!order || !evidence || !decision || !open_data)
 		goto oom;
 	if (!new_case_id(id)) {
-		ar_err_set(&err, 503, "overloaded", "No randomness", "the system has no entropy");
+		ar_err_setk(&err, 503, "overloaded", "detail.no_entropy", NULL);
 		goto fail;
 	}
 
@@ -447,7 +447,7 @@ void api_cases_create(ar_req *r)
 	req_reply_text(r, 201, "application/json", made.body, made.len);
 	goto done;
 oom:
-	ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 fail:
 	req_reply_problem(r, &err);
 done:
@@ -474,7 +474,7 @@ void api_adjudicate(ar_req *r)
 
 	ar_err_init(&err);
 	if (!pl) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	root = codec_parse_body(body, len, &err);
@@ -483,8 +483,8 @@ void api_adjudicate(ar_req *r)
 	/* a shop's key asks only about its own shops, and is never told what
 	 * other shops' cases say (issue 18): the signals still decide */
 	if (!auth_sees_shop(req_identity(r), in.order.shop_id)) {
-		ar_err_field(&err, "/order/shop_id", "this key does not act for shop '%.64s'",
-			     in.order.shop_id);
+		ar_err_fieldk(&err, "/order/shop_id", "field.shop_not_allowed", "shop",
+			      in.order.shop_id, NULL);
 		goto fail;
 	}
 	if (!plan_open(app, &in, pl, &err))
@@ -503,7 +503,7 @@ void api_adjudicate(ar_req *r)
 			"stored", 0);
 	decision = NULL;   /* json_pack's "o" took it, even when it failed */
 	if (!out) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	req_reply_json(r, 200, out);
@@ -561,7 +561,7 @@ static void query_time(ar_req *r, const char *name, ar_time *out, ar_err *err)
 		return;
 	if (!ar_time_parse(v, out)) {
 		snprintf(ptr, sizeof(ptr), "/query/%s", name);
-		ar_err_field(err, ptr, "must be an RFC 3339 timestamp");
+		ar_err_fieldk(err, ptr, "field.rfc3339", NULL);
 	}
 }
 
@@ -573,7 +573,7 @@ static void query_id(ar_req *r, const char *name, const char **out, ar_err *err)
 	*out = v;
 	if (v && (!*v || !codec_utf8_len_ok(v, AR_MAX_ID_LEN))) {
 		snprintf(ptr, sizeof(ptr), "/query/%s", name);
-		ar_err_field(err, ptr, "must be 1 to %d characters", AR_MAX_ID_LEN);
+		ar_err_fieldk(err, ptr, "field.id_chars", "max", AR_INT(AR_MAX_ID_LEN), NULL);
 	}
 }
 
@@ -608,10 +608,11 @@ void api_cases_list(ar_req *r)
 	query_id(r, "sku", &q.sku, &err);
 	q.state = req_query(r, "state");
 	if (q.state && !fsm_state_parse(q.state, &st))
-		ar_err_field(&err, "/query/state", "unknown state '%.64s'", q.state);
+		ar_err_fieldk(&err, "/query/state", "field.unknown_state", "state", q.state, NULL);
 	q.kind = req_query(r, "kind");
 	if (q.kind && !ar_kind_parse(q.kind, &kind))
-		ar_err_field(&err, "/query/kind", "must be one of refund, return, exchange, repair, complaint");
+		ar_err_fieldk(&err, "/query/kind", "field.one_of", "list",
+			      "refund, return, exchange, repair, complaint", NULL);
 	query_time(r, "created_after", &q.created_after, &err);
 	query_time(r, "created_before", &q.created_before, &err);
 	v = req_query(r, "limit");
@@ -619,7 +620,8 @@ void api_cases_list(ar_req *r)
 		char *end;
 		long lim = strtol(v, &end, 10);
 		if (!*v || *end || lim < 1 || lim > LIST_MAX)
-			ar_err_field(&err, "/query/limit", "must be an integer from 1 to %d", LIST_MAX);
+			ar_err_fieldk(&err, "/query/limit", "field.int_range", "min", AR_INT(1),
+				      "max", AR_INT(LIST_MAX), NULL);
 		else
 			q.limit = (int)lim;
 	}
@@ -663,7 +665,7 @@ void api_cases_list(ar_req *r)
 		tb_str(&b, "null}");
 	}
 	if (b.oom) {
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		req_reply_problem(r, &err);
 	} else {
 		req_reply_text(r, 200, "application/json", b.p, b.len);
@@ -684,7 +686,7 @@ void api_readyz(ar_req *r)
 
 	ar_err_init(&err);
 	if (atomic_load(&app->draining)) {
-		ar_err_set(&err, 503, "draining", "Not ready", "the service is shutting down");
+		ar_err_setk(&err, 503, "draining", "detail.shutting_down", NULL);
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -693,7 +695,7 @@ void api_readyz(ar_req *r)
 		return;
 	}
 	if (!sla_running(app->sla)) {
-		ar_err_set(&err, 503, "scheduler-down", "Not ready", "the SLA scheduler is not running");
+		ar_err_setk(&err, 503, "scheduler-down", "detail.scheduler_down", NULL);
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -712,7 +714,7 @@ void api_policy_get(ar_req *r)
 	pthread_rwlock_unlock(&app->policy_lock);
 	ar_err_init(&err);
 	if (!doc)
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 	if (!doc || !api_view_policy(r, doc, &err)) {
 		json_decref(doc);
 		req_reply_problem(r, &err);

@@ -6,6 +6,7 @@
 #include "arbiter/app.h"
 #include "arbiter/auth.h"
 #include "arbiter/checkpoint_writer.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/store_stats.h"
 
 /* A checkpoint counts the chains every shop changed: platform keys only. */
@@ -16,8 +17,7 @@ static bool unscoped(ar_req *r)
 	if (!auth_scope(req_identity(r)))
 		return true;
 	ar_err_init(&err);
-	ar_err_set(&err, 403, "forbidden", "Forbidden",
-		   "a key scoped to shops may not read checkpoints");
+	ar_err_setk(&err, 403, "forbidden", "detail.checkpoints_shop_key", NULL);
 	req_reply_problem(r, &err);
 	return false;
 }
@@ -43,8 +43,7 @@ void api_checkpoint_latest(ar_req *r)
 	json_decref(row);
 	if (!json_is_object(c)) {
 		json_decref(c);
-		ar_err_set(&err, 404, "not-found", "Not found",
-			   "no checkpoint has been signed yet (one follows the first change)");
+		ar_err_setk(&err, 404, "not-found", "detail.no_checkpoint", NULL);
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -80,7 +79,7 @@ fail:
 	{
 		ar_err err;
 		ar_err_init(&err);
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		req_reply_problem(r, &err);
 	}
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "arbiter/api.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/store_policy.h"
 #include "arbiter/store_stats.h"
 #include "arbiter/codec.h"
@@ -123,13 +124,14 @@ void api_stats(ar_req *r)
 	}
 	from = to - STATS_DEFAULT_DAYS * AR_MS_PER_DAY;
 	if ((v = req_query(r, "from")) && !ar_time_parse(v, &from))
-		ar_err_field(&err, "/query/from", "must be an RFC 3339 timestamp");
+		ar_err_fieldk(&err, "/query/from", "field.rfc3339", NULL);
 	if ((v = req_query(r, "to")) && !ar_time_parse(v, &to))
-		ar_err_field(&err, "/query/to", "must be an RFC 3339 timestamp");
+		ar_err_fieldk(&err, "/query/to", "field.rfc3339", NULL);
 	if (shop && (!*shop || !codec_utf8_len_ok(shop, AR_MAX_ID_LEN)))
-		ar_err_field(&err, "/query/shop_id", "must be 1 to %d characters", AR_MAX_ID_LEN);
+		ar_err_fieldk(&err, "/query/shop_id", "field.id_chars", "max", AR_INT(AR_MAX_ID_LEN),
+			      NULL);
 	if (!ar_err_is_set(&err) && from >= to)
-		ar_err_field(&err, "/query/from", "must be before to");
+		ar_err_fieldk(&err, "/query/from", "field.before", "other", "to", NULL);
 	if (ar_err_is_set(&err)) {
 		req_reply_problem(r, &err);
 		return;
@@ -180,10 +182,9 @@ void api_queue(ar_req *r)
 
 	ar_err_init(&err);
 	if (!filter) {
-		ar_err_set(&err, 404, "not-found", "Not found",
-			   "no queue '%.64s' (near_deadline, overdue, breached, manual_review,"
-			   " major_complaints, in_arbitration)",
-			   name);
+		ar_err_setk(&err, 404, "not-found", "detail.no_queue", "queue", name, "list",
+			    "near_deadline, overdue, breached, manual_review, major_complaints,"
+			    " in_arbitration", NULL);
 		req_reply_problem(r, &err);
 		return;
 	}
@@ -198,7 +199,8 @@ void api_queue(ar_req *r)
 		char *end;
 		limit = strtol(v, &end, 10);
 		if (!*v || *end || limit < 1 || limit > QUEUE_MAX) {
-			ar_err_field(&err, "/query/limit", "must be an integer from 1 to %d", QUEUE_MAX);
+			ar_err_fieldk(&err, "/query/limit", "field.int_range", "min", AR_INT(1),
+				      "max", AR_INT(QUEUE_MAX), NULL);
 			req_reply_problem(r, &err);
 			return;
 		}
@@ -265,8 +267,8 @@ void api_sku_flag_clear(ar_req *r)
 
 	ar_err_init(&err);
 	if (!auth_sees_shop(who, shop)) {
-		ar_err_set(&err, 404, "not-found", "Not found",
-			   "SKU %.64s of shop %.64s carries no batch-defect flag", sku, shop);
+		ar_err_setk(&err, 404, "not-found", "detail.no_batch_flag", "sku", sku, "shop", shop,
+			    NULL);
 		req_reply_problem(r, &err);
 		return;
 	}

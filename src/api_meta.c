@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "arbiter/assets.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/metrics.h"
 #include "arbiter/textbuf.h"
 #include "arbiter/webhook_worker.h"
@@ -73,7 +74,7 @@ void api_metrics(ar_req *r)
 	}
 	if (!text) {
 		ar_err_init(&err);
-		ar_err_set(&err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		req_reply_problem(r, &err);
 		return;
 	}

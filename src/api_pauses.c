@@ -4,6 +4,7 @@
 
 #include "arbiter/api.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/sla.h"
 #include "arbiter/store_pauses.h"
 
@@ -31,14 +32,15 @@ static void pause_or_resume(ar_req *r, bool resume)
 	if (!root)
 		goto fail;
 	if (!json_is_object(root)) {
-		ar_err_field(&err, "", "must be an object");
+		ar_err_fieldk(&err, "", "field.object", NULL);
 		goto fail;
 	}
 	if (!codec_check_fields(root, fields, "", &err) ||
 	    !codec_get_string(root, "reason", "", !resume, PAUSE_REASON_MAX, &p.reason, &err))
 		goto fail;
 	if (!fsm_deadline_parse(p.deadline, &dl)) {
-		ar_err_set(&err, 404, "not-found", "Not found", "no deadline named '%.64s'", p.deadline);
+		ar_err_setk(&err, 404, "not-found", "detail.no_deadline_named", "deadline", p.deadline,
+			    NULL);
 		goto fail;
 	}
 	if (!store_deadline_pause(app->db, &p, &res, &err))
@@ -47,23 +49,23 @@ static void pause_or_resume(ar_req *r, bool resume)
 	case STORE_PAUSE_OK:
 		break;
 	case STORE_PAUSE_NO_CASE:
-		ar_err_set(&err, 404, "not-found", "Not found", "no such case");
+		ar_err_setk(&err, 404, "not-found", "detail.no_such_case", NULL);
 		goto fail;
 	case STORE_PAUSE_NO_DEADLINE:
-		ar_err_set(&err, 404, "not-found", "Not found",
-			   "the case has no %s deadline armed", p.deadline);
+		ar_err_setk(&err, 404, "not-found", "detail.deadline_not_armed", "deadline", p.deadline,
+			    NULL);
 		goto fail;
 	case STORE_PAUSE_PAUSED:
-		ar_err_set(&err, 409, "deadline-paused", "Deadline paused",
-			   "the %s deadline is paused already", p.deadline);
+		ar_err_setk(&err, 409, "deadline-paused", "detail.deadline_paused", "deadline",
+			    p.deadline, NULL);
 		goto fail;
 	case STORE_PAUSE_RUNNING:
-		ar_err_set(&err, 409, "deadline-running", "Deadline not paused",
-			   "the %s deadline is not paused", p.deadline);
+		ar_err_setk(&err, 409, "deadline-running", "detail.deadline_running", "deadline",
+			    p.deadline, NULL);
 		goto fail;
 	case STORE_PAUSE_DUE:
-		ar_err_set(&err, 409, "deadline-passed", "Deadline passed",
-			   "the %s deadline is due: its expiry comes first", p.deadline);
+		ar_err_setk(&err, 409, "deadline-passed", "detail.deadline_due_first", "deadline",
+			    p.deadline, NULL);
 		goto fail;
 	}
 	/* the resumed deadline may fall inside the scheduler's loaded window */

@@ -2,6 +2,7 @@
 #include "arbiter/api.h"
 
 #include "arbiter/chaincheck.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/store_stats.h"
 
 /*
@@ -40,7 +41,7 @@ void api_case_verify(ar_req *r)
 	}
 	if (json_object_size(out) == 0) {
 		json_decref(out);
-		ar_err_set(&err, 404, "not-found", "Not found", "no case with id '%s'", id);
+		ar_err_setk(&err, 404, "not-found", "detail.no_case", "id", id, NULL);
 		req_reply_problem(r, &err);
 		return;
 	}

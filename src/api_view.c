@@ -1,6 +1,7 @@
 /* What a reply shows its reader: a key bound to shops sees redacted decisions (redact.h), every reader texts in its language (msgs.h). */
 #include "arbiter/api.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/msgs.h"
 #include "arbiter/redact.h"
 
@@ -15,7 +16,7 @@ static bool shop_view(ar_req *r)
 
 static bool oom(ar_err *err)
 {
-	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 	return false;
 }
 
@@ -31,8 +32,7 @@ bool api_view_case_text(ar_req *r, char **json, size_t *len, ar_err *err)
 		return !shop_view(r) || redact_case_text(json, len, err);
 	c = json_loadb(*json, *len, 0, &jerr);
 	if (!c) {
-		ar_err_set(err, 500, "internal", "Internal error", "a stored case is not JSON: %s",
-			   jerr.text);
+		ar_err_setk(err, 500, "internal", "detail.case_not_json", "error", jerr.text, NULL);
 		return false;
 	}
 	if (api_view_case(r, c, err))

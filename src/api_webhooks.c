@@ -8,6 +8,7 @@
 #include "arbiter/api.h"
 #include "arbiter/auth.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/store_webhooks.h"
 #include "arbiter/webhook.h"
@@ -31,8 +32,7 @@ static bool new_secret(char text[WH_SECRET_TEXT_MAX], char hex[2 * SECRET_BYTES 
 
 	if (RAND_bytes(key, sizeof(key)) != 1 || !wh_secret_format(key, sizeof(key), text,
 								    WH_SECRET_TEXT_MAX)) {
-		ar_err_set(err, 503, "overloaded", "Service unavailable",
-			   "no randomness for a secret; try again");
+		ar_err_setk(err, 503, "overloaded", "detail.no_entropy_secret", NULL);
 		return false;
 	}
 	for (size_t i = 0; i < sizeof(key); i++)
@@ -48,7 +48,7 @@ static bool types_literal(json_t *v, char *out, size_t cap, ar_err *err)
 	json_t *t;
 
 	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > WH_MAX_PATTERNS) {
-		ar_err_field(err, "/event_types", "must be an array of 1 to %d patterns", WH_MAX_PATTERNS);
+		ar_err_fieldk(err, "/event_types", "field.patterns", "max", AR_INT(WH_MAX_PATTERNS), NULL);
 		return false;
 	}
 	o += (size_t)snprintf(out, cap, "{");
@@ -56,8 +56,7 @@ static bool types_literal(json_t *v, char *out, size_t cap, ar_err *err)
 		if (!json_is_string(t) || !wh_pattern_valid(json_string_value(t))) {
 			char ptr[40];
 			snprintf(ptr, sizeof(ptr), "/event_types/%zu", i);
-			ar_err_field(err, ptr, "must be \"*\", an event type such as case.accept, or a"
-				     " prefix and \".*\" such as case.*");
+			ar_err_fieldk(err, ptr, "field.pattern", NULL);
 			return false;
 		}
 		o += (size_t)snprintf(out + o, cap - o, "%s\"%s\"", i ? "," : "", json_string_value(t));
@@ -80,7 +79,7 @@ static bool known_members(json_t *doc, const char *const *allowed, ar_err *err)
 		if (!found) {
 			char ptr[80];
 			snprintf(ptr, sizeof(ptr), "/%.60s", k);
-			ar_err_field(err, ptr, "is not a member of a webhook subscription");
+			ar_err_fieldk(err, ptr, "field.not_subscription_member", NULL);
 			ok = false;
 		}
 	}
@@ -98,7 +97,7 @@ static bool opt_string(json_t *doc, const char *name, size_t max, const char **o
 	snprintf(ptr, sizeof(ptr), "/%s", name);
 	if (!json_is_string(v) || json_string_length(v) > max ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		ar_err_field(err, ptr, "must be a string of at most %zu bytes", max);
+		ar_err_fieldk(err, ptr, "field.string_max_bytes", "max", AR_INT(max), NULL);
 		return false;
 	}
 	*out = json_string_value(v);
@@ -120,11 +119,11 @@ static bool pick_shop(ar_req *r, const char *asked, const char **shop, ar_err *e
 			*shop = id->shops[0];
 			return true;
 		}
-		ar_err_field(err, "/shop_id", "is required: this key sees several shops");
+		ar_err_fieldk(err, "/shop_id", "field.shop_required", NULL);
 		return false;
 	}
 	if (!auth_sees_shop(id, asked)) {
-		ar_err_field(err, "/shop_id", "must be a shop this key may see");
+		ar_err_fieldk(err, "/shop_id", "field.shop_visible", NULL);
 		return false;
 	}
 	return true;
@@ -145,13 +144,13 @@ void api_webhooks_create(ar_req *r)
 	if (!doc)
 		goto done;
 	if (!json_is_object(doc)) {
-		ar_err_field(&err, "", "must be a JSON object");
+		ar_err_fieldk(&err, "", "field.json_object", NULL);
 		goto done;
 	}
 	if (!known_members(doc, members, &err))
 		goto done;
 	if (!json_is_string(json_object_get(doc, "url")))
-		ar_err_field(&err, "/url", "is required: the https URL to deliver to");
+		ar_err_fieldk(&err, "/url", "field.webhook_url_required", NULL);
 	(void)opt_string(doc, "shop_id", AR_MAX_ID_LEN, &asked, &err);
 	(void)opt_string(doc, "description", DESCRIPTION_MAX, &desc, &err);
 	et = json_object_get(doc, "event_types");
@@ -166,7 +165,7 @@ void api_webhooks_create(ar_req *r)
 		goto done;
 	if (!new_secret(secret, hex, &err) || !auth_random_hex(id + 3, 24)) {
 		if (!ar_err_is_set(&err))
-			ar_err_set(&err, 503, "overloaded", "Service unavailable", "try again");
+			ar_err_setk(&err, 503, "overloaded", "detail.try_again", NULL);
 		goto done;
 	}
 	if (!store_webhook_create(req_app(r)->db, id, shop, url, types, desc, hex,
@@ -197,7 +196,8 @@ static bool parse_limit(ar_req *r, int def, int max, int *out, ar_err *err)
 		return true;
 	n = strtol(v, &end, 10);
 	if (!*v || *end || n < 1 || n > max) {
-		ar_err_field(err, "/query/limit", "must be an integer from 1 to %d", max);
+		ar_err_fieldk(err, "/query/limit", "field.int_range", "min", AR_INT(1), "max", AR_INT(max),
+			      NULL);
 		return false;
 	}
 	*out = (int)n;
@@ -227,7 +227,7 @@ void api_webhooks_list(ar_req *r)
 	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
 		goto done;
 	if (after && !id_ok(after)) {
-		ar_err_field(&err, "/query/after", "must be a subscription id from a previous page");
+		ar_err_fieldk(&err, "/query/after", "field.after_subscription", NULL);
 		goto done;
 	}
 	if (!store_webhook_list(req_app(r)->db, auth_scope(req_identity(r)), limit, after, &out, &err))
@@ -267,19 +267,19 @@ void api_webhook_update(ar_req *r)
 	if (!doc)
 		goto done;
 	if (!json_is_object(doc)) {
-		ar_err_field(&err, "", "must be a JSON object");
+		ar_err_fieldk(&err, "", "field.json_object", NULL);
 		goto done;
 	}
 	if (!known_members(doc, members, &err))
 		goto done;
 	if ((v = json_object_get(doc, "url")) && !json_is_string(v))
-		ar_err_field(&err, "/url", "must be a string: the https URL to deliver to");
+		ar_err_fieldk(&err, "/url", "field.webhook_url_string", NULL);
 	(void)opt_string(doc, "description", DESCRIPTION_MAX, &desc, &err);
 	if ((v = json_object_get(doc, "event_types")))
 		has_types = types_literal(v, types, sizeof(types), &err);
 	if ((v = json_object_get(doc, "enabled"))) {
 		if (!json_is_boolean(v))
-			ar_err_field(&err, "/enabled", "must be true or false");
+			ar_err_fieldk(&err, "/enabled", "field.boolean", NULL);
 		else
 			enabled = json_is_true(v) ? "t" : "f";
 	}
@@ -347,12 +347,13 @@ void api_webhook_deliveries(ar_req *r)
 	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
 		goto done;
 	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
-		ar_err_field(&err, "/query/after", "must be a delivery id from a previous page");
+		ar_err_fieldk(&err, "/query/after", "field.after_delivery", NULL);
 		goto done;
 	}
 	if (state && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
 	    strcmp(state, "dead") != 0 && strcmp(state, "skipped") != 0) {
-		ar_err_field(&err, "/query/state", "must be pending, delivered, dead or skipped");
+		ar_err_fieldk(&err, "/query/state", "field.one_of", "list",
+			      "pending, delivered, dead, skipped", NULL);
 		goto done;
 	}
 	if (!store_webhook_deliveries(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
@@ -398,7 +399,7 @@ void api_webhook_replay_one(ar_req *r)
 
 	ar_err_init(&err);
 	if (strspn(did, "0123456789") != strlen(did) || strlen(did) > 18) {
-		ar_err_set(&err, 404, "not-found", "Not found", "no such delivery of this subscription");
+		ar_err_setk(&err, 404, "not-found", "detail.no_delivery", NULL);
 		goto done;
 	}
 	if (!store_webhook_replay_one(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
@@ -424,8 +425,7 @@ void api_webhook_replay(ar_req *r)
 	if (!req_query_known(r, params, &err) || !parse_limit(r, REPLAY_MAX, REPLAY_MAX, &limit, &err))
 		goto done;
 	if (!since || !ar_time_parse(since, &t)) {
-		ar_err_field(&err, "/query/since", "is required: an RFC 3339 time such as"
-			     " 2026-12-01T00:00:00Z");
+		ar_err_fieldk(&err, "/query/since", "field.since_required", NULL);
 		goto done;
 	}
 	if (!store_webhook_replay_since(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
 #include "arbiter/store_calendars.h"
@@ -32,7 +33,7 @@ bool app_calendar_refresh(ar_app *app, ar_err *err)
 	cal = doc ? workcal_load(doc, err) : NULL;
 	if (!cal) {
 		if (!ar_err_is_set(err))
-			ar_err_set(err, 500, "internal", "Out of memory", "loading a calendar");
+			ar_err_setk(err, 500, "internal", "detail.oom_calendar_load", NULL);
 		log_kv(LOG_ERROR, "the calendar in the database does not load; keeping the previous one",
 		       "calendar", id, "error", err->detail, NULL);
 		goto done;
@@ -76,8 +77,7 @@ bool app_calendar_due(const ar_app *app, ar_time now, const policy_dur *d, store
 	workcal_due due;
 
 	if (!app->calendar) {
-		ar_err_set(err, 503, "calendar-unavailable", "Calendar unavailable",
-			   "the working-day calendar is not loaded yet; retry later");
+		ar_err_setk(err, 503, "calendar-unavailable", "detail.workcal_not_loaded", NULL);
 		return false;
 	}
 	if (!workcal_add_working_days(app->calendar, now, d->working_days, d->at, &due, err))
@@ -98,8 +98,7 @@ bool app_calendar_extend(const ar_app *app, ar_time now, int min_days, store_dea
 	int days;
 
 	if (!app->calendar) {
-		ar_err_set(err, 503, "calendar-unavailable", "Calendar unavailable",
-			   "the holiday calendar is not loaded yet; retry later");
+		ar_err_setk(err, 503, "calendar-unavailable", "detail.holidays_not_loaded", NULL);
 		return false;
 	}
 	workcal_extend_over_holiday(app->calendar, now + out->after_ms, min_days, &moved, &days);

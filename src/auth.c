@@ -1,5 +1,6 @@
 /* API key verification (cached, constant-time compare) and key creation. */
 #include "arbiter/auth.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/store_keys.h"
 
 #include <pthread.h>
@@ -49,9 +50,10 @@ static bool is_hex(const char *s, size_t n)
 	return true;
 }
 
+/* why: a detail.* catalogue key */
 static void unauthorized(ar_err *err, const char *why)
 {
-	ar_err_set(err, 401, "unauthorized", "Unauthorized", "%s", why);
+	ar_err_setk(err, 401, "unauthorized", why, NULL);
 }
 
 /* A shop id as keys accept it: safe inside a PostgreSQL array literal. */
@@ -77,7 +79,7 @@ static bool fill_identity(const char *id, const store_key *k, ar_identity *out, 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->key_id, sizeof(out->key_id), "%s", id);
 	if (!fsm_role_parse(k->role, &out->role) || out->role == FSM_ROLE_SYSTEM) {
-		unauthorized(err, "the key has an unknown role");
+		unauthorized(err, "detail.key_role_unknown");
 		return false;
 	}
 	out->senior = k->senior;
@@ -98,7 +100,7 @@ static bool fill_identity(const char *id, const store_key *k, ar_identity *out, 
 	snprintf(out->scope_literal + pos, sizeof(out->scope_literal) - pos, "}");
 	json_decref(arr);
 	if (out->n_shops == 0) {
-		unauthorized(err, "the key's shop scope is unreadable");
+		unauthorized(err, "detail.key_scope_unreadable");
 		return false;
 	}
 	return true;
@@ -115,7 +117,7 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 	bool cached = false, missing = false;
 
 	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0) {
-		unauthorized(err, "an API key is required: Authorization: Bearer <key>");
+		unauthorized(err, "detail.key_required");
 		return false;
 	}
 	key = authorization + 7;
@@ -124,7 +126,7 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 	sep = strncmp(key, "ak_", 3) == 0 ? strchr(key + 3, '_') : NULL;
 	if (!sep || sep - (key + 3) != AUTH_ID_LEN || !is_hex(key + 3, AUTH_ID_LEN) ||
 	    strlen(sep + 1) != AUTH_SECRET_LEN || !is_hex(sep + 1, AUTH_SECRET_LEN)) {
-		unauthorized(err, "malformed API key");
+		unauthorized(err, "detail.key_malformed");
 		return false;
 	}
 	memcpy(id, key + 3, AUTH_ID_LEN);
@@ -140,7 +142,7 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 	}
 	pthread_mutex_unlock(&cache_mu);
 	if (missing) {
-		unauthorized(err, "unknown API key");
+		unauthorized(err, "detail.key_unknown");
 		return false;
 	}
 	if (!cached) {
@@ -157,11 +159,11 @@ bool auth_verify(store *s, const char *authorization, ar_identity *out, ar_err *
 			return false;
 	}
 	if (!sha256_equal(digest, k.secret_hash)) {
-		unauthorized(err, "unknown API key");
+		unauthorized(err, "detail.key_unknown");
 		return false;
 	}
 	if (k.revoked) {
-		unauthorized(err, "the API key has been revoked");
+		unauthorized(err, "detail.key_revoked");
 		return false;
 	}
 	return fill_identity(id, &k, out, err);
@@ -208,11 +210,12 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 	size_t pos = 0, count = 0;
 
 	if (!fsm_role_parse(role, &r) || r == FSM_ROLE_SYSTEM) {
-		ar_err_field(err, "/role", "must be one of frontend, seller, agent, arbiter, payment, ops, admin");
+		ar_err_fieldk(err, "/role", "field.one_of", "list",
+			      "frontend, seller, agent, arbiter, payment, ops, admin", NULL);
 		return false;
 	}
 	if (!name || !*name || !codec_utf8_len_ok(name, 200)) {
-		ar_err_field(err, "/name", "is required (1 to 200 characters)");
+		ar_err_fieldk(err, "/name", "field.required_chars", "max", AR_INT(200), NULL);
 		return false;
 	}
 	literal[0] = '\0';
@@ -222,8 +225,8 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 		while (*p) {
 			size_t n = strcspn(p, ",");
 			if (!shop_ok(p, n) || count >= AUTH_MAX_SHOPS || pos + n + 4 >= sizeof(literal)) {
-				ar_err_field(err, "/shops", "shop ids are 1-64 of A-Z a-z 0-9 - _ . : (at most %d shops)",
-					     AUTH_MAX_SHOPS);
+				ar_err_fieldk(err, "/shops", "field.shop_id_syntax", "max",
+					      AR_INT(AUTH_MAX_SHOPS), NULL);
 				return false;
 			}
 			if (count)
@@ -242,15 +245,15 @@ bool auth_key_create(store *s, const char *role, const char *shops, const char *
 	}
 	if ((r == FSM_ROLE_ARBITER || r == FSM_ROLE_PAYMENT || r == FSM_ROLE_OPS ||
 	     r == FSM_ROLE_ADMIN) && count > 0) {
-		ar_err_field(err, "/shops", "a %s key serves every shop; it takes no shops", role);
+		ar_err_fieldk(err, "/shops", "field.role_takes_no_shops", "role", role, NULL);
 		return false;
 	}
 	if (r == FSM_ROLE_SELLER && count != 1) {
-		ar_err_field(err, "/shops", "a seller key belongs to exactly one shop");
+		ar_err_fieldk(err, "/shops", "field.seller_one_shop", NULL);
 		return false;
 	}
 	if (!auth_random_hex(id, AUTH_ID_LEN) || !auth_random_hex(secret, AUTH_SECRET_LEN)) {
-		ar_err_set(err, 503, "overloaded", "No randomness", "the system has no entropy");
+		ar_err_setk(err, 503, "overloaded", "detail.no_entropy", NULL);
 		return false;
 	}
 	sha256(secret, AUTH_SECRET_LEN, digest);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 
 #define N_OUTCOMES 4
 #define SHOP_SLOTS 512      /* open addressing, at most BACKTEST_MAX_SHOPS used */
@@ -685,27 +686,27 @@ bool backtest_selection_add(backtest_selection *s, const char *list, const char 
 		buf = s->shops;
 		has = &s->has_shops;
 		if (!item || !codec_ident_ok(item)) {
-			ar_err_field(err, pointer, "must be a shop id (^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$)");
+			ar_err_fieldk(err, pointer, "field.shop_id", NULL);
 			return false;
 		}
 	} else if (strcmp(list, "kinds") == 0) {
 		buf = s->kinds;
 		has = &s->has_kinds;
 		if (!item || !ar_kind_parse(item, &k)) {
-			ar_err_field(err, pointer, "must be a case kind");
+			ar_err_fieldk(err, pointer, "field.case_kind", NULL);
 			return false;
 		}
 	} else {
 		buf = s->reasons;
 		has = &s->has_reasons;
 		if (!item || !ar_reason_parse(item, &rs)) {
-			ar_err_field(err, pointer, "must be a reason");
+			ar_err_fieldk(err, pointer, "field.reason", NULL);
 			return false;
 		}
 	}
 	n = strlen(buf);
 	if (n + strlen(item) + 4 >= BACKTEST_LIST_TEXT) {
-		ar_err_field(err, pointer, "at most %d items", BACKTEST_MAX_LIST);
+		ar_err_fieldk(err, pointer, "field.at_most_items", "max", AR_INT(BACKTEST_MAX_LIST), NULL);
 		return false;
 	}
 	/* "{a,b}": the closing brace is rewritten with every item */
@@ -722,8 +723,8 @@ static bool sel_time(json_t *sel, const char *key, ar_time *out, ar_err *err)
 	if (!v)
 		return true;
 	if (!json_is_string(v) || !ar_time_parse(json_string_value(v), out)) {
-		ar_err_field(err, key[8] == 'a' ? "/selection/created_after" : "/selection/created_before",
-			     "must be an RFC 3339 timestamp");
+		ar_err_fieldk(err, key[8] == 'a' ? "/selection/created_after" : "/selection/created_before",
+			      "field.rfc3339", NULL);
 		return false;
 	}
 	return true;
@@ -741,7 +742,7 @@ bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
 	if (!sel || json_is_null(sel))
 		return true;
 	if (!json_is_object(sel)) {
-		ar_err_field(err, "/selection", "must be an object");
+		ar_err_fieldk(err, "/selection", "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(sel, keys, "/selection", err) && ok;
@@ -749,7 +750,8 @@ bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
 	ok = sel_time(sel, "created_before", &out->created_before, err) && ok;
 	if (out->created_after != AR_TIME_NONE && out->created_before != AR_TIME_NONE &&
 	    out->created_before <= out->created_after) {
-		ar_err_field(err, "/selection/created_before", "must be after created_after");
+		ar_err_fieldk(err, "/selection/created_before", "field.after", "other", "created_after",
+			      NULL);
 		ok = false;
 	}
 	for (size_t l = 0; l < 3; l++) {
@@ -762,7 +764,7 @@ bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
 		if (!json_is_array(v) || json_array_size(v) == 0 ||
 		    json_array_size(v) > BACKTEST_MAX_LIST) {
 			snprintf(ptr, sizeof(ptr), "/selection/%s", lists[l]);
-			ar_err_field(err, ptr, "must be an array of 1 to %d items", BACKTEST_MAX_LIST);
+			ar_err_fieldk(err, ptr, "field.array_items", "max", AR_INT(BACKTEST_MAX_LIST), NULL);
 			ok = false;
 			continue;
 		}
@@ -778,7 +780,8 @@ bool backtest_selection_parse(json_t *sel, backtest_selection *out, ar_err *err)
 	if (v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
 		    json_integer_value(v) > 1000000000) {
-			ar_err_field(err, "/selection/sample", "must be an integer from 1 to 1000000000");
+			ar_err_fieldk(err, "/selection/sample", "field.int_range", "min", AR_INT(1), "max",
+				      AR_INT(1000000000), NULL);
 			ok = false;
 		} else {
 			out->sample = (int64_t)json_integer_value(v);

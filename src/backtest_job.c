@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/log.h"
 #include "arbiter/store_backtests.h"
 
@@ -67,7 +68,7 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 
 	*report = NULL;
 	if (!rs || !rep) {
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
 	}
 	/* the replica may well be a standby: statements go unnamed, and the
@@ -138,7 +139,7 @@ bool backtest_count(const char *url, const backtest_selection *sel, int64_t *n, 
 	bool ok;
 
 	if (!rs) {
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		return false;
 	}
 	store_use_prepared(rs, false);
@@ -251,7 +252,7 @@ bool backtest_job_start(ar_app *app, const char *id, policy *draft,
 
 	if (!j) {
 		policy_free(draft);
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		return false;
 	}
 	j->app = app;
@@ -264,13 +265,12 @@ bool backtest_job_start(ar_app *app, const char *id, policy *draft,
 		if (!jobs[i])
 			slot = i;
 	if (atomic_load(&stopping)) {
-		ar_err_set(err, 503, "draining", "Service stopping", "the service is stopping");
+		ar_err_setk(err, 503, "draining", "detail.shutting_down", NULL);
 	} else if (slot < 0) {
-		ar_err_set(err, 409, "backtest-limit", "Too many backtests",
-			   "%d backtests are running in this process; try again when one finishes",
-			   BACKTEST_MAX_JOBS);
+		ar_err_setk(err, 409, "backtest-limit", "detail.backtest_limit", "max",
+			    AR_INT(BACKTEST_MAX_JOBS), NULL);
 	} else if (pthread_create(&j->thread, NULL, job_main, j) != 0) {
-		ar_err_set(err, 503, "overloaded", "No thread", "cannot start the backtest");
+		ar_err_setk(err, 503, "overloaded", "detail.no_thread", NULL);
 	} else {
 		jobs[slot] = j;
 		ok = true;

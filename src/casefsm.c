@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "arbiter/errmsg.h"
+
 static const char *const state_names[FSM_STATE__COUNT] = {
 	"awaiting_seller", "awaiting_buyer_return", "awaiting_seller_receipt",
 	"awaiting_buyer_reply", "in_arbitration", "refund_pending",
@@ -368,10 +370,9 @@ static void refuse(const fsm_case *c, fsm_action a, fsm_role r,
 		   fsm_result *out, ar_err *err)
 {
 	result_to(c, c->state, FSM_OUTCOME_NONE, FSM_REFUND_NONE, out);
-	ar_err_set(err, 409, "action-not-allowed", "Action not allowed",
-		   "action '%s' is not allowed in state '%s' for role '%s'",
-		   fsm_action_name(a), fsm_state_name(c->state),
-		   fsm_role_name(r));
+	ar_err_setk(err, 409, "action-not-allowed", "detail.action_not_allowed", "action",
+		    fsm_action_name(a), "state", fsm_state_name(c->state), "role", fsm_role_name(r),
+		    NULL);
 }
 
 bool fsm_apply(const fsm_case *c, fsm_action a, fsm_role r, fsm_result *out,
@@ -415,7 +416,7 @@ bool fsm_apply_rule(const fsm_case *c, fsm_role r, fsm_favour f,
 		break;
 	}
 	result_to(c, c->state, FSM_OUTCOME_NONE, FSM_REFUND_NONE, out);
-	ar_err_field(err, "/in_favour_of", "must be buyer, seller or split");
+	ar_err_fieldk(err, "/in_favour_of", "field.one_of", "list", "buyer, seller, split", NULL);
 	return false;
 }
 

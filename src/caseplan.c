@@ -2,6 +2,7 @@
 #include "arbiter/caseplan.h"
 
 #include "arbiter/appcal.h"
+#include "arbiter/errmsg.h"
 
 #include <string.h>
 
@@ -117,6 +118,6 @@ bool caseplan_expiry(ar_app *app, const store_claimed *c, fsm_deadline d, int ar
 	snprintf(out->currency, sizeof(out->currency), "%s", cur_s ? cur_s : "CNY");
 	return true;
 oom:
-	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 	return false;
 }

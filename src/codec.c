@@ -1,5 +1,6 @@
 /* The request codec: body bytes -> JSON -> validated ar_case_input, and canonical order/evidence JSON (pure). */
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -100,24 +101,23 @@ json_t *codec_parse_body(const char *buf, size_t len, ar_err *err)
 		len = 0;
 	}
 	if (!depth_ok(buf, len, CODEC_MAX_DEPTH)) {
-		ar_err_set(err, 400, "nesting-too-deep", "Nesting too deep",
-			   "nesting too deep: at most %d levels of arrays and objects",
-			   CODEC_MAX_DEPTH);
+		ar_err_setk(err, 400, "nesting-too-deep", "detail.nesting_too_deep",
+			    "max", AR_INT(CODEC_MAX_DEPTH), NULL);
 		return NULL;
 	}
 	/* DECODE_ANY so a scalar top level is a 422 "must be an object", like an array. */
 	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		if (json_error_code(&jerr) == json_error_duplicate_key)
-			ar_err_set(err, 400, "duplicate-key", "Duplicate key",
-				   "%s at byte offset %d", jerr.text, jerr.position);
+			ar_err_setk(err, 400, "duplicate-key", "detail.json_error", "error", jerr.text,
+				    "offset", AR_INT(jerr.position), NULL);
 		else
-			ar_err_set(err, 400, "malformed-json", "Malformed JSON",
-				   "%s at byte offset %d", jerr.text, jerr.position);
+			ar_err_setk(err, 400, "malformed-json", "detail.json_error", "error", jerr.text,
+				    "offset", AR_INT(jerr.position), NULL);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
-		ar_err_field(err, "", "must be an object");
+		ar_err_fieldk(err, "", "field.object", NULL);
 		json_decref(root);
 		return NULL;
 	}
@@ -191,7 +191,7 @@ static bool AR_MUSTCHECK present(json_t *v, bool required, const char *ptr, bool
 	if (given(v))
 		return true;
 	if (required) {
-		ar_err_field(err, ptr, "is required");
+		ar_err_fieldk(err, ptr, "field.required", NULL);
 		*ok = false;
 	}
 	return false;
@@ -210,12 +210,12 @@ bool codec_get_string(json_t *obj, const char *key, const char *ptr_prefix, bool
 	if (!present(v, required, ptr, &ok, err))
 		return ok;
 	if (!json_is_string(v)) {
-		ar_err_field(err, ptr, "must be a string");
+		ar_err_fieldk(err, ptr, "field.string", NULL);
 		return false;
 	}
 	s = json_string_value(v);
 	if (s[0] == '\0' || !codec_utf8_len_ok(s, max_chars)) {
-		ar_err_field(err, ptr, "must be 1 to %zu characters long", max_chars);
+		ar_err_fieldk(err, ptr, "field.chars", "max", AR_INT(max_chars), NULL);
 		return false;
 	}
 	*out = s;
@@ -236,11 +236,11 @@ bool codec_get_cents(json_t *obj, const char *key, const char *ptr_prefix, bool 
 		return ok;
 	/* Reals (1.5, and even 1.0) and numeric strings are refused: money is exact. */
 	if (!json_is_integer(v) || (n = json_integer_value(v)) < 0) {
-		ar_err_field(err, ptr, "must be a non-negative integer");
+		ar_err_fieldk(err, ptr, "field.non_negative", NULL);
 		return false;
 	}
 	if (n > CODEC_MAX_CENTS) {
-		ar_err_field(err, ptr, "must be at most %lld", CODEC_MAX_CENTS);
+		ar_err_fieldk(err, ptr, "field.at_most", "max", AR_INT(CODEC_MAX_CENTS), NULL);
 		return false;
 	}
 	*out = n;
@@ -263,7 +263,7 @@ bool codec_check_fields(json_t *obj, const char *const allowed[], const char *pt
 		if (!allowed[i]) {
 			char ptr[AR_ERR_TEXT];
 			ptr_join(ptr, sizeof(ptr), ptr_prefix, key);
-			ar_err_field(err, ptr, "unknown field");
+			ar_err_fieldk(err, ptr, "field.unknown", NULL);
 			ok = false;
 		}
 	}
@@ -279,7 +279,7 @@ static bool AR_MUSTCHECK get_id(json_t *obj, const char *key, const char *prefix
 	if (*out && has_control(*out)) {
 		char ptr[AR_ERR_TEXT];
 		ptr_join(ptr, sizeof(ptr), prefix, key);
-		ar_err_field(err, ptr, "must not contain control characters");
+		ar_err_fieldk(err, ptr, "field.no_control", NULL);
 		*out = NULL;
 		return false;
 	}
@@ -309,8 +309,7 @@ static bool AR_MUSTCHECK get_ident(json_t *obj, const char *key, const char *pre
 	if (*out && !codec_ident_ok(*out)) {
 		char ptr[AR_ERR_TEXT];
 		ptr_join(ptr, sizeof(ptr), prefix, key);
-		ar_err_field(err, ptr, "must start with a letter or digit and hold only letters, "
-			     "digits, '.', '_', ':' and '-' (at most %d)", CODEC_IDENT_MAX);
+		ar_err_fieldk(err, ptr, "field.ident", "max", AR_INT(CODEC_IDENT_MAX), NULL);
 		*out = NULL;
 		return false;
 	}
@@ -327,7 +326,7 @@ static bool AR_MUSTCHECK get_bool(json_t *obj, const char *key, const char *pref
 		return true;
 	if (!json_is_boolean(v)) {
 		ptr_join(ptr, sizeof(ptr), prefix, key);
-		ar_err_field(err, ptr, "must be true or false");
+		ar_err_fieldk(err, ptr, "field.boolean", NULL);
 		return false;
 	}
 	*out = json_is_true(v);
@@ -347,7 +346,7 @@ static bool AR_MUSTCHECK get_time(json_t *obj, const char *key, const char *pref
 		return ok;
 	if (!json_is_string(v) || !ar_time_parse(json_string_value(v), out)) {
 		*out = AR_TIME_NONE;
-		ar_err_field(err, ptr, "must be an RFC 3339 timestamp such as 2026-11-02T10:00:00Z");
+		ar_err_fieldk(err, ptr, "field.timestamp", NULL);
 		return false;
 	}
 	return true;
@@ -384,7 +383,7 @@ static bool AR_MUSTCHECK get_enum(json_t *obj, const char *key, const char *pref
 			break;
 		w += (size_t)k;
 	}
-	ar_err_field(err, ptr, "must be one of %s", list);
+	ar_err_fieldk(err, ptr, "field.one_of", "list", list, NULL);
 	return false;
 }
 
@@ -402,7 +401,7 @@ static bool AR_MUSTCHECK get_currency(json_t *obj, char out[AR_CURRENCY_LEN + 1]
 		return true;
 	s = json_is_string(v) ? json_string_value(v) : "";
 	if (strlen(s) != AR_CURRENCY_LEN || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != AR_CURRENCY_LEN) {
-		ar_err_field(err, "/currency", "must be a 3-letter ISO 4217 code in upper case");
+		ar_err_fieldk(err, "/currency", "field.currency", NULL);
 		return false;
 	}
 	memcpy(out, s, AR_CURRENCY_LEN + 1);
@@ -477,44 +476,44 @@ static const char *url_problem(const char *s, bool allow_http)
 	else if (strncasecmp(s, "http://", 7) == 0)
 		skip = 7;
 	else
-		return allow_http ? "must be an http:// or https:// URL" : "must be an https:// URL";
+		return allow_http ? "field.url_http" : "field.url_https";
 	if (skip == 7 && !allow_http)
-		return "must be an https:// URL";
+		return "field.url_https";
 	/* A URL with a space or control character is a different URL to every parser. */
 	if (s[skip] == '\0' || strchr(s, ' ') || strchr(s, '\\') || has_control(s))
-		return "must be a URL without spaces, backslashes or control characters";
+		return "field.url_chars";
 	host = s + skip;
 	end = host + strcspn(host, "/?#");
 	at = memchr(host, '@', (size_t)(end - host));
 	if (at)
-		return "must not carry user information (user@host)";
+		return "field.url_userinfo";
 	if (*host == '[')
-		return "must name a public host (no IP address literals of internal networks, no IPv6 literals)";
+		return "field.url_ipv6";
 	n = strcspn(host, ":/?#");
 	if (host + n > end)
 		n = (size_t)(end - host);
 	if (n == 0)
-		return "must name a host";
+		return "field.url_host";
 	while (n > 0 && host[n - 1] == '.')
 		n--; /* "localhost." is localhost */
 	if (n == 0)
-		return "must name a host";
+		return "field.url_host";
 	for (size_t i = 0; i < n; i++) {
 		char c = host[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '-' || c == '.' || (unsigned char)c >= 0x80))
-			return "must name a host of letters, digits, '-' and '.'";
+			return "field.url_host_chars";
 		if (!(c >= '0' && c <= '9') && c != '.')
 			digits_only = false;
 	}
 	if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
 	    (n > 10 && strncasecmp(host + n - 10, ".localhost", 10) == 0))
-		return "must name a public host (not localhost)";
+		return "field.url_localhost";
 	if (ipv4_literal(host, n, &a)) {
 		if (ipv4_internal(a))
-			return "must name a public host (no loopback, private, link-local or metadata addresses)";
+			return "field.url_internal";
 	} else if (digits_only || (n > 2 && host[0] == '0' && (host[1] == 'x' || host[1] == 'X'))) {
-		return "must name a host by DNS name or dotted-quad IPv4 address";
+		return "field.url_numeric";
 	}
 	return NULL;
 }
@@ -533,7 +532,7 @@ static bool AR_MUSTCHECK decode_evidence_item(json_t *item, const char *ptr, ar_
 	bool ok = true;
 
 	if (!json_is_object(item)) {
-		ar_err_field(err, ptr, "must be an object");
+		ar_err_fieldk(err, ptr, "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(item, allowed, ptr, err) && ok;
@@ -543,7 +542,7 @@ static bool AR_MUSTCHECK decode_evidence_item(json_t *item, const char *ptr, ar_
 		const char *why = url_problem(ev->url, opts.allow_http_evidence);
 		if (why) {
 			ptr_join(fptr, sizeof(fptr), ptr, "url");
-			ar_err_field(err, fptr, "%s", why);
+			ar_err_fieldk(err, fptr, why, NULL);
 			ok = false;
 		}
 	} else {
@@ -552,7 +551,7 @@ static bool AR_MUSTCHECK decode_evidence_item(json_t *item, const char *ptr, ar_
 	if (codec_get_string(item, "sha256", ptr, false, 64, &ev->sha256, err)) {
 		if (ev->sha256 && !sha256_ok(ev->sha256)) {
 			ptr_join(fptr, sizeof(fptr), ptr, "sha256");
-			ar_err_field(err, fptr, "must be 64 lowercase hexadecimal digits");
+			ar_err_fieldk(err, fptr, "field.sha256", NULL);
 			ok = false;
 		}
 	} else {
@@ -569,11 +568,11 @@ static bool AR_MUSTCHECK decode_evidence(json_t *root, ar_case_input *out, ar_er
 	if (!given(arr))
 		return true;
 	if (!json_is_array(arr)) {
-		ar_err_field(err, "/evidence", "must be an array");
+		ar_err_fieldk(err, "/evidence", "field.array", NULL);
 		return false;
 	}
 	if (json_array_size(arr) > AR_MAX_EVIDENCE) {
-		ar_err_field(err, "/evidence", "must have at most %d items", AR_MAX_EVIDENCE);
+		ar_err_fieldk(err, "/evidence", "field.max_items", "max", AR_INT(AR_MAX_EVIDENCE), NULL);
 		return false;
 	}
 	for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -602,7 +601,7 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 	if (!present(obj, true, p, &ok, err))
 		return false;
 	if (!json_is_object(obj)) {
-		ar_err_field(err, p, "must be an object");
+		ar_err_fieldk(err, p, "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(obj, allowed, p, err) && ok;
@@ -629,8 +628,8 @@ static bool AR_MUSTCHECK decode_order(json_t *root, ar_order *o, ar_err *err)
 	ok = get_time(obj, "invoice_at", p, false, &o->invoice_at, err) && ok;
 	if (codec_get_cents(obj, "quantity", p, false, &o->quantity, err)) {
 		if (o->quantity == 0 || o->quantity > CODEC_MAX_QUANTITY) {
-			ar_err_field(err, "/order/quantity", "must be an integer from 1 to %d",
-				     CODEC_MAX_QUANTITY);
+			ar_err_fieldk(err, "/order/quantity", "field.int_range", "min", AR_INT(1),
+				      "max", AR_INT(CODEC_MAX_QUANTITY), NULL);
 			ok = false;
 		}
 	} else {
@@ -666,10 +665,10 @@ static bool AR_MUSTCHECK check_timeline(const ar_order *o, ar_time now, ar_err *
 			continue;
 		snprintf(ptr, sizeof(ptr), "/order/%s", names[i]);
 		if (t[i] > now + CODEC_CLOCK_SKEW_MS) {
-			ar_err_field(err, ptr, "must not be in the future");
+			ar_err_fieldk(err, ptr, "field.not_future", NULL);
 			ok = false;
 		} else if (prev != AR_TIME_NONE && t[i] < prev) {
-			ar_err_field(err, ptr, "must not be before %s", names[prev_i]);
+			ar_err_fieldk(err, ptr, "field.not_before", "other", names[prev_i], NULL);
 			ok = false;
 		}
 		prev = t[i];
@@ -687,7 +686,7 @@ static bool AR_MUSTCHECK decode_buyer(json_t *root, ar_buyer *b, ar_err *err)
 	if (!given(obj))
 		return true;
 	if (!json_is_object(obj)) {
-		ar_err_field(err, "/buyer", "must be an object");
+		ar_err_fieldk(err, "/buyer", "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(obj, allowed, "/buyer", err) && ok;
@@ -706,15 +705,15 @@ static bool AR_MUSTCHECK decode_complaint(json_t *root, ar_case_input *in, ar_er
 	if (!given(obj))
 		return true;
 	if (!json_is_object(obj)) {
-		ar_err_field(err, "/complaint", "must be an object");
+		ar_err_fieldk(err, "/complaint", "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(obj, allowed, "/complaint", err) && ok;
 	if (codec_get_string(obj, "category", "/complaint", false, 32, &in->complaint_category, err)) {
 		if (in->complaint_category && strcmp(in->complaint_category, "product_quality") &&
 		    strcmp(in->complaint_category, "service_quality")) {
-			ar_err_field(err, "/complaint/category",
-				     "must be one of product_quality, service_quality");
+			ar_err_fieldk(err, "/complaint/category", "field.one_of",
+				      "list", "product_quality, service_quality", NULL);
 			ok = false;
 		}
 	} else {
@@ -722,7 +721,7 @@ static bool AR_MUSTCHECK decode_complaint(json_t *root, ar_case_input *in, ar_er
 	}
 	pe = json_object_get(obj, "public_exposure");
 	if (given(pe) && !json_is_boolean(pe)) {
-		ar_err_field(err, "/complaint/public_exposure", "must be a boolean");
+		ar_err_fieldk(err, "/complaint/public_exposure", "field.bool", NULL);
 		ok = false;
 	}
 	in->public_exposure = json_is_true(pe);
@@ -751,7 +750,7 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	out->buyer.orders_count = -1;
 
 	if (!json_is_object(root)) {
-		ar_err_field(err, "", "must be an object");
+		ar_err_fieldk(err, "", "field.object", NULL);
 		return false;
 	}
 	ok = codec_check_fields(root, allowed, "", err) && ok;
@@ -774,7 +773,7 @@ bool codec_decode_case(json_t *root, ar_case_input *out, ar_err *err)
 	if (codec_get_cents(root, "new_price_cents", "", false, &out->new_price_cents, err)) {
 		/* 001 退差: the new lower price is what a price-protection claim is about */
 		if (out->new_price_cents >= 0 && out->reason != AR_REASON_PRICE_PROTECTION) {
-			ar_err_field(err, "/new_price_cents", "only with reason price_protection");
+			ar_err_fieldk(err, "/new_price_cents", "field.only_with_reason", "reason", "price_protection", NULL);
 			ok = false;
 		}
 	} else {
@@ -867,11 +866,11 @@ json_t *codec_evidence_items(json_t *items, size_t max_items, ar_err *err)
 	bool ok = true;
 
 	if (!json_is_array(items) || json_array_size(items) == 0) {
-		ar_err_field(err, "/evidence", "must be a non-empty array");
+		ar_err_fieldk(err, "/evidence", "field.non_empty_array", NULL);
 		return NULL;
 	}
 	if (json_array_size(items) > max_items) {
-		ar_err_field(err, "/evidence", "at most %zu items", max_items);
+		ar_err_fieldk(err, "/evidence", "field.at_most_items", "max", AR_INT(max_items), NULL);
 		return NULL;
 	}
 	out = json_array();

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arbiter/errmsg.h"
 #include "arbiter/groupcommit.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -69,19 +70,17 @@ static bool result_ok(const PGresult *r)
 
 void db_err_unavailable(ar_err *err, const char *why)
 {
-	ar_err_set(err, 503, "database-unavailable", "Database unavailable",
-		   "the database cannot be reached right now (%s); retry later", why);
+	ar_err_setk(err, 503, "database-unavailable", "detail.db_unreachable", "why", why, NULL);
 }
 
 void db_err_internal(ar_err *err)
 {
-	ar_err_set(err, 500, "internal", "Internal error",
-		   "the request could not be completed; it has been logged");
+	ar_err_setk(err, 500, "internal", "detail.internal_logged", NULL);
 }
 
 void db_err_oom(ar_err *err)
 {
-	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 }
 
 store *store_open(const char *conninfo, int pool_size)
@@ -291,14 +290,12 @@ void db_result_error(PGconn *conn, const PGresult *r, const char *what, ar_err *
 	if (state && strcmp(state, "25006") == 0) {
 		/* a write reached a standby: the primary moved (failover) */
 		log_kv(LOG_WARN, "database is read-only", "statement", what, NULL);
-		ar_err_set(err, 503, "database-read-only", "Database unavailable",
-			   "no writable database right now (failover); retry later");
+		ar_err_setk(err, 503, "database-read-only", "detail.db_failover", NULL);
 		return;
 	}
 	if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
 		      strcmp(state, "55P03") == 0)) {
-		ar_err_set(err, 503, "database-busy", "Try again",
-			   "the database asked to retry the transaction");
+		ar_err_setk(err, 503, "database-busy", "detail.db_retry", NULL);
 		return;
 	}
 	log_kv(LOG_ERROR, "database error", "statement", what, "sqlstate",

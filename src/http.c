@@ -5,6 +5,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "arbiter/accesslog.h"
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/listen.h"
 #include "arbiter/log.h"
 #include "arbiter/metrics.h"
@@ -129,8 +131,7 @@ static enum MHD_Result query_known_one(void *cls, enum MHD_ValueKind kind, const
 		if (strcmp(*a, key) == 0)
 			return MHD_YES;
 	if (!qc->unknown)
-		ar_err_set(qc->err, 400, "unknown-parameter", "Unknown query parameter",
-			   "the query names a parameter this endpoint does not take");
+		ar_err_setk(qc->err, 400, "unknown-parameter", "detail.unknown_parameter", NULL);
 	qc->unknown = true;
 	/* the name as sent, cut to fit: a pointer segment, ~ and / escaped */
 	n = (size_t)snprintf(ptr, sizeof(ptr), "/query/");
@@ -143,7 +144,7 @@ static enum MHD_Result query_known_one(void *cls, enum MHD_ValueKind kind, const
 		}
 	}
 	ptr[n] = '\0';
-	ar_err_field(qc->err, ptr, "is not a parameter of this endpoint");
+	ar_err_fieldk(qc->err, ptr, "field.not_a_parameter", NULL);
 	return MHD_YES;
 }
 
@@ -275,12 +276,12 @@ void req_reply_json(ar_req *r, int status, json_t *body)
 
 json_t *http_problem_json(const ar_err *err, const char *instance, ar_lang lang)
 {
-	char type[96];
-	const char *title, *detail;
+	char type[96], detail[AR_ERR_TEXT * 2], message[AR_ERR_TEXT];
+	const char *title;
 	json_t *p, *errors;
 
 	snprintf(type, sizeof(type), "urn:arbiter:problem:%s", err->type[0] ? err->type : "error");
-	msgs_problem(err, lang, &title, &detail);
+	msgs_problem(err, lang, &title, detail, sizeof(detail));
 	p = json_pack("{s:s,s:s,s:i,s:s}", "type", type, "title", title,
 		      "status", err->status, "detail", detail);
 	if (!p)
@@ -288,9 +289,11 @@ json_t *http_problem_json(const ar_err *err, const char *instance, ar_lang lang)
 	if (instance)
 		json_object_set_new(p, "instance", json_string(instance));
 	errors = json_array();
-	for (size_t i = 0; i < err->n_fields; i++)
+	for (size_t i = 0; i < err->n_fields; i++) {
+		msgs_field(&err->fields[i], lang, message, sizeof(message));
 		json_array_append_new(errors, json_pack("{s:s,s:s}", "pointer",
-			err->fields[i].pointer, "message", err->fields[i].message));
+			err->fields[i].pointer, "message", message));
+	}
 	json_object_set_new(p, "errors", errors);
 	return p;
 }
@@ -306,13 +309,19 @@ void req_reply_problem(ar_req *r, const ar_err *err)
 	reply_json_typed(r, err->status, p, "application/problem+json");
 }
 
-static void problem(ar_req *r, int status, const char *type, const char *title,
-		    const char *detail)
+/* A problem by catalogue key; the variadic part as ar_err_setk's. */
+static void problem(ar_req *r, int status, const char *type, const char *key, ...)
+	__attribute__((sentinel));
+
+static void problem(ar_req *r, int status, const char *type, const char *key, ...)
 {
 	ar_err e;
+	va_list ap;
 
 	ar_err_init(&e);
-	ar_err_set(&e, status, type, title, "%s", detail);
+	va_start(ap, key);
+	ar_err_vsetk(&e, status, type, key, ap);
+	va_end(ap);
 	req_reply_problem(r, &e);
 }
 
@@ -556,7 +565,7 @@ static bool rate_ok(ar_req *r, metrics_throttle scope, const void *key, size_t k
 {
 	const char *name = scope == METRICS_THROTTLE_KEY ? "key" : "address";
 	rl_table *t = scope == METRICS_THROTTLE_KEY ? r->srv->rl_keys : r->srv->rl_addrs;
-	char pol[96], state[96], detail[160];
+	char pol[96], state[96], detail[160], rate[32], burst[32];
 	rl_result res;
 	long retry;
 
@@ -581,12 +590,12 @@ static bool rate_ok(ar_req *r, metrics_throttle scope, const void *key, size_t k
 	req_add_header(r, "RateLimit", state);
 	snprintf(detail, sizeof(detail), "%ld", retry);
 	req_add_header(r, "Retry-After", detail);
-	snprintf(detail, sizeof(detail),
-		 "this %s may send %.0f requests a second (bursts of %.0f); retry in %ld s",
-		 scope == METRICS_THROTTLE_KEY ? "API key" : "address without a valid key",
-		 lim.rate, lim.burst, retry);
 	metrics_http_throttled(scope);
-	problem(r, 429, "rate-limited", "Too many requests", detail);
+	snprintf(rate, sizeof(rate), "%.0f", lim.rate);
+	snprintf(burst, sizeof(burst), "%.0f", lim.burst);
+	problem(r, 429, "rate-limited", scope == METRICS_THROTTLE_KEY
+		? "detail.rate_limited_key" : "detail.rate_limited_address",
+		"rate", rate, "burst", burst, "retry", AR_INT(retry), NULL);
 	return false;
 }
 
@@ -710,13 +719,12 @@ bool req_idem_key(ar_req *r, const char **keyp, char fp[2 * SHA256_LEN + 1])
 	for (size_t i = 0; ok && i < n; i++)
 		ok = key[i] >= 0x21 && key[i] <= 0x7e;
 	if (!ok) {
-		problem(r, 422, "validation", "Invalid Idempotency-Key",
-			"Idempotency-Key must be 1 to 255 visible ASCII characters");
+		problem(r, 422, "validation", "detail.idempotency_key_syntax", NULL);
 		return false;
 	}
 	buf = malloc(ulen + r->body_len + 8);
 	if (!buf) {
-		problem(r, 503, "overloaded", "Out of memory", "try again");
+		problem(r, 503, "overloaded", "detail.try_again", NULL);
 		return false;
 	}
 	n = (size_t)sprintf(buf, "%s %s\n", r->method, r->url);
@@ -749,17 +757,14 @@ bool req_idem_answer(ar_req *r, idem_state st, idem_replay *rep)
 		rep->body = NULL;
 		return true;
 	case IDEM_IN_FLIGHT:
-		problem(r, 409, "idempotency-in-flight", "Conflict",
-			"a request with this Idempotency-Key is still being processed");
+		problem(r, 409, "idempotency-in-flight", "detail.idempotency_in_flight", NULL);
 		return true;
 	case IDEM_MISMATCH:
-		problem(r, 422, "idempotency-mismatch", "Idempotency-Key reused",
-			"this Idempotency-Key was used with a different request");
+		problem(r, 422, "idempotency-mismatch", "detail.idempotency_mismatch", NULL);
 		return true;
 	case IDEM_APPLIED:
 		/* only an action's record says so, and idempotent() answers it */
-		problem(r, 409, "idempotency-in-flight", "Conflict",
-			"a request with this Idempotency-Key is still being processed");
+		problem(r, 409, "idempotency-in-flight", "detail.idempotency_in_flight", NULL);
 		return true;
 	case IDEM_NEW:
 		break;
@@ -844,10 +849,9 @@ static void dispatch(ar_req *r)
 			     r->srv->app->cfg.rate_key[r->ident.role]))
 			return;
 		if (rt && !(rt->roles & ROUTE_ROLE(r->ident.role))) {
-			char detail[128];
-			snprintf(detail, sizeof(detail), "role '%s' may not %s %s",
-				 fsm_role_name(r->ident.role), r->method, rt->tmpl);
-			problem(r, 403, "forbidden", "Forbidden", detail);
+			problem(r, 403, "forbidden", "detail.role_may_not", "role",
+				fsm_role_name(r->ident.role), "method", r->method, "path", rt->tmpl,
+				NULL);
 			return;
 		}
 	} else if (!(path->flags & ROUTE_UNLIMITED)) {
@@ -856,18 +860,17 @@ static void dispatch(ar_req *r)
 			return;
 	}
 	if (!rt) {
-		char detail[128], allow[48];
+		char allow[48];
 		router_allow_header(r->route.allowed, allow, sizeof(allow));
 		req_add_header(r, "Allow", allow);
-		snprintf(detail, sizeof(detail), "%s is not allowed on %s", r->method, path->tmpl);
-		problem(r, 405, "method-not-allowed", "Method not allowed", detail);
+		problem(r, 405, "method-not-allowed", "detail.method_not_allowed", "method",
+			r->method, "path", path->tmpl, NULL);
 		return;
 	}
 	/* a POST that takes no body (a webhook ping) needs no Content-Type */
 	if ((m == M_POST || m == M_PUT || m == M_PATCH) && rt->body_limit != 0 &&
 	    !json_content_type(req_header(r, "Content-Type"))) {
-		problem(r, 415, "unsupported-media-type", "Unsupported media type",
-			"the body must be application/json");
+		problem(r, 415, "unsupported-media-type", "detail.json_body", NULL);
 		return;
 	}
 	if ((rt->flags & ROUTE_IDEMPOTENT) && req_header(r, "Idempotency-Key"))
@@ -991,31 +994,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r->bad_target) {
 		ar_err e;
 		ar_err_init(&e);
-		ar_err_set(&e, 400, "bad-request-target", "Bad request target",
-			   "the path or query holds a control character (raw or %%-escaped)");
-		ar_err_field(&e, "/path", "must not contain control characters such as %%00");
+		ar_err_setk(&e, 400, "bad-request-target", "detail.bad_target", NULL);
+		ar_err_fieldk(&e, "/path", "field.path_control", NULL);
 		req_reply_problem(r, &e);
 	} else if (r->too_large) {
-		char detail[96];
 		if (body_limit(r))
-			snprintf(detail, sizeof(detail), "the body is larger than %zu bytes",
-				 body_limit(r));
+			problem(r, 413, "payload-too-large", "detail.body_too_large", "max",
+				AR_INT(body_limit(r)), NULL);
 		else
-			snprintf(detail, sizeof(detail), "%s %s takes no body", r->method,
-				 r->rt->tmpl);
-		problem(r, 413, "payload-too-large", "Payload too large", detail);
+			problem(r, 413, "payload-too-large", "detail.takes_no_body", "method",
+				r->method, "path", r->rt->tmpl, NULL);
 	} else if (!r->routed) {
-		problem(r, 404, "not-found", "Not found", "no such route");
+		problem(r, 404, "not-found", "detail.no_route", NULL);
 	} else if (r->late && !(ar_routes[r->route.path].flags & ROUTE_WHILE_DRAINING)) {
 		/* Arrived after SIGTERM: not started, so not half done; another
 		 * replica takes the retry. Requests already in flight finish. */
-		problem(r, 503, "draining", "Shutting down",
-			"this process is stopping; retry (another replica will answer)");
+		problem(r, 503, "draining", "detail.stopping_retry", NULL);
 	} else {
 		dispatch(r);
 	}
 	if (!r->replied)
-		problem(r, 500, "internal", "Internal error", "the handler gave no reply");
+		problem(r, 500, "internal", "detail.no_reply", NULL);
 	return send_reply(r);
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arbiter/errmsg.h"
 #include "arbiter/migrations.h"
 
 bool store_ready(store *s, ar_err *err)
@@ -20,8 +21,7 @@ bool store_ready(store *s, ar_err *err)
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		if (state && strcmp(state, "42P01") == 0)
-			ar_err_set(err, 503, "not-migrated", "Not ready",
-				   "the database has no migrations applied (run arbiter migrate)");
+			ar_err_setk(err, 503, "not-migrated", "detail.no_migrations", NULL);
 		else
 			db_result_error(db_conn(s, idx), r, "ready", err);
 		goto done;
@@ -29,13 +29,11 @@ bool store_ready(store *s, ar_err *err)
 	/* ready means writable: a standby (during a failover, or a URL
 	 * without target_session_attrs=read-write) serves no write */
 	if (strcmp(PQgetvalue(r, 0, 1), "t") == 0) {
-		ar_err_set(err, 503, "database-read-only", "Not ready",
-			   "the database is read-only (a standby: no writable primary); retry later");
+		ar_err_setk(err, 503, "database-read-only", "detail.db_standby", NULL);
 		goto done;
 	}
 	if (strtoull(PQgetvalue(r, 0, 0), NULL, 10) < ar_n_migrations) {
-		ar_err_set(err, 503, "not-migrated", "Not ready",
-			   "pending migrations (run arbiter migrate)");
+		ar_err_setk(err, 503, "not-migrated", "detail.pending_migrations", NULL);
 		goto done;
 	}
 	ok = true;

@@ -1,6 +1,8 @@
 /* Names, parsers and the error collector shared by every module (pure). */
 #include "arbiter/model.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +114,7 @@ void ar_err_init(ar_err *e)
 	 * showed as a tenth of a create's instructions. */
 	e->status = 0;
 	e->type[0] = e->title[0] = e->detail[0] = '\0';
+	e->msg.key[0] = '\0';
 	e->n_fields = 0;
 }
 
@@ -132,9 +135,8 @@ void ar_err_set(ar_err *e, int status, const char *type, const char *title,
 
 void ar_err_cursor(ar_err *e, const char *pointer)
 {
-	ar_err_set(e, 400, "invalid-cursor", "Invalid cursor",
-		   "a cursor is passed back exactly as this service handed it out");
-	ar_err_field(e, pointer, "is not a cursor this service handed out");
+	ar_err_setk(e, 400, "invalid-cursor", "detail.cursor", NULL);
+	ar_err_fieldk(e, pointer, "field.cursor", NULL);
 }
 
 void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
@@ -142,12 +144,12 @@ void ar_err_field(ar_err *e, const char *pointer, const char *fmt, ...)
 	va_list ap;
 	ar_field_error *f;
 
-	ar_err_set(e, 422, "validation", "Invalid request",
-		   "one or more fields are invalid");
+	ar_err_setk(e, 422, "validation", "detail.fields_invalid", NULL);
 	if (e->n_fields >= AR_ERR_MAX_FIELDS)
 		return;
 	f = &e->fields[e->n_fields++];
 	snprintf(f->pointer, sizeof(f->pointer), "%s", pointer);
+	f->msg.key[0] = '\0';
 	va_start(ap, fmt);
 	vsnprintf(f->message, sizeof(f->message), fmt, ap);
 	va_end(ap);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arbiter/assets.h"
+#include "arbiter/errmsg.h"
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static i18n_cat *catalogue;
@@ -34,7 +35,7 @@ bool msgs_check(ar_err *err)
 	return i18n_cat_check(catalogue, err);
 }
 
-void msgs_problem(const ar_err *err, ar_lang l, const char **title, const char **detail)
+void msgs_problem(const ar_err *err, ar_lang l, const char **title, char *detail, size_t len)
 {
 	const i18n_cat *c = msgs_catalogue();
 	char key[128];
@@ -45,15 +46,23 @@ void msgs_problem(const ar_err *err, ar_lang l, const char **title, const char *
 	*title = t ? t : l == AR_LANG_EN ? err->title : i18n_text(c, l, "problem._other.title");
 	if (!*title)
 		*title = err->title;
+	if (ar_msg_render(&err->msg, l, detail, len))
+		return;
 	if (l == AR_LANG_EN) {
-		*detail = err->detail;
+		snprintf(detail, len, "%s", err->detail);
 		return;
 	}
 	snprintf(key, sizeof(key), "problem.%s.detail", err->type[0] ? err->type : "_other");
 	t = i18n_text(c, l, key);
-	*detail = t ? t : i18n_text(c, l, "problem._other.detail");
-	if (!*detail)
-		*detail = err->detail;
+	if (!t)
+		t = i18n_text(c, l, "problem._other.detail");
+	snprintf(detail, len, "%s", t ? t : err->detail);
+}
+
+void msgs_field(const ar_field_error *f, ar_lang l, char *out, size_t len)
+{
+	if (!ar_msg_render(&f->msg, l, out, len))
+		snprintf(out, len, "%s", f->message);
 }
 
 bool msgs_decision(json_t *decision, ar_lang l)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arbiter/errmsg.h"
+
 #define MS_PER_HOUR (3600LL * AR_MS_PER_SEC)
 #define MAX_AMOUNT_CENTS 100000000000LL   /* 1e9 major units: anything above is a typo */
 #define MAX_DAYS 36500
@@ -163,21 +165,19 @@ typedef struct {
 	bool bad;
 } vctx;
 
-static void bad(vctx *c, const char *pointer, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* A field error of catalogue key (name, value pairs ending in NULL). */
+static void bad(vctx *c, const char *pointer, const char *key, ...)
+	__attribute__((sentinel));
 
-static void bad(vctx *c, const char *pointer, const char *fmt, ...)
+static void bad(vctx *c, const char *pointer, const char *key, ...)
 {
-	char msg[AR_ERR_TEXT];
 	va_list ap;
 
 	c->bad = true;
-	ar_err_set(c->err, 422, "invalid-policy", "Invalid policy",
-		   "the policy document is invalid; nothing was changed");
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ar_err_setk(c->err, 422, "invalid-policy", "detail.policy_invalid", NULL);
+	va_start(ap, key);
+	ar_err_vfieldk(c->err, pointer, key, ap);
 	va_end(ap);
-	ar_err_field(c->err, pointer, "%s", msg);
 }
 
 /* RFC 6901: '~' and '/' inside a key must be escaped or the pointer lies. */
@@ -223,7 +223,7 @@ static void check_keys(vctx *c, json_t *obj, const char *base,
 		if (!known) {
 			char ptr[AR_ERR_TEXT];
 			join(ptr, sizeof(ptr), base, key);
-			bad(c, ptr, "unknown key");
+			bad(c, ptr, "field.unknown", NULL);
 		}
 	}
 }
@@ -236,7 +236,7 @@ static json_t *member(vctx *c, json_t *obj, const char *base, const char *key,
 
 	join(ptr, ptr_len, base, key);
 	if (!v && required)
-		bad(c, ptr, "required");
+		bad(c, ptr, "field.required", NULL);
 	return v;
 }
 
@@ -246,7 +246,7 @@ static json_t *get_object(vctx *c, json_t *obj, const char *base,
 	json_t *v = member(c, obj, base, key, required, ptr, ptr_len);
 
 	if (v && !json_is_object(v)) {
-		bad(c, ptr, "must be an object");
+		bad(c, ptr, "field.object", NULL);
 		return NULL;
 	}
 	return v;
@@ -262,16 +262,15 @@ static bool get_int(vctx *c, json_t *obj, const char *base, const char *key,
 	if (!v)
 		return false;
 	if (!json_is_integer(v)) {
-		bad(c, ptr, "must be an integer");
+		bad(c, ptr, "field.integer", NULL);
 		return false;
 	}
 	n = json_integer_value(v);
 	if (n < min || n > max) {
 		if (n < 0 && min >= 0)
-			bad(c, ptr, "must not be negative");
+			bad(c, ptr, "field.not_negative", NULL);
 		else
-			bad(c, ptr, "must be between %lld and %lld",
-			    (long long)min, (long long)max);
+			bad(c, ptr, "field.between", "min", AR_INT(min), "max", AR_INT(max), NULL);
 		return false;
 	}
 	*out = n;
@@ -287,7 +286,7 @@ static bool get_bool(vctx *c, json_t *obj, const char *base, const char *key,
 	if (!v)
 		return false;
 	if (!json_is_boolean(v)) {
-		bad(c, ptr, "must be true or false");
+		bad(c, ptr, "field.boolean", NULL);
 		return false;
 	}
 	*out = json_is_true(v);
@@ -298,12 +297,12 @@ static bool check_name(vctx *c, const char *ptr, json_t *v, size_t max_len,
 		       const char **out)
 {
 	if (!json_is_string(v)) {
-		bad(c, ptr, "must be a string");
+		bad(c, ptr, "field.string", NULL);
 		return false;
 	}
 	if (json_string_length(v) == 0 || json_string_length(v) > max_len ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		bad(c, ptr, "must be a non-empty string of at most %zu bytes", max_len);
+		bad(c, ptr, "field.string_bytes", "max", AR_INT(max_len), NULL);
 		return false;
 	}
 	*out = json_string_value(v);
@@ -330,16 +329,15 @@ static bool get_duration(vctx *c, json_t *obj, const char *base,
 	if (!v)
 		return false;
 	if (!json_is_string(v)) {
-		bad(c, ptr, "must be an ISO 8601 duration string such as \"P5D\"");
+		bad(c, ptr, "field.duration", "example", "P5D", NULL);
 		return false;
 	}
 	if (!ar_duration_parse(json_string_value(v), &ms)) {
-		bad(c, ptr, "\"%s\" is not an ISO 8601 duration (PnW, PnDTnHnMnS; no years or months)",
-		    json_string_value(v));
+		bad(c, ptr, "field.not_duration", "value", json_string_value(v), NULL);
 		return false;
 	}
 	if (ms < 0 || (ms == 0 && !allow_zero)) {
-		bad(c, ptr, "must be longer than zero");
+		bad(c, ptr, "field.duration_zero", NULL);
 		return false;
 	}
 	*out_ms = ms;
@@ -365,7 +363,7 @@ static bool get_deadline_duration(vctx *c, json_t *obj, const char *base, const 
 	}
 	join(ptr, sizeof(ptr), base, key);
 	if (!allow_working_days) {
-		bad(c, ptr, "must be an ISO 8601 duration string such as \"PT24H\"");
+		bad(c, ptr, "field.duration", "example", "PT24H", NULL);
 		return false;
 	}
 	check_keys(c, v, ptr, wd_keys);
@@ -376,7 +374,7 @@ static bool get_deadline_duration(vctx *c, json_t *obj, const char *base, const 
 	if (!workcal_at_parse(at, &out->at)) {
 		char sub[AR_ERR_TEXT];
 		join(sub, sizeof(sub), ptr, "at");
-		bad(c, sub, "must be \"end_of_day\" or \"same_time\"");
+		bad(c, sub, "field.one_of", "list", "end_of_day, same_time", NULL);
 		return false;
 	}
 	out->ms = 0;
@@ -399,14 +397,14 @@ static bool get_name_set(vctx *c, json_t *obj, const char *base,
 	if (!v)
 		return false;
 	if (!json_is_array(v)) {
-		bad(c, ptr, "must be an array of %s names", what);
+		bad(c, ptr, "field.names_array", "what", what, NULL);
 		return false;
 	}
 	json_array_foreach(v, i, e) {
 		int bit;
 		join_index(item, sizeof(item), ptr, i);
 		if (!json_is_string(e) || !parse(json_string_value(e), &bit)) {
-			bad(c, item, "not a known %s", what);
+			bad(c, item, "field.not_known", "what", what, NULL);
 			ok = false;
 			continue;
 		}
@@ -457,11 +455,11 @@ static json_t *get_string_array(vctx *c, json_t *obj, const char *base,
 	if (!v)
 		return NULL;
 	if (!json_is_array(v)) {
-		bad(c, ptr, "must be an array of strings");
+		bad(c, ptr, "field.strings", NULL);
 		return NULL;
 	}
 	if (non_empty && json_array_size(v) == 0) {
-		bad(c, ptr, "must not be empty");
+		bad(c, ptr, "field.not_empty", NULL);
 		return NULL;
 	}
 	json_array_foreach(v, i, e) {
@@ -554,18 +552,18 @@ static override *load_overrides(vctx *c, json_t *root, const char *key,
 		return NULL;
 	list = calloc(json_object_size(obj), sizeof(*list));
 	if (!list) {
-		ar_err_set(c->err, 500, "internal", "Out of memory", "loading the policy");
+		ar_err_setk(c->err, 500, "internal", "detail.oom_policy", NULL);
 		c->bad = true;
 		return NULL;
 	}
 	json_object_foreach(obj, name, v) {
 		join(ptr, sizeof(ptr), base, name);
 		if (*name == '\0' || strlen(name) > AR_MAX_ID_LEN) {
-			bad(c, ptr, "the name must have 1 to %d bytes", AR_MAX_ID_LEN);
+			bad(c, ptr, "field.name_bytes", "max", AR_INT(AR_MAX_ID_LEN), NULL);
 			continue;
 		}
 		if (!json_is_object(v)) {
-			bad(c, ptr, "must be an object");
+			bad(c, ptr, "field.object", NULL);
 			continue;
 		}
 		list[n].name = name;
@@ -596,11 +594,11 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 	if (!arr)
 		return;
 	if (!json_is_array(arr)) {
-		bad(c, base, "must be an array of rules");
+		bad(c, base, "field.rules_array", NULL);
 		return;
 	}
 	if (json_array_size(arr) > MAX_CATEGORY_RULES) {
-		bad(c, base, "at most %d rules", MAX_CATEGORY_RULES);
+		bad(c, base, "field.max_rules", "max", AR_INT(MAX_CATEGORY_RULES), NULL);
 		return;
 	}
 	json_array_foreach(arr, i, r) {
@@ -610,7 +608,7 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 
 		join_index(ptr, sizeof(ptr), base, i);
 		if (!json_is_object(r)) {
-			bad(c, ptr, "must be an object");
+			bad(c, ptr, "field.object", NULL);
 			continue;
 		}
 		check_keys(c, r, ptr, keys);
@@ -622,7 +620,7 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 				if (!id_char_ok(*s)) {
 					char idp[AR_ERR_TEXT];
 					join(idp, sizeof(idp), ptr, "id");
-					bad(c, idp, "only letters, digits, '_' and '-'");
+					bad(c, idp, "field.rule_id_chars", NULL);
 					id = NULL;
 					break;
 				}
@@ -639,7 +637,7 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 				if (strcmp(json_string_value(fv), window_from_names[k]) == 0)
 					w = k;
 			if (w < 0)
-				bad(c, fp, "must be one of invoice, paid, delivered");
+				bad(c, fp, "field.one_of", "list", "invoice, paid, delivered", NULL);
 			else
 				cr->from = (window_from)w;
 		}
@@ -649,7 +647,7 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 				 &cr->window_km);
 		if (!has_days && !has_km && !json_object_get(r, "window_days") &&
 		    !json_object_get(r, "window_km"))
-			bad(c, ptr, "needs window_days or window_km");
+			bad(c, ptr, "field.needs_window", NULL);
 		cr->defects = get_string_array(c, r, ptr, "defects", true, true);
 		get_string(c, r, ptr, "remedy", true, POLICY_REMEDY_LEN - 1, &cr->remedy);
 		if (!cr->category || (!id && json_object_get(r, "id")))
@@ -657,8 +655,7 @@ static void load_category_rules(vctx *c, json_t *root, policy *p)
 		snprintf(cr->id, sizeof(cr->id), "R-CATEGORY-%s", id ? id : cr->category);
 		for (size_t j = 0; j < p->n_rules; j++) {
 			if (strcmp(p->rules[j].id, cr->id) == 0) {
-				bad(c, ptr, "duplicate rule id %s (give each rule an \"id\")",
-				    cr->id);
+				bad(c, ptr, "field.duplicate_rule", "id", cr->id, NULL);
 				break;
 			}
 		}
@@ -686,7 +683,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 	if (get_string(c, root, "", "currency", true, AR_CURRENCY_LEN, &s)) {
 		if (strlen(s) != AR_CURRENCY_LEN || s[0] < 'A' || s[0] > 'Z' ||
 		    s[1] < 'A' || s[1] > 'Z' || s[2] < 'A' || s[2] > 'Z')
-			bad(c, "/currency", "must be an ISO 4217 code such as \"CNY\"");
+			bad(c, "/currency", "field.iso4217", NULL);
 		else
 			memcpy(p->currency, s, AR_CURRENCY_LEN + 1);
 	}
@@ -752,7 +749,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		if (p->evidence_reasons && json_is_array(json_object_get(o, "accepted_kinds")) &&
 		    json_array_size(json_object_get(o, "accepted_kinds")) == 0) {
 			join(sub, sizeof(sub), ptr, "accepted_kinds");
-			bad(c, sub, "must not be empty while evidence is required");
+			bad(c, sub, "field.evidence_kinds_empty", NULL);
 		}
 	}
 
@@ -766,14 +763,14 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 			int f = -1;
 			join(sub, sizeof(sub), ptr, key);
 			if (!ar_reason_parse(key, &r)) {
-				bad(c, sub, "unknown key: not a reason code");
+				bad(c, sub, "field.not_reason", NULL);
 				continue;
 			}
 			for (int i = 0; i < 4 && json_is_string(v); i++)
 				if (strcmp(json_string_value(v), fault_names[i]) == 0)
 					f = i;
 			if (f < 0) {
-				bad(c, sub, "must be one of seller, buyer, carrier, undetermined");
+				bad(c, sub, "field.one_of", "list", "seller, buyer, carrier, undetermined", NULL);
 				continue;
 			}
 			p->fault[r] = (policy_fault)f;
@@ -809,7 +806,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 				 MAX_AMOUNT_CENTS, &p->buyer_ins_max_cents);
 		if (ok_min && ok_max && p->buyer_ins_max_cents < p->buyer_ins_min_cents) {
 			join(sub, sizeof(sub), ptr, "buyer_insurance_max_cents");
-			bad(c, sub, "must not be below buyer_insurance_min_cents");
+			bad(c, sub, "field.not_below", "other", "buyer_insurance_min_cents", NULL);
 		}
 		get_int(c, o, ptr, "seller_insurance_seller_share_cents", true, 0,
 			MAX_AMOUNT_CENTS, &p->seller_share_cents);
@@ -833,7 +830,7 @@ static void load_sections(vctx *c, json_t *root, policy *p)
 		get_int(c, o, ptr, "threshold", true, 1, 1000000, &p->batch_threshold);
 		get_int(c, o, ptr, "window_days", true, 1, MAX_DAYS, &p->batch_window_days);
 		if (aa && !json_is_boolean(aa))
-			bad(c, "/batch_defect/auto_approve", "must be a boolean");
+			bad(c, "/batch_defect/auto_approve", "field.bool", NULL);
 		p->batch_auto_approve = json_is_true(aa);
 	}
 
@@ -874,23 +871,22 @@ policy *policy_load(const char *json_text, size_t len, ar_err *err)
 	policy *p = calloc(1, sizeof(*p));
 
 	if (!p) {
-		ar_err_set(err, 500, "internal", "Out of memory", "loading the policy");
+		ar_err_setk(err, 500, "internal", "detail.oom_policy", NULL);
 		return NULL;
 	}
 	if (!json_text) {
-		bad(&c, "", "no policy text");
+		bad(&c, "", "field.no_policy_text", NULL);
 		goto fail;
 	}
 	p->doc = json_loadb(json_text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!p->doc) {
-		ar_err_set(err, 422, "invalid-policy", "Invalid policy",
-			   "not valid JSON at line %d, column %d: %s", je.line,
-			   je.column, je.text);
-		ar_err_field(err, "", "%s", je.text);
+		ar_err_setk(err, 422, "invalid-policy", "detail.policy_json", "line", AR_INT(je.line),
+			    "column", AR_INT(je.column), "error", je.text, NULL);
+		ar_err_fieldk(err, "", "field.json_error", "error", je.text, NULL);
 		goto fail;
 	}
 	if (!json_is_object(p->doc)) {
-		bad(&c, "", "the policy must be a JSON object");
+		bad(&c, "", "field.policy_object", NULL);
 		goto fail;
 	}
 	load_sections(&c, p->doc, p);
@@ -898,7 +894,7 @@ policy *policy_load(const char *json_text, size_t len, ar_err *err)
 		goto fail;
 	p->text = json_dumps(p->doc, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!p->text) {
-		ar_err_set(err, 500, "internal", "Out of memory", "loading the policy");
+		ar_err_setk(err, 500, "internal", "detail.oom_policy", NULL);
 		goto fail;
 	}
 	return p;
@@ -978,8 +974,7 @@ bool policy_armings(const policy *p, ar_kind kind, const char *shop_id, bool maj
 		if (d == FSM_DEADLINE_COMPLAINT_FIRST_RESPONSE && major)
 			name = "complaint_first_response_major";
 		if (!policy_duration_spec(p, name, shop_id, &dur)) {
-			ar_err_set(err, 500, "internal", "Internal error",
-				   "the policy has no duration '%s'", name);
+			ar_err_setk(err, 500, "internal", "detail.policy_no_duration", "name", name, NULL);
 			return false;
 		}
 		out[(*n)++] = (policy_arming){ fsm_deadline_name((fsm_deadline)d), dur.ms,
@@ -1092,21 +1087,20 @@ static void trace(adj *a, const char *id, policy_rule_result r,
 	va_end(ap);
 }
 
-static void refuse(adj *a, const char *pointer, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* A field error of catalogue key (name, value pairs ending in NULL). */
+static void refuse(adj *a, const char *pointer, const char *key, ...)
+	__attribute__((sentinel));
 
-static void refuse(adj *a, const char *pointer, const char *fmt, ...)
+static void refuse(adj *a, const char *pointer, const char *key, ...)
 {
-	char msg[AR_ERR_TEXT];
 	va_list ap;
 
 	a->refused = true;
-	ar_err_set(a->err, 422, "policy-refused", "Refused by policy",
-		   "policy %s refuses this case", a->p->version);
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	ar_err_setk(a->err, 422, "policy-refused", "detail.policy_refuses", "version",
+		    a->p->version, NULL);
+	va_start(ap, key);
+	ar_err_vfieldk(a->err, pointer, key, ap);
 	va_end(ap);
-	ar_err_field(a->err, pointer, "%s", msg);
 }
 
 static bool has_bit(unsigned mask, int bit)
@@ -1172,29 +1166,33 @@ static void check_inputs(adj *a)
 	int accepted = 0;
 
 	if (in->currency[0] && strcmp(in->currency, a->p->currency) != 0)
-		refuse(a, "/currency", "policy %s settles in %s, not %s",
-		       a->p->version, a->p->currency, in->currency);
+		refuse(a, "/currency", "field.policy_currency", "version", a->p->version, "currency",
+		       a->p->currency, "sent", in->currency, NULL);
 	if (a->o->price_cents < 0 || a->o->price_cents > MAX_AMOUNT_CENTS)
-		refuse(a, "/order/price_cents", "must be between 0 and %lld",
-		       MAX_AMOUNT_CENTS);
+		refuse(a, "/order/price_cents", "field.between", "min", AR_INT(0), "max",
+		       AR_INT(MAX_AMOUNT_CENTS), NULL);
 	if (a->o->shipping_fee_cents < 0 || a->o->shipping_fee_cents > MAX_AMOUNT_CENTS)
-		refuse(a, "/order/shipping_fee_cents", "must be between 0 and %lld",
-		       MAX_AMOUNT_CENTS);
+		refuse(a, "/order/shipping_fee_cents", "field.between", "min", AR_INT(0), "max",
+		       AR_INT(MAX_AMOUNT_CENTS), NULL);
 	if (a->o->quantity < 1 || a->o->quantity > MAX_QUANTITY)
-		refuse(a, "/order/quantity", "must be between 1 and %lld", MAX_QUANTITY);
+		refuse(a, "/order/quantity", "field.between", "min", AR_INT(1), "max",
+		       AR_INT(MAX_QUANTITY), NULL);
 	if (a->o->points_used < 0 || a->o->points_used > MAX_AMOUNT_CENTS)
-		refuse(a, "/order/points_used", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+		refuse(a, "/order/points_used", "field.between", "min", AR_INT(0), "max",
+		       AR_INT(MAX_AMOUNT_CENTS), NULL);
 	if (a->o->coupon_cents < 0 || a->o->coupon_cents > MAX_AMOUNT_CENTS)
-		refuse(a, "/order/coupon_cents", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+		refuse(a, "/order/coupon_cents", "field.between", "min", AR_INT(0), "max",
+		       AR_INT(MAX_AMOUNT_CENTS), NULL);
 	if (in->reason == AR_REASON_PRICE_PROTECTION) {
 		/* 001 退差: money back, goods kept: a refund, nothing else */
 		if (in->kind != AR_KIND_REFUND)
-			refuse(a, "/kind", "reason price_protection is claimed as a refund case, not %s",
-			       ar_kind_name(in->kind));
+			refuse(a, "/kind", "field.price_protection_kind", "kind", ar_kind_name(in->kind),
+			       NULL);
 		if (in->new_price_cents < 0)
-			refuse(a, "/new_price_cents", "reason price_protection needs the new lower unit price");
+			refuse(a, "/new_price_cents", "field.price_protection_price", NULL);
 		else if (in->new_price_cents > MAX_AMOUNT_CENTS)
-			refuse(a, "/new_price_cents", "must be between 0 and %lld", MAX_AMOUNT_CENTS);
+			refuse(a, "/new_price_cents", "field.between", "min", AR_INT(0), "max",
+			       AR_INT(MAX_AMOUNT_CENTS), NULL);
 	}
 
 	if (!has_bit(a->p->evidence_reasons, (int)in->reason))
@@ -1205,9 +1203,8 @@ static void check_inputs(adj *a)
 		trace(a, "R-EVIDENCE", POLICY_RULE_FAIL,
 		      "reason %s needs photo or video evidence; %zu item(s) given, none accepted",
 		      ar_reason_name(in->reason), in->n_evidence);
-		refuse(a, "/evidence",
-		       "reason %s requires evidence of an accepted kind (e.g. photo, video)",
-		       ar_reason_name(in->reason));
+		refuse(a, "/evidence", "field.evidence_required", "reason",
+		       ar_reason_name(in->reason), NULL);
 	} else {
 		trace(a, "R-EVIDENCE", POLICY_RULE_PASS,
 		      "reason %s needs evidence: %d accepted item(s) given",
@@ -1725,9 +1722,8 @@ static void rule_requested(adj *a)
 		trace(a, "R-REQUESTED", POLICY_RULE_FAIL,
 		      "requested %lld > %lld, the most owed under this policy",
 		      (long long)req, (long long)max);
-		refuse(a, "/requested_cents",
-		       "requested %lld exceeds %lld, the most owed under policy %s",
-		       (long long)req, (long long)max, a->p->version);
+		refuse(a, "/requested_cents", "field.requested_over_max", "amount", AR_MONEY(req),
+		       "max", AR_MONEY(max), "version", a->p->version, NULL);
 	} else {
 		trace(a, "R-REQUESTED", POLICY_RULE_PASS,
 		      "requested %lld <= %lld, the most owed", (long long)req,
@@ -1869,8 +1865,7 @@ bool policy_adjudicate(const policy *p, const ar_case_input *in,
 	out->max_offer_rounds = (int)p->max_offer_rounds;
 	if (now == AR_TIME_NONE || (unsigned)in->kind >= AR_KIND__COUNT ||
 	    (unsigned)in->reason >= AR_REASON__COUNT) {
-		ar_err_set(err, 500, "internal", "Internal error",
-			   "policy_adjudicate called without a clock or with an invalid kind/reason");
+		ar_err_setk(err, 500, "internal", "detail.adjudicate_misuse", NULL);
 		return false;
 	}
 	a.p = p;

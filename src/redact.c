@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 
 static const char *const cross_rules[] = { "R-RISK-MANY-CASES", "R-RISK-SAME-TEXT" };
 static const char *const cross_signals[] = { "many_cases_7d", "same_text_other_shops" };
@@ -25,7 +26,7 @@ static bool listed(const char *s, const char *const *list, size_t n)
 
 static bool oom(ar_err *err)
 {
-	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 	return false;
 }
 
@@ -77,7 +78,7 @@ bool redact_event(json_t *e, ar_err *err)
 	 * (GET /v1/cases/{id}/verify). */
 	if ((json_object_get(e, "hash") && json_object_set_new(e, "hash", json_null())) ||
 	    (json_object_get(e, "prev_hash") && json_object_set_new(e, "prev_hash", json_null()))) {
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		return false;
 	}
 	return !json_is_object(d) || redact_decision(d, err);
@@ -91,8 +92,7 @@ bool redact_case_text(char **json, size_t *len, ar_err *err)
 	bool ok = false;
 
 	if (!c) {
-		ar_err_set(err, 500, "internal", "Internal error", "a stored case is not JSON: %s",
-			   jerr.text);
+		ar_err_setk(err, 500, "internal", "detail.case_not_json", "error", jerr.text, NULL);
 		goto fail;
 	}
 	if (!redact_case(c, err))
@@ -134,6 +134,6 @@ bool redact_policy(json_t *doc, const char (*shops)[AR_MAX_ID_LEN + 1], size_t n
 		goto oom;
 	return true;
 oom:
-	ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+	ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 	return false;
 }

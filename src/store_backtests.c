@@ -1,6 +1,8 @@
 /* Backtest jobs, policy activations and the read-only stream of recorded cases a job replays. */
 #include "arbiter/store_backtests.h"
 
+#include "arbiter/errmsg.h"
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +115,7 @@ bool store_backtest_get(store *s, const char *id, json_t **out, ar_err *err)
 	if (!r)
 		return false;
 	if (PQntuples(r) == 0)
-		ar_err_set(err, 404, "not-found", "Not found", "no backtest '%.64s'", id);
+		ar_err_setk(err, 404, "not-found", "detail.no_backtest", "id", id, NULL);
 	else
 		*out = db_json_cell(r, 0, 0, err);
 	PQclear(r);
@@ -147,7 +149,7 @@ bool store_policy_activation(store *s, const char *version, const char *actor,
 	ok = atoi(PQcmdTuples(r)) == 1;
 	PQclear(r);
 	if (!ok)
-		ar_err_field(err, "/query/backtest_id", "no backtest '%.64s'", backtest_id);
+		ar_err_fieldk(err, "/query/backtest_id", "field.no_backtest", "id", backtest_id, NULL);
 	return ok;
 }
 

@@ -1,6 +1,8 @@
 /* Working-day calendars in the database: read a version, append one, the latest for the scheduler's calendar. */
 #include "arbiter/store_calendars.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -65,8 +67,8 @@ bool store_calendar_get(store *s, const char *id, int version, json_t **out, ar_
 	if (*out && !json_object_get(*out, "id")) {
 		json_decref(*out);
 		*out = NULL;
-		ar_err_set(err, 404, "not-found", "Not found", "no calendar %.64s%s", id,
-			   version ? " in that version" : "");
+		ar_err_setk(err, 404, "not-found", version ? "detail.no_calendar_version"
+			    : "detail.no_calendar", "id", id, NULL);
 	}
 	return *out != NULL;
 }
@@ -81,9 +83,7 @@ bool store_calendar_put(store *s, const char *id, const char *doc_text, const ch
 	*out = NULL;
 	*created = json_is_true(json_object_get(res, "created"));
 	if (res && !json_is_object(row))
-		ar_err_set(err, 409, "calendar-conflict", "Calendar changed meanwhile",
-			   "another version of calendar %.64s was loaded at the same time; read it and retry",
-			   id);
+		ar_err_setk(err, 409, "calendar-conflict", "detail.calendar_conflict", "id", id, NULL);
 	else if (res)
 		*out = json_incref(row);
 	json_decref(res);

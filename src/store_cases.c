@@ -7,6 +7,7 @@
 
 #include "arbiter/codec.h"
 #include "arbiter/cursor.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/groupcommit.h"
 
 /* One statement for a whole create, so that creates can share a group
@@ -280,7 +281,7 @@ done:
 
 void store_err_not_found(ar_err *err, const char *id)
 {
-	ar_err_set(err, 404, "not-found", "Not found", "no case with id '%s'", id);
+	ar_err_setk(err, 404, "not-found", "detail.no_case", "id", id, NULL);
 }
 
 bool store_case_get(store *s, const char *id, const char *shop_scope, int read_version,

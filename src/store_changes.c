@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arbiter/codec.h"
+#include "arbiter/errmsg.h"
 #include "arbiter/groupcommit.h"
 
 static db_stmt st_case_apply = { .name = "case_apply", .sql =
@@ -238,9 +239,8 @@ done:
 
 static void err_stale(ar_err *err, const store_change *ch)
 {
-	ar_err_set(err, 412, "stale", "Precondition failed",
-		   "case %s is no longer at version %d; read it again",
-		   ch->case_id, ch->expected_version);
+	ar_err_setk(err, 412, "stale", "detail.case_moved_on", "id", ch->case_id, "version",
+		    AR_INT(ch->expected_version), NULL);
 }
 
 bool store_case_apply(store *s, const store_change *ch, store_case_row **row, ar_err *err)

@@ -1,6 +1,8 @@
 /* Idempotency-Key records: claim, replay, finish, forget. */
 #include "arbiter/store_idem.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,8 +89,7 @@ bool store_idem_begin(store *s, const char *scope, const char *key, const char *
 	if (ok && *state == IDEM_NEW) {
 		/* the record we lost to ended in between */
 		ok = false;
-		ar_err_set(err, 409, "idempotency-in-flight", "Conflict",
-			   "a request with this Idempotency-Key is being processed; retry");
+		ar_err_setk(err, 409, "idempotency-in-flight", "detail.idempotency_retry", NULL);
 	}
 done:
 	PQclear(r);

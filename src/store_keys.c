@@ -1,6 +1,8 @@
 /* API keys: only each secret's SHA-256 is stored. */
 #include "arbiter/store_keys.h"
 
+#include "arbiter/errmsg.h"
+
 #include <string.h>
 
 static db_stmt st_key_get = { .name = "key_get", .sql =
@@ -38,7 +40,7 @@ bool store_key_get(store *s, const char *id, store_key *out, ar_err *err)
 	if (!r)
 		goto done;
 	if (PQntuples(r) == 0) {
-		ar_err_set(err, 401, "unauthorized", "Unauthorized", "unknown API key");
+		ar_err_setk(err, 401, "unauthorized", "detail.key_unknown", NULL);
 		goto done;
 	}
 	hex = PQgetvalue(r, 0, 0);
@@ -105,7 +107,7 @@ bool store_key_revoke(store *s, const char *id, ar_err *err)
 	bool ok = r && strcmp(PQcmdTuples(r), "0") != 0;
 
 	if (r && !ok)
-		ar_err_set(err, 404, "not-found", "Not found", "no API key '%s'", id);
+		ar_err_setk(err, 404, "not-found", "detail.no_key", "id", id, NULL);
 	PQclear(r);
 	return ok;
 }

@@ -1,6 +1,8 @@
 /* What policy decisions read and record: versions, risk history, SKU flags. */
 #include "arbiter/store_policy.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,9 +72,8 @@ bool store_policy_record(store *s, const char *version, const char *canonical_te
 		return false;
 	*is_new = PQgetvalue(r, 0, 0)[0] == 't';
 	if (!*is_new && PQgetvalue(r, 0, 1)[0] != 't')
-		ar_err_set(err, 409, "policy-version-taken", "Policy version already used",
-			   "version '%s' was recorded with different content; give the new document a new version",
-			   version);
+		ar_err_setk(err, 409, "policy-version-taken", "detail.policy_version_taken", "version",
+			    version, NULL);
 	else
 		ok = true;
 	PQclear(r);
@@ -89,7 +90,7 @@ bool store_policy_active(store *s, char *version, size_t version_len, char **tex
 	if (!r)
 		return false;
 	if (PQntuples(r) == 0) {
-		ar_err_set(err, 404, "not-found", "Not found", "no policy was ever activated");
+		ar_err_setk(err, 404, "not-found", "detail.no_policy", NULL);
 	} else {
 		snprintf(version, version_len, "%s", PQgetvalue(r, 0, 0));
 		*text = strdup(PQgetvalue(r, 0, 1));
@@ -110,8 +111,8 @@ bool store_sku_clear(store *s, const char *shop_id, const char *sku, const char 
 	bool ok = r && strcmp(PQcmdTuples(r), "0") != 0;
 
 	if (r && !ok)
-		ar_err_set(err, 404, "not-found", "Not found",
-			   "SKU %.64s of shop %.64s carries no batch-defect flag", sku, shop_id);
+		ar_err_setk(err, 404, "not-found", "detail.no_batch_flag", "sku", sku, "shop", shop_id,
+			    NULL);
 	PQclear(r);
 	return ok;
 }

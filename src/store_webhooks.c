@@ -1,6 +1,8 @@
 /* Webhook subscriptions and deliveries for the API: create, read, change, replay, ping (each one scoped statement). */
 #include "arbiter/store_webhooks.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -52,7 +54,7 @@ static json_t *query_json(store *s, const char *what, const char *sql, int n,
 	if (!r)
 		return NULL;
 	if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0))
-		ar_err_set(err, 404, "not-found", "Not found", "no such webhook subscription");
+		ar_err_setk(err, 404, "not-found", "detail.no_subscription", NULL);
 	else
 		out = db_json_cell(r, 0, 0, err);
 	PQclear(r);
@@ -203,7 +205,7 @@ bool store_webhook_replay_one(store *s, const char *id, const char *scope, const
 		"   RETURNING *)"
 		" SELECT " DELIVERY_JSON("i") " FROM i", 3, vals, err);
 	if (!*out && err->status == 404)
-		ar_err_set(err, 404, "not-found", "Not found", "no such delivery of this subscription");
+		ar_err_setk(err, 404, "not-found", "detail.no_delivery", NULL);
 	return *out != NULL;
 }
 

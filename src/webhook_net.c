@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "arbiter/errmsg.h"
 #include "arbiter/webhook.h"
 
 #define URL_MAX 2048
@@ -127,11 +128,11 @@ bool wh_connect_allowed(const char *host, const struct sockaddr *sa, const char 
 	return false;
 }
 
-static void url_err(ar_err *err, const char *fmt, const char *arg)
+/* key: a field.* catalogue key with the one placeholder {value} */
+static void url_err(ar_err *err, const char *key, const char *value)
 {
-	ar_err_set(err, 422, "invalid-webhook-url", "Invalid webhook URL",
-		   "the webhook URL cannot be used");
-	ar_err_field(err, "/url", fmt, arg);
+	ar_err_setk(err, 422, "invalid-webhook-url", "detail.webhook_url", NULL);
+	ar_err_fieldk(err, "/url", key, "value", value, NULL);
 }
 
 bool wh_url_check(const char *url, ar_err *err)
@@ -145,23 +146,23 @@ bool wh_url_check(const char *url, ar_err *err)
 	int rc;
 
 	if (strlen(url) > URL_MAX) {
-		url_err(err, "must be at most %s bytes", "2048");
+		url_err(err, "field.webhook_url_long", "2048");
 		return false;
 	}
 	u = curl_url();
 	if (!u) {
-		ar_err_set(err, 503, "overloaded", "Out of memory", "try again");
+		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		return false;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		url_err(err, "must be an absolute URL (%s)", "https://host/path");
+		url_err(err, "field.webhook_url_absolute", "https://host/path");
 		goto fail;
 	}
 	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK) {
-		url_err(err, "must not carry credentials (%s)", "user:password@");
+		url_err(err, "field.webhook_url_credentials", "user:password@");
 		goto fail;
 	}
 	hl = strlen(host);
@@ -171,8 +172,7 @@ bool wh_url_check(const char *url, ar_err *err)
 		snprintf(bare, sizeof(bare), "%s", host);
 	if (strcasecmp(scheme, "https") != 0 &&
 	    !(strcasecmp(scheme, "http") == 0 && wh_host_listed(cfg.allow_hosts, bare))) {
-		url_err(err, "must be https (http only for a host ARBITER_WEBHOOK_ALLOW_HOSTS"
-			" names), not %s", scheme);
+		url_err(err, "field.webhook_url_scheme", scheme);
 		goto fail;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -180,16 +180,15 @@ bool wh_url_check(const char *url, ar_err *err)
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(bare, NULL, &hints, &res);
 	if (rc != 0 || !res) {
-		url_err(err, "host %s does not resolve", bare);
+		url_err(err, "field.webhook_url_resolve", bare);
 		goto fail;
 	}
 	for (struct addrinfo *a = res; a; a = a->ai_next) {
 		const char *why;
 		if (!wh_connect_allowed(bare, a->ai_addr, &why)) {
-			char detail[160];
-			snprintf(detail, sizeof(detail), "%.100s resolves to a %s address", bare, why);
-			url_err(err, "%s; deliveries may reach only public addresses unless"
-				" ARBITER_WEBHOOK_ALLOW_HOSTS names the host", detail);
+			ar_err_setk(err, 422, "invalid-webhook-url", "detail.webhook_url", NULL);
+			ar_err_fieldk(err, "/url", "field.webhook_url_address", "host", bare,
+				      "kind", why, NULL);
 			goto fail;
 		}
 	}

@@ -1,6 +1,8 @@
 /* Working-day calendars: validation, built-in time zone rules and working-day deadline arithmetic (pure). */
 #include "arbiter/workcal.h"
 
+#include "arbiter/errmsg.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,11 +218,13 @@ bool workcal_add_working_days(const workcal *c, ar_time start, int n, workcal_at
 	const ar_time hi = ar_days_from_civil(YEAR_MAX, 1, 1) * AR_MS_PER_DAY;
 
 	if (n < 1 || n > WORKCAL_MAX_N) {
-		ar_err_field(err, "/working_days", "must be between 1 and %d", WORKCAL_MAX_N);
+		ar_err_fieldk(err, "/working_days", "field.int_range", "min", AR_INT(1),
+			      "max", AR_INT(WORKCAL_MAX_N), NULL);
 		return false;
 	}
 	if (start < lo || start >= hi) {
-		ar_err_field(err, "/start", "must lie between %d and %d", YEAR_MIN, YEAR_MAX);
+		ar_err_fieldk(err, "/start", "field.year_range", "min", AR_INT(YEAR_MIN), "max",
+			      AR_INT(YEAR_MAX), NULL);
 		return false;
 	}
 	int64_t local = start + zone_offset(c->zone, start);
@@ -287,19 +291,17 @@ int64_t workcal_days_left(const workcal *c, ar_time now)
 
 /* ---- loading ---- */
 
-static void bad(ar_err *err, const char *pointer, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void bad(ar_err *err, const char *pointer, const char *fmt, ...)
+/* A field error of catalogue key (name, value pairs ending in NULL). */
+static void bad(ar_err *err, const char *pointer, const char *key, ...)
+	__attribute__((sentinel));
+static void bad(ar_err *err, const char *pointer, const char *key, ...)
 {
-	char msg[AR_ERR_TEXT];
 	va_list ap;
 
-	ar_err_set(err, 422, "invalid-calendar", "Invalid calendar",
-		   "the calendar document is not valid");
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	ar_err_setk(err, 422, "invalid-calendar", "detail.calendar_invalid", NULL);
+	va_start(ap, key);
+	ar_err_vfieldk(err, pointer, key, ap);
 	va_end(ap);
-	ar_err_field(err, pointer, "%s", msg);
 }
 
 static bool parse_date(const char *s, int64_t *day)
@@ -352,7 +354,7 @@ static bool check_keys(const json_t *obj, const char *base, const char *const *a
 		for (size_t i = 0; allowed[i]; i++)
 			known = known || strcmp(allowed[i], key) == 0;
 		if (!known) {
-			bad(err, base, "unknown key '%s'", key);
+			bad(err, base, "field.unknown_key", "key", key, NULL);
 			ok = false;
 		}
 	}
@@ -370,26 +372,26 @@ static bool load_list(workcal *c, const json_t *list, const char *ptr, int year,
 	if (!list)
 		return true;
 	if (!json_is_array(list)) {
-		bad(err, ptr, "must be an array of dates (YYYY-MM-DD)");
+		bad(err, ptr, "field.dates", NULL);
 		return false;
 	}
 	json_array_foreach(list, i, v) {
 		int64_t day;
 		if (!json_is_string(v) || !parse_date(json_string_value(v), &day)) {
-			bad(err, ptr, "item %zu must be a date (YYYY-MM-DD)", i);
+			bad(err, ptr, "field.item_date", "item", AR_INT(i), NULL);
 			ok = false;
 			continue;
 		}
 		/* A notice lists only its own year and the days next to it. */
 		int y = year_of(day);
 		if (y < year - 1 || y > year + 1) {
-			bad(err, ptr, "item %zu (%s) is not within a year of %d", i,
-				     json_string_value(v), year);
+			bad(err, ptr, "field.item_year", "item", AR_INT(i), "date", json_string_value(v),
+			    "year", AR_INT(year), NULL);
 			ok = false;
 			continue;
 		}
 		if (c->n_days >= WORKCAL_MAX_DAYS) {
-			bad(err, ptr, "more than %d dates in the calendar", WORKCAL_MAX_DAYS);
+			bad(err, ptr, "field.too_many_dates", "max", AR_INT(WORKCAL_MAX_DAYS), NULL);
 			return false;
 		}
 		c->days[c->n_days].day = day;
@@ -411,12 +413,12 @@ static void load_years(workcal *c, const json_t *years, ar_err *err)
 		long y = strtol(key, &end, 10);
 		snprintf(ptr, sizeof ptr, "/years/%s", key);
 		if (strlen(key) != 4 || *end != '\0' || y < YEAR_MIN || y >= YEAR_MAX) {
-			bad(err, ptr, "must be a year between %d and %d", YEAR_MIN,
-				     YEAR_MAX - 1);
+			bad(err, ptr, "field.year_range", "min", AR_INT(YEAR_MIN), "max",
+			    AR_INT(YEAR_MAX - 1), NULL);
 			continue;
 		}
 		if (!json_is_object(v)) {
-			bad(err, ptr, "must be an object");
+			bad(err, ptr, "field.object", NULL);
 			continue;
 		}
 		if (!check_keys(v, ptr, year_keys, err))
@@ -438,12 +440,12 @@ static void index_days(workcal *c, ar_err *err)
 	for (size_t i = 0; i < c->n_days; i++) {
 		if (w > 0 && c->days[w - 1].day == c->days[i].day) {
 			if (c->days[w - 1].working != c->days[i].working) {
+				char date[32];
 				int64_t y;
 				int m, d;
 				ar_civil_from_days(c->days[i].day, &y, &m, &d);
-				bad(err, "/years",
-					     "%04lld-%02d-%02d is listed both as a holiday and as a working day",
-					     (long long)y, m, d);
+				snprintf(date, sizeof(date), "%04lld-%02d-%02d", (long long)y, m, d);
+				bad(err, "/years", "field.holiday_and_workday", "date", date, NULL);
 			}
 			continue;
 		}
@@ -466,46 +468,45 @@ workcal *workcal_load(const json_t *doc, ar_err *err)
 	const json_t *id, *tz, *years;
 
 	if (!json_is_object(doc)) {
-		bad(err, "", "the calendar must be a JSON object");
+		bad(err, "", "field.calendar_object", NULL);
 		goto fail;
 	}
 	c = calloc(1, sizeof *c);
 	if (!c) {
-		ar_err_set(err, 500, "internal", "Out of memory", "loading a calendar");
+		ar_err_setk(err, 500, "internal", "detail.oom_calendar_load", NULL);
 		goto fail;
 	}
 	(void)check_keys(doc, "", top_keys, err);
 	id = json_object_get(doc, "id");
 	if (!json_is_string(id) || !id_ok(json_string_value(id)))
-		bad(err, "/id", "must be 1-%d characters of a-z, 0-9, '-' and '_'",
-		    WORKCAL_ID_MAX - 1);
+		bad(err, "/id", "field.calendar_id", "max", AR_INT(WORKCAL_ID_MAX - 1), NULL);
 	else
 		strcpy(c->id, json_string_value(id));
 	tz = json_object_get(doc, "time_zone");
 	if (!tz)
 		c->zone = zone_find("Asia/Shanghai");
 	else if (!json_is_string(tz) || !(c->zone = zone_find(json_string_value(tz))))
-		bad(err, "/time_zone",
-		    "must be one of Asia/Shanghai, Asia/Hong_Kong, Asia/Tokyo, UTC, "
-		    "Europe/Berlin, America/New_York");
+		bad(err, "/time_zone", "field.one_of", "list",
+		    "Asia/Shanghai, Asia/Hong_Kong, Asia/Tokyo, UTC, Europe/Berlin, America/New_York",
+		    NULL);
 	for (size_t i = 0; text_keys[i]; i++) {
 		const json_t *v = json_object_get(doc, text_keys[i]);
 		if (v && !json_is_string(v)) {
 			char ptr[32];
 			snprintf(ptr, sizeof ptr, "/%s", text_keys[i]);
-			bad(err, ptr, "must be a string");
+			bad(err, ptr, "field.string", NULL);
 		}
 	}
 	years = json_object_get(doc, "years");
 	if (!json_is_object(years)) {
-		bad(err, "/years", "must be an object of years");
+		bad(err, "/years", "field.years_object", NULL);
 		goto fail;
 	}
 	c->days = malloc(WORKCAL_MAX_DAYS * sizeof c->days[0]);
 	c->delta = malloc((WORKCAL_MAX_DAYS + 1) * sizeof c->delta[0]);
 	c->years = malloc((json_object_size(years) + 1) * sizeof c->years[0]);
 	if (!c->days || !c->delta || !c->years) {
-		ar_err_set(err, 500, "internal", "Out of memory", "loading a calendar");
+		ar_err_setk(err, 500, "internal", "detail.oom_calendar_load", NULL);
 		goto fail;
 	}
 	load_years(c, years, err);

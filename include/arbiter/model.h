@@ -141,9 +141,28 @@ typedef struct {
 #define AR_ERR_MAX_FIELDS 16
 #define AR_ERR_TEXT 256
 
+/*
+ * A text by catalogue key (i18n/en.json, zh-CN.json) and the values of its {name}
+ * placeholders, so the HTTP edge can say it in the reader's language; the
+ * English rendering sits beside it (detail, message) for logs. An empty
+ * key means the text exists only in English (the older ar_err_set path).
+ */
+#define AR_MSG_MAX_ARGS 3
+#define AR_MSG_KEY 64
+#define AR_MSG_VALUES 320
+
+typedef struct {
+	char key[AR_MSG_KEY];
+	size_t n_args;
+	const char *name[AR_MSG_MAX_ARGS]; /* string literals, kept by pointer */
+	unsigned short at[AR_MSG_MAX_ARGS]; /* offset of each value in values */
+	char values[AR_MSG_VALUES];         /* the values, each NUL-terminated */
+} ar_msg;
+
 typedef struct {
 	char pointer[AR_ERR_TEXT];
 	char message[AR_ERR_TEXT];
+	ar_msg msg;
 } ar_field_error;
 
 typedef struct {
@@ -151,6 +170,7 @@ typedef struct {
 	char type[64];                 /* short slug, e.g. "validation"; URI built by http */
 	char title[96];
 	char detail[AR_ERR_TEXT * 2];
+	ar_msg msg;                    /* detail by key; see errmsg.h */
 	size_t n_fields;
 	ar_field_error fields[AR_ERR_MAX_FIELDS];
 } ar_err;

@@ -18,9 +18,13 @@ const i18n_cat *msgs_catalogue(void);
 /* Loads the catalogues and checks them complete (i18n_cat_check). */
 bool msgs_check(ar_err *err) AR_MUSTCHECK;
 
-/* A problem's title and detail in l: the catalogue's by the problem type;
- * in English the detail is the service's own diagnostic (err->detail). */
-void msgs_problem(const ar_err *err, ar_lang l, const char **title, const char **detail);
+/* A problem's title and detail in l: the catalogue's title by the problem
+ * type; the detail from err's key and arguments (errmsg.h), or, for a
+ * problem set without a key, the service's English diagnostic in English
+ * and the type's general text in other languages. */
+void msgs_problem(const ar_err *err, ar_lang l, const char **title, char *detail, size_t len);
+/* A field error's message in l: by its key when it has one, else as set. */
+void msgs_field(const ar_field_error *f, ar_lang l, char *out, size_t len);
 /* Rewrites each decision.rules[].reason in l (English: left as the
  * engine wrote it). false on out of memory. */
 bool msgs_decision(json_t *decision, ar_lang l) AR_MUSTCHECK;

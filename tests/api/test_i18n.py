@@ -157,7 +157,7 @@ def test_every_problem_type_in_the_source_has_texts():
     """A problem type written anywhere in src/ has a title and detail in
     both catalogues (else a Chinese reader would get English)."""
     src = "\n".join(p.read_text() for p in (REPO / "src").glob("*.c"))
-    types = set(re.findall(r'ar_err_set\([^,]+,\s*[^,]+,\s*"([a-z-]+)"', src))
+    types = set(re.findall(r'ar_err_setk?\([^,]+,\s*[^,]+,\s*"([a-z-]+)"', src))
     types |= set(re.findall(r'problem\(r,\s*\d+,\s*"([a-z-]+)"', src))
     assert len(types) > 20, types
     for name in ("en", "zh-CN"):

@@ -46,12 +46,16 @@ if ! command -v "$CC" >/dev/null 2>&1; then
 fi
 mkdir -p "$OUT"
 
-# The sources and libraries each harness needs, listed explicitly.
+# The sources and libraries each harness needs, listed explicitly. Problems
+# are filled by catalogue key (errmsg.c), so the codec and the policy need
+# the compiled-in catalogues: make build generates build/gen/i18n_*.c.
+MSGS="src/errmsg.c src/msgs.c src/i18n.c build/gen/i18n_en.c build/gen/i18n_zh_cn.c"
+[ -f build/gen/i18n_en.c ] || make -s build >/dev/null || exit 2
 sources() {
 	case $1 in
-	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c src/casefsm.c src/workcal.c" ;;
+	codec) echo "src/codec.c src/textbuf.c src/model.c src/timeutil.c src/policy.c src/casefsm.c src/workcal.c $MSGS" ;;
 	router) echo "src/router.c" ;;
-	policy) echo "src/policy.c src/model.c src/timeutil.c src/casefsm.c src/workcal.c" ;;
+	policy) echo "src/policy.c src/model.c src/timeutil.c src/casefsm.c src/workcal.c $MSGS" ;;
 	cursor) echo "src/cursor.c" ;;
 	esac
 }
