@@ -378,7 +378,7 @@ void api_webhook_ops_events(ar_req *r)
 	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
 		goto done;
 	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
-		ar_err_field(&err, "/query/after", "must be an event id from a previous page");
+		ar_err_fieldk(&err, "/query/after", "field.after_event", NULL);
 		goto done;
 	}
 	if (!store_webhook_ops_events(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
