@@ -20,7 +20,9 @@
 --   auto     ''                   refunds instructed without a person (n, cents)
 --   breach   ''                   sla.breached events
 --   open_h   YYYY-MM-DDTHH        cases opened in that UTC hour
---   refund_h YYYY-MM-DDTHH        refund.instructed events in that UTC hour
+--   refund_h YYYY-MM-DDTHH|date   refund.instructed events in that UTC hour, of
+--                                 the cases created on that date; keyed by the
+--                                 event's day (the hourly trend reads its last 24 h)
 -- Duration buckets are log-scale, ten per decade (arbiter_stats_bucket).
 
 CREATE TABLE stats_counts (
@@ -30,8 +32,14 @@ CREATE TABLE stats_counts (
     label   text NOT NULL,
     n       bigint NOT NULL,
     cents   bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (shop_id, day, metric, label)
+    PRIMARY KEY (shop_id, metric, day, label)
 );
+-- top_quality_skus: each day's most frequent SKUs, then the window's count
+-- of a few of them (src/api_desk.c); only the folding pays these.
+CREATE INDEX stats_counts_sku_day_idx ON stats_counts (shop_id, day, n DESC, label)
+    WHERE metric = 'sku';
+CREATE INDEX stats_counts_sku_label_idx ON stats_counts (shop_id, label, day) INCLUDE (n)
+    WHERE metric = 'sku';
 
 CREATE TABLE stats_delta (
     shop_id text NOT NULL,
@@ -149,14 +157,15 @@ DECLARE
 BEGIN
     SELECT created_at INTO opened FROM cases WHERE id = NEW.case_id;
     INSERT INTO stats_delta (shop_id, day, metric, label, n, cents)
-    SELECT s.shop, (opened AT TIME ZONE 'UTC')::date, x.metric, x.label, 1, x.cents
+    SELECT s.shop, coalesce(x.day, (opened AT TIME ZONE 'UTC')::date), x.metric, x.label, 1, x.cents
       FROM (VALUES
             (CASE WHEN NEW.action = 'refund.instructed' THEN 'refund_h' END,
-             arbiter_stats_hour(NEW.at), 0::bigint),
+             arbiter_stats_hour(NEW.at) || '|' || ((opened AT TIME ZONE 'UTC')::date)::text, 0::bigint,
+             (NEW.at AT TIME ZONE 'UTC')::date),
             (CASE WHEN NEW.action = 'refund.instructed'
                    AND NEW.data->>'reason' IN ('auto_approve', 'seller_silent') THEN 'auto' END,
-             '', coalesce((NEW.data->>'total_cents')::bigint, 0)),
-            (CASE WHEN NEW.action = 'sla.breached' THEN 'breach' END, '', 0),
+             '', coalesce((NEW.data->>'total_cents')::bigint, 0), NULL::date),
+            (CASE WHEN NEW.action = 'sla.breached' THEN 'breach' END, '', 0, NULL),
             -- the first seller/agent answer only: an earlier one is in the
             -- case's few events (primary key range)
             (CASE WHEN NEW.seq > 1 AND NEW.actor_role IN ('seller', 'agent')
@@ -164,8 +173,8 @@ BEGIN
                                     WHERE e.case_id = NEW.case_id AND e.seq > 1 AND e.seq < NEW.seq
                                       AND e.actor_role IN ('seller', 'agent'))
                   THEN 'first' END,
-             arbiter_stats_bucket(extract(epoch FROM NEW.at - opened)::float8)::text, 0))
-           AS x(metric, label, cents),
+             arbiter_stats_bucket(extract(epoch FROM NEW.at - opened)::float8)::text, 0, NULL))
+           AS x(metric, label, cents, day),
            (VALUES (NEW.shop_id), ('')) AS s(shop)
      WHERE x.metric IS NOT NULL;
     RETURN NULL;
@@ -209,7 +218,7 @@ BEGIN
         INSERT INTO stats_counts (shop_id, day, metric, label, n, cents)
         SELECT shop_id, day, metric, label, sum(n), sum(cents) FROM d
          GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (shop_id, day, metric, label) DO UPDATE
+        ON CONFLICT (shop_id, metric, day, label) DO UPDATE
            SET n = stats_counts.n + EXCLUDED.n, cents = stats_counts.cents + EXCLUDED.cents)
     SELECT count(*) INTO folded FROM d;
     RETURN folded;
@@ -237,15 +246,18 @@ BEGIN
                    arbiter_stats_hour(c.created_at), 1, 0
               FROM cases c
             UNION ALL
-            SELECT c.shop_id, (c.created_at AT TIME ZONE 'UTC')::date, m.metric, m.label, 1, m.cents
+            SELECT c.shop_id, coalesce(m.day, (c.created_at AT TIME ZONE 'UTC')::date), m.metric,
+                   m.label, 1, m.cents
               FROM case_events e JOIN cases c ON c.id = e.case_id,
                    LATERAL (VALUES
                      (CASE WHEN e.action = 'refund.instructed' THEN 'refund_h' END,
-                      arbiter_stats_hour(e.at), 0::bigint),
+                      arbiter_stats_hour(e.at) || '|' || ((c.created_at AT TIME ZONE 'UTC')::date)::text,
+                      0::bigint, (e.at AT TIME ZONE 'UTC')::date),
                      (CASE WHEN e.action = 'refund.instructed'
                             AND e.data->>'reason' IN ('auto_approve', 'seller_silent') THEN 'auto' END,
-                      '', coalesce((e.data->>'total_cents')::bigint, 0)),
-                     (CASE WHEN e.action = 'sla.breached' THEN 'breach' END, '', 0)) AS m(metric, label, cents)
+                      '', coalesce((e.data->>'total_cents')::bigint, 0), NULL::date),
+                     (CASE WHEN e.action = 'sla.breached' THEN 'breach' END, '', 0, NULL))
+                   AS m(metric, label, cents, day)
              WHERE e.action IN ('refund.instructed', 'sla.breached') AND m.metric IS NOT NULL
             UNION ALL
             SELECT c.shop_id, (c.created_at AT TIME ZONE 'UTC')::date, 'first',
