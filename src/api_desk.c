@@ -45,9 +45,10 @@ static const char stats_sql[] =
 	"          AND ($4::text[] IS NULL OR $3::text = ANY ($4::text[]))"
 	"        UNION SELECT unnest($4::text[]) WHERE $3::text IS NULL AND $4::text[] IS NOT NULL"
 	"        UNION SELECT '' WHERE $3::text IS NULL AND $4::text[] IS NULL),"
-	/* the deltas not folded yet: a few seconds of writes, read once */
+	/* the deltas not folded yet: a few seconds of writes, read once; they
+	 * are each shop's ('' is written by the fold) */
 	" dl AS (SELECT k.metric, k.day, k.label, k.n, k.cents FROM sc, stats_delta k"
-	"         WHERE k.shop_id = sc.shop),"
+	"         WHERE k.shop_id = sc.shop OR sc.shop = ''),"
 	" w AS (SELECT x.metric, x.label, sum(x.n)::bigint AS n, sum(x.cents)::bigint AS cents FROM ("
 	"         SELECT k.metric, k.label, k.n, k.cents FROM sc, win, stats_counts k"
 	"          WHERE k.shop_id = sc.shop AND k.metric IN ('case', 'resol', 'first', 'auto', 'breach')"

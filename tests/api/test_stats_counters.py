@@ -198,8 +198,11 @@ def scripted(arbiter_bin, admin_url, log_dir):
         wait_for(s, silent["id"], "refund.instructed")
         wait_for(s, major["id"], "sla.breached")
         yield db, s, a, b
+        rc = s.stop()
+        assert rc == 0, f"arbiter exited {rc} on SIGTERM (expected 0)\n{s.log_tail()}"
     finally:
-        s.stop()
+        if s.alive():
+            s.stop()
         db.drop()
 
 
