@@ -6,7 +6,8 @@ One throwaway database and one server; wrk runs the create workload
 counter triggers enabled and disabled (ALTER TABLE ... DISABLE TRIGGER by
 the owner, between rounds: a measurement device here, not a setting the
 service has), so that drift on a shared machine falls on both sides.
-Prints each round and the ratio of the medians (with / without).
+Prints each round, the ratio of the medians (with / without) and the
+median of each round's ratio (the steadier figure under other load).
 
   ARBITER_BIN=... ARBITER_ADMIN_URL=... stats_cost.py [ROUNDS] [SECONDS] [CONNS]
 """
@@ -69,9 +70,10 @@ def main(argv):
         top = h.psql_value(db.admin_url, "SELECT round(100.0 * max(n) / sum(n), 1) FROM"
                            " (SELECT count(*) AS n FROM cases GROUP BY shop_id) x")
         on, off = statistics.median(got[True]), statistics.median(got[False])
+        pairs = statistics.median(a / b for a, b in zip(got[True], got[False]))
         print("stats_cost: %d connections, Zipf(1.1) over 800 shops (hottest shop %s %% of cases):"
-              " with counters %.0f/s, without %.0f/s (medians of %d rounds of %d s): ratio %.3f"
-              % (conns, top, on, off, rounds, secs, on / off))
+              " with counters %.0f/s, without %.0f/s (medians of %d rounds of %d s): ratio %.3f;"
+              " median of the rounds' ratios %.3f" % (conns, top, on, off, rounds, secs, on / off, pairs))
     finally:
         if s:
             s.stop()
