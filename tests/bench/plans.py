@@ -328,6 +328,7 @@ def run(db, outfile):
                 "KNOWN" if known else "FAIL" if why else "ok", name, mode, r["ms"], r["rows"], r["buffers"],
                 ": " + "; ".join(why) if why else "", time.time() - t0), file=sys.stderr)
     if outfile:
+        os.makedirs(os.path.dirname(os.path.abspath(outfile)), exist_ok=True)
         with open(outfile, "w", encoding="utf-8") as f:
             f.write("| statement | plan | median ms | rows read (bound) | buffers (bound) | scans | check |\n")
             f.write("| --- | --- | ---: | ---: | ---: | --- | --- |\n")
