@@ -106,13 +106,15 @@ BEGIN
     RETURN mf + (r - kf) * (mc - mf);
 END $$;
 
--- What one case row contributes (besides its open hour): moved, on an
--- update, by subtracting the old row's and adding the new one's.
+-- What one case row contributes: moved, on an update, by subtracting the
+-- old row's and adding the new one's (the create's trigger writes the same
+-- rows inline).
 CREATE FUNCTION arbiter_stats_case_rows(c cases) RETURNS TABLE (day date, metric text, label text)
 LANGUAGE sql STABLE AS $$
     SELECT (c.created_at AT TIME ZONE 'UTC')::date, x.metric, x.label
       FROM (VALUES
             ('case', c.kind || '|' || c.state || '|' || coalesce(c.outcome, '')),
+            ('open_h', to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24')),
             (CASE WHEN c.reason IN ('quality_defect', 'not_as_described', 'safety_hazard')
                   THEN 'sku' END, c.sku),
             (CASE WHEN c.state IN ('refunded', 'closed') THEN 'resol' END,
@@ -149,10 +151,11 @@ BEGIN
          WHERE x.metric IS NOT NULL;
     ELSE
         INSERT INTO stats_delta (shop_id, day, metric, label, n)
-        SELECT NEW.shop_id, r.day, r.metric, r.label, sum(r.n)
-          FROM (SELECT *, 1 FROM arbiter_stats_case_rows(NEW)
+        SELECT r.shop, r.day, r.metric, r.label, sum(r.n)
+          FROM (SELECT NEW.shop_id, x.*, 1 FROM arbiter_stats_case_rows(NEW) x
                 UNION ALL
-                SELECT *, -1 FROM arbiter_stats_case_rows(OLD)) AS r(day, metric, label, n)
+                SELECT OLD.shop_id, x.*, -1 FROM arbiter_stats_case_rows(OLD) x)
+               AS r(shop, day, metric, label, n)
          GROUP BY 1, 2, 3, 4
         HAVING sum(r.n) <> 0;
     END IF;
@@ -200,6 +203,8 @@ CREATE TRIGGER cases_stats_update AFTER UPDATE ON cases
     WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.outcome IS DISTINCT FROM NEW.outcome
           OR OLD.kind IS DISTINCT FROM NEW.kind OR OLD.reason IS DISTINCT FROM NEW.reason
           OR OLD.sku IS DISTINCT FROM NEW.sku
+          -- not the service's writes: a repair, a test's backdating
+          OR OLD.created_at IS DISTINCT FROM NEW.created_at OR OLD.shop_id IS DISTINCT FROM NEW.shop_id
           OR (NEW.state IN ('refunded', 'closed') AND OLD.updated_at IS DISTINCT FROM NEW.updated_at))
     EXECUTE FUNCTION arbiter_stats_on_case();
 CREATE TRIGGER case_events_stats AFTER INSERT ON case_events
@@ -250,10 +255,6 @@ BEGIN
     SELECT s.shop, x.day, x.metric, x.label, sum(x.n), sum(x.cents)
       FROM (SELECT c.shop_id, r.day, r.metric, r.label, 1::bigint AS n, 0::bigint AS cents
               FROM cases c, arbiter_stats_case_rows(c) r
-            UNION ALL
-            SELECT c.shop_id, (c.created_at AT TIME ZONE 'UTC')::date, 'open_h',
-                   arbiter_stats_hour(c.created_at), 1, 0
-              FROM cases c
             UNION ALL
             SELECT c.shop_id, coalesce(m.day, (c.created_at AT TIME ZONE 'UTC')::date), m.metric,
                    m.label, 1, m.cents

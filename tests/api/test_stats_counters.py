@@ -1,7 +1,7 @@
 """GET /v1/stats from the counters the writes maintain (sql/026, issue 21).
 
-After a scripted set of creates, actions and expiries on a database of its
-own, the stats of an admin (agent) key, a seller key of one shop and a
+After a scripted set of creates, actions and expiries (the session's
+database and fast-policy server), the stats of an admin (agent) key, a seller key of one shop and a
 shop filter equal what direct SQL over cases and events gives (the
 expectation is computed here, never read from the summary); the
 percentiles are within the histogram's stated error of the exact
@@ -163,47 +163,38 @@ def check(db, s, key, shops, **query) -> None:
 
 
 @pytest.fixture(scope="module")
-def scripted(arbiter_bin, admin_url, log_dir):
-    """Two shops' cases on a database and server of their own (the fast
-    policy: a silent seller's case expires into an automatic refund, a
-    major complaint breaches its first response)."""
-    db = h.TestDB(admin_url).create()
-    db.migrate(arbiter_bin)
-    s = h.Server(arbiter_bin, db.service_url, log_dir, name="stats-counters",
-                 policy=h.FAST_POLICY)
-    s.start()
-    try:
-        a, b = Desk(s, db), Desk(s, db)
-        sku_x, sku_y = h.uniq("SKUX").upper(), h.uniq("SKUY").upper()
-        # answered and paid: a first response and a resolution
-        for sku in (sku_x, sku_x, sku_y):
-            c = a.create("refund", "quality_defect", sku=sku)
-            c = act_ok(s, c, "accept", a.seller)
-            act_ok(s, c, "refund_executed", db.keys["payment"], payment_ref=h.uniq("pay"))
-        # auto-approved at once
-        a.create("refund", "late_shipment", late=True)
-        # left to the seller's silence: expires into an automatic refund
-        silent = a.create("refund", "not_as_described", sku=sku_y)
-        # withdrawn; acknowledged by an agent; a major one that breaches
-        c = a.create("complaint", sku=sku_x)
-        act_ok(s, c, "withdraw", a.buyer)
-        c = a.create("complaint")
-        act_ok(s, c, "acknowledge", a.agent)
-        major = a.create("complaint", complaint={"public_exposure": True})
-        # the other shop
-        for sku in (sku_x, sku_y):
-            b.create("refund", "quality_defect", sku=sku)
-        c = b.create("return", "not_as_described", sku=sku_x)
-        act_ok(s, c, "accept", b.seller)
-        wait_for(s, silent["id"], "refund.instructed")
-        wait_for(s, major["id"], "sla.breached")
-        yield db, s, a, b
-        rc = s.stop()
-        assert rc == 0, f"arbiter exited {rc} on SIGTERM (expected 0)\n{s.log_tail()}"
-    finally:
-        if s.alive():
-            s.stop()
-        db.drop()
+def scripted(server, db):
+    """Two fresh shops' cases on the session's database, through the
+    session's server (the fast test policy: a silent seller's case expires
+    into an automatic refund, a major complaint breaches its first
+    response). The other tests' cases stay: the all-shops figures are
+    checked against all of them."""
+    s = server
+    a, b = Desk(s, db), Desk(s, db)
+    sku_x, sku_y = h.uniq("SKUX").upper(), h.uniq("SKUY").upper()
+    # answered and paid: a first response and a resolution
+    for sku in (sku_x, sku_x, sku_y):
+        c = a.create("refund", "quality_defect", sku=sku)
+        c = act_ok(s, c, "accept", a.seller)
+        act_ok(s, c, "refund_executed", db.keys["payment"], payment_ref=h.uniq("pay"))
+    # auto-approved at once
+    a.create("refund", "late_shipment", late=True)
+    # left to the seller's silence: expires into an automatic refund
+    silent = a.create("refund", "not_as_described", sku=sku_y)
+    # withdrawn; acknowledged by an agent; a major one that breaches
+    c = a.create("complaint", sku=sku_x)
+    act_ok(s, c, "withdraw", a.buyer)
+    c = a.create("complaint")
+    act_ok(s, c, "acknowledge", a.agent)
+    major = a.create("complaint", complaint={"public_exposure": True})
+    # the other shop
+    for sku in (sku_x, sku_y):
+        b.create("refund", "quality_defect", sku=sku)
+    c = b.create("return", "not_as_described", sku=sku_x)
+    act_ok(s, c, "accept", b.seller)
+    wait_for(s, silent["id"], "refund.instructed")
+    wait_for(s, major["id"], "sla.breached")
+    return db, s, a, b
 
 
 def test_stats_equal_a_count_over_cases_and_events(scripted):
