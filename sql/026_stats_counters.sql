@@ -130,8 +130,9 @@ $$;
 
 -- The triggers write each shop's deltas only; the fold adds the all-shops
 -- ('') rows, and a read without a shop scope sums every shop's deltas.
--- A create is one INSERT of 2 or 3 rows, without a function call per row
--- (pgbench of bare case inserts: the generic first version cost 40 %).
+-- A create is one INSERT of 2 or 3 rows, without a function call per row:
+-- 13 us of backend CPU on a bare 46 us case insert (a first version through
+-- arbiter_stats_case_rows, writing the all-shops rows too, took 20 us).
 CREATE FUNCTION arbiter_stats_on_case() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
