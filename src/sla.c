@@ -605,6 +605,20 @@ static void refresh_gauges(sla *s, bool with_cases)
 	metrics_db_pool(ps.size - ps.in_use - ps.broken, ps.in_use, ps.broken);
 }
 
+/* The writes append stats deltas (sql/026); the reads sum what is not
+ * folded yet, so a pass folds them all, a batch at a time. */
+static void fold_stats(sla *s)
+{
+	int64_t folded;
+	ar_err err;
+
+	for (int i = 0; i < 8; i++) {
+		ar_err_init(&err);
+		if (!store_stats_compact(s->app->db, &folded, &err) || folded == 0)
+			return;
+	}
+}
+
 /* The periodic work that is not firing: a slow GROUP BY over every case
  * or a housekeeping DELETE must never hold a deadline back. */
 static void *keep(void *arg)
@@ -618,6 +632,7 @@ static void *keep(void *arg)
 		struct timespec ts;
 
 		refresh_gauges(s, counts);
+		fold_stats(s);
 		app_policy_follow(s->app);
 		app_calendar_follow(s->app, CALENDAR_FOLLOW_MS);
 		if (counts) {

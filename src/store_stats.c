@@ -1,4 +1,5 @@
-/* Reporting reads: the stats and queue queries, case counts for metrics. */
+/* Reporting reads: the stats and queue queries, case counts for metrics,
+ * and the folding of the stats counters' deltas (sql/026). */
 #include "arbiter/store_stats.h"
 
 #include <stdlib.h>
@@ -49,4 +50,23 @@ bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT
 	PQclear(r);
 	db_release(s, idx);
 	return ok;
+}
+
+/* Deltas folded per statement: a few seconds of writes at the peak rate,
+ * so that one pass of the housekeeping loop empties the table. */
+#define STATS_FOLD_BATCH "50000"
+
+bool store_stats_compact(store *s, int64_t *folded, ar_err *err)
+{
+	static const char *const vals[1] = { STATS_FOLD_BATCH };
+	PGresult *r = db_query_sql(s, "stats_compact", "SELECT arbiter_stats_compact($1::int)",
+				   1, vals, err);
+
+	*folded = 0;
+	if (!r)
+		return false;
+	if (PQntuples(r) == 1)
+		*folded = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return true;
 }

@@ -15,4 +15,8 @@ bool store_query_json(store *s, const char *what, const char *sql, int n,
  * the scheduler refreshes it every few seconds, never a scrape). */
 bool store_case_counts(store *s, int64_t counts[FSM_STATE__COUNT][AR_KIND__COUNT],
 		       ar_err *err) AR_MUSTCHECK;
+
+/* Folds a batch of the stats counters' deltas into the counters (sql/026);
+ * *folded says how many (0 also when another replica is folding). */
+bool store_stats_compact(store *s, int64_t *folded, ar_err *err) AR_MUSTCHECK;
 #endif

@@ -64,15 +64,17 @@ q -f "$tmp/fkeys.sql"
 t_idx=$(ms)
 
 # what the creates would have written besides the rows: the (text, shop,
-# day) summary the same-text risk signal reads, and the hot SKU's flag
+# day) summary the same-text risk signal reads, the hot SKU's flag, and
+# the stats counters (sql/026; the load ran without their triggers)
 q -c "INSERT INTO text_shop_days (description_hash, shop_id, day)
 	SELECT DISTINCT description_hash, shop_id, (created_at AT TIME ZONE 'UTC')::date FROM cases
 	 WHERE created_at > to_timestamp($T0) - interval '31 days'
 	ON CONFLICT DO NOTHING" \
   -c "INSERT INTO sku_flags (shop_id, sku, flagged_at, cases)
-	VALUES ('1000000', 'SKU-1', to_timestamp($T0) - interval '30 days', 5)"
+	VALUES ('1000000', 'SKU-1', to_timestamp($T0) - interval '30 days', 5)" \
+  -c "SELECT arbiter_stats_backfill()"
 q -c "VACUUM ANALYZE cases" -c "VACUUM ANALYZE case_events" -c "VACUUM ANALYZE case_deadlines" \
-  -c "VACUUM ANALYZE text_shop_days" -c "VACUUM ANALYZE sku_flags"
+  -c "VACUUM ANALYZE text_shop_days" -c "VACUUM ANALYZE sku_flags" -c "VACUUM ANALYZE stats_counts"
 t_end=$(ms)
 
 echo "shaped: $N cases (seed $SEED): rows $(( t_rows - t_start )) ms, indexes and keys $(( t_idx - t_rows )) ms, summary and analyse $(( t_end - t_idx )) ms, total $(( t_end - t_start )) ms"
@@ -90,4 +92,5 @@ q -At -F' | ' -c "
 	UNION ALL SELECT 'commonest text ' || (SELECT description FROM cases GROUP BY 1 ORDER BY count(*) DESC LIMIT 1),
 	             (SELECT count(*) FROM cases GROUP BY description ORDER BY count(*) DESC LIMIT 1)::text
 	UNION ALL SELECT 'text_shop_days rows', count(*)::text FROM text_shop_days
+	UNION ALL SELECT 'stats_counts rows', count(*)::text FROM stats_counts
 	UNION ALL SELECT 'database size', pg_size_pretty(pg_database_size(current_database()))"

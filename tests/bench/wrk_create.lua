@@ -3,10 +3,33 @@
 -- random shop, buyer and SKU (5,000 SKUs) of the loaded population, and a
 -- description that names the order (buyers do not all write the same
 -- sentence).
--- Env: BENCH_LUA_DIR, BENCH_FE_KEY, BENCH_SHOPS, BENCH_BUYERS, BENCH_RUN_SALT
+-- Env: BENCH_LUA_DIR, BENCH_FE_KEY, BENCH_SHOPS, BENCH_BUYERS, BENCH_RUN_SALT;
+-- BENCH_SHOP_ZIPF (an exponent, e.g. 1.1): shops drawn Zipf-distributed
+-- (shop 1000000 the hottest) instead of uniformly.
 dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 
-local key, nshops, nbuyers, salt, counter, dates
+local key, nshops, nbuyers, salt, counter, dates, zipf_cdf
+
+-- the cumulative Zipf weights of shop ranks 1..n, for a binary search
+local function zipf_table(n, s)
+	local cdf, sum = {}, 0
+	for k = 1, n do
+		sum = sum + 1 / k ^ s
+		cdf[k] = sum
+	end
+	for k = 1, n do cdf[k] = cdf[k] / sum end
+	return cdf
+end
+
+local function shop_rank()
+	if not zipf_cdf then return math.random(0, nshops - 1) end
+	local u, lo, hi = math.random(), 1, nshops
+	while lo < hi do
+		local mid = math.floor((lo + hi) / 2)
+		if zipf_cdf[mid] < u then lo = mid + 1 else hi = mid end
+	end
+	return lo - 1
+end
 
 local function iso(t)
 	return os.date("!%Y-%m-%dT%H:%M:%SZ", t)
@@ -19,6 +42,8 @@ function init(args)
 	salt = env_str("BENCH_RUN_SALT")
 	math.randomseed(os.time() + 7919 * (tid + 1))
 	counter = 0
+	local z = env_num("BENCH_SHOP_ZIPF", 0)
+	if z > 0 then zipf_cdf = zipf_table(nshops, z) end
 	local now = os.time()
 	dates = { iso(now - 4 * 86400), iso(now - 2 * 86400), iso(now - 3 * 86400), iso(now - 86400) }
 end
@@ -35,7 +60,7 @@ function request()
 	counter = counter + 1
 	local oid = string.format("w%s-%d-%d-%d", salt, tid, counter, math.random(1, 1000000000))
 	local body = string.format(tmpl, oid, oid,
-		1000000 + math.random(0, nshops - 1), 50000000 + math.random(0, nbuyers - 1),
+		1000000 + shop_rank(), 50000000 + math.random(0, nbuyers - 1),
 		math.random(0, 4999),
 		1000 + 100 * math.random(0, 490), dates[1], dates[2], dates[3], dates[4], oid)
 	return wrk.format("POST", "/v1/cases", {
