@@ -12,6 +12,7 @@
 
 #include "arbiter/codec.h"
 #include "arbiter/errmsg.h"
+#include "arbiter/jsonarena.h"
 #include "arbiter/log.h"
 #include "arbiter/store_backtests.h"
 
@@ -20,9 +21,13 @@ const char *backtest_read_url(const ar_app *app)
 	return app->cfg.read_database_url[0] ? app->cfg.read_database_url : app->cfg.database_url;
 }
 
-static void pause_ms(int64_t ms)
+/* One case's open event parsed and its replay's decision: a few tens of
+ * kB; a bigger one spills to malloc. */
+#define BACKTEST_ARENA (256 * 1024)
+
+static void sleep_us(int64_t us)
 {
-	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000L };
 
 	while (nanosleep(&ts, &ts) != 0)
 		;
@@ -33,19 +38,55 @@ static int64_t cell_int(const PGresult *r, int row, int col, int64_t dflt)
 	return PQgetisnull(r, row, col) ? dflt : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-/* One batch into the report; false when out of memory or a stored event
- * is not JSON. */
+/* The next batch, sent while one is replayed once the cap allows. */
+typedef struct {
+	store *rs;
+	int idx;
+	const backtest_selection *sel;
+	const char *last_ts, *last_id;
+	int limit;
+	bool more;        /* a next batch is wanted */
+	bool in_flight;   /* it has been sent */
+	int64_t earliest; /* not before (db_mono_us) */
+	int64_t sent_at;
+} next_batch;
+
+static bool send_next(next_batch *nb, ar_err *err)
+{
+	if (!store_backtest_send(nb->rs, nb->idx, nb->sel, nb->last_ts, nb->last_id, nb->limit,
+				 err))
+		return false;
+	nb->in_flight = true;
+	nb->sent_at = db_mono_us();
+	return true;
+}
+
+/* One batch into the report; false when out of memory, a stored event is
+ * not JSON, or sending the next batch failed. */
 static bool replay_batch(backtest_report *rep, const policy *draft, const PGresult *r,
-			 ar_time now, ar_err *err)
+			 ar_time now, next_batch *nb, ar_err *err)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_error_t jerr;
-		json_t *data = json_loads(PQgetvalue(r, i, 4), 0, &jerr);
-		backtest_case c = { PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data,
-				    cell_int(r, i, 3, 0), cell_int(r, i, 5, -1),
-				    PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6), now };
-		bool ok = data && backtest_report_add(rep, draft, &c);
+		json_t *data;
+		backtest_case c;
+		bool ok;
+
+		/* the clock is read every few cases, not every one */
+		if (nb->more && !nb->in_flight && i % 32 == 0 && db_mono_us() >= nb->earliest &&
+		    !send_next(nb, err))
+			return false;
+		/* the event and the replayed decision live in the arena only
+		 * while this case is added (most of a replay's time was
+		 * jansson's malloc and free) */
+		json_arena_use(true);
+		data = json_loadb(PQgetvalue(r, i, 4), (size_t)PQgetlength(r, i, 4), 0, &jerr);
+		c = (backtest_case){ PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), data,
+				     cell_int(r, i, 3, 0), cell_int(r, i, 5, -1),
+				     PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6), now };
+		ok = data && backtest_report_add(rep, draft, &c);
 		json_decref(data);
+		json_arena_use(false);
 		if (!ok) {
 			ar_err_set(err, data ? 503 : 500, data ? "overloaded" : "internal",
 				   "Backtest failed", data ? "out of memory" : "a stored event is not JSON");
@@ -55,18 +96,32 @@ static bool replay_batch(backtest_report *rep, const policy *draft, const PGresu
 	return true;
 }
 
+/* The next batch's size: BACKTEST_BATCH, or what is left of the sample. */
+static int next_limit(const backtest_selection *sel, int64_t seen)
+{
+	if (sel->sample && sel->sample - seen < BACKTEST_BATCH)
+		return (int)(sel->sample - seen);
+	return BACKTEST_BATCH;
+}
+
 bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
-		  ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
-		  ar_err *err)
+		  int db_share, ar_time now, backtest_progress_fn progress, void *ctx,
+		  json_t **report, ar_err *err)
 {
 	store *rs = store_open(url, 1);
 	backtest_report *rep = backtest_report_new(BACKTEST_EXAMPLES);
 	PGresult *r = NULL;
 	char last_ts[64] = "-infinity", last_id[AR_CASE_ID_LEN + 1] = "";
+	next_batch nb = { .rs = rs, .sel = sel, .last_ts = last_ts, .last_id = last_id };
 	int idx = -1;
-	bool ok = false;
+	bool ok = false, arena = false;
 
 	*report = NULL;
+	if (db_share < BACKTEST_SHARE_MIN || db_share > 100) {
+		ar_err_set(err, 500, "internal", "Backtest failed", "database share %d%% out of range",
+			   db_share);
+		goto fail;
+	}
 	if (!rs || !rep) {
 		ar_err_setk(err, 503, "overloaded", "detail.try_again", NULL);
 		goto fail;
@@ -80,32 +135,36 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		 * every case at or after it */
 		ar_time_format(sel->created_after, last_ts, sizeof(last_ts));
 	}
+	/* without it the replay is only slower */
+	arena = json_arena_begin(BACKTEST_ARENA);
 	idx = db_acquire(rs, err);
-	if (idx < 0)
+	if (idx < 0 || !store_backtest_session(rs, idx, err))
 		goto fail;
-	for (;;) {
-		int64_t seen = backtest_report_seen(rep), t0, took_ms, replay_ms;
-		int limit = BACKTEST_BATCH, n;
+	nb.idx = idx;
+	nb.limit = next_limit(sel, 0);
+	if (nb.limit > 0 && !send_next(&nb, err))
+		goto fail;
+	while (nb.in_flight) {
+		int64_t busy;
+		int n;
 
-		if (sel->sample && sel->sample - seen < limit)
-			limit = (int)(sel->sample - seen);
-		if (limit <= 0)
-			break;
-		t0 = db_mono_us();
-		if (!store_backtest_batch(rs, idx, sel, last_ts, last_id, limit, &r, err))
+		nb.in_flight = false;
+		if (!store_backtest_recv(rs, idx, &r, err))
 			goto fail;
-		took_ms = (db_mono_us() - t0) / 1000;
+		/* the cap: a query in flight for `busy` is followed by idle
+		 * time until busy / share has passed since it was sent, so the
+		 * connection works at most db_share % of the run's time */
+		busy = db_mono_us() - nb.sent_at;
+		nb.earliest = nb.sent_at + busy * 100 / db_share;
 		n = PQntuples(r);
-		t0 = db_mono_us();
-		if (!replay_batch(rep, draft, r, now, err))
-			goto fail;
-		/* the connection is idle while the batch is replayed: that
-		 * counts towards the pause */
-		replay_ms = (db_mono_us() - t0) / 1000;
+		nb.more = n == nb.limit &&
+			  (nb.limit = next_limit(sel, backtest_report_seen(rep) + n)) > 0;
 		if (n > 0) {
 			snprintf(last_ts, sizeof(last_ts), "%s", PQgetvalue(r, n - 1, 2));
 			snprintf(last_id, sizeof(last_id), "%s", PQgetvalue(r, n - 1, 0));
 		}
+		if (!replay_batch(rep, draft, r, now, &nb, err))
+			goto fail;
 		PQclear(r);
 		r = NULL;
 		if (progress && !progress(ctx, backtest_report_seen(rep))) {
@@ -113,23 +172,36 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 				   "stopped: the service shut down (a restart); start it again");
 			goto fail;
 		}
-		if (n < limit)
-			break;
-		pause_ms(took_ms - replay_ms > BACKTEST_PAUSE_MIN_MS ? took_ms - replay_ms
-								   : BACKTEST_PAUSE_MIN_MS);
+		if (nb.more && !nb.in_flight) {
+			int64_t wait = nb.earliest - db_mono_us();
+			if (wait > 0)
+				sleep_us(wait);
+			if (!send_next(&nb, err))
+				goto fail;
+		}
 	}
 	*report = backtest_report_json(rep);
-	if (!*report) {
+	if (!*report || json_object_set_new(*report, "run",
+					    json_pack("{s:i,s:i}", "db_share_percent", db_share,
+						      "batch", BACKTEST_BATCH)) != 0) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "building the report");
 		goto fail;
 	}
 	ok = true;
 fail:
 	PQclear(r);
+	/* a query still in flight leaves the connection busy: db_release
+	 * closes it */
 	if (idx >= 0)
 		db_release(rs, idx);
 	store_close(rs);
 	backtest_report_free(rep);
+	if (arena)
+		json_arena_end();
+	if (!ok) {
+		json_decref(*report);
+		*report = NULL;
+	}
 	return ok;
 }
 
@@ -195,8 +267,8 @@ static void *job_main(void *arg)
 	 * its own priority) */
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), BACKTEST_NICE) != 0)
 		log_kv(LOG_DEBUG, "backtest thread not niced", "backtest_id", j->id, NULL);
-	ok = backtest_run(backtest_read_url(j->app), j->draft, &j->sel, app_now(), beat, j,
-			  &report, &err);
+	ok = backtest_run(backtest_read_url(j->app), j->draft, &j->sel,
+			  j->app->cfg.backtest_db_share, app_now(), beat, j, &report, &err);
 	text = ok ? codec_dumps(report) : NULL;
 	if (ok && text) {
 		json_t *cases = json_object_get(report, "cases");

@@ -12,14 +12,17 @@
 
 const char cli_backtest_usage[] =
 	"usage: arbiter backtest --policy FILE [--since TS] [--until TS] [--shop S]...\n"
-	"                        [--kind K]... [--reason R]... [--sample N] [--json]\n"
+	"                        [--kind K]... [--reason R]... [--sample N] [--db-share P]\n"
+	"                        [--json]\n"
 	"\n"
 	"Replay recorded cases under the draft policy in FILE (read-only, on one\n"
 	"connection to ARBITER_READ_DATABASE_URL when set, else ARBITER_DATABASE_URL)\n"
 	"and print what it would change: decisions by from -> to, money before and\n"
 	"after (overall, per shop), deadlines, auto-refunds, rules, per-case errors.\n"
 	"--since/--until take RFC 3339 times (created_at >= since, < until); --sample N\n"
-	"replays at most N cases; --json prints the report as JSON. A progress bar\n"
+	"replays at most N cases; --db-share P (5 to 100) lets the connection work at\n"
+	"most P % of the time (default ARBITER_BACKTEST_DB_SHARE, else 50); --json\n"
+	"prints the report as JSON. A progress bar\n"
 	"goes to stderr when it is a terminal. Exit 0 when the run finished (whatever the\n"
 	"draft changed), 1 when it failed, 2 for bad usage or a draft the policy\n"
 	"loader refuses.\n";
@@ -27,6 +30,7 @@ const char cli_backtest_usage[] =
 typedef struct {
 	const char *policy_file;
 	bool json;
+	int db_share;   /* 0: the configured one */
 	backtest_selection sel;
 } cli_args;
 
@@ -49,7 +53,7 @@ static int parse(int argc, char **argv, cli_args *a)
 		bool takes = strcmp(o, "--policy") == 0 || strcmp(o, "--since") == 0 ||
 			     strcmp(o, "--until") == 0 || strcmp(o, "--shop") == 0 ||
 			     strcmp(o, "--kind") == 0 || strcmp(o, "--reason") == 0 ||
-			     strcmp(o, "--sample") == 0;
+			     strcmp(o, "--sample") == 0 || strcmp(o, "--db-share") == 0;
 		const char *v = takes && i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (takes && (!v || !*v || v[0] == '-'))
@@ -77,6 +81,12 @@ static int parse(int argc, char **argv, cli_args *a)
 			if (*end || n < 1 || n > 1000000000LL)
 				return usage_error("--sample must be a positive integer, not", v);
 			a->sel.sample = n;
+		} else if (strcmp(o, "--db-share") == 0) {
+			char *end;
+			long p = strtol(v, &end, 10);
+			if (*end || p < BACKTEST_SHARE_MIN || p > 100)
+				return usage_error("--db-share must be a percentage from 5 to 100, not", v);
+			a->db_share = (int)p;
 		} else if (strcmp(o, "--json") == 0) {
 			a->json = true;
 		} else {
@@ -242,8 +252,9 @@ int cli_backtest(int argc, char **argv)
 		fprintf(stderr, "arbiter backtest: %s\n", err.detail);
 		goto done;
 	}
-	if (!backtest_run(backtest_read_url(&app), draft, &a->sel, app_now(), progress, NULL,
-			  &report, &err)) {
+	if (!backtest_run(backtest_read_url(&app), draft, &a->sel,
+			  a->db_share ? a->db_share : app.cfg.backtest_db_share, app_now(), progress,
+			  NULL, &report, &err)) {
 		fprintf(stderr, "%sarbiter backtest: %s\n", on_tty ? "\n" : "", err.detail);
 		goto done;
 	}

@@ -12,6 +12,7 @@
 #include "arbiter/backtest_job.h"
 #include "arbiter/checkpoint_verify.h"
 #include "arbiter/cli_backtest.h"
+#include "arbiter/jsonarena.h"
 #include "arbiter/checkpoint_writer.h"
 #include "arbiter/http.h"
 #include "arbiter/log.h"
@@ -586,6 +587,7 @@ int main(int argc, char **argv)
 	bool run;
 	int rc;
 
+	json_arena_install();
 	if (strcmp(cmd, "keys") == 0)
 		return cmd_keys(argc, argv);
 	if (strcmp(cmd, "migrate") == 0)

@@ -153,37 +153,59 @@ bool store_policy_activation(store *s, const char *version, const char *actor,
 	return ok;
 }
 
-bool store_backtest_batch(store *s, int idx, const backtest_selection *sel,
-			  const char *after_ts, const char *after_id, int limit,
-			  PGresult **out, ar_err *err)
+bool store_backtest_session(store *s, int idx, ar_err *err)
+{
+	/* every batch is one statement, so its own implicit transaction: no
+	 * snapshot held across the job, and read-only even on a primary, so
+	 * it can never write */
+	PGresult *r = db_exec_sql(s, idx, "backtest_session",
+				  "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", 0, NULL, err);
+
+	PQclear(r);
+	return r != NULL;
+}
+
+bool store_backtest_send(store *s, int idx, const backtest_selection *sel,
+			 const char *after_ts, const char *after_id, int limit, ar_err *err)
 {
 	char before[40], lim[16];
 	const char *vals[7] = { after_ts, after_id, NULL, sel->has_shops ? sel->shops : NULL,
 				sel->has_kinds ? sel->kinds : NULL,
 				sel->has_reasons ? sel->reasons : NULL, lim };
-	PGresult *r;
+	PGconn *c = db_conn(s, idx);
 
-	*out = NULL;
 	if (sel->created_before != AR_TIME_NONE) {
 		ar_time_format(sel->created_before, before, sizeof(before));
 		vals[2] = before;
 	}
 	snprintf(lim, sizeof(lim), "%d", limit);
-	/* its own transaction per batch: no snapshot held across the job,
-	 * and read-only even on a primary, so it can never write */
-	r = db_exec_sql(s, idx, "backtest_begin", "BEGIN; SET TRANSACTION READ ONLY", 0, NULL, err);
-	if (!r)
+	if (!PQsendQueryParams(c, batch_sql, 7, NULL, vals, NULL, NULL, 0)) {
+		db_result_error(c, NULL, "backtest_batch", err);
 		return false;
-	PQclear(r);
-	*out = db_exec_sql(s, idx, "backtest_batch", batch_sql, 7, vals, err);
-	r = db_exec_sql(s, idx, "backtest_end", *out ? "COMMIT" : "ROLLBACK", 0, NULL,
-			*out ? err : &(ar_err){ 0 });
-	PQclear(r);
-	if (!r && *out) {
-		PQclear(*out);
-		*out = NULL;
 	}
-	return *out != NULL;
+	return true;
+}
+
+bool store_backtest_recv(store *s, int idx, PGresult **out, ar_err *err)
+{
+	PGconn *c = db_conn(s, idx);
+	PGresult *r, *first = NULL;
+
+	/* the one result, then the NULL that ends the command */
+	while ((r = PQgetResult(c)) != NULL) {
+		if (first)
+			PQclear(r);
+		else
+			first = r;
+	}
+	*out = NULL;
+	if (!first || PQresultStatus(first) != PGRES_TUPLES_OK) {
+		db_result_error(c, first, "backtest_batch", err);
+		PQclear(first);
+		return false;
+	}
+	*out = first;
+	return true;
 }
 
 bool store_backtest_count(store *s, const backtest_selection *sel, int64_t *n, ar_err *err)

@@ -5,12 +5,15 @@
  *
  * Its share of the database is capped: one connection (to
  * ARBITER_READ_DATABASE_URL when set, else ARBITER_DATABASE_URL), batches
- * of BACKTEST_BATCH cases each in its own read-only transaction, and
- * between batches the connection idles at least as long as the batch's
- * query took (replaying the batch counts; at least BACKTEST_PAUSE_MIN_MS),
- * so that connection is busy at most half the time. A job's thread runs at
- * nice BACKTEST_NICE, below the request threads.
- * Memory is one batch and one bounded report.
+ * of BACKTEST_BATCH cases each one statement (its own read-only
+ * transaction), and that connection busy with a query at most db_share
+ * percent of the run's time (ARBITER_BACKTEST_DB_SHARE): after a query
+ * that took t, the next is sent t * 100 / db_share after it. When that
+ * moment has passed by the time a batch arrives (db_share 100), the next
+ * batch is read while this one is replayed. A job's thread runs at nice
+ * BACKTEST_NICE, below the request threads.
+ * Memory is two batches (one replayed, the next arriving) and one bounded
+ * report.
  */
 #ifndef ARBITER_BACKTEST_JOB_H
 #define ARBITER_BACKTEST_JOB_H
@@ -20,8 +23,8 @@
 #include "arbiter/app.h"
 #include "arbiter/backtest.h"
 
-#define BACKTEST_BATCH 500
-#define BACKTEST_PAUSE_MIN_MS 5
+#define BACKTEST_BATCH 1000
+#define BACKTEST_SHARE_MIN 5    /* percent: ARBITER_BACKTEST_DB_SHARE's floor */
 #define BACKTEST_MAX_JOBS 2     /* running at once per process */
 #define BACKTEST_NICE 10        /* the job thread's nice value: requests come first */
 
@@ -33,13 +36,14 @@ typedef bool (*backtest_progress_fn)(void *ctx, int64_t seen);
 const char *backtest_read_url(const ar_app *app);
 
 /*
- * Replays the selected cases under draft, reading url, and fills *report
- * (a new reference). now: how long a case still open has waited is
+ * Replays the selected cases under draft, reading url with the connection
+ * busy at most db_share percent of the time (BACKTEST_SHARE_MIN..100), and
+ * fills *report (a new reference; its "run" says the share). now: how long a case still open has waited is
  * measured to it. false with err when the database fails or progress
  * stopped it; per-case problems are in the report, not errors.
  */
 bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
-		  ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
+		  int db_share, ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
 		  ar_err *err) AR_MUSTCHECK;
 
 /* How many cases sel holds, read on url (a progress bar's whole). */

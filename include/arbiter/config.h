@@ -17,6 +17,9 @@ typedef struct {
 } ar_rate;
 
 #define AR_MAX_PROXIES 16
+/* ARBITER_BACKTEST_DB_SHARE unset: half of the time (README, Policy
+ * backtests, has the measurement it was chosen from) */
+#define CONFIG_BACKTEST_DB_SHARE 50
 
 /* The access log (src/accesslog.c): one line per request at info. */
 typedef struct {
@@ -52,6 +55,7 @@ typedef struct {
 	ar_access_log_config access_log;
 	bool db_prepared;         /* named prepared statements (false: unnamed, for poolers) */
 	ar_lang default_lang;     /* ARBITER_DEFAULT_LANGUAGE: without Accept-Language */
+	int backtest_db_share;    /* ARBITER_BACKTEST_DB_SHARE: % of the time a backtest's connection may work */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg
