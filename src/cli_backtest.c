@@ -22,10 +22,10 @@ const char cli_backtest_usage[] =
 	"--since/--until take RFC 3339 times (created_at >= since, < until); --sample N\n"
 	"replays at most N cases; --db-share P (5 to 100) lets the connection work at\n"
 	"most P % of the time (default ARBITER_BACKTEST_DB_SHARE, else 50); --json\n"
-	"prints the report as JSON. A progress bar\n"
-	"goes to stderr when it is a terminal. Exit 0 when the run finished (whatever the\n"
-	"draft changed), 1 when it failed, 2 for bad usage or a draft the policy\n"
-	"loader refuses.\n";
+	"prints the report as JSON. A progress bar goes to stderr when it is a\n"
+	"terminal. Exit 0 when the run finished (whatever the draft changed), 1\n"
+	"when it failed, 2 for bad usage, a bad setting or a draft the policy loader\n"
+	"refuses.\n";
 
 typedef struct {
 	const char *policy_file;

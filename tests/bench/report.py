@@ -694,6 +694,25 @@ def render(results, meta_path, out):
             if wh.get("delivered") else "**none received** (%d pending)" % wh.get("pending_after", 0)))
         L.append("")
 
+    if any(k.startswith("backtest_") for k in misc):
+        L.append("## Policy backtest (issue 28)")
+        L.append("")
+        L.append("| figure | value | target |")
+        L.append("| --- | ---: | --- |")
+        live = max((r.get("rps") or 0 for r in recs if r["kind"] == "wrk" and r["name"] == "create"), default=0)
+        fig("backtest_cli", lambda v: "%.0f decisions/s%s" % (
+            v, " (%.1f× the create peak, %.0f/s)" % (v / live, live) if live else ""),
+            "≥ 8,400/s (1 M in < 2 min)")
+        fig("backtest_job", lambda v: "%.0f decisions/s%s" % (
+            v, " (%.1f× the create peak)" % (v / live) if live else ""), "≥ 8,400/s")
+        fig("backtest_rss", lambda v: "%d kB for %d cases, %d kB for %d (%.2f×)" % (
+            v["rss_n"], v["n"], v["rss_n10"], v["n10"], v["rss_n10"] / max(v["rss_n"], 1)),
+            "does not grow with the cases")
+        fig("backtest_p99", lambda v: "%.1f ms / %.1f ms (%.2f×; %.0f / %.0f creates/s achieved)" % (
+            v["alone_us"] / 1000, v["during_us"] / 1000, v["ratio"], v["alone_rps"], v["during_rps"]),
+            "≤ 1.2× (reported, not asserted)")
+        L.append("")
+
     L.append("## How each figure was measured")
     L.append("")
     for line in meta.get("notes", []):

@@ -28,7 +28,7 @@
 # BENCH_RESULTS (output file), BENCH_RESULTS_JSONL (a copy of the raw
 # records), BENCH_KEEP=1 (keep the scratch directory),
 # BENCH_PACED_LEVELS (shares of each peak offered at a constant rate:
-# "25 50 80"; smoke 50), BENCH_ONLY ("create get list note sla shaped": a subset, for working on
+# "25 50 80"; smoke 50), BENCH_ONLY ("create get list note backtest sla shaped": a subset, for working on
 # one path), BENCH_SHAPED_CASES (the shaped data set's size: 5 M; smoke 20 k),
 # BENCH_PERF=1 (perf record -a -g during each wrk run, the top functions
 # of every process written next to the results as
@@ -477,6 +477,10 @@ fi
 note "pgbench wrote $made cases in $(xacts_of create) create transactions and $notes notes in $(xacts_of note) transition transactions (a note whose case changed between its two statements writes nothing)."
 
 # ---------------------------------------------------------------- service
+# the backtest workload replays the cases created from here on, over HTTP
+# (their open events carry the inputs; the loaded ones and pgbench's rows
+# predate them)
+BT_SINCE=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 start_arbiter
 $PY "$REPORT" wait-ready "$URL/readyz" 30 >/dev/null || { echo "bench: arbiter did not become ready" >&2; exit 1; }
 log "service: wrk, $DUR s per run, connections $CLIENTS"
@@ -521,6 +525,22 @@ for lv in $PACED_LEVELS; do
 	if want list; then run_paced list wrk_list.lua "$lv"; fi
 	if want note; then action_cases; run_paced note wrk_note.lua "$lv"; fi
 done
+
+# ---------------------------------------------------------------- backtest
+# Issue 28: decisions/s of `arbiter backtest` and of a server job on the
+# cases this run created, the CLI's RSS for N/10 and N of them, and the
+# create p99 at a quarter of the create peak without and with jobs running
+# (tests/bench/backtest_load.py).
+if want backtest; then
+	alive "the backtest workload"
+	bt_peak=$($PY "$REPORT" peak "$RES" create 2>/dev/null || echo 0)
+	BT_RATE=$(( bt_peak / 4 > 0 ? bt_peak / 4 : CREATE_RATE ))
+	BT_KEY=$(mk_key --role admin --name bench-backtest)
+	log "backtest: cases created since $BT_SINCE; creates paced at $BT_RATE/s"
+	$PY "$here/backtest_load.py" "$RES" "$BIN" "$U" "$URL" "$BT_KEY" "$BT_SINCE" "$BT_RATE" "$DUR" \
+		"$here" "$OUT" >"$OUT/backtest.out" 2>&1 || problem "backtest workload: $(tail -2 "$OUT/backtest.out" | tr '\n' ' ')"
+	log "$(tail -1 "$OUT/backtest.out")"
+fi
 
 # ---------------------------------------------------------------- SLA
 if want sla; then
