@@ -157,9 +157,12 @@ bool store_backtest_session(store *s, int idx, ar_err *err)
 {
 	/* every batch is one statement, so its own implicit transaction: no
 	 * snapshot held across the job, and read-only even on a primary, so
-	 * it can never write */
+	 * it can never write. No parallel workers: they would be backends
+	 * beyond the one the share caps (and on 2 cores a parallel plan of a
+	 * batch took twice as long as a plain one). */
 	PGresult *r = db_exec_sql(s, idx, "backtest_session",
-				  "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", 0, NULL, err);
+				  "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY;"
+				  " SET max_parallel_workers_per_gather = 0", 0, NULL, err);
 
 	PQclear(r);
 	return r != NULL;
@@ -184,6 +187,14 @@ bool store_backtest_send(store *s, int idx, const backtest_selection *sel,
 		return false;
 	}
 	return true;
+}
+
+bool store_backtest_ready(store *s, int idx)
+{
+	PGconn *c = db_conn(s, idx);
+
+	/* a broken connection reads "ready": store_backtest_recv reports it */
+	return !PQconsumeInput(c) || !PQisBusy(c);
 }
 
 bool store_backtest_recv(store *s, int idx, PGresult **out, ar_err *err)

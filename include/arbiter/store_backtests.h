@@ -40,8 +40,8 @@ bool store_policy_activation(store *s, const char *version, const char *actor,
  * store_backtest_session makes every later statement on it read-only;
  * store_backtest_send starts the query for the next batch of selected
  * cases after (after_ts, after_id) in creation order, without waiting, so
- * the caller replays the previous batch meanwhile; store_backtest_recv
- * waits for it. Columns: id, shop_id, created_at (text, the next call's
+ * the caller replays the previous batch meanwhile; store_backtest_ready
+ * tells whether it has arrived, store_backtest_recv waits for it. Columns: id, shop_id, created_at (text, the next call's
  * after_ts), the open event's time (ms), its data (jsonb text), and ms
  * from it to the first event that left the opening state and that event's
  * action (NULL when none). *out is the caller's to PQclear. */
@@ -49,6 +49,9 @@ bool store_backtest_session(store *s, int idx, ar_err *err) AR_MUSTCHECK;
 bool store_backtest_send(store *s, int idx, const backtest_selection *sel,
 			 const char *after_ts, const char *after_id, int limit,
 			 ar_err *err) AR_MUSTCHECK;
+/* Whether the batch sent has arrived whole (recv would not wait); reads
+ * what the socket holds without blocking. */
+bool store_backtest_ready(store *s, int idx);
 bool store_backtest_recv(store *s, int idx, PGresult **out, ar_err *err) AR_MUSTCHECK;
 
 /* How many cases the selection holds (the CLI's progress bar). */
