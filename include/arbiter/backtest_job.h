@@ -8,10 +8,11 @@
  * of BACKTEST_BATCH cases each one statement (its own read-only
  * transaction), and that connection busy with a query at most db_share
  * percent of the run's time (ARBITER_BACKTEST_DB_SHARE): after a query
- * that took t, the next is sent t * 100 / db_share after it. When that
- * moment has passed by the time a batch arrives (db_share 100), the next
- * batch is read while this one is replayed. A job's thread runs at nice
- * BACKTEST_NICE, below the request threads.
+ * that took t (until its batch had arrived), the next is sent no sooner
+ * than t * 100 / db_share after it, and as soon as that moment passes,
+ * even while the batch before is still being replayed. No parallel
+ * workers. A job's thread runs at nice BACKTEST_NICE, below the request
+ * threads.
  * Memory is two batches (one replayed, the next arriving) and one bounded
  * report.
  */
