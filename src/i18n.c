@@ -273,3 +273,33 @@ void i18n_money(int64_t fen, char *out, size_t len)
 
 	snprintf(out, len, "%s\xc2\xa5%" PRIu64 ".%02" PRIu64, fen < 0 ? "-" : "", a / 100, a % 100);
 }
+
+void i18n_duration(int64_t ms, ar_lang l, char *out, size_t len)
+{
+	static const char *const day[AR_LANG__COUNT][2] = { { " day", " days" }, { " 天", " 天" } };
+	static const char *const hour[AR_LANG__COUNT] = { " h", " 小时" };
+	uint64_t v = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+	uint64_t days = v / 86400000u, rem = v % 86400000u;
+	unsigned h = (unsigned)(rem / 3600000u), m = (unsigned)(rem / 60000u % 60u);
+	unsigned s = (unsigned)(rem / 1000u % 60u), frac = (unsigned)(rem % 1000u);
+	const char *sign = ms < 0 ? "-" : "";
+	char tail[24] = "";
+
+	if ((unsigned)l >= AR_LANG__COUNT)
+		l = AR_LANG_EN;
+	if (rem == 0) {
+		snprintf(out, len, "%s%" PRIu64 "%s", sign, days, day[l][days != 1]);
+		return;
+	}
+	if (days == 0 && rem % 3600000u == 0) {
+		snprintf(out, len, "%s%u%s", sign, h, hour[l]);
+		return;
+	}
+	if (frac)
+		snprintf(tail, sizeof(tail), ".%03u", frac);
+	if (days)
+		snprintf(out, len, "%s%" PRIu64 "%s %02u:%02u:%02u%s", sign, days, day[l][days != 1],
+			 h, m, s, tail);
+	else
+		snprintf(out, len, "%s%02u:%02u:%02u%s", sign, h, m, s, tail);
+}

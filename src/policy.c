@@ -1057,6 +1057,7 @@ typedef struct {
 	const override *shop;
 	const override *cat;
 	ar_decision *d;
+	policy_rule_trace *last;          /* the entry trace() made last; NULL when it was dropped */
 	ar_err *err;
 	bool refused;
 	bool ineligible;
@@ -1077,14 +1078,52 @@ static void trace(adj *a, const char *id, policy_rule_result r,
 	va_list ap;
 
 	/* Sized for every rule plus MAX_CATEGORY_RULES; cannot overflow. */
+	a->last = NULL;
 	if (a->d->n_rules >= POLICY_MAX_RULES)
 		return;
 	t = &a->d->rules[a->d->n_rules++];
 	snprintf(t->id, sizeof(t->id), "%s", id);
 	t->result = r;
+	t->n_args = 0;
 	va_start(ap, fmt);
 	vsnprintf(t->reason, sizeof(t->reason), fmt, ap);
 	va_end(ap);
+	a->last = t;
+}
+
+static policy_rule_arg *arg_slot(adj *a, const char *name)
+{
+	policy_rule_arg *g;
+
+	if (!a->last || a->last->n_args >= POLICY_RULE_ARGS)
+		return NULL;
+	g = &a->last->args[a->last->n_args++];
+	snprintf(g->name, sizeof(g->name), "%s", name);
+	return g;
+}
+
+/* The numbers and names the last trace entry's reason compared, for texts
+ * in other languages (the English reason is already written). */
+static void arg_int(adj *a, const char *name, int64_t v)
+{
+	policy_rule_arg *g = arg_slot(a, name);
+
+	if (g) {
+		g->is_text = false;
+		g->num = v;
+		g->text[0] = '\0';
+	}
+}
+
+static void arg_text(adj *a, const char *name, const char *v)
+{
+	policy_rule_arg *g = arg_slot(a, name);
+
+	if (g) {
+		g->is_text = true;
+		g->num = 0;
+		snprintf(g->text, sizeof(g->text), "%s", v ? v : "");
+	}
 }
 
 /* A field error of catalogue key (name, value pairs ending in NULL). */
@@ -1203,12 +1242,14 @@ static void check_inputs(adj *a)
 		trace(a, "R-EVIDENCE", POLICY_RULE_FAIL,
 		      "reason %s needs photo or video evidence; %zu item(s) given, none accepted",
 		      ar_reason_name(in->reason), in->n_evidence);
+		arg_int(a, "given", (int64_t)in->n_evidence);
 		refuse(a, "/evidence", "field.evidence_required", "reason",
 		       ar_reason_name(in->reason), NULL);
 	} else {
 		trace(a, "R-EVIDENCE", POLICY_RULE_PASS,
 		      "reason %s needs evidence: %d accepted item(s) given",
 		      ar_reason_name(in->reason), accepted);
+		arg_int(a, "accepted", accepted);
 	}
 }
 
@@ -1235,6 +1276,8 @@ static void rule_no_reason(adj *a)
 		trace(a, "R-NOREASON-7D", POLICY_RULE_PASS,
 		      "not delivered yet: the %lld-day window%s has not started",
 		      (long long)days, src);
+		arg_int(a, "window_days", days);
+		arg_text(a, "when", "undelivered");
 	} else {
 		int64_t elapsed = a->now - o->delivered_at;
 		bool ok = elapsed <= days * AR_MS_PER_DAY;
@@ -1246,6 +1289,9 @@ static void rule_no_reason(adj *a)
 		      "delivered %s, requested %s, %s %s %lld days%s: %s", t1, t2,
 		      span, ok ? "<=" : ">", (long long)days, src,
 		      ok ? "eligible" : "not eligible");
+		arg_int(a, "days", elapsed / AR_MS_PER_DAY);
+		arg_int(a, "elapsed_ms", elapsed);
+		arg_int(a, "window_days", days);
 		a->ineligible = a->ineligible || !ok;
 	}
 
@@ -1253,10 +1299,12 @@ static void rule_no_reason(adj *a)
 		trace(a, "R-EXCLUDED-CATEGORY", POLICY_RULE_FAIL,
 		      "category %s is excluded from no-reason returns: not eligible",
 		      o->category);
+		arg_text(a, "category", o->category);
 		a->ineligible = true;
 	} else {
 		trace(a, "R-EXCLUDED-CATEGORY", POLICY_RULE_PASS,
 		      "category %s is not excluded", o->category ? o->category : "(none)");
+		arg_text(a, "category", o->category ? o->category : "-");
 	}
 
 	if (o->customized && p->exclude_customized) {
@@ -1282,6 +1330,7 @@ static void rule_missing_item(adj *a)
 	if (!a->delivered) {
 		trace(a, "R-MISSING-24H", POLICY_RULE_SKIPPED,
 		      "no delivery recorded: the %s report window cannot be checked", win);
+		arg_int(a, "window_ms", a->p->missing_item_ms);
 		return;
 	}
 	elapsed = a->now - a->o->delivered_at;
@@ -1292,6 +1341,8 @@ static void rule_missing_item(adj *a)
 	trace(a, "R-MISSING-24H", ok ? POLICY_RULE_PASS : POLICY_RULE_FAIL,
 	      "delivered %s, reported %s, %s %s %s: %s", t1, t2, span,
 	      ok ? "<=" : ">", win, ok ? "reported in time" : "reported too late");
+	arg_int(a, "elapsed_ms", elapsed);
+	arg_int(a, "window_ms", a->p->missing_item_ms);
 	a->ineligible = a->ineligible || !ok;
 }
 
@@ -1389,6 +1440,7 @@ static void rule_price_protection(adj *a)
 	if (days <= 0) {
 		trace(a, "R-PRICE-PROTECTION", POLICY_RULE_FAIL,
 		      "no price protection offered%s: not eligible", src);
+		arg_text(a, "when", "not_offered");
 		a->ineligible = true;
 		return;
 	}
@@ -1405,6 +1457,12 @@ static void rule_price_protection(adj *a)
 	      (long long)a->in->new_price_cents,
 	      !in_window ? "outside the window, not eligible"
 	      : a->price_diff > 0 ? "difference owed" : "no drop, not eligible");
+	arg_int(a, "days", elapsed / AR_MS_PER_DAY);
+	arg_int(a, "elapsed_ms", elapsed);
+	arg_int(a, "window_days", days);
+	arg_int(a, "paid_cents", o->price_cents);
+	arg_int(a, "quantity", o->quantity);
+	arg_int(a, "new_price_cents", a->in->new_price_cents);
 	a->ineligible = a->ineligible || !in_window || a->price_diff == 0;
 }
 
@@ -1447,6 +1505,7 @@ static void rule_late(adj *a)
 		trace(a, "R-LATE-PENALTY", POLICY_RULE_FAIL,
 		      "promised ship by %s, %s %s: not late", t1,
 		      o->shipped_at != AR_TIME_NONE ? "shipped" : "still unshipped at", t2);
+		arg_int(a, "late_ms", ship_ref - o->promised_ship_by);
 		return;
 	}
 	whole = apply_bp(o->price_cents, p->penalty_bp, &frac4);
@@ -1460,6 +1519,11 @@ static void rule_late(adj *a)
 	      rate, (long long)o->price_cents, raw, (long long)a->penalty,
 	      whole > p->penalty_cap_cents ||
 		      (whole == p->penalty_cap_cents && frac4 > 0) ? " (capped)" : "");
+	arg_int(a, "late_ms", ship_ref - o->promised_ship_by);
+	arg_text(a, "rate", rate);
+	arg_int(a, "price_cents", o->price_cents);
+	arg_int(a, "penalty_cents", a->penalty);
+	arg_int(a, "cap_cents", p->penalty_cap_cents);
 	if (a->in->kind == AR_KIND_REFUND || a->in->kind == AR_KIND_RETURN)
 		a->auto_ok = true;
 }
@@ -1478,6 +1542,10 @@ static void money(adj *a)
 		      "price protection: %lld - %lld x %lld = %lld back, goods and shipping stay",
 		      (long long)o->price_cents, (long long)a->in->new_price_cents,
 		      (long long)o->quantity, (long long)a->price_diff);
+		arg_int(a, "paid_cents", o->price_cents);
+		arg_int(a, "new_price_cents", a->in->new_price_cents);
+		arg_int(a, "quantity", o->quantity);
+		arg_int(a, "diff_cents", a->price_diff);
 	} else if (a->in->reason == AR_REASON_MISSING_ITEM && kind != AR_KIND_REFUND &&
 		   kind != AR_KIND_COMPLAINT) {
 		/* 003: goods never received are not shipped back or exchanged:
@@ -1486,6 +1554,7 @@ static void money(adj *a)
 		trace(a, "R-REFUND-MISSING-PART", POLICY_RULE_FIRED,
 		      "missing item: at most the price %lld back for the short part, or a resend; nothing ships back",
 		      (long long)o->price_cents);
+		arg_int(a, "price_cents", o->price_cents);
 	} else if (kind == AR_KIND_REFUND && !a->shipped) {
 		d->refund.item_cents = o->price_cents;
 		d->refund.shipping_cents = paid_shipping;
@@ -1493,6 +1562,8 @@ static void money(adj *a)
 		trace(a, "R-UNSHIPPED-REFUND", POLICY_RULE_FIRED,
 		      "order never shipped: price %lld + shipping %lld refunded at once",
 		      (long long)o->price_cents, (long long)paid_shipping);
+		arg_int(a, "price_cents", o->price_cents);
+		arg_int(a, "shipping_cents", paid_shipping);
 	} else if (kind == AR_KIND_REFUND || kind == AR_KIND_RETURN) {
 		d->refund.item_cents = o->price_cents;
 		switch (d->fault) {
@@ -1502,12 +1573,15 @@ static void money(adj *a)
 			      (long long)o->price_cents,
 			      o->free_shipping ? "free shipping: each side bears its own leg"
 					       : "outbound shipping stays with the seller, buyer pays the return");
+			arg_int(a, "price_cents", o->price_cents);
 			break;
 		case POLICY_FAULT_CARRIER:
 			d->refund.shipping_cents = paid_shipping;
 			trace(a, "R-REFUND-CARRIER", POLICY_RULE_FIRED,
 			      "carrier at fault: seller refunds price %lld + shipping %lld and claims from the carrier",
 			      (long long)o->price_cents, (long long)paid_shipping);
+			arg_int(a, "price_cents", o->price_cents);
+			arg_int(a, "shipping_cents", paid_shipping);
 			break;
 		case POLICY_FAULT_SELLER:
 		case POLICY_FAULT_UNDETERMINED:
@@ -1520,6 +1594,8 @@ static void money(adj *a)
 			      d->fault == POLICY_FAULT_SELLER ? "seller at fault"
 							      : "fault undetermined, at most",
 			      (long long)o->price_cents, (long long)paid_shipping);
+			arg_int(a, "price_cents", o->price_cents);
+			arg_int(a, "shipping_cents", paid_shipping);
 			break;
 		}
 	} else {
@@ -1625,6 +1701,11 @@ static void rule_insurance(adj *a)
 		      "buyer's insurance: return shipping %lld (%s), payout clamped to [%lld, %lld] = %lld",
 		      (long long)cost, src, (long long)p->buyer_ins_min_cents,
 		      (long long)p->buyer_ins_max_cents, (long long)pay);
+		arg_int(a, "cost_cents", cost);
+		arg_int(a, "min_cents", p->buyer_ins_min_cents);
+		arg_int(a, "max_cents", p->buyer_ins_max_cents);
+		arg_int(a, "payout_cents", pay);
+		arg_text(a, "when", "buyer");
 	} else {
 		int64_t seller = cost < p->seller_share_cents ? cost : p->seller_share_cents;
 		d->insurance_payout_cents = cost - seller;
@@ -1633,6 +1714,10 @@ static void rule_insurance(adj *a)
 		      "seller's insurance: return shipping %lld (%s), seller pays %lld, insurer %lld",
 		      (long long)cost, src, (long long)seller,
 		      (long long)(cost - seller));
+		arg_int(a, "cost_cents", cost);
+		arg_int(a, "seller_cents", seller);
+		arg_int(a, "insurer_cents", cost - seller);
+		arg_text(a, "when", "seller");
 	}
 }
 
@@ -1674,6 +1759,8 @@ static void settle_amount(adj *a)
 	      "pays the %lld requested of %lld owed: item %lld, shipping %lld, penalty %lld",
 	      (long long)req, (long long)d->refund.max_cents, (long long)d->refund.item_cents,
 	      (long long)d->refund.shipping_cents, (long long)d->refund.penalty_cents);
+	arg_int(a, "requested_cents", req);
+	arg_int(a, "max_cents", d->refund.max_cents);
 }
 
 int64_t policy_restore_share(int64_t used, int64_t goods_refunded, int64_t goods_cents)
@@ -1708,6 +1795,12 @@ static void settle_restore(adj *a)
 		      (long long)d->refund.item_cents, (long long)o->price_cents,
 		      (long long)d->refund.restore_points, (long long)o->points_used,
 		      (long long)d->refund.restore_coupon_cents, (long long)o->coupon_cents);
+	if (o->points_used > 0 || o->coupon_cents > 0) {
+		arg_int(a, "points", d->refund.restore_points);
+		arg_int(a, "points_used", o->points_used);
+		arg_int(a, "coupon_cents", d->refund.restore_coupon_cents);
+		arg_int(a, "coupon_used_cents", o->coupon_cents);
+	}
 }
 
 static void rule_requested(adj *a)
@@ -1722,12 +1815,16 @@ static void rule_requested(adj *a)
 		trace(a, "R-REQUESTED", POLICY_RULE_FAIL,
 		      "requested %lld > %lld, the most owed under this policy",
 		      (long long)req, (long long)max);
+		arg_int(a, "requested_cents", req);
+		arg_int(a, "max_cents", max);
 		refuse(a, "/requested_cents", "field.requested_over_max", "amount", AR_MONEY(req),
 		       "max", AR_MONEY(max), "version", a->p->version, NULL);
 	} else {
 		trace(a, "R-REQUESTED", POLICY_RULE_PASS,
 		      "requested %lld <= %lld, the most owed", (long long)req,
 		      (long long)max);
+		arg_int(a, "requested_cents", req);
+		arg_int(a, "max_cents", max);
 	}
 }
 
@@ -1760,6 +1857,8 @@ static void rule_severity(adj *a, const policy_history *h)
 	      by_exposure ? ", public exposure declared" : "",
 	      by_repeat ? ", repeat complaint on this order" : "",
 	      a->d->major ? "major" : "general");
+	arg_int(a, "price_cents", a->o->price_cents);
+	arg_int(a, "major_cents", p->major_amount_cents);
 }
 
 /* 001: several quality complaints on one SKU in a short time are a batch
@@ -1773,6 +1872,7 @@ static void rule_batch_defect(adj *a, const policy_history *h)
 	if (!h || !h->sku_batch_defect) {
 		trace(a, "R-BATCH-DEFECT", POLICY_RULE_PASS, "SKU %s is not flagged as a batch defect",
 		      a->o->sku ? a->o->sku : "?");
+		arg_text(a, "sku", a->o->sku ? a->o->sku : "?");
 		return;
 	}
 	a->d->batch_defect = true;
@@ -1781,11 +1881,16 @@ static void rule_batch_defect(adj *a, const policy_history *h)
 		trace(a, "R-BATCH-DEFECT", POLICY_RULE_FIRED,
 		      "SKU %s is flagged as a batch defect: quality cases approved uniformly",
 		      a->o->sku ? a->o->sku : "?");
+		arg_text(a, "sku", a->o->sku ? a->o->sku : "?");
+		arg_text(a, "when", "uniform");
 	} else {
 		trace(a, "R-BATCH-DEFECT", POLICY_RULE_FIRED,
 		      "SKU %s is flagged as a batch defect (%d+ quality cases in %d days)",
 		      a->o->sku ? a->o->sku : "?", (int)a->p->batch_threshold,
 		      (int)a->p->batch_window_days);
+		arg_text(a, "sku", a->o->sku ? a->o->sku : "?");
+		arg_int(a, "threshold", a->p->batch_threshold);
+		arg_int(a, "window_days", a->p->batch_window_days);
 	}
 }
 
@@ -1821,6 +1926,9 @@ static void rule_risk(adj *a, const policy_history *h)
 		      "account age %s %s %lld days, %lld earlier orders%s", span,
 		      young ? "<=" : ">", (long long)p->new_account_days,
 		      (long long)b->orders_count, fired ? ": new account, +weight" : "");
+		arg_int(a, "age_days", age / AR_MS_PER_DAY);
+		arg_int(a, "new_account_days", p->new_account_days);
+		arg_int(a, "orders", b->orders_count);
 		if (fired)
 			add_signal(a, "new_account", p->w_new_account);
 	}
@@ -1833,6 +1941,8 @@ static void rule_risk(adj *a, const policy_history *h)
 	      "%s%lld cases by this buyer in 7 days %s %lld",
 	      cases > cases_cap ? "at least " : "", (long long)cases,
 	      cases > p->max_cases_7d ? ">" : "<=", (long long)p->max_cases_7d);
+	arg_int(a, "cases", cases);
+	arg_int(a, "max_cases", p->max_cases_7d);
 	if (cases > p->max_cases_7d)
 		add_signal(a, "many_cases_7d", p->w_many_cases);
 
@@ -1842,6 +1952,8 @@ static void rule_risk(adj *a, const policy_history *h)
 	      texts >= texts_cap ? "at least " : "",
 	      (long long)texts, texts > p->max_same_text_shops ? ">" : "<=",
 	      (long long)p->max_same_text_shops);
+	arg_int(a, "shops", texts);
+	arg_int(a, "max_shops", p->max_same_text_shops);
 	if (texts > p->max_same_text_shops)
 		add_signal(a, "same_text_other_shops", p->w_same_text);
 
@@ -1851,6 +1963,8 @@ static void rule_risk(adj *a, const policy_history *h)
 	      a->d->risk.score >= p->manual_review_score ? ">=" : "<",
 	      (long long)p->manual_review_score,
 	      a->d->risk.score >= p->manual_review_score ? ": manual review, never auto-rejected" : "");
+	arg_int(a, "score", a->d->risk.score);
+	arg_int(a, "review_score", p->manual_review_score);
 }
 
 bool policy_adjudicate(const policy *p, const ar_case_input *in,
@@ -1921,6 +2035,25 @@ bool policy_adjudicate(const policy *p, const ar_case_input *in,
 /* ------------------------------------------------------------------ */
 /* encoding                                                            */
 
+/* A trace entry's args as a JSON object; NULL on out of memory. */
+static json_t *rule_args(const policy_rule_trace *t)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		goto fail;
+	for (size_t k = 0; k < t->n_args && k < POLICY_RULE_ARGS; k++) {
+		const policy_rule_arg *g = &t->args[k];
+		if (json_object_set_new(o, g->name, g->is_text ? json_string(g->text)
+							       : json_integer(g->num)))
+			goto fail;
+	}
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
 json_t *policy_decision_to_json(const ar_decision *d)
 {
 	json_t *root = json_object(), *refund = json_object(), *risk = json_object();
@@ -1989,7 +2122,10 @@ json_t *policy_decision_to_json(const ar_decision *d)
 		const policy_rule_trace *t = &d->rules[i];
 		json_t *r = json_pack("{s:s, s:s, s:s}", "id", t->id, "result",
 				      policy_rule_result_name(t->result), "reason", t->reason);
+
 		if (json_array_append_new(rules, r))
+			goto fail;
+		if (t->n_args && json_object_set_new(r, "args", rule_args(t)))
 			goto fail;
 	}
 	return root;

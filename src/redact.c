@@ -45,6 +45,8 @@ bool redact_decision(json_t *decision, ar_err *err)
 		if (json_object_set_new(rule, "reason", json_string(result && strcmp(result, "fired") == 0
 								    ? REASON_FIRED : REASON_OTHER)))
 			return oom(err);
+		/* the counts themselves are what is withheld */
+		json_object_del(rule, "args");
 	}
 	/* backwards, so that a removal moves only entries already looked at */
 	for (i = json_array_size(signals); i > 0; i--) {

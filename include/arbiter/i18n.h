@@ -60,5 +60,9 @@ bool i18n_format(const i18n_cat *c, ar_lang l, const char *key, const i18n_arg *
 /* Integer fen as a reader sees it: 1290 -> "¥12.90", -5 -> "-¥0.05"
  * (len >= 32). */
 void i18n_money(int64_t fen, char *out, size_t len);
+/* Milliseconds as a reader sees a span, the way the policy's English
+ * reasons write it: 7 days -> "7 days" / "7 天", 5 h -> "5 h" / "5 小时",
+ * else "9 days 00:00:01" / "9 天 00:00:01" (len >= 48). */
+void i18n_duration(int64_t ms, ar_lang l, char *out, size_t len);
 
 #endif

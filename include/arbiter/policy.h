@@ -158,10 +158,26 @@ typedef enum {
 #define POLICY_VERSION_LEN 64        /* the loader refuses longer versions */
 #define POLICY_REMEDY_LEN 64
 
+#define POLICY_RULE_ARGS 6
+#define POLICY_ARG_NAME_LEN 20
+#define POLICY_ARG_TEXT_LEN 28
+
+/* One input a rule compared, by name: the catalogues' rule texts take
+ * them as {name} placeholders. A number whose name ends in "_cents" is
+ * money in fen. */
+typedef struct {
+	char name[POLICY_ARG_NAME_LEN];
+	char text[POLICY_ARG_TEXT_LEN];   /* used when is_text */
+	int64_t num;
+	bool is_text;
+} policy_rule_arg;
+
 typedef struct {
 	char id[POLICY_RULE_ID_LEN];
 	policy_rule_result result;
 	char reason[POLICY_RULE_REASON_LEN];
+	size_t n_args;
+	policy_rule_arg args[POLICY_RULE_ARGS];
 } policy_rule_trace;
 
 /* A plain value: no pointers, copy it freely. */
