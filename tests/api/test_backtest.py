@@ -381,3 +381,25 @@ SELECT '{old}', shop_id, seq, at, actor_role, actor_id, action, from_state, to_s
     [e] = rep["errors"]["by_type"]
     assert e["type"] == "inputs-not-recorded" and e["count"] == 1, e
     assert e["examples"][0]["case_id"] == old and "not recorded" in e["examples"][0]["reason"], e
+
+
+def test_a_decision_recorded_before_rule_args_replays_unchanged(env):
+    """Issue 25: rule traces gained args; an open event recorded without
+    them is the same decision when the replay has them."""
+    db, shop = env["db"], env["late_shop"]
+    stripped = h.psql_value(db.admin_url, f"""
+SET session_replication_role = replica;
+WITH u AS (
+UPDATE case_events e
+   SET data = jsonb_set(data, '{{decision,rules}}',
+                        (SELECT jsonb_agg(r - 'args') FROM jsonb_array_elements(data #> '{{decision,rules}}') r))
+ WHERE e.shop_id = '{shop}' AND e.seq = 1
+   AND EXISTS (SELECT 1 FROM jsonb_array_elements(data #> '{{decision,rules}}') r WHERE r ? 'args')
+RETURNING 1)
+SELECT count(*) FROM u;
+""")
+    assert int(stripped) >= 3, stripped
+    rep = run_backtest(env, env["policy"], {"shops": [shop]})["report"]
+    n = rep["cases"]["replayed"]
+    assert n >= 3 and rep["cases"]["unchanged"] == n and rep["cases"]["changed"] == 0, rep["cases"]
+    assert rep["cases"]["rules_changed"] == 0, rep["cases"]
