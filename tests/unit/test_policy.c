@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "arbiter/policy.h"
 
 #define DAY AR_MS_PER_DAY
@@ -1595,6 +1597,63 @@ static void test_risk_caps(void **state)
 			    "same description sent to 1 other shops in 30 days <= 1");
 }
 
+/* 25: each trace entry names what it compared, machine-readably, so the
+ * reader's language can say the same numbers; amounts in fen. */
+static void test_trace_args(void **state)
+{
+	ar_case_input in = base_case(AR_KIND_RETURN, AR_REASON_CHANGED_MIND);
+	const policy_rule_trace *t;
+	json_t *j, *args;
+	ar_decision d;
+
+	(void)state;
+	in.n_evidence = 0;
+	decide("9 days late", &in, NULL, T0 + 9 * DAY + SEC, &d);
+	t = rule(&d, "R-NOREASON-7D");
+	assert_non_null(t);
+	assert_int_equal(t->result, POLICY_RULE_FAIL);
+	assert_int_equal(t->n_args, 3);
+	assert_string_equal(t->args[0].name, "days");
+	EXPECT_INT("days", t->args[0].num, 9);
+	assert_string_equal(t->args[1].name, "elapsed_ms");
+	EXPECT_INT("elapsed", t->args[1].num, 9 * DAY + SEC);
+	assert_string_equal(t->args[2].name, "window_days");
+	EXPECT_INT("window", t->args[2].num, 7);
+
+	j = policy_decision_to_json(&d);
+	assert_non_null(j);
+	args = NULL;
+	for (size_t i = 0; i < json_array_size(json_object_get(j, "rules")); i++) {
+		json_t *r = json_array_get(json_object_get(j, "rules"), i);
+		const char *id = json_string_value(json_object_get(r, "id"));
+		if (strcmp(id, "R-NOREASON-7D") == 0)
+			args = json_object_get(r, "args");
+		if (strcmp(id, "R-FAULT") == 0)   /* nothing compared: no args at all */
+			assert_null(json_object_get(r, "args"));
+	}
+	assert_non_null(args);
+	assert_int_equal(json_object_size(args), 3);
+	EXPECT_INT("json days", json_integer_value(json_object_get(args, "days")), 9);
+	EXPECT_INT("json window", json_integer_value(json_object_get(args, "window_days")), 7);
+	json_decref(j);
+
+	in = base_case(AR_KIND_REFUND, AR_REASON_QUALITY_DEFECT);
+	in.requested_cents = 4550;
+	decide("asked for part", &in, NULL, T0 + DAY, &d);
+	t = rule(&d, "R-REQUESTED");
+	assert_non_null(t);
+	assert_int_equal(t->n_args, 2);
+	assert_string_equal(t->args[0].name, "requested_cents");
+	EXPECT_INT("requested", t->args[0].num, 4550);
+	assert_string_equal(t->args[1].name, "max_cents");
+	EXPECT_INT("max", t->args[1].num, 10800);
+	t = rule(&d, "R-REFUND-SELLER");
+	assert_non_null(t);
+	assert_int_equal(t->n_args, 2);
+	EXPECT_INT("price", t->args[0].num, 10000);
+	EXPECT_INT("shipping", t->args[1].num, 800);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1624,6 +1683,7 @@ int main(void)
 		cmocka_unit_test(test_decision_json),
 		cmocka_unit_test(test_armings),
 		cmocka_unit_test(test_risk_caps),
+		cmocka_unit_test(test_trace_args),
 	};
 	return cmocka_run_group_tests_name("policy", tests, setup, teardown);
 }
