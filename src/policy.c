@@ -1315,6 +1315,7 @@ static void rule_no_reason(adj *a)
 		trace(a, "R-CUSTOMIZED", POLICY_RULE_PASS, "%s",
 		      o->customized ? "customized, but this policy does not exclude customized goods"
 				    : "goods not customized");
+		arg_text(a, "when", o->customized ? "allowed" : "not_customized");
 	}
 }
 
@@ -1489,11 +1490,13 @@ static void rule_late(adj *a)
 	if (o->promised_ship_by == AR_TIME_NONE) {
 		trace(a, "R-LATE-PENALTY", POLICY_RULE_SKIPPED,
 		      "no promised ship-by time on the order: lateness cannot be shown");
+		arg_text(a, "when", "no_promise");
 		return;
 	}
 	if (o->shipped_at == AR_TIME_NONE && o->delivered_at != AR_TIME_NONE) {
 		trace(a, "R-LATE-PENALTY", POLICY_RULE_SKIPPED,
 		      "delivered but no ship time recorded: lateness cannot be shown");
+		arg_text(a, "when", "no_ship_time");
 		return;
 	}
 	/* Unshipped orders are judged at the time of the claim. */
@@ -1915,6 +1918,7 @@ static void rule_risk(adj *a, const policy_history *h)
 	if (b->account_created_at == AR_TIME_NONE) {
 		trace(a, "R-RISK-NEW-ACCOUNT", POLICY_RULE_SKIPPED,
 		      "account creation time unknown");
+		arg_text(a, "when", "age_unknown");
 	} else {
 		int64_t age = a->now - b->account_created_at;
 		bool young = age <= p->new_account_days * AR_MS_PER_DAY;
