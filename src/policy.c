@@ -1655,6 +1655,7 @@ static void rule_repair(adj *a)
 	if (a->o->warranty_until == AR_TIME_NONE) {
 		trace(a, "R-REPAIR-WARRANTY", POLICY_RULE_FIRED,
 		      "no warranty recorded on the order: buyer pays the repair");
+		arg_text(a, "when", "no_warranty");
 		return;
 	}
 	fmt_time(a->o->warranty_until, t1, sizeof(t1));
@@ -1663,6 +1664,11 @@ static void rule_repair(adj *a)
 	      in_warranty ? "inside" : "expired",
 	      buyer_fault ? "buyer damage" : "not buyer damage",
 	      policy_payer_name(d->repair_cost_payer));
+	if (in_warranty)
+		arg_int(a, "left_ms", a->o->warranty_until - a->now);
+	else
+		arg_int(a, "over_ms", a->now - a->o->warranty_until);
+	arg_text(a, "when", !in_warranty ? "expired" : buyer_fault ? "buyer_damage" : "seller_pays");
 }
 
 static void rule_insurance(adj *a)
@@ -1679,6 +1685,7 @@ static void rule_insurance(adj *a)
 		trace(a, "R-INSURANCE", POLICY_RULE_SKIPPED,
 		      "%s's return-shipping insurance: nothing is shipped back",
 		      ar_insurance_name(o->insurance));
+		arg_text(a, "when", "nothing_back");
 		return;
 	}
 	/* The outbound fee is the best estimate of the return leg we have. */

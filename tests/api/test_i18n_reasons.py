@@ -111,3 +111,15 @@ def test_late_penalty_and_risk_counts_are_named(server):
     assert f"风险分 {score['args']['score']}" in score["reason"], score
     assert score["args"]["score"] == r.body["decision"]["risk"]["score"], score
     assert set(score["args"]) == {"score", "review_score"}, score
+
+
+def test_repair_inside_and_outside_the_warranty(server):
+    for days, when, text in ((30, "seller_pays", "在保修期内（剩余 "),
+                             (-3, "expired", "保修期已过 3 天")):
+        body = h.case_body(kind="repair", reason="quality_defect")
+        body["order"]["warranty_until"] = h.fmt_time(h.now_utc().replace(microsecond=0)
+                                                     + h.dt.timedelta(days=days))
+        r = server.post("/v1/adjudications", body, headers=ZH)
+        assert r.status == 200, r
+        w = rules(r.body["decision"])["R-REPAIR-WARRANTY"]
+        assert w["args"]["when"] == when and text in w["reason"], w
