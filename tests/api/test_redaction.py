@@ -79,6 +79,7 @@ def withheld(decision: dict) -> None:
     for rid in CROSS_RULES:
         assert rules[rid]["result"] == "fired", rules[rid]
         assert "needs review" in rules[rid]["reason"], rules[rid]
+        assert "args" not in rules[rid], rules[rid]   # the counts themselves
     assert decision["outcome"] == "manual_review", decision
 
 
@@ -159,6 +160,7 @@ def test_a_platform_key_reads_the_signals(world):
             rules = {x["id"]: x for x in d["rules"]}
             assert "2 other shops" in rules["R-RISK-SAME-TEXT"]["reason"], (path, rules)
             assert "4 cases by this buyer" in rules["R-RISK-MANY-CASES"]["reason"], (path, rules)
+            assert rules["R-RISK-MANY-CASES"]["args"]["cases"] == 4, (path, rules)
             assert set(CROSS_SIGNALS) <= set(d["risk"]["signals"]), (path, d["risk"])
     # the audit chain holds what was decided, whatever a shop is shown
     stored = world["db"].admin_url
