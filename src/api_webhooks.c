@@ -215,6 +215,34 @@ static bool id_ok(const char *s)
 	return true;
 }
 
+static bool serial_ok(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 18;
+}
+
+/* What a list's ?after= cursor names. */
+typedef enum { AFTER_SUBSCRIPTION, AFTER_DELIVERY, AFTER_EVENT } after_kind;
+
+/* A list's ?limit= and ?after= (the query may hold only params): false
+ * with err naming the field when after is not a cursor of its kind. */
+static bool list_page(ar_req *r, const char *const *params, after_kind kind, int *limit,
+		      ar_err *err)
+{
+	const char *after = req_query(r, "after");
+
+	if (!req_query_known(r, params, err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, limit, err))
+		return false;
+	if (!after || (kind == AFTER_SUBSCRIPTION ? id_ok(after) : serial_ok(after)))
+		return true;
+	if (kind == AFTER_SUBSCRIPTION)
+		ar_err_fieldk(err, "/query/after", "field.after_subscription", NULL);
+	else if (kind == AFTER_DELIVERY)
+		ar_err_fieldk(err, "/query/after", "field.after_delivery", NULL);
+	else
+		ar_err_fieldk(err, "/query/after", "field.after_event", NULL);
+	return false;
+}
+
 void api_webhooks_list(ar_req *r)
 {
 	static const char *const params[] = { "limit", "after", NULL };
@@ -224,12 +252,8 @@ void api_webhooks_list(ar_req *r)
 	ar_err err;
 
 	ar_err_init(&err);
-	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+	if (!list_page(r, params, AFTER_SUBSCRIPTION, &limit, &err))
 		goto done;
-	if (after && !id_ok(after)) {
-		ar_err_fieldk(&err, "/query/after", "field.after_subscription", NULL);
-		goto done;
-	}
 	if (!store_webhook_list(req_app(r)->db, auth_scope(req_identity(r)), limit, after, &out, &err))
 		goto done;
 	req_reply_json(r, 200, json_incref(out));
@@ -344,12 +368,8 @@ void api_webhook_deliveries(ar_req *r)
 	ar_err err;
 
 	ar_err_init(&err);
-	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+	if (!list_page(r, params, AFTER_DELIVERY, &limit, &err))
 		goto done;
-	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
-		ar_err_fieldk(&err, "/query/after", "field.after_delivery", NULL);
-		goto done;
-	}
 	if (state && strcmp(state, "pending") != 0 && strcmp(state, "delivered") != 0 &&
 	    strcmp(state, "dead") != 0 && strcmp(state, "skipped") != 0) {
 		ar_err_fieldk(&err, "/query/state", "field.one_of", "list",
@@ -375,12 +395,8 @@ void api_webhook_ops_events(ar_req *r)
 	ar_err err;
 
 	ar_err_init(&err);
-	if (!req_query_known(r, params, &err) || !parse_limit(r, LIST_DEFAULT, LIST_MAX, &limit, &err))
+	if (!list_page(r, params, AFTER_EVENT, &limit, &err))
 		goto done;
-	if (after && (!*after || strspn(after, "0123456789") != strlen(after) || strlen(after) > 18)) {
-		ar_err_fieldk(&err, "/query/after", "field.after_event", NULL);
-		goto done;
-	}
 	if (!store_webhook_ops_events(req_app(r)->db, req_param(r, 0), auth_scope(req_identity(r)),
 				      limit, after, &out, &err))
 		goto done;

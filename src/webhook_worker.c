@@ -210,17 +210,11 @@ static bool conn_ok(wh_worker *w)
 	return false;
 }
 
-/* Runs one statement on the worker's connection; NULL (logged once per
- * outage) when it failed. */
-static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
-		     const char *const *vals)
+/* r if it holds rows or a command's success; otherwise NULL, r cleared,
+ * and the failure logged once per outage. */
+static PGresult *checked(wh_worker *w, PGresult *r, const char *what)
 {
-	PGresult *r;
-
-	if (!conn_ok(w))
-		return NULL;
-	r = PQexecParams(w->conn, sql, n, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+	if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
 		w->warned = false;
 		return r;
 	}
@@ -230,6 +224,16 @@ static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
 	w->warned = true;
 	PQclear(r);
 	return NULL;
+}
+
+/* Runs one statement on the worker's connection; NULL (logged once per
+ * outage) when it failed. */
+static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
+		     const char *const *vals)
+{
+	if (!conn_ok(w))
+		return NULL;
+	return checked(w, PQexecParams(w->conn, sql, n, NULL, vals, NULL, NULL, 0), what);
 }
 
 /* The statements run once or twice per attempt: prepared once per
@@ -245,29 +249,13 @@ static PGresult *run_hot(wh_worker *w, int hot, const char *what, const char *sq
 	if (!conn_ok(w))
 		return NULL;
 	if (!(w->prepared & (1u << hot))) {
-		r = PQprepare(w->conn, what, sql, n, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			if (!w->warned)
-				log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
-				       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
-			w->warned = true;
-			PQclear(r);
+		r = checked(w, PQprepare(w->conn, what, sql, n, NULL), what);
+		if (!r)
 			return NULL;
-		}
 		PQclear(r);
 		w->prepared |= 1u << hot;
 	}
-	r = PQexecPrepared(w->conn, what, n, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
-		w->warned = false;
-		return r;
-	}
-	if (!w->warned)
-		log_kv(LOG_WARN, "webhook worker: statement failed", "statement", what,
-		       "sqlstate", PQresultErrorField(r, PG_DIAG_SQLSTATE), NULL);
-	w->warned = true;
-	PQclear(r);
-	return NULL;
+	return checked(w, PQexecPrepared(w->conn, what, n, vals, NULL, NULL, 0), what);
 }
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
