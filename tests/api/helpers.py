@@ -843,6 +843,16 @@ def case_body(shop_id: str | None = None, buyer_id: str | None = None,
     return body
 
 
+def late_shipment_body(**top) -> dict:
+    """A late_shipment case whose order is not shipped, two days past its
+    promised ship-by time. Keyword arguments as for case_body."""
+    b = case_body(reason="late_shipment", **top)
+    b["order"].pop("shipped_at", None)
+    b["order"].pop("delivered_at", None)
+    b["order"]["promised_ship_by"] = fmt_time(now_utc() - dt.timedelta(days=2))
+    return b
+
+
 def complaint_body(shop_id: str | None = None, **top) -> dict:
     b = case_body(shop_id=shop_id, kind="complaint", reason="poor_service",
                   description="The agent hung up on me twice.")

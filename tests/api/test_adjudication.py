@@ -39,10 +39,7 @@ def test_dry_run_decides_and_stores_nothing(make_db, make_server):
     s = make_server(db.service_url, name="dry", policy=h.DEFAULT_POLICY)
     cases, events = db.count("cases"), db.count("case_events")
 
-    late = h.case_body(reason="late_shipment")
-    late["order"].pop("shipped_at", None)
-    late["order"].pop("delivered_at", None)
-    late["order"]["promised_ship_by"] = h.fmt_time(h.now_utc() - h.dt.timedelta(days=2))
+    late = h.late_shipment_body()
     r = s.post("/v1/adjudications", late)
     assert r.status == 200, r
     d = r.body["decision"]

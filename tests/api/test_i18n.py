@@ -44,10 +44,7 @@ def test_zh_reasons_keep_rule_ids_and_results(server):
 
 
 def test_money_in_texts_is_yuan_while_the_api_keeps_fen(server):
-    late = h.case_body(reason="late_shipment")
-    late["order"].pop("shipped_at", None)
-    late["order"].pop("delivered_at", None)
-    late["order"]["promised_ship_by"] = h.fmt_time(h.now_utc() - h.dt.timedelta(days=2))
+    late = h.late_shipment_body()
     late["order"]["price_cents"] = 1290
     r = server.post("/v1/adjudications", late, headers=ZH)
     assert r.status == 200, r

@@ -95,10 +95,7 @@ def test_requested_amounts_in_yuan_in_both_languages(server):
 
 
 def test_late_penalty_and_risk_counts_are_named(server):
-    late = h.case_body(reason="late_shipment")
-    late["order"].pop("shipped_at", None)
-    late["order"].pop("delivered_at", None)
-    late["order"]["promised_ship_by"] = h.fmt_time(h.now_utc() - h.dt.timedelta(days=2))
+    late = h.late_shipment_body()
     late["order"]["price_cents"] = 1290
     r = server.post("/v1/adjudications", late, headers=ZH)
     assert r.status == 200, r
