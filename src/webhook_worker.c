@@ -338,15 +338,35 @@ static size_t unhex(const char *h, unsigned char *out, size_t cap)
 enum { C_ID, C_SUB, C_TYPE, C_ATTEMPTS, C_URL, C_SECRET, C_PREV, C_SHOP, C_MSGID, C_BODY,
        C_CASE, C_NOW, C_TYPES };
 
+/*
+ * The subscriptions with pending rows, by a skip scan of
+ * webhook_deliveries_sub_due_idx (one probe each, however long their
+ * queues), then the first due rows of each that is enabled and not at its
+ * limit ($2), oldest first: a hanging receiver's backlog is never read
+ * while its transfers are in flight (sql/028).
+ */
 static const char claim_sql[] =
-	"WITH c AS (SELECT d.id FROM webhook_deliveries d"
-	"    JOIN webhook_subscriptions s ON s.id = d.sub_id"
-	"   WHERE d.state = 'pending' AND d.next_at <= now()"
-	"     AND (d.lease_until IS NULL OR d.lease_until < now())"
-	"     AND s.enabled AND NOT s.deleted AND d.sub_id <> ALL ($2::text[])"
+	"WITH RECURSIVE subs(sub_id) AS ("
+	"   (SELECT d.sub_id FROM webhook_deliveries d WHERE d.state = 'pending'"
+	"     ORDER BY d.sub_id LIMIT 1)"
+	"   UNION ALL"
+	"   SELECT (SELECT d.sub_id FROM webhook_deliveries d"
+	"            WHERE d.state = 'pending' AND d.sub_id > subs.sub_id"
+	"            ORDER BY d.sub_id LIMIT 1)"
+	"     FROM subs WHERE subs.sub_id IS NOT NULL),"
+	" cand AS (SELECT h.id FROM subs"
+	"    JOIN webhook_subscriptions s ON s.id = subs.sub_id AND s.enabled AND NOT s.deleted"
+	"    CROSS JOIN LATERAL (SELECT d.id FROM webhook_deliveries d"
+	"       WHERE d.sub_id = subs.sub_id AND d.state = 'pending' AND d.next_at <= now()"
+	"         AND (d.lease_until IS NULL OR d.lease_until < now())"
 	/* the head of its (subscription, case) queue only */
-	"     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = d.sub_id"
-	"          AND p.case_id = d.case_id AND p.state = 'pending' AND p.id < d.id)"
+	"         AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = d.sub_id"
+	"              AND p.case_id = d.case_id AND p.state = 'pending' AND p.id < d.id)"
+	"       ORDER BY d.next_at, d.id LIMIT $1::int) h"
+	"   WHERE subs.sub_id <> ALL ($2::text[])),"
+	" c AS (SELECT d.id FROM webhook_deliveries d"
+	"   WHERE d.id IN (SELECT id FROM cand) AND d.state = 'pending'"
+	"     AND (d.lease_until IS NULL OR d.lease_until < now())"
 	"   ORDER BY d.next_at, d.id LIMIT $1::int FOR UPDATE OF d SKIP LOCKED),"
 	" u AS (UPDATE webhook_deliveries d SET lease_until = now() + $3::int * interval '1 second'"
 	"   FROM c WHERE d.id = c.id RETURNING d.*)"
