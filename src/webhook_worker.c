@@ -354,9 +354,9 @@ static const char claim_sql[] =
 	"            WHERE d.state = 'pending' AND d.sub_id > subs.sub_id"
 	"            ORDER BY d.sub_id LIMIT 1)"
 	"     FROM subs WHERE subs.sub_id IS NOT NULL),"
-	" cand AS (SELECT h.id FROM subs"
+	" cand AS (SELECT h.id, h.next_at FROM subs"
 	"    JOIN webhook_subscriptions s ON s.id = subs.sub_id AND s.enabled AND NOT s.deleted"
-	"    CROSS JOIN LATERAL (SELECT d.id FROM webhook_deliveries d"
+	"    CROSS JOIN LATERAL (SELECT d.id, d.next_at FROM webhook_deliveries d"
 	"       WHERE d.sub_id = subs.sub_id AND d.state = 'pending' AND d.next_at <= now()"
 	"         AND (d.lease_until IS NULL OR d.lease_until < now())"
 	/* the head of its (subscription, case) queue only */
@@ -364,10 +364,12 @@ static const char claim_sql[] =
 	"              AND p.case_id = d.case_id AND p.state = 'pending' AND p.id < d.id)"
 	"       ORDER BY d.next_at, d.id LIMIT $1::int) h"
 	"   WHERE subs.sub_id <> ALL ($2::text[])),"
+	/* by primary key from an array: the generic plan the prepared
+	 * statement settles on would otherwise hash-join the whole table */
 	" c AS (SELECT d.id FROM webhook_deliveries d"
-	"   WHERE d.id IN (SELECT id FROM cand) AND d.state = 'pending'"
-	"     AND (d.lease_until IS NULL OR d.lease_until < now())"
-	"   ORDER BY d.next_at, d.id LIMIT $1::int FOR UPDATE OF d SKIP LOCKED),"
+	"   WHERE d.id = ANY (ARRAY(SELECT id FROM cand ORDER BY next_at, id LIMIT $1::int))"
+	"     AND d.state = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())"
+	"   FOR UPDATE OF d SKIP LOCKED),"
 	" u AS (UPDATE webhook_deliveries d SET lease_until = now() + $3::int * interval '1 second'"
 	"   FROM c WHERE d.id = c.id RETURNING d.*)"
 	" SELECT u.id, u.sub_id, u.type, u.attempts, s.url, encode(s.secret, 'hex'),"
