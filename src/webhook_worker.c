@@ -24,6 +24,12 @@
 #include "arbiter/webhook_net.h"
 
 #define CLAIM_BATCH 16
+/* events read per subscription per expansion round; rows a subscription
+ * at its limit of transfers may have pending before it stops being
+ * expanded; rounds at most this often while nothing more waits */
+#define EXPAND_BATCH 500
+#define EXPAND_WINDOW 1000
+#define EXPAND_EVERY_MS 50
 #define IDLE_POLL_MS 200
 #define GAUGE_EVERY_MS 5000
 #define RESPONSE_MAX (64 * 1024)     /* bytes of a reply read at most */
@@ -174,8 +180,9 @@ struct wh_worker {
 	atomic_bool stop;
 	bool warned;
 	unsigned prepared;           /* bits of HOT_* prepared on conn */
-	int64_t last_claim_ms, last_gauge_ms, last_full_sweep_ms;
-	bool claim_now;
+	int64_t last_claim_ms, last_gauge_ms, last_full_sweep_ms, last_expand_ms;
+	bool claim_now, expand_now;
+	bool feed_idle;              /* the last round read no event */
 };
 
 static int64_t mono_ms(void)
@@ -239,7 +246,7 @@ static PGresult *run(wh_worker *w, const char *what, const char *sql, int n,
 /* The statements run once or twice per attempt: prepared once per
  * connection, so that the worker does not plan them again each time (the
  * planning of claim_sql took longer than its execution). */
-enum { HOT_CLAIM, HOT_RESULT, HOT_SKIP };
+enum { HOT_CLAIM, HOT_RESULT, HOT_SKIP, HOT_EXPAND };
 
 static PGresult *run_hot(wh_worker *w, int hot, const char *what, const char *sql, int n,
 			 const char *const *vals)
@@ -334,6 +341,17 @@ static size_t unhex(const char *h, unsigned char *out, size_t cap)
 	return n;
 }
 
+/*
+ * The worker's own writes commit without waiting for the WAL flush: a
+ * crash may forget a lease, a "delivered" or a round of queued rows with
+ * the position it moved (one transaction), and each of those only sends a
+ * delivery again, with the same webhook-id. The request path's writes
+ * keep synchronous_commit. Set per statement (its implicit transaction),
+ * so it holds through a transaction-pooling pgbouncer as well; each
+ * statement reads the CTE in its result, so that it runs.
+ */
+#define ASYNC_COMMIT "async AS (SELECT set_config('synchronous_commit', 'off', true) AS v),"
+
 /* Claim columns (see claim_sql). */
 enum { C_ID, C_SUB, C_TYPE, C_ATTEMPTS, C_URL, C_SECRET, C_PREV, C_SHOP, C_MSGID, C_BODY,
        C_CASE, C_NOW, C_TYPES };
@@ -346,7 +364,7 @@ enum { C_ID, C_SUB, C_TYPE, C_ATTEMPTS, C_URL, C_SECRET, C_PREV, C_SHOP, C_MSGID
  * while its transfers are in flight (sql/028).
  */
 static const char claim_sql[] =
-	"WITH RECURSIVE subs(sub_id) AS ("
+	"WITH RECURSIVE " ASYNC_COMMIT " subs(sub_id) AS ("
 	"   (SELECT d.sub_id FROM webhook_deliveries d WHERE d.state = 'pending'"
 	"     ORDER BY d.sub_id LIMIT 1)"
 	"   UNION ALL"
@@ -386,8 +404,72 @@ static const char claim_sql[] =
 	"       'id', e.actor_id), 'action', e.action, 'from_state', e.from_state,"
 	"       'to_state', e.to_state, 'data', e.data, 'policy_version', e.policy_version)) END,"
 	"   u.case_id, extract(epoch FROM now())::bigint, s.event_types::text"
-	"  FROM u JOIN webhook_subscriptions s ON s.id = u.sub_id"
+	"  FROM async, u JOIN webhook_subscriptions s ON s.id = u.sub_id"
 	"  LEFT JOIN case_events e ON e.case_id = u.case_id AND e.seq = u.seq";
+
+/*
+ * Queues what the event log holds for each subscription after its position
+ * (sql/029): up to $1 events a subscription a round, from its shop's feed
+ * or the whole feed, below the oldest running transaction (a later commit
+ * never lands behind a position), plus the events of the round's cases
+ * that a write put later in the feed with a lower seq (pulled early,
+ * recorded in webhook_pulled, skipped when the feed reaches them). Rows of
+ * a (subscription, case) go in seq order; the first gets a finite next_at
+ * when none of that case is pending. A subscription with every transfer
+ * this worker allows it in flight ($2) is expanded only while fewer than
+ * $3 of its rows are pending: a hanging receiver costs that window, never
+ * a row per event. SKIP LOCKED: replicas expand different subscriptions.
+ * Returns rows queued, events read and the most any subscription read
+ * (at $1: more are waiting).
+ */
+static const char expand_sql[] =
+	"WITH " ASYNC_COMMIT " s AS (SELECT s.id, s.shop_id, s.event_types, s.feed_xid, s.feed_id"
+	"    FROM webhook_subscriptions s"
+	"   WHERE s.enabled AND NOT s.deleted"
+	"     AND (s.id <> ALL ($2::text[]) OR (SELECT count(*) FROM (SELECT 1"
+	"          FROM webhook_deliveries d WHERE d.sub_id = s.id AND d.state = 'pending'"
+	"          LIMIT $3::int) w) < $3::int)"
+	"   FOR UPDATE OF s SKIP LOCKED),"
+	" h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),"
+	" r AS (SELECT s.id AS sub_id, s.event_types, x.* FROM s, h CROSS JOIN LATERAL ("
+	"     (SELECT a.id, a.xid, a.case_id, a.seq, a.action FROM case_events a"
+	"       WHERE s.shop_id IS NULL AND (a.xid, a.id) > (s.feed_xid, s.feed_id)"
+	"         AND a.xid < h.xmin ORDER BY a.xid, a.id LIMIT $1::int)"
+	"     UNION ALL"
+	"     (SELECT a.id, a.xid, a.case_id, a.seq, a.action FROM case_events a"
+	"       WHERE a.shop_id = s.shop_id AND (a.xid, a.id) > (s.feed_xid, s.feed_id)"
+	"         AND a.xid < h.xmin ORDER BY a.xid, a.id LIMIT $1::int)) x),"
+	" pos AS (SELECT DISTINCT ON (sub_id) sub_id, xid, id FROM r"
+	"   ORDER BY sub_id, xid DESC, id DESC),"
+	" top AS (SELECT sub_id, case_id, max(seq) AS seq FROM r GROUP BY 1, 2),"
+	" early AS (SELECT t.sub_id, s.event_types, a.id, a.xid, a.case_id, a.seq, a.action"
+	"    FROM top t JOIN pos p ON p.sub_id = t.sub_id JOIN s ON s.id = t.sub_id, h,"
+	"         case_events a"
+	"   WHERE a.case_id = t.case_id AND a.seq < t.seq AND (a.xid, a.id) > (p.xid, p.id)"
+	"     AND a.xid < h.xmin AND NOT EXISTS (SELECT 1 FROM webhook_pulled w"
+	"          WHERE w.sub_id = t.sub_id AND w.event_id = a.id)),"
+	" passed AS (DELETE FROM webhook_pulled w USING r"
+	"   WHERE w.sub_id = r.sub_id AND w.event_id = r.id),"
+	" pulled AS (INSERT INTO webhook_pulled (sub_id, event_id) SELECT sub_id, id FROM early),"
+	" q AS (SELECT e.*, row_number() OVER (PARTITION BY e.sub_id, e.case_id ORDER BY e.seq) AS k"
+	"    FROM (SELECT r.sub_id, r.event_types, r.id, r.xid, r.case_id, r.seq, r.action FROM r"
+	"           WHERE NOT EXISTS (SELECT 1 FROM webhook_pulled w"
+	"                WHERE w.sub_id = r.sub_id AND w.event_id = r.id)"
+	"          UNION ALL SELECT * FROM early) e"
+	"   WHERE arbiter_webhook_wants(e.event_types, 'case.' || e.action)),"
+	" ins AS (INSERT INTO webhook_deliveries (sub_id, event_id, case_id, seq, case_version,"
+	"     type, next_at)"
+	"   SELECT q.sub_id, q.id, q.case_id, q.seq, arbiter_case_version_at(q.case_id, q.xid),"
+	"     'case.' || q.action,"
+	"     CASE WHEN q.k = 1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p"
+	"            WHERE p.sub_id = q.sub_id AND p.case_id = q.case_id AND p.state = 'pending')"
+	"          THEN now() ELSE 'infinity' END"
+	"     FROM q ORDER BY q.sub_id, q.case_id, q.seq RETURNING 1),"
+	" mv AS (UPDATE webhook_subscriptions w SET feed_xid = pos.xid, feed_id = pos.id"
+	"   FROM pos WHERE w.id = pos.sub_id)"
+	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM r),"
+	"   coalesce((SELECT max(n) FROM (SELECT count(*) AS n FROM r GROUP BY sub_id) x), 0)"
+	"  FROM async";
 
 /* Done with delivery $1 (the CTE d returned its sub_id and case_id, and
  * $2 is its new state): the next of its case moves up. The statement's
@@ -402,11 +484,11 @@ static const char claim_sql[] =
 /* A queued event the subscription no longer wants (its event_types were
  * narrowed since): skipped, not sent. */
 static const char skip_sql[] =
-	"WITH d AS (UPDATE webhook_deliveries SET state = $2, lease_until = NULL, done_at = now(),"
+	"WITH " ASYNC_COMMIT " d AS (UPDATE webhook_deliveries SET state = $2, lease_until = NULL, done_at = now(),"
 	"   last_error = 'not sent: the subscription''s event_types no longer match'"
 	"  WHERE id = $1::bigint AND state = 'pending' RETURNING sub_id, case_id),"
 	" nx AS (" PROMOTE_NEXT ")"
-	" SELECT count(*) FROM d";
+	" SELECT count(*) FROM async, d";
 
 /*
  * $1 id, $2 state, $3 ms to the next attempt, $4 status, $5 error, $6 ms
@@ -418,7 +500,7 @@ static const char skip_sql[] =
  * the change is.
  */
 static const char result_sql[] =
-	"WITH d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, state = $2,"
+	"WITH " ASYNC_COMMIT " d AS (UPDATE webhook_deliveries SET attempts = attempts + 1, state = $2,"
 	"   next_at = now() + $3::bigint * interval '1 millisecond', lease_until = NULL,"
 	"   last_status = $4::int, last_error = $5, last_latency_ms = $6::int,"
 	"   last_attempt_at = now(), done_at = CASE WHEN $2 <> 'pending' THEN now() END"
@@ -448,7 +530,8 @@ static const char result_sql[] =
 	" o AS (INSERT INTO webhook_ops_events (sub_id, type, detail)"
 	"   SELECT s.id, 'webhook.subscription.disabled', s.disabled_reason FROM s"
 	"    WHERE NOT s.enabled)"
-	" SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(NOT enabled) FROM s), false)";
+	" SELECT (SELECT count(*) FROM d), coalesce((SELECT bool_or(NOT enabled) FROM s), false)"
+	"  FROM async";
 
 /* Bytes that are not printable ASCII become '?', so last_error is text. */
 static void printable(char *s)
@@ -731,6 +814,31 @@ static void claim(wh_worker *w)
 	PQclear(r);
 }
 
+/* One expansion round (expand_sql): the events after each subscription's
+ * position become delivery rows. */
+static void expand(wh_worker *w)
+{
+	char lim[16], win[16], busy[4096];
+	PGresult *r;
+
+	snprintf(lim, sizeof(lim), "%d", EXPAND_BATCH);
+	snprintf(win, sizeof(win), "%d", EXPAND_WINDOW);
+	busy_subs(w, busy, sizeof(busy));
+	{
+		const char *vals[3] = { lim, busy, win };
+		r = run_hot(w, HOT_EXPAND, "webhook_expand", expand_sql, 3, vals);
+	}
+	w->last_expand_ms = mono_ms();
+	w->expand_now = false;
+	if (!r)
+		return;
+	if (strtoll(PQgetvalue(r, 0, 0), NULL, 10) > 0)
+		w->claim_now = true;
+	w->expand_now = strtoll(PQgetvalue(r, 0, 2), NULL, 10) >= EXPAND_BATCH;
+	w->feed_idle = strtoll(PQgetvalue(r, 0, 1), NULL, 10) == 0;
+	PQclear(r);
+}
+
 static void finish_done(wh_worker *w)
 {
 	CURLMsg *m;
@@ -835,6 +943,10 @@ static void *loop(void *arg)
 				usleep(100 * 1000);
 			continue;
 		}
+		/* a quiet feed is read as often as the claim polls */
+		if (w->expand_now ||
+		    now - w->last_expand_ms >= (w->feed_idle ? IDLE_POLL_MS : EXPAND_EVERY_MS))
+			expand(w);
 		if (w->claim_now || now - w->last_claim_ms >= IDLE_POLL_MS)
 			claim(w);
 		if (now - w->last_gauge_ms >= GAUGE_EVERY_MS) {
@@ -843,8 +955,10 @@ static void *loop(void *arg)
 		}
 		curl_multi_perform(w->multi, &running);
 		finish_done(w);
-		if (!w->claim_now)
-			curl_multi_poll(w->multi, NULL, 0, w->n_inflight ? 50 : IDLE_POLL_MS, NULL);
+		if (!w->claim_now && !w->expand_now)
+			curl_multi_poll(w->multi, NULL, 0,
+					w->n_inflight || !w->feed_idle ? EXPAND_EVERY_MS : IDLE_POLL_MS,
+					NULL);
 	}
 	return NULL;
 }

@@ -16,6 +16,7 @@ import hmac
 import http.server
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -421,13 +422,18 @@ def test_410_disables_and_reenabling_resumes(wserver, wdb):
         ev = ops_events(wserver, admin, sub["id"])
         assert [e["type"] for e in ev] == ["webhook.subscription.disabled"], ev
         assert ev[0]["detail"] == got["disabled_reason"]
+        # written while it is disabled: kept for it (its feed position
+        # does not move), sent once it is enabled again
+        later = h.create_case(wserver, shop_id=shop)["id"]
         time.sleep(1)
         assert len(rx.requests) == 1, "nothing more is sent to a disabled subscription"
         mode["status"] = 200
         r = wserver.request("PATCH", f"/v1/webhooks/{sub['id']}", {"enabled": True}, key=admin)
         assert r.status == 200 and r.body["disabled_reason"] is None, r
-        rx.wait(lambda rs: any(x["status"] == 200 for x in rs), 15, "the delivery resumed")
-        assert rx.requests[0]["headers"]["webhook-id"] == rx.requests[-1]["headers"]["webhook-id"]
+        first = rx.requests[0]["headers"]["webhook-id"]
+        rx.wait(lambda rs: any(x["status"] == 200 and x["headers"]["webhook-id"] == first
+                               for x in rs), 15, "the delivery resumed")
+        rx.wait(lambda rs: events_of(rs, later), 15, "the event written while it was disabled")
         ev = ops_events(wserver, admin, sub["id"])
         assert [e["type"] for e in ev] == ["webhook.subscription.enabled",
                                            "webhook.subscription.disabled"], ev
@@ -440,6 +446,19 @@ def test_410_disables_and_reenabling_resumes(wserver, wdb):
         assert p2["items"] == ev[1:] and p2["next"] is None, p2
     finally:
         rx.close()
+
+
+# What the subscriptions have not received yet: their pending deliveries,
+# and the events after their positions in the feed that the worker has
+# not queued yet (sql/029).
+UNDELIVERED = """
+SELECT coalesce(sum((SELECT count(*) FROM case_events e
+                      WHERE (s.shop_id IS NULL OR e.shop_id = s.shop_id)
+                        AND (e.xid, e.id) > (s.feed_xid, s.feed_id)
+                        AND arbiter_webhook_wants(s.event_types, 'case.' || e.action))
+                  + (SELECT count(*) FROM webhook_deliveries d
+                      WHERE d.sub_id = s.id AND d.state = 'pending')), 0)
+  FROM webhook_subscriptions s WHERE NOT s.deleted"""
 
 
 # Deliveries pending at the kill -9 (make test runs fewer, make webhook-kill
@@ -528,8 +547,7 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
                 expected.update((pa, cid, int(seq)) for pa in paths)
         assert {c for _, c, _ in expected} == set(cases)
         total = len(expected)
-        pending = int(h.psql_value(db.admin_url,
-                                   "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"))
+        pending = int(h.psql_value(db.admin_url, UNDELIVERED))
         assert pending == total >= want_n, (pending, total)
 
         t0 = time.monotonic()
@@ -541,8 +559,7 @@ def test_kill9_with_pending_deliveries_loses_nothing_and_keeps_case_order(
             assert time.monotonic() < deadline, f"{len(acked)} of {total} acknowledged"
             time.sleep(0.05)
         s.kill9()
-        left = int(h.psql_value(db.admin_url,
-                                "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'"))
+        left = int(h.psql_value(db.admin_url, UNDELIVERED))
         assert left > 0, "the kill must find deliveries pending"
         s.start()
         deadline = time.monotonic() + bound
@@ -693,11 +710,18 @@ def test_events_queued_before_event_types_were_narrowed_are_skipped(wserver, wdb
                              headers={"If-Match": etag}, key=wdb.keys["agent"])
             assert r.status == 200, r
             etag = r.headers["etag"]
+        path = f"/v1/webhooks/{sub['id']}/deliveries"
+        # queued (the worker reads the feed within a fraction of a second)
+        # before the narrowing: an event the narrowed types no longer want
+        # and that was never queued is simply not queued
+        deadline = time.monotonic() + 15 * SLOW
+        while len(wserver.get(path, key=admin).body["items"]) < 3:
+            assert time.monotonic() < deadline, "the notes were never queued"
+            time.sleep(0.05)
         r = wserver.request("PATCH", f"/v1/webhooks/{sub['id']}", {"event_types": ["case.accept"]},
                             key=admin)
         assert r.status == 200, r
         release.set()
-        path = f"/v1/webhooks/{sub['id']}/deliveries"
         deadline = time.monotonic() + 15 * SLOW
         while True:
             items = wserver.get(path, key=admin).body["items"]
@@ -712,3 +736,74 @@ def test_events_queued_before_event_types_were_narrowed_are_skipped(wserver, wdb
     finally:
         release.set()
         rx.close()
+
+
+@pytest.mark.own_servers
+def test_an_event_the_feed_orders_before_an_earlier_seq_is_still_sent_in_seq_order(
+        arbiter_bin, make_db, log_dir):
+    """sql/029: the worker queues deliveries from the commit-ordered feed,
+    (xid, id). A transaction that took its xid before another wrote the
+    case's next event, and then wrote the one after it, puts a higher seq
+    first in the feed. Here that writer's event and 499 unwanted events of
+    the shop fill a whole expansion round (EXPAND_BATCH, 500) without the
+    lower seq: the round pulls it in early, so the receiver gets seqs
+    1, 2, 3 in order, each once."""
+    db = make_db(migrate=True)
+    s = h.Server(arbiter_bin, db.service_url, log_dir, name="webhooks-inverted",
+                 policy=h.DEFAULT_POLICY, env=ALLOW)
+    s.start()
+    rx = Receiver()
+    admin, shop = db.keys["admin"], h.uniq("INV")
+    try:
+        subscribe(s, admin, rx.url, shop_id=shop, event_types=["case.open", "case.note"])
+        c = h.create_case(s, shop_id=shop)
+        rx.wait(lambda rs: len(rs) >= 1, 15 * SLOW, "the open event")
+        cid = h.quote_literal(c["id"])
+        # the early writer: its xid first, then (after the note below has
+        # committed) the case's next event and 499 of the shop's that the
+        # subscription does not want, all in that one transaction
+        writer = subprocess.Popen(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.admin_url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        writer.stdin.write(f"""
+SET application_name = 'inverting-writer';
+BEGIN;
+SELECT pg_current_xact_id();
+SELECT pg_sleep(1.5);
+SET LOCAL session_replication_role = replica;
+INSERT INTO case_events (case_id, shop_id, seq, actor_role, actor_id, action, from_state, to_state,
+                         data, prev_hash, hash)
+SELECT {cid}, {h.quote_literal(shop)}, max(seq) + 1, 'agent', 'early', 'note', 'awaiting_seller',
+       'awaiting_seller', '{{"text": "late xid, written last"}}', '\\x00', '\\x00'
+  FROM case_events WHERE case_id = {cid};
+INSERT INTO case_events (case_id, shop_id, seq, actor_role, actor_id, action, from_state, to_state,
+                         data, prev_hash, hash)
+SELECT 'c_filler_' || {cid}, {h.quote_literal(shop)}, g, 'system', 'filler', 'filler',
+       'awaiting_seller', 'awaiting_seller', '{{}}', '\\x00', '\\x00'
+  FROM generate_series(1, 499) g;
+COMMIT;
+""")
+        writer.stdin.close()
+        deadline = time.monotonic() + 10
+        while h.psql_value(db.admin_url, "SELECT count(*) FROM pg_stat_activity"
+                           " WHERE application_name = 'inverting-writer'"
+                           " AND backend_xid IS NOT NULL") != "1":
+            assert time.monotonic() < deadline, "the early writer never took its xid"
+            time.sleep(0.02)
+        r = s.post(f"/v1/cases/{c['id']}/actions", {"action": "note", "text": "seq 2"},
+                   headers={"If-Match": f'"{c["version"]}"'}, key=db.keys["agent"])
+        assert r.status == 200, r
+        assert writer.wait(30) == 0, writer.stderr.read()
+        order = h.psql(db.admin_url, f"SELECT seq FROM case_events WHERE case_id = {cid}"
+                       " ORDER BY xid, id").stdout.split()
+        assert order == ["1", "3", "2"], ("the feed must hold the inversion", order)
+        rx.wait(lambda rs: len(events_of(rs, c["id"])) >= 3, 15 * SLOW, "all three events")
+        time.sleep(0.5)
+        seqs = [p["data"]["seq"] for _, p in events_of(rx.requests, c["id"])]
+        assert seqs == [1, 2, 3], seqs
+        assert h.psql_value(db.admin_url, "SELECT count(*) FROM webhook_pulled") == "0"
+        assert s.stop() == 0, s.log_tail()
+    finally:
+        rx.close()
+        if s.alive():
+            s.stop()
