@@ -169,56 +169,61 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Brings one case's recorded hour (and its bucket) to its current next
--- unpaused deadline.
-CREATE FUNCTION arbiter_stats_due_sync(cid text) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    h text;
-    rec stats_next_due;
-BEGIN
-    SELECT arbiter_stats_hour(min(d.due_at)) INTO h FROM case_deadlines d
-     WHERE d.case_id = cid AND d.paused_at IS NULL;
-    SELECT * INTO rec FROM stats_next_due WHERE case_id = cid;
-    IF h IS NOT DISTINCT FROM rec.hour THEN
-        RETURN;
-    END IF;
-    IF rec.case_id IS NULL THEN
-        INSERT INTO stats_next_due (case_id, shop_id, hour)
-        SELECT cid, c.shop_id, h FROM cases c WHERE c.id = cid
-        RETURNING shop_id INTO rec.shop_id;
-        INSERT INTO stats_delta (shop_id, day, metric, label, n)
-        SELECT rec.shop_id, DATE '1970-01-01', 'due_h', h, 1 WHERE rec.shop_id IS NOT NULL;
-    ELSIF h IS NULL THEN
-        DELETE FROM stats_next_due WHERE case_id = cid;
-        INSERT INTO stats_delta (shop_id, day, metric, label, n)
-        VALUES (rec.shop_id, DATE '1970-01-01', 'due_h', rec.hour, -1);
-    ELSE
-        UPDATE stats_next_due SET hour = h WHERE case_id = cid;
-        INSERT INTO stats_delta (shop_id, day, metric, label, n)
-        VALUES (rec.shop_id, DATE '1970-01-01', 'due_h', rec.hour, -1),
-               (rec.shop_id, DATE '1970-01-01', 'due_h', h, 1);
-    END IF;
-END $$;
-
+-- Brings the case's recorded hour (and its bucket) to its current next
+-- unpaused deadline; writes nothing when the hour stays. An inserted
+-- deadline can only bring the minimum forward: one due in or after the
+-- recorded hour changes nothing (a delete or update in the same statement
+-- runs its own trigger). A create's one deadline costs 30 us of backend
+-- time over 026's triggers, on a 59 us case + deadline insert (a
+-- server-side loop of 5000 such statements; the same work as one statement
+-- with data-modifying CTEs cost 12 us more, and a trigger that only
+-- appends a delta row costs 15 us).
 CREATE FUNCTION arbiter_stats_on_deadline() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    cid text := CASE WHEN TG_OP = 'DELETE' THEN OLD.case_id ELSE NEW.case_id END;
+    h text;
+    rh text;
+    rs text;
 BEGIN
-    IF TG_OP = 'DELETE' THEN
-        PERFORM arbiter_stats_due_sync(OLD.case_id);
-    ELSE
-        PERFORM arbiter_stats_due_sync(NEW.case_id);
-        IF TG_OP = 'UPDATE' AND OLD.case_id <> NEW.case_id THEN
-            PERFORM arbiter_stats_due_sync(OLD.case_id);
+    LOOP
+        SELECT x.hour, x.shop_id INTO rh, rs FROM stats_next_due x WHERE x.case_id = cid;
+        IF TG_OP = 'INSERT' AND rh IS NOT NULL AND arbiter_stats_hour(NEW.due_at) >= rh THEN
+            RETURN NULL;
         END IF;
-    END IF;
+        SELECT arbiter_stats_hour(min(d.due_at)) INTO h FROM case_deadlines d
+         WHERE d.case_id = cid AND d.paused_at IS NULL;
+        IF h IS NOT DISTINCT FROM rh THEN
+            NULL;
+        ELSIF rh IS NULL THEN
+            INSERT INTO stats_next_due (case_id, shop_id, hour)
+            SELECT cid, c.shop_id, h FROM cases c WHERE c.id = cid
+            RETURNING shop_id INTO rs;
+            INSERT INTO stats_delta (shop_id, day, metric, label, n)
+            SELECT rs, DATE '1970-01-01', 'due_h', h, 1 WHERE rs IS NOT NULL;
+        ELSIF h IS NULL THEN
+            DELETE FROM stats_next_due WHERE case_id = cid;
+            INSERT INTO stats_delta (shop_id, day, metric, label, n)
+            VALUES (rs, DATE '1970-01-01', 'due_h', rh, -1);
+        ELSE
+            UPDATE stats_next_due SET hour = h WHERE case_id = cid;
+            INSERT INTO stats_delta (shop_id, day, metric, label, n)
+            VALUES (rs, DATE '1970-01-01', 'due_h', rh, -1), (rs, DATE '1970-01-01', 'due_h', h, 1);
+        END IF;
+        -- a deadline moved to another case (never the service's write)
+        EXIT WHEN TG_OP <> 'UPDATE' OR cid = OLD.case_id;
+        cid := OLD.case_id;
+    END LOOP;
     RETURN NULL;
 END $$;
 
--- A reminder (reminded), a calendar note, or a re-arm to the same instant
--- runs no trigger.
-CREATE TRIGGER case_deadlines_stats AFTER INSERT OR DELETE ON case_deadlines
-    FOR EACH ROW EXECUTE FUNCTION arbiter_stats_on_deadline();
+-- A paused deadline inserted or deleted is no case's next one; a reminder
+-- (reminded), a calendar note, or a re-arm to the same instant runs no
+-- trigger.
+CREATE TRIGGER case_deadlines_stats_insert AFTER INSERT ON case_deadlines
+    FOR EACH ROW WHEN (NEW.paused_at IS NULL) EXECUTE FUNCTION arbiter_stats_on_deadline();
+CREATE TRIGGER case_deadlines_stats_delete AFTER DELETE ON case_deadlines
+    FOR EACH ROW WHEN (OLD.paused_at IS NULL) EXECUTE FUNCTION arbiter_stats_on_deadline();
 CREATE TRIGGER case_deadlines_stats_update AFTER UPDATE ON case_deadlines
     FOR EACH ROW
     WHEN (OLD.due_at IS DISTINCT FROM NEW.due_at OR OLD.paused_at IS DISTINCT FROM NEW.paused_at
