@@ -13,10 +13,10 @@
 -- hour exactly from case_deadlines_due_idx (src/api_desk.c).
 --
 -- A case's next deadline cannot be moved by OLD/NEW differences alone: one
--- statement changes several deadlines of a case (a create arms two, an
--- action's CTEs delete some and upsert others), and every row trigger of
--- it runs after the whole statement, seeing only the final rows, so none
--- can tell the case's minimum before the statement. stats_next_due holds
+-- statement may change several deadlines of a case (an action's CTEs
+-- delete some and upsert others), and every row trigger of it runs after
+-- the whole statement, seeing only the final rows, so none can tell the
+-- case's minimum before the statement. stats_next_due holds
 -- the hour each case is counted in; a deadline trigger recomputes the
 -- case's minimum from its few rows (primary key range) and moves the
 -- bucket only when that hour differs from the recorded one, so the first
