@@ -13,13 +13,8 @@
 #define QUEUE_MAX 500
 #define STATS_DEFAULT_DAYS 30
 
-/* Each queue's condition on an open case c and its next deadline nd: the
- * queue lists them, the stats count them (the same text in both). */
-#define Q_NEAR_DEADLINE "nd.due_at < now() + interval '24 hours'"
-#define Q_OVERDUE "nd.due_at <= now()"
-/* an SLA the case missed (sla.breached: escalated, never decided silently) */
-#define Q_BREACHED \
-	"EXISTS (SELECT 1 FROM case_events e WHERE e.case_id = c.id AND e.action = 'sla.breached')"
+/* A queue's condition on an open case c; the stats count the same cases
+ * from gauges (sql/027 states each one's definition). */
 #define Q_MANUAL_REVIEW "c.manual_review"
 #define Q_MAJOR_COMPLAINTS "c.kind = 'complaint' AND c.decision->>'severity' = 'major'"
 #define Q_IN_ARBITRATION "c.state = 'in_arbitration'"
@@ -129,29 +124,67 @@ static const char stats_sql[] =
 	"     ORDER BY n DESC, label LIMIT 10) t), '[]'::json),"
 	"  'hourly', (SELECT j FROM hourly))";
 
+/* the hour of the near-deadline bound, now() + 24 h (UTC), and its bucket */
+#define NEAR_TRUNC "date_trunc('hour', now() + interval '24 hours', 'UTC')"
+#define NEAR_HOUR "arbiter_stats_hour(date_trunc('hour', now() + interval '24 hours', 'UTC'))"
+
 /*
- * What is open now, whenever it was opened: the deadlines due within a
- * day and each queue's size, over the scope's open cases. $1 shop filter,
- * $2 the key's scope. Not from counters yet: it reads every open case of
- * the scope (tests/bench/plans.py lists it as known).
+ * What is open now, whenever it was opened: each queue's size and the
+ * deadlines due within a day, from the gauges the writes maintain
+ * (sql/027), for the scope's shops ('' holds all shops) plus the deltas
+ * not yet folded. near_deadline and overdue: the cases whose next unpaused
+ * deadline falls in a full UTC hour before the bound's hour, from the
+ * hour buckets, plus an exact count over the bound's own partial hour
+ * (case_deadlines_due_idx: at most an hour of deadlines, each checked to
+ * be its case's next one). Its cost grows with shops x hour buckets, never
+ * with cases. open_near_deadline is queues.near_deadline. $1 shop filter,
+ * $2 the key's scope.
  */
 static const char stats_open_sql[] =
-	"WITH near AS (SELECT count(DISTINCT d.case_id) AS n FROM case_deadlines d"
-	"            JOIN cases x ON x.id = d.case_id"
-	"           WHERE d.due_at < now() + interval '24 hours'"
-	"             AND ($1::text IS NULL OR x.shop_id = $1)"
-	"             AND ($2::text[] IS NULL OR x.shop_id = ANY ($2::text[]))),"
-	" queues AS (SELECT count(*) FILTER (WHERE " Q_NEAR_DEADLINE ") AS near_deadline,"
-	"       count(*) FILTER (WHERE " Q_OVERDUE ") AS overdue,"
-	"       count(*) FILTER (WHERE " Q_BREACHED ") AS breached,"
-	"       count(*) FILTER (WHERE " Q_MANUAL_REVIEW ") AS manual_review,"
-	"       count(*) FILTER (WHERE " Q_MAJOR_COMPLAINTS ") AS major_complaints,"
-	"       count(*) FILTER (WHERE " Q_IN_ARBITRATION ") AS in_arbitration"
-	Q_OPEN_CASES
-	"   AND ($1::text IS NULL OR c.shop_id = $1)"
-	"   AND ($2::text[] IS NULL OR c.shop_id = ANY ($2::text[])))"
-	" SELECT json_build_object('open_near_deadline', (SELECT n FROM near),"
-	"  'queues', (SELECT row_to_json(queues) FROM queues))";
+	"WITH sc AS (SELECT $1::text AS shop WHERE $1::text IS NOT NULL"
+	"          AND ($2::text[] IS NULL OR $1::text = ANY ($2::text[]))"
+	"        UNION SELECT unnest($2::text[]) WHERE $1::text IS NULL AND $2::text[] IS NOT NULL"
+	"        UNION SELECT '' WHERE $1::text IS NULL AND $2::text[] IS NULL),"
+	" g AS (SELECT k.metric, k.label, k.n FROM sc, stats_counts k"
+	"        WHERE k.shop_id = sc.shop AND k.metric = 'open_q' AND k.day = DATE '1970-01-01'"
+	"       UNION ALL"
+	"       SELECT k.metric, k.label, k.n FROM sc, stats_counts k"
+	"        WHERE k.shop_id = sc.shop AND k.metric = 'due_h' AND k.day = DATE '1970-01-01'"
+	"          AND k.label < " NEAR_HOUR
+	/* the deltas not folded yet: a few seconds of writes, each shop's */
+	"       UNION ALL"
+	"       SELECT k.metric, k.label, k.n FROM sc, stats_delta k"
+	"        WHERE (k.shop_id = sc.shop OR sc.shop = '')"
+	"          AND (k.metric = 'open_q' OR (k.metric = 'due_h' AND k.label < " NEAR_HOUR "))),"
+	/* the partial hours: deadlines in [hour, bound) that are their case's
+	 * next unpaused one, of an open case in scope */
+	" p AS (SELECT count(*) FILTER (WHERE d.due_at >= " NEAR_TRUNC ") AS near,"
+	"         count(*) FILTER (WHERE d.due_at <= now()) AS due"
+	"         FROM case_deadlines d JOIN cases c ON c.id = d.case_id"
+	"        WHERE ((d.due_at >= " NEAR_TRUNC " AND d.due_at < now() + interval '24 hours')"
+	"               OR (d.due_at >= date_trunc('hour', now(), 'UTC') AND d.due_at <= now()))"
+	"          AND d.paused_at IS NULL AND c.state NOT IN ('refunded', 'closed')"
+	"          AND EXISTS (SELECT 1 FROM sc WHERE sc.shop = '' OR sc.shop = c.shop_id)"
+	"          AND NOT EXISTS (SELECT 1 FROM case_deadlines e"
+	"               WHERE e.case_id = d.case_id AND e.paused_at IS NULL"
+	"                 AND (e.due_at < d.due_at OR (e.due_at = d.due_at AND e.name < d.name)))),"
+	" q AS (SELECT"
+	"       ((SELECT near FROM p) + coalesce(sum(n) FILTER (WHERE metric = 'due_h'), 0))::bigint"
+	"         AS near_deadline,"
+	"       ((SELECT due FROM p) + coalesce(sum(n) FILTER (WHERE metric = 'due_h'"
+	"         AND label < arbiter_stats_hour(date_trunc('hour', now(), 'UTC'))), 0))::bigint"
+	"         AS overdue,"
+	"       coalesce(sum(n) FILTER (WHERE metric = 'open_q' AND label = 'breached'), 0)::bigint"
+	"         AS breached,"
+	"       coalesce(sum(n) FILTER (WHERE metric = 'open_q' AND label = 'manual_review'), 0)::bigint"
+	"         AS manual_review,"
+	"       coalesce(sum(n) FILTER (WHERE metric = 'open_q' AND label = 'major_complaints'),"
+	"         0)::bigint AS major_complaints,"
+	"       coalesce(sum(n) FILTER (WHERE metric = 'open_q' AND label = 'in_arbitration'),"
+	"         0)::bigint AS in_arbitration"
+	"       FROM g)"
+	" SELECT json_build_object('open_near_deadline', (SELECT near_deadline FROM q),"
+	"  'queues', (SELECT row_to_json(q) FROM q))";
 
 /* Adds the open cases' figures to the window's; on failure releases out. */
 static bool stats_add(store *db, json_t *out, const char *const *vals, ar_err *err)
@@ -219,9 +252,10 @@ static const char *queue_filter(const char *name)
 	 * open case first (issue 21) */
 	if (strcmp(name, "near_deadline") == 0)
 		return "c.id IN (SELECT d.case_id FROM case_deadlines d"
-		       " WHERE d.due_at < now() + interval '24 hours')";
+		       " WHERE d.due_at < now() + interval '24 hours' AND d.paused_at IS NULL)";
 	if (strcmp(name, "overdue") == 0)
-		return "c.id IN (SELECT d.case_id FROM case_deadlines d WHERE d.due_at <= now())";
+		return "c.id IN (SELECT d.case_id FROM case_deadlines d"
+		       " WHERE d.due_at <= now() AND d.paused_at IS NULL)";
 	if (strcmp(name, "breached") == 0)
 		return "c.id IN (SELECT e.case_id FROM case_events e WHERE e.action = 'sla.breached')";
 	if (strcmp(name, "manual_review") == 0)
