@@ -35,14 +35,6 @@
 	" 'created_at', arbiter_ts(" t ".created_at),"                                       \
 	" 'finished_at', arbiter_ts(" t ".done_at))"
 
-/* A new delivery of table t's case: at the head of its (subscription,
- * case) queue when nothing of the case is pending there, else waiting
- * (sql/020, webhook_deliveries). */
-#define WAITING(t)                                                                      \
-	"CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = " t ".sub_id"   \
-	"  AND p.case_id = " t ".case_id AND p.state = 'pending')"                            \
-	" THEN 'infinity'::timestamptz ELSE now() END"
-
 /* The single JSON cell of a one-row statement; NULL with err set. A NULL
  * cell is 404 (no such subscription for this caller). */
 static json_t *query_json(store *s, const char *what, const char *sql, int n,
@@ -200,7 +192,7 @@ bool store_webhook_replay_one(store *s, const char *id, const char *scope, const
 		" i AS (INSERT INTO webhook_deliveries (sub_id, kind, event_id, case_id, seq,"
 		"     case_version, type, replay_of, next_at)"
 		"   SELECT d.sub_id, d.kind, d.event_id, d.case_id, d.seq, d.case_version, d.type,"
-		"          coalesce(d.replay_of, d.id), " WAITING("d") ""
+		"          coalesce(d.replay_of, d.id), " WH_WAITING("d") ""
 		"     FROM webhook_deliveries d JOIN s ON s.id = d.sub_id WHERE d.id = $3::bigint"
 		"   RETURNING *)"
 		" SELECT " DELIVERY_JSON("i") " FROM i", 3, vals, err);
@@ -230,7 +222,7 @@ bool store_webhook_replay_since(store *s, const char *id, const char *scope, con
 		" i AS (INSERT INTO webhook_deliveries (sub_id, kind, event_id, case_id, seq,"
 		"     case_version, type, replay_of, next_at)"
 		"   SELECT n.sub_id, n.kind, n.event_id, n.case_id, n.seq, n.case_version, n.type, n.id,"
-		"          CASE WHEN n.first THEN " WAITING("n") " ELSE 'infinity'::timestamptz END"
+		"          CASE WHEN n.first THEN " WH_WAITING("n") " ELSE 'infinity'::timestamptz END"
 		"     FROM n WHERE n.k <= $4::int ORDER BY n.k RETURNING 1)"
 		" SELECT CASE WHEN EXISTS (SELECT 1 FROM s) THEN json_build_object("
 		"   'replayed', (SELECT count(*) FROM i),"

@@ -20,6 +20,7 @@
 #include "arbiter/db.h"
 #include "arbiter/log.h"
 #include "arbiter/redact.h"
+#include "arbiter/store_webhooks.h"
 #include "arbiter/webhook.h"
 #include "arbiter/webhook_net.h"
 
@@ -461,9 +462,7 @@ static const char expand_sql[] =
 	"     type, next_at)"
 	"   SELECT q.sub_id, q.id, q.case_id, q.seq, arbiter_case_version_at(q.case_id, q.xid),"
 	"     'case.' || q.action,"
-	"     CASE WHEN q.k = 1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p"
-	"            WHERE p.sub_id = q.sub_id AND p.case_id = q.case_id AND p.state = 'pending')"
-	"          THEN now() ELSE 'infinity' END"
+	"     CASE WHEN q.k = 1 THEN " WH_WAITING("q") " ELSE 'infinity'::timestamptz END"
 	"     FROM q ORDER BY q.sub_id, q.case_id, q.seq RETURNING 1),"
 	" mv AS (UPDATE webhook_subscriptions w SET feed_xid = pos.xid, feed_id = pos.id"
 	"   FROM pos WHERE w.id = pos.sub_id)"

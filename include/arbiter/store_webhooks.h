@@ -12,6 +12,15 @@
 #include <jansson.h>
 #include "arbiter/db.h"
 
+/* The next_at of a new delivery of table t's case: at the head of its
+ * (subscription, case) queue when nothing of the case is pending there,
+ * else waiting (sql/020, webhook_deliveries). The replays here and the
+ * worker's queueing (webhook_worker.c) both use it. */
+#define WH_WAITING(t)                                                                   \
+	"CASE WHEN EXISTS (SELECT 1 FROM webhook_deliveries p WHERE p.sub_id = " t ".sub_id"   \
+	"  AND p.case_id = " t ".case_id AND p.state = 'pending')"                            \
+	" THEN 'infinity'::timestamptz ELSE now() END"
+
 /* shop_id NULL: every shop. types: an array literal of patterns;
  * secret_hex: the key bytes in hex. *out: the subscription. */
 bool store_webhook_create(store *s, const char *id, const char *shop_id, const char *url,
