@@ -14,6 +14,7 @@
 #include "arbiter/errmsg.h"
 #include "arbiter/jsonarena.h"
 #include "arbiter/log.h"
+#include "arbiter/pacer.h"
 #include "arbiter/store_backtests.h"
 
 const char *backtest_read_url(const ar_app *app)
@@ -38,7 +39,38 @@ static int64_t cell_int(const PGresult *r, int row, int col, int64_t dflt)
 	return PQgetisnull(r, row, col) ? dflt : strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-/* The next batch, sent while one is replayed once the cap allows. */
+/* The thread's CPU time, in microseconds. */
+static int64_t cpu_us(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The run's throttle: the pacer, fed the thread's CPU and the queries'
+ * time. */
+typedef struct {
+	pacer p;
+	int64_t cpu_seen; /* cpu_us() when last spent */
+	int64_t cases;    /* replayed in batches begun under the share */
+} throttle;
+
+/* Spends the CPU used since the last call, then sleeps what the share
+ * asks. */
+static void throttle_pace(throttle *t)
+{
+	int64_t cpu = cpu_us(), wait;
+
+	pacer_spend(&t->p, cpu - t->cpu_seen);
+	t->cpu_seen = cpu;
+	wait = pacer_wait(&t->p, db_mono_us());
+	if (wait > 0)
+		sleep_us(wait);
+}
+
+/* The next batch, sent while one is replayed. */
 typedef struct {
 	store *rs;
 	int idx;
@@ -47,8 +79,7 @@ typedef struct {
 	int limit;
 	bool more;        /* a next batch is wanted */
 	bool in_flight;   /* it has been sent */
-	int64_t earliest; /* not before (db_mono_us) */
-	int64_t sent_at;
+	int64_t sent_at;  /* db_mono_us */
 	int64_t ready_at; /* when it was seen whole; 0: not yet */
 } next_batch;
 
@@ -66,7 +97,7 @@ static bool send_next(next_batch *nb, ar_err *err)
 /* One batch into the report; false when out of memory, a stored event is
  * not JSON, or sending the next batch failed. */
 static bool replay_batch(backtest_report *rep, const policy *draft, const PGresult *r,
-			 ar_time now, next_batch *nb, ar_err *err)
+			 ar_time now, next_batch *nb, throttle *th, ar_err *err)
 {
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_error_t jerr;
@@ -74,16 +105,19 @@ static bool replay_batch(backtest_report *rep, const policy *draft, const PGresu
 		backtest_case c;
 		bool ok;
 
-		/* every few cases: send the next batch once the cap allows,
-		 * and note when a batch in flight has arrived (its query's
-		 * time, which the cap counts, ends there, not when this
-		 * replay is done with) */
+		/* every few cases (a millisecond or two of replay): the share's
+		 * wait; the next batch sent as soon as none is in flight; the
+		 * one in flight noted when it has arrived (its query's time,
+		 * which the share counts, ends there, not when this replay is
+		 * done with it) */
 		if (i % 32 == 0) {
-			if (nb->more && !nb->in_flight && db_mono_us() >= nb->earliest &&
-			    !send_next(nb, err))
+			throttle_pace(th);
+			if (nb->more && !nb->in_flight && !send_next(nb, err))
 				return false;
-			if (nb->in_flight && !nb->ready_at && store_backtest_ready(nb->rs, nb->idx))
+			if (nb->in_flight && !nb->ready_at && store_backtest_ready(nb->rs, nb->idx)) {
 				nb->ready_at = db_mono_us();
+				pacer_spend(&th->p, nb->ready_at - nb->sent_at);
+			}
 		}
 		/* the event and the replayed decision live in the arena only
 		 * while this case is added (most of a replay's time was
@@ -105,16 +139,34 @@ static bool replay_batch(backtest_report *rep, const policy *draft, const PGresu
 	return true;
 }
 
-/* The next batch's size: BACKTEST_BATCH, or what is left of the sample. */
-static int next_limit(const backtest_selection *sel, int64_t seen)
+/* The next batch's size: small while the share holds (a batch's query is
+ * one burst of the backend's CPU), large on a quiet database, and no more
+ * than what is left of the sample. */
+static int next_limit(const backtest_selection *sel, int64_t seen, bool live)
 {
-	if (sel->sample && sel->sample - seen < BACKTEST_BATCH)
+	int batch = live ? BACKTEST_BATCH_LIVE : BACKTEST_BATCH;
+
+	if (sel->sample && sel->sample - seen < batch)
 		return (int)(sel->sample - seen);
-	return BACKTEST_BATCH;
+	return batch;
+}
+
+/* A liveness reading when one is due (nothing is in flight on idx). */
+static bool read_liveness(store *rs, int idx, throttle *th, ar_err *err)
+{
+	uint64_t lsn;
+	int64_t now = db_mono_us();
+
+	if (!pacer_reading_due(&th->p, now))
+		return true;
+	if (!store_backtest_wal(rs, idx, &lsn, err))
+		return false;
+	pacer_reading(&th->p, db_mono_us(), lsn);
+	return true;
 }
 
 bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
-		  int db_share, ar_time now, backtest_progress_fn progress, void *ctx,
+		  int share, ar_time now, backtest_progress_fn progress, void *ctx,
 		  json_t **report, ar_err *err)
 {
 	store *rs = store_open(url, 1);
@@ -122,13 +174,14 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 	PGresult *r = NULL;
 	char last_ts[64] = "-infinity", last_id[AR_CASE_ID_LEN + 1] = "";
 	next_batch nb = { .rs = rs, .sel = sel, .last_ts = last_ts, .last_id = last_id };
+	throttle th = { .cases = 0 };
+	int64_t end;
 	int idx = -1;
 	bool ok = false, arena = false;
 
 	*report = NULL;
-	if (db_share < BACKTEST_SHARE_MIN || db_share > 100) {
-		ar_err_set(err, 500, "internal", "Backtest failed", "database share %d%% out of range",
-			   db_share);
+	if (share < BACKTEST_SHARE_MIN || share > 100) {
+		ar_err_set(err, 500, "internal", "Backtest failed", "share %d%% out of range", share);
 		goto fail;
 	}
 	if (!rs || !rep) {
@@ -146,33 +199,35 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 	}
 	/* without it the replay is only slower */
 	arena = json_arena_begin(BACKTEST_ARENA);
+	pacer_init(&th.p, share, db_mono_us());
+	th.cpu_seen = cpu_us();
 	idx = db_acquire(rs, err);
-	if (idx < 0 || !store_backtest_session(rs, idx, err))
+	if (idx < 0 || !store_backtest_session(rs, idx, err) || !read_liveness(rs, idx, &th, err))
 		goto fail;
 	nb.idx = idx;
-	nb.limit = next_limit(sel, 0);
+	nb.limit = next_limit(sel, 0, th.p.live);
 	if (nb.limit > 0 && !send_next(&nb, err))
 		goto fail;
 	while (nb.in_flight) {
-		int64_t busy;
 		int n;
 
 		nb.in_flight = false;
 		if (!store_backtest_recv(rs, idx, &r, err))
 			goto fail;
-		/* the cap: a query in flight for `busy` is followed by idle
-		 * time until busy / share has passed since it was sent, so the
-		 * connection works at most db_share % of the run's time */
-		busy = (nb.ready_at ? nb.ready_at : db_mono_us()) - nb.sent_at;
-		nb.earliest = nb.sent_at + busy * 100 / db_share;
+		if (!nb.ready_at)
+			pacer_spend(&th.p, db_mono_us() - nb.sent_at);
+		if (!read_liveness(rs, idx, &th, err))
+			goto fail;
 		n = PQntuples(r);
 		nb.more = n == nb.limit &&
-			  (nb.limit = next_limit(sel, backtest_report_seen(rep) + n)) > 0;
+			  (nb.limit = next_limit(sel, backtest_report_seen(rep) + n, th.p.live)) > 0;
 		if (n > 0) {
 			snprintf(last_ts, sizeof(last_ts), "%s", PQgetvalue(r, n - 1, 2));
 			snprintf(last_id, sizeof(last_id), "%s", PQgetvalue(r, n - 1, 0));
 		}
-		if (!replay_batch(rep, draft, r, now, &nb, err))
+		if (th.p.live)
+			th.cases += n;
+		if (!replay_batch(rep, draft, r, now, &nb, &th, err))
 			goto fail;
 		PQclear(r);
 		r = NULL;
@@ -182,17 +237,21 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 			goto fail;
 		}
 		if (nb.more && !nb.in_flight) {
-			int64_t wait = nb.earliest - db_mono_us();
-			if (wait > 0)
-				sleep_us(wait);
+			throttle_pace(&th);
 			if (!send_next(&nb, err))
 				goto fail;
 		}
 	}
+	end = db_mono_us();
 	*report = backtest_report_json(rep);
-	if (!*report || json_object_set_new(*report, "run",
-					    json_pack("{s:i,s:i}", "db_share_percent", db_share,
-						      "batch", BACKTEST_BATCH)) != 0) {
+	if (!*report ||
+	    json_object_set_new(*report, "run",
+				json_pack("{s:i,s:i,s:i,s:I,s:I,s:I}", "share_percent", share,
+					  "batch", BACKTEST_BATCH, "batch_under_share",
+					  BACKTEST_BATCH_LIVE, "under_share_ms",
+					  (json_int_t)(pacer_live_us(&th.p, end) / 1000),
+					  "cases_under_share", (json_int_t)th.cases, "waited_ms",
+					  (json_int_t)(th.p.waited_us / 1000))) != 0) {
 		ar_err_set(err, 503, "overloaded", "Out of memory", "building the report");
 		goto fail;
 	}
@@ -241,6 +300,7 @@ typedef struct {
 	backtest_selection sel;
 	pthread_t thread;
 	int64_t seen;         /* at the last batch (the job's thread only) */
+	int64_t beat_at;      /* db_mono_us of the last heartbeat written */
 	atomic_bool finished;
 } job;
 
@@ -255,6 +315,11 @@ static bool beat(void *ctx, int64_t seen)
 
 	ar_err_init(&err);
 	j->seen = seen;
+	/* batches of 100 come a dozen a second under the share: the row
+	 * moves twice a second, far inside STORE_BACKTEST_STALE_S */
+	if (db_mono_us() - j->beat_at < 500000)
+		return !atomic_load(&stopping);
+	j->beat_at = db_mono_us();
 	if (!store_backtest_update(j->app->db, j->id, "running", seen, NULL, NULL, &err))
 		log_kv(LOG_WARN, "backtest progress not recorded", "backtest_id", j->id,
 		       "error", err.detail, NULL);
@@ -277,7 +342,7 @@ static void *job_main(void *arg)
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), BACKTEST_NICE) != 0)
 		log_kv(LOG_DEBUG, "backtest thread not niced", "backtest_id", j->id, NULL);
 	ok = backtest_run(backtest_read_url(j->app), j->draft, &j->sel,
-			  j->app->cfg.backtest_db_share, app_now(), beat, j, &report, &err);
+			  j->app->cfg.backtest_share, app_now(), beat, j, &report, &err);
 	text = ok ? codec_dumps(report) : NULL;
 	if (ok && text) {
 		json_t *cases = json_object_get(report, "cases");

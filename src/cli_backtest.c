@@ -12,7 +12,7 @@
 
 const char cli_backtest_usage[] =
 	"usage: arbiter backtest --policy FILE [--since TS] [--until TS] [--shop S]...\n"
-	"                        [--kind K]... [--reason R]... [--sample N] [--db-share P]\n"
+	"                        [--kind K]... [--reason R]... [--sample N] [--share P]\n"
 	"                        [--json]\n"
 	"\n"
 	"Replay recorded cases under the draft policy in FILE (read-only, on one\n"
@@ -20,8 +20,10 @@ const char cli_backtest_usage[] =
 	"and print what it would change: decisions by from -> to, money before and\n"
 	"after (overall, per shop), deadlines, auto-refunds, rules, per-case errors.\n"
 	"--since/--until take RFC 3339 times (created_at >= since, < until); --sample N\n"
-	"replays at most N cases; --db-share P (5 to 100) lets the connection work at\n"
-	"most P % of the time (default ARBITER_BACKTEST_DB_SHARE, else 50); --json\n"
+	"replays at most N cases; --share P (1 to 100): while the database serves\n"
+	"others (its WAL moves), the run is busy (CPU and queries) at most P % of the\n"
+	"time (default ARBITER_BACKTEST_SHARE, else 10); on a quiet database it runs\n"
+	"at full speed. --json\n"
 	"prints the report as JSON. A progress bar goes to stderr when it is a\n"
 	"terminal. Exit 0 when the run finished (whatever the draft changed), 1\n"
 	"when it failed, 2 for bad usage, a bad setting or a draft the policy loader\n"
@@ -30,7 +32,7 @@ const char cli_backtest_usage[] =
 typedef struct {
 	const char *policy_file;
 	bool json;
-	int db_share;   /* 0: the configured one */
+	int share;      /* 0: the configured one */
 	backtest_selection sel;
 } cli_args;
 
@@ -53,7 +55,7 @@ static int parse(int argc, char **argv, cli_args *a)
 		bool takes = strcmp(o, "--policy") == 0 || strcmp(o, "--since") == 0 ||
 			     strcmp(o, "--until") == 0 || strcmp(o, "--shop") == 0 ||
 			     strcmp(o, "--kind") == 0 || strcmp(o, "--reason") == 0 ||
-			     strcmp(o, "--sample") == 0 || strcmp(o, "--db-share") == 0;
+			     strcmp(o, "--sample") == 0 || strcmp(o, "--share") == 0;
 		const char *v = takes && i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (takes && (!v || !*v || v[0] == '-'))
@@ -81,12 +83,12 @@ static int parse(int argc, char **argv, cli_args *a)
 			if (*end || n < 1 || n > 1000000000LL)
 				return usage_error("--sample must be a positive integer, not", v);
 			a->sel.sample = n;
-		} else if (strcmp(o, "--db-share") == 0) {
+		} else if (strcmp(o, "--share") == 0) {
 			char *end;
 			long p = strtol(v, &end, 10);
 			if (*end || p < BACKTEST_SHARE_MIN || p > 100)
-				return usage_error("--db-share must be a percentage from 5 to 100, not", v);
-			a->db_share = (int)p;
+				return usage_error("--share must be a percentage from 1 to 100, not", v);
+			a->share = (int)p;
 		} else if (strcmp(o, "--json") == 0) {
 			a->json = true;
 		} else {
@@ -253,7 +255,7 @@ int cli_backtest(int argc, char **argv)
 		goto done;
 	}
 	if (!backtest_run(backtest_read_url(&app), draft, &a->sel,
-			  a->db_share ? a->db_share : app.cfg.backtest_db_share, app_now(), progress,
+			  a->share ? a->share : app.cfg.backtest_share, app_now(), progress,
 			  NULL, &report, &err)) {
 		fprintf(stderr, "%sarbiter backtest: %s\n", on_tty ? "\n" : "", err.detail);
 		goto done;

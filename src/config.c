@@ -208,7 +208,7 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	cfg->scheduler = true;
 	cfg->db_prepared = true;
 	cfg->read_after_write_ms = 5000;
-	cfg->backtest_db_share = CONFIG_BACKTEST_DB_SHARE;
+	cfg->backtest_share = CONFIG_BACKTEST_SHARE;
 
 	v = getenv("ARBITER_LISTEN");
 	if (v && *v) {
@@ -276,10 +276,10 @@ bool config_load(ar_config *cfg, char *msg, size_t msglen)
 	if (!env_uint("ARBITER_READ_AFTER_WRITE_MS", 0, 3600000, &n, msg, msglen))
 		return false;
 	cfg->read_after_write_ms = (unsigned)n;
-	n = cfg->backtest_db_share;
-	if (!env_uint("ARBITER_BACKTEST_DB_SHARE", 5, 100, &n, msg, msglen))
+	n = cfg->backtest_share;
+	if (!env_uint("ARBITER_BACKTEST_SHARE", CONFIG_BACKTEST_SHARE_MIN, 100, &n, msg, msglen))
 		return false;
-	cfg->backtest_db_share = (int)n;
+	cfg->backtest_share = (int)n;
 	n = (long)cfg->max_connections;
 	if (!env_uint("ARBITER_MAX_CONNECTIONS", 1, 100000, &n, msg, msglen))
 		return false;

@@ -242,3 +242,20 @@ bool store_backtest_count(store *s, const backtest_selection *sel, int64_t *n, a
 	PQclear(r);
 	return true;
 }
+
+bool store_backtest_wal(store *s, int idx, uint64_t *lsn, ar_err *err)
+{
+	/* a standby cannot insert WAL; what it replays is the primary's
+	 * writes reaching it */
+	PGresult *r = db_exec_sql(s, idx, "backtest_wal",
+				  "SELECT (CASE WHEN pg_is_in_recovery()"
+				  "  THEN coalesce(pg_last_wal_replay_lsn(), '0/0')"
+				  "  ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::text",
+				  0, NULL, err);
+
+	if (!r)
+		return false;
+	*lsn = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return true;
+}

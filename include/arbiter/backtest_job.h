@@ -3,15 +3,16 @@
  * through the replay (backtest.h), on one connection of its own, and the
  * background jobs POST /v1/policy/backtests starts.
  *
- * Its share of the database is capped: one connection (to
- * ARBITER_READ_DATABASE_URL when set, else ARBITER_DATABASE_URL), batches
- * of BACKTEST_BATCH cases each one statement (its own read-only
- * transaction), and that connection busy with a query at most db_share
- * percent of the run's time (ARBITER_BACKTEST_DB_SHARE): after a query
- * that took t (until its batch had arrived), the next is sent no sooner
- * than t * 100 / db_share after it, and as soon as that moment passes,
- * even while the batch before is still being replayed. No parallel
- * workers. A job's thread runs at nice BACKTEST_NICE, below the request
+ * Its share is capped. One connection (to ARBITER_READ_DATABASE_URL when
+ * set, else ARBITER_DATABASE_URL), batches each one statement (its own
+ * read-only transaction), no parallel workers. While the database serves
+ * others (its WAL moves faster than PACER_LIVE_WAL_BPS; pacer.h) the
+ * run's busy time, its thread's CPU plus its queries' time, is at most
+ * share percent of the wall time (ARBITER_BACKTEST_SHARE; on two cores a
+ * busy core, however niced, tripled the create p99), in batches of
+ * BACKTEST_BATCH_LIVE; on a quiet database it runs at full speed in
+ * batches of BACKTEST_BATCH. The next batch is read while one is
+ * replayed. A job's thread runs at nice BACKTEST_NICE, below the request
  * threads.
  * Memory is two batches (one replayed, the next arriving) and one bounded
  * report.
@@ -25,7 +26,8 @@
 #include "arbiter/backtest.h"
 
 #define BACKTEST_BATCH 1000
-#define BACKTEST_SHARE_MIN 5    /* percent: ARBITER_BACKTEST_DB_SHARE's floor */
+#define BACKTEST_BATCH_LIVE 100 /* under the share: a query is one short burst */
+#define BACKTEST_SHARE_MIN CONFIG_BACKTEST_SHARE_MIN /* percent */
 #define BACKTEST_MAX_JOBS 2     /* running at once per process */
 #define BACKTEST_NICE 10        /* the job thread's nice value: requests come first */
 
@@ -37,14 +39,15 @@ typedef bool (*backtest_progress_fn)(void *ctx, int64_t seen);
 const char *backtest_read_url(const ar_app *app);
 
 /*
- * Replays the selected cases under draft, reading url with the connection
- * busy at most db_share percent of the time (BACKTEST_SHARE_MIN..100), and
- * fills *report (a new reference; its "run" says the share). now: how long a case still open has waited is
+ * Replays the selected cases under draft, reading url, busy at most share
+ * percent of the time while the database serves others
+ * (BACKTEST_SHARE_MIN..100), and fills *report (a new reference; its "run"
+ * says the share and how long it held). now: how long a case still open has waited is
  * measured to it. false with err when the database fails or progress
  * stopped it; per-case problems are in the report, not errors.
  */
 bool backtest_run(const char *url, const policy *draft, const backtest_selection *sel,
-		  int db_share, ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
+		  int share, ar_time now, backtest_progress_fn progress, void *ctx, json_t **report,
 		  ar_err *err) AR_MUSTCHECK;
 
 /* How many cases sel holds, read on url (a progress bar's whole). */

@@ -17,9 +17,11 @@ typedef struct {
 } ar_rate;
 
 #define AR_MAX_PROXIES 16
-/* ARBITER_BACKTEST_DB_SHARE unset: half of the time (README, Policy
- * backtests, has the measurement it was chosen from) */
-#define CONFIG_BACKTEST_DB_SHARE 50
+/* ARBITER_BACKTEST_SHARE unset: a tenth of one core while the database
+ * serves others (README, Policy backtests, has the measurement it was
+ * chosen from) */
+#define CONFIG_BACKTEST_SHARE 10
+#define CONFIG_BACKTEST_SHARE_MIN 1
 
 /* The access log (src/accesslog.c): one line per request at info. */
 typedef struct {
@@ -55,7 +57,7 @@ typedef struct {
 	ar_access_log_config access_log;
 	bool db_prepared;         /* named prepared statements (false: unnamed, for poolers) */
 	ar_lang default_lang;     /* ARBITER_DEFAULT_LANGUAGE: without Accept-Language */
-	int backtest_db_share;    /* ARBITER_BACKTEST_DB_SHARE: % of the time a backtest's connection may work */
+	int backtest_share;       /* ARBITER_BACKTEST_SHARE: % of the time a backtest may be busy under live traffic */
 } ar_config;
 
 /* Fills cfg from the environment; on a bad value returns false with msg

@@ -54,6 +54,12 @@ bool store_backtest_send(store *s, int idx, const backtest_selection *sel,
 bool store_backtest_ready(store *s, int idx);
 bool store_backtest_recv(store *s, int idx, PGresult **out, ar_err *err) AR_MUSTCHECK;
 
+/* The database's WAL position in bytes on slot idx (nothing in flight
+ * there): its insert position on a primary, its replay position on a
+ * standby (how the throttle tells live traffic from a quiet database,
+ * pacer.h). */
+bool store_backtest_wal(store *s, int idx, uint64_t *lsn, ar_err *err) AR_MUSTCHECK;
+
 /* How many cases the selection holds (the CLI's progress bar). */
 bool store_backtest_count(store *s, const backtest_selection *sel, int64_t *n,
 			  ar_err *err) AR_MUSTCHECK;

@@ -293,32 +293,40 @@ def test_cli_prints_the_report(env, arbiter_bin, tmp_path):
     assert cp.returncode == 2 and "penalty_cap_cents" in cp.stderr, cp.stderr
 
 
-def test_the_database_share_is_checked_at_start_and_reported(env, arbiter_bin, tmp_path):
+def test_the_share_is_checked_at_start_applied_and_reported(env, arbiter_bin, tmp_path):
     # the service's default, in the report of its job
     rep = run_backtest(env, env["policy"], {"sample": 2})["report"]
-    assert rep["run"] == {"db_share_percent": 50, "batch": 1000}, rep.get("run")
+    run = rep["run"]
+    assert {k: run[k] for k in ("share_percent", "batch", "batch_under_share")} == {
+        "share_percent": 10, "batch": 1000, "batch_under_share": 100}, run
+    assert 0 <= run["cases_under_share"] <= 2 and run["under_share_ms"] >= 0 and run["waited_ms"] >= 0, run
     f = tmp_path / "policy.json"
     f.write_text(json.dumps(env["policy"]))
     url = env["db"].service_url
-    # the setting, then the flag over it
-    for extra, env_share, want in (([], "30", 30), (["--db-share", "100"], "30", 100),
-                                   (["--db-share", "5"], None, 5)):
+    # the setting, then the flag over it; the run's first half second
+    # counts as live traffic, so a share below 100 makes it wait (its
+    # query and replay take far more than 1 % of the moment since it
+    # started) and 100 never does
+    for extra, env_share, want in (([], "30", 30), (["--share", "100"], "30", 100),
+                                   (["--share", "1"], None, 1)):
         cp = h.run_bin(arbiter_bin, ["backtest", "--policy", str(f), "--sample", "3", "--json", *extra],
                        database_url=url,
-                       env={"ARBITER_BACKTEST_DB_SHARE": env_share} if env_share else None)
+                       env={"ARBITER_BACKTEST_SHARE": env_share} if env_share else None)
         assert cp.returncode == 0, cp.stderr
         out = json.loads(cp.stdout)
-        assert out["run"]["db_share_percent"] == want and out["cases"]["seen"] == 3, (extra, out["run"])
-    for bad in ("4", "101", "half"):
-        cp = h.run_bin(arbiter_bin, ["backtest", "--policy", str(f), "--db-share", bad], database_url=url)
-        assert cp.returncode == 2 and "--db-share must be a percentage from 5 to 100" in cp.stderr, (bad, cp.stderr)
-    for bad in ("4", "half"):
+        assert out["run"]["share_percent"] == want and out["cases"]["seen"] == 3, (extra, out["run"])
+        assert out["run"]["cases_under_share"] == 3, out["run"]
+        assert (out["run"]["waited_ms"] > 0) == (want < 100), out["run"]
+    for bad in ("0", "101", "half"):
+        cp = h.run_bin(arbiter_bin, ["backtest", "--policy", str(f), "--share", bad], database_url=url)
+        assert cp.returncode == 2 and "--share must be a percentage from 1 to 100" in cp.stderr, (bad, cp.stderr)
+    for bad in ("0", "half"):
         # refused at start-up, before the service touches its database
-        cp = h.run_bin(arbiter_bin, ["serve"], env={"ARBITER_BACKTEST_DB_SHARE": bad,
+        cp = h.run_bin(arbiter_bin, ["serve"], env={"ARBITER_BACKTEST_SHARE": bad,
                                                     "ARBITER_LISTEN": "127.0.0.1:1"},
                        database_url="postgresql://127.0.0.1:1/none?connect_timeout=1", timeout=60)
         assert cp.returncode == 2, (bad, cp.returncode, cp.stderr)
-        assert f"ARBITER_BACKTEST_DB_SHARE: expected an integer in [5, 100], got '{bad}'" in cp.stderr, cp.stderr
+        assert f"ARBITER_BACKTEST_SHARE: expected an integer in [1, 100], got '{bad}'" in cp.stderr, cp.stderr
 
 
 def test_a_replica_url_is_read_and_a_shutdown_fails_the_running_job(env, make_db, make_server):

@@ -137,10 +137,11 @@ def main() -> None:
     tenth, _, rss_tenth = cli_rss(binary, db, since, ["--sample", str(n // 10)])
     cmd = "arbiter backtest --policy (the service's) --since (the run's start) --json"
     append(res, {"kind": "figure", "name": "backtest_cli", "value": n / took, "cases": n,
-                 "unchanged": full["cases"]["unchanged"], "share": full["run"]["db_share_percent"],
+                 "unchanged": full["cases"]["unchanged"], "share": full["run"]["share_percent"],
                  "label": "backtest decisions/s, CLI (%d cases created over HTTP in this run, %.2f s,"
-                          " %d unchanged, database share %d %%)" % (
-                              n, took, full["cases"]["unchanged"], full["run"]["db_share_percent"]),
+                          " %d unchanged; no other traffic: %d ms of it under the %d %% share)" % (
+                              n, took, full["cases"]["unchanged"], full["run"]["under_share_ms"],
+                              full["run"]["share_percent"]),
                  "cmd": cmd})
     append(res, {"kind": "figure", "name": "backtest_rss",
                  "value": {"n": n // 10, "rss_n": rss_tenth, "n10": n, "rss_n10": rss_full},
@@ -152,8 +153,9 @@ def main() -> None:
     seen = done["progress"]["seen"]
     append(res, {"kind": "figure", "name": "backtest_job", "value": seen / secs, "cases": seen,
                  "label": "backtest decisions/s, server job (%d cases, %.2f s from created_at to"
-                          " finished_at, database share %d %%, nice 10)" % (
-                              seen, secs, done["report"]["run"]["db_share_percent"]),
+                          " finished_at; no other traffic: %d ms of it under the %d %% share)" % (
+                              seen, secs, done["report"]["run"]["under_share_ms"],
+                              done["report"]["run"]["share_percent"]),
                  "cmd": "POST /v1/policy/backtests {policy, selection: {created_after}}; poll GET"})
 
     # Alone and during alternate, BT_ROUNDS (4) pairs of DURATION / 2 s
@@ -167,6 +169,7 @@ def main() -> None:
     in_job = threading.Event()
     busy = [0.0]
     errors: list[str] = []
+    runs: list[dict] = []
 
     def jobs() -> None:
         while not stop.is_set():
@@ -176,7 +179,7 @@ def main() -> None:
             t = time.perf_counter()
             in_job.set()
             try:
-                job(base, key, policy, since)
+                runs.append(job(base, key, policy, since)["report"]["run"])
             except BaseException as e:  # reported after the run
                 errors.append(str(e))
                 return
@@ -216,11 +219,18 @@ def main() -> None:
     if errors:
         raise SystemExit(errors[0])
     ratio = statistics.median(pairs)
+    # the jobs' speed while the share held (the creates ran): their cases
+    # replayed in batches begun under it over the time it held
+    under_ms = sum(r["under_share_ms"] for r in runs)
+    under_rate = sum(r["cases_under_share"] for r in runs) * 1000 / under_ms if under_ms else None
+    share = runs[0]["share_percent"] if runs else None
     append(res, {"kind": "figure", "name": "backtest_p99",
                  "value": {"alone_us": statistics.median(alone_lat),
                            "during_us": statistics.median(during_lat), "ratio": ratio,
                            "pairs": [round(x, 3) for x in pairs], "rate": rate_i,
                            "alone_rps": alone_req * 1e6 / max(alone_us, 1),
+                           "share": share, "under_share_rate": under_rate,
+                           "under_share_s": under_ms / 1000,
                            "during_rps": during_req * 1e6 / max(during_us, 1)},
                  "label": "create p99 at %d/s paced, alone / while the server runs backtest jobs back to"
                           " back: median of %d alternating pairs of %d s (%.0f s of jobs over %.0f s"
@@ -231,9 +241,10 @@ def main() -> None:
     alone = {"p99_us": statistics.median(alone_lat)}
     during = {"p99_us": statistics.median(during_lat)}
     print("backtest: CLI %.0f/s (%d cases), job %.0f/s, RSS %d kB (N/10) / %d kB (N),"
-          " create p99 %.1f / %.1f ms (%.2fx)" % (
+          " create p99 %.1f / %.1f ms (%.2fx), under the %s %% share %s decisions/s" % (
               n / took, n, seen / secs, rss_tenth, rss_full, alone["p99_us"] / 1000,
-              during["p99_us"] / 1000, ratio))
+              during["p99_us"] / 1000, ratio, share,
+              "%.0f" % under_rate if under_rate is not None else "none"))
 
 
 if __name__ == "__main__":
