@@ -106,18 +106,17 @@ static bool replay_batch(backtest_report *rep, const policy *draft, const PGresu
 		bool ok;
 
 		/* every few cases (a millisecond or two of replay): the share's
-		 * wait; the next batch sent as soon as none is in flight; the
-		 * one in flight noted when it has arrived (its query's time,
-		 * which the share counts, ends there, not when this replay is
-		 * done with it) */
+		 * wait. On a quiet database the next batch is read meanwhile
+		 * (and noted when it has arrived); under the share it is read
+		 * after this one, so that its query's time, which the share
+		 * counts, is the time waited for it and not this replay's or
+		 * sleep's */
 		if (i % 32 == 0) {
 			throttle_pace(th);
-			if (nb->more && !nb->in_flight && !send_next(nb, err))
+			if (nb->more && !nb->in_flight && !th->p.live && !send_next(nb, err))
 				return false;
-			if (nb->in_flight && !nb->ready_at && store_backtest_ready(nb->rs, nb->idx)) {
+			if (nb->in_flight && !nb->ready_at && store_backtest_ready(nb->rs, nb->idx))
 				nb->ready_at = db_mono_us();
-				pacer_spend(&th->p, nb->ready_at - nb->sent_at);
-			}
 		}
 		/* the event and the replayed decision live in the arena only
 		 * while this case is added (most of a replay's time was
@@ -214,8 +213,7 @@ bool backtest_run(const char *url, const policy *draft, const backtest_selection
 		nb.in_flight = false;
 		if (!store_backtest_recv(rs, idx, &r, err))
 			goto fail;
-		if (!nb.ready_at)
-			pacer_spend(&th.p, db_mono_us() - nb.sent_at);
+		pacer_spend(&th.p, (nb.ready_at ? nb.ready_at : db_mono_us()) - nb.sent_at);
 		if (!read_liveness(rs, idx, &th, err))
 			goto fail;
 		n = PQntuples(r);

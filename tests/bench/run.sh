@@ -536,6 +536,9 @@ if want backtest; then
 	bt_peak=$($PY "$REPORT" peak "$RES" create 2>/dev/null || echo 0)
 	BT_RATE=$(( bt_peak / 4 > 0 ? bt_peak / 4 : CREATE_RATE ))
 	BT_KEY=$(mk_key --role admin --name bench-backtest)
+	# alone/during pairs: 8 at full size (a 6 s round's p99 varies 3x on
+	# this machine by itself), 2 in the smoke run
+	[ "$SMOKE" = 1 ] && export BT_ROUNDS=${BT_ROUNDS:-2}
 	log "backtest: cases created since $BT_SINCE; creates paced at $BT_RATE/s"
 	$PY "$here/backtest_load.py" "$RES" "$BIN" "$U" "$URL" "$BT_KEY" "$BT_SINCE" "$BT_RATE" "$DUR" \
 		"$here" "$OUT" >"$OUT/backtest.out" 2>&1 || problem "backtest workload: $(tail -2 "$OUT/backtest.out" | tr '\n' ' ')"
@@ -780,9 +783,10 @@ if want webhooks; then
 	read -r WH_HANG WH_OK <"$WH_PORTS" || { problem "the webhook receivers did not start"; exit 1; }
 	ARBITER_WEBHOOK_ALLOW_HOSTS=127.0.0.1 start_arbiter
 	$PY "$REPORT" wait-ready "$URL/readyz" 30 >/dev/null || { echo "bench: arbiter did not become ready" >&2; exit 1; }
-	log "webhooks: wrk create c=$WHC without, then with subscriptions to a hanging receiver"
+	WH_PAIRS=${BENCH_WH_PAIRS:-3}
+	[ "$SMOKE" = 1 ] && WH_PAIRS=${BENCH_WH_PAIRS:-1}
+	log "webhooks: wrk create c=$WHC without, then with subscriptions to a hanging receiver, $WH_PAIRS times in turn"
 	warm_wrk create wrk_create.lua
-	run_wrk wh_create_none "$WHC" wrk_create.lua
 	WH_HUNG=()
 	subscribe() {
 		code=$(curl -s -o "$OUT/wh_sub.json" -w '%{http_code}' -X POST "$URL/v1/webhooks" \
@@ -790,19 +794,34 @@ if want webhooks; then
 			-d "{\"url\":\"http://127.0.0.1:$1/hook\",\"event_types\":$2}")
 		[ "$code" = 201 ] || problem "subscribing a webhook failed ($code): $(cat "$OUT/wh_sub.json")"
 	}
-	for types in '["*"]' '["case.*"]'; do
-		subscribe "$WH_HANG" "$types"
-		WH_HUNG+=("$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT/wh_sub.json")")
+	# Pairs, so that a drift of the shared machine falls on both sides
+	# (report.py takes the median of the pairs' ratios). Each hanging run
+	# has two new subscriptions, which start at the feed's head; the
+	# ones before are deleted for the run without (pausing them would
+	# queue that run's events on resume, a cost of the pause, not of
+	# the hang).
+	for ((i = 1; i <= WH_PAIRS; i++)); do
+		for id in "${WH_HUNG[@]}"; do
+			code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$URL/v1/webhooks/$id" \
+				-H "Authorization: Bearer $FE_KEY")
+			[ "$code" = 204 ] || problem "deleting a webhook failed ($code)"
+		done
+		WH_HUNG=()
+		run_wrk "wh_create_none$i" "$WHC" wrk_create.lua
+		for types in '["*"]' '["case.*"]'; do
+			subscribe "$WH_HANG" "$types"
+			WH_HUNG+=("$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT/wh_sub.json")")
+		done
+		# the hanging subscriptions' first sends are in flight before the run
+		sleep 1
+		run_wrk "wh_create_hanging$i" "$WHC" wrk_create.lua
 	done
-	# the hanging subscriptions' first sends are in flight before the run
-	sleep 1
-	run_wrk wh_create_hanging "$WHC" wrk_create.lua
 	subscribe "$WH_OK" '["case.*"]'
 	sleep 1
 	# paced at a quarter of the rate without subscriptions, well within
 	# what one worker sends, so that the healthy one's latency shows a
 	# hold-up rather than a queue
-	wh_rate=$(( $($PY "$REPORT" peak "$RES" wh_create_none) / 4 ))
+	wh_rate=$(( $($PY "$REPORT" peak "$RES" wh_create_none1) / 4 ))
 	wh_t0=$(date +%s.%N)
 	rc=0
 	BENCH_THREADS=2 BENCH_LUA_DIR=$here BENCH_RUN_SALT="whmixed$RANDOM" \
@@ -835,7 +854,7 @@ if want webhooks; then
 	psql_a -c "UPDATE webhook_subscriptions SET enabled = false" >/dev/null
 	run_pgb wh_pgb_none "$WHC" prepared pgb_create.sql
 	$PY "$REPORT" webhooks "$RES" "$WH_LOG" "$wh_t0" "$wh_t1" "$wh_pending" \
-		"wrk create c=$WHC (as above) without subscriptions, then with two subscriptions (\"*\", \"case.*\") to a receiver that hangs 30 s, then with one more (\"case.*\") to a healthy one and creates paced at a quarter of the first rate, then all three to the healthy one (tests/bench/wh_receivers.py); healthy latency = arrival − the event's at, for events of the paced run" ||
+		"wrk create c=$WHC (as above) without subscriptions, then with two new subscriptions (\"*\", \"case.*\") to a receiver that hangs 30 s, $WH_PAIRS times in turn (the figure: the median of the pairs' ratios), then with one more (\"case.*\") to a healthy one and creates paced at a quarter of the first rate, then all three to the healthy one (tests/bench/wh_receivers.py); healthy latency = arrival − the event's at, for events of the paced run" ||
 		problem "the webhook figures could not be computed"
 	log "webhooks: $(tail -1 "$RES" | cut -c1-200)"
 	kill "$wh_pid" 2>/dev/null; wait "$wh_pid" 2>/dev/null || true
