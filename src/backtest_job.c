@@ -70,7 +70,7 @@ static void throttle_pace(throttle *t)
 		sleep_us(wait);
 }
 
-/* The next batch, sent while one is replayed. */
+/* The next batch: on a quiet database sent while one is replayed. */
 typedef struct {
 	store *rs;
 	int idx;
