@@ -309,15 +309,16 @@ static atomic_bool stopping;
 static bool beat(void *ctx, int64_t seen)
 {
 	job *j = ctx;
+	int64_t now = db_mono_us();
 	ar_err err;
 
 	ar_err_init(&err);
 	j->seen = seen;
 	/* batches of 100 come a dozen a second under the share: the row
 	 * moves twice a second, far inside STORE_BACKTEST_STALE_S */
-	if (db_mono_us() - j->beat_at < 500000)
+	if (now - j->beat_at < 500000)
 		return !atomic_load(&stopping);
-	j->beat_at = db_mono_us();
+	j->beat_at = now;
 	if (!store_backtest_update(j->app->db, j->id, "running", seen, NULL, NULL, &err))
 		log_kv(LOG_WARN, "backtest progress not recorded", "backtest_id", j->id,
 		       "error", err.detail, NULL);

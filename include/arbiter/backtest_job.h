@@ -11,9 +11,8 @@
  * share percent of the wall time (ARBITER_BACKTEST_SHARE; on two cores a
  * busy core, however niced, tripled the create p99), in batches of
  * BACKTEST_BATCH_LIVE; on a quiet database it runs at full speed in
- * batches of BACKTEST_BATCH. The next batch is read while one is
- * replayed. A job's thread runs at nice BACKTEST_NICE, below the request
- * threads.
+ * batches of BACKTEST_BATCH, the next read while one is replayed. A
+ * job's thread runs at nice BACKTEST_NICE, below the request threads.
  * Memory is two batches (one replayed, the next arriving) and one bounded
  * report.
  */

@@ -10,8 +10,8 @@
  *
  * Whether the share applies: while the database writes (its WAL advances)
  * faster than PACER_LIVE_WAL_BPS, live traffic is there and the share
- * holds; below it nobody is served and the work may take what it can
- * (pacer_live). The first window counts as live.
+ * holds (live); below it nobody is served and the work may take what
+ * it can. The first window counts as live.
  *
  * Pure: times are the caller's monotonic microseconds, nothing here reads
  * a clock or sleeps. Plain structs, no allocation.
