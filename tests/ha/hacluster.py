@@ -459,8 +459,21 @@ pidfile = {d}/pgbouncer.pid
         out = [ln + (f"  (x{k})" if k > 1 else "") for ln, k in zip(own, runs)]
         return f"--- {p}:\n" + "\n".join(out[-n:])
 
+    @staticmethod
+    def tail_raw(p: Path, n: int) -> str:
+        """The last n lines of p as written: PostgreSQL's own log says why a
+        standby is still starting (a WAL segment it waits for, a timeline it
+        cannot follow), which Patroni's log only calls 'connection problems'."""
+        try:
+            lines = p.read_text(errors="replace").splitlines()
+        except OSError:
+            return f"(no {p})"
+        return f"--- {p}:\n" + "\n".join(lines[-n:])
+
     def logs(self, n: int = 25) -> str:
-        return "\n".join(self.tail(x.dir / "patroni.log", n) for x in self.nodes) \
+        return "\n".join(self.tail(x.dir / "patroni.log", n)
+                         + "\n" + self.tail_raw(x.dir / "log" / "postgresql.log", 25)
+                         for x in self.nodes) \
             + f"\n--- members: {self.members()}"
 
 
