@@ -194,7 +194,7 @@ ui-test: build db
 # Patroni cluster on free loopback ports, started and torn down by the test
 # (no private cluster needed); the whole run is bounded to 5 minutes.
 ha-test: deps build
-	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter timeout -k 10 300 \
+	@ARBITER_BIN=$(CURDIR)/$(B)/arbiter timeout -k 10 420 \
 	  $(PY) -m pytest -q -s -p no:cacheprovider tests/ha
 
 # Static checks: the build is hardened, the OpenAPI contract lints clean and

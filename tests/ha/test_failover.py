@@ -43,6 +43,7 @@ from hacluster import HaCluster  # noqa: E402
 THREADS = int(os.environ.get("ARBITER_HA_THREADS", "3"))   # per lane
 PHASE_S = float(os.environ.get("ARBITER_HA_PHASE", "8"))   # load before / after each kill
 GIVE_UP_S = 60.0        # a request still failing after this is a failure
+REJOIN_S = 150.0        # the old primary streaming again after its kill
 
 
 @pytest.fixture(scope="module")
@@ -360,8 +361,12 @@ def test_two_failovers_under_load(arbiter_bin, cluster, tmp_path):
                                              + why_no_failover(old_log, kill_at))
                     cluster.wait_healthy(90)
             t_promoted = time.monotonic() - t_kill
-            # the old primary back as a replica of the new one (pg_rewind)
-            cluster.wait_healthy(90)
+            # the old primary back as a replica of the new one (pg_rewind):
+            # locally 9 to 23 s (30 rejoins in 15 runs, 5 of them beside a
+            # busy loop and a disk writer), but one CI run still saw the
+            # rewound node 'starting' after 90 s. The report prints the time;
+            # a node that never streams still fails, with its PostgreSQL log.
+            cluster.wait_healthy(REJOIN_S)
             t_rejoined = time.monotonic() - t_kill
             t_after = time.monotonic()
             time.sleep(PHASE_S)
