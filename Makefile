@@ -42,7 +42,7 @@ DBCTL  = deploy/local/pgctl.sh
 export ARBITER_POLICY ?= $(CURDIR)/deploy/policy/default.json
 
 .PHONY: all deps hardening-check build run db db-stop migrate key test unit api-test ui-test webhook-kill-test asan asan-test \
-        valgrind-test ha-test bench bench-growth bench-smoke bench-cold plan-check bench-wheel profile fuzz fuzz-long lint clean
+        valgrind-test ha-test bench bench-growth bench-smoke bench-cold bench-stats plan-check bench-wheel profile fuzz fuzz-long lint clean
 .DEFAULT_GOAL := all
 
 all: build
@@ -253,6 +253,13 @@ plan-check: build db
 bench-cold: deps build db
 	@ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}" \
 	  $(PY) tests/bench/cold_start.py $(CURDIR)/$(B)/arbiter
+# What the stats triggers cost, in alternating rounds on one server: the
+# counters on the create path (026/027) and the update trigger's WHEN on
+# the note path (027's against 030's).
+bench-stats: deps build db
+	@export ARBITER_BIN=$(CURDIR)/$(B)/arbiter \
+	  ARBITER_ADMIN_URL="$${ARBITER_DATABASE_URL:-$$(bash $(DBCTL) admin-url)}"; \
+	  $(PY) tests/bench/stats_cost.py && $(PY) tests/bench/stats_when.py
 bench-smoke: deps build $(B)/bench/tw_bench
 	@$(B)/bench/tw_bench 100000 > /dev/null
 	@BENCH_SMOKE=1 bash tests/bench/run.sh

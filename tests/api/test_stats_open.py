@@ -200,3 +200,28 @@ def test_deadline_moves_across_the_partial_hour(stable_server, db):
     folded(db, s, d.shop)
     buckets_equal_next_deadlines(db, d.shop)
     assert check(db, s, d.seller, [d.shop])["near_deadline"] == 0
+
+
+def test_a_complaints_severity_set_by_hand_moves_the_gauge(stable_server, db):
+    """A repair that rewrites a decision's severity (no service path does):
+    a complaint's moves major_complaints both ways, another kind's moves
+    nothing (sql/030 compares severities for complaints only)."""
+    d = Desk(stable_server, db)
+    s = d.s
+    general = d.create("complaint")
+    refund = d.create("refund")
+    before = check(db, s, d.seller, [d.shop])
+    assert before["major_complaints"] == 0, before
+
+    def severity(case: dict, to: str) -> None:
+        h.psql(db.admin_url, "UPDATE cases SET decision = jsonb_set(decision::jsonb, '{severity}',"
+                             f" to_jsonb({h.quote_literal(to)}::text))::json"
+                             f" WHERE id = {h.quote_literal(case['id'])}")
+
+    severity(general, "major")
+    assert check(db, s, d.seller, [d.shop]) == dict(before, major_complaints=1)
+    severity(refund, "major")
+    assert check(db, s, d.seller, [d.shop]) == dict(before, major_complaints=1)
+    severity(general, "general")
+    assert check(db, s, d.seller, [d.shop]) == before
+    check(db, s, d.agent, None)
