@@ -12,15 +12,12 @@ median of each round's ratio (the steadier figure under other load).
   ARBITER_BIN=... ARBITER_ADMIN_URL=... stats_cost.py [ROUNDS] [SECONDS] [CONNS]
 """
 import os
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "api"))
-import helpers as h  # noqa: E402
+sys.path.insert(0, HERE)
+from scratch import h, served, wrk  # noqa: E402
 
 TRIGGERS = [("cases", "cases_stats_insert"), ("cases", "cases_stats_update"),
             ("case_events", "case_events_stats")]
@@ -31,53 +28,34 @@ def set_triggers(db, on: bool) -> None:
                                  for t, g in TRIGGERS))
 
 
-def wrk(url, key, secs, conns, salt) -> float:
-    env = dict(os.environ, BENCH_LUA_DIR=HERE, BENCH_FE_KEY=key, BENCH_SHOPS="800",
-               BENCH_BUYERS="100000", BENCH_RUN_SALT=salt, BENCH_SHOP_ZIPF="1.1",
-               BENCH_THREADS="2")
-    cp = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs, "--timeout", "10s",
-                         "-s", os.path.join(HERE, "wrk_create.lua"), url],
-                        capture_output=True, text=True, env=env)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", cp.stdout)
-    if cp.returncode != 0 or not m or '"non2xx":0,' not in cp.stdout:
-        raise SystemExit("stats_cost: wrk failed:\n" + cp.stdout + cp.stderr)
-    return float(m.group(1))
+def creates(url, key, secs, conns, salt) -> float:
+    return wrk(url, "wrk_create.lua", dict(BENCH_FE_KEY=key, BENCH_SHOPS="800",
+                                           BENCH_BUYERS="100000", BENCH_RUN_SALT=salt,
+                                           BENCH_SHOP_ZIPF="1.1"), secs, conns, "stats_cost")
 
 
 def main(argv):
     rounds = int(argv[1]) if len(argv) > 1 else 3
     secs = int(argv[2]) if len(argv) > 2 else 8
     conns = int(argv[3]) if len(argv) > 3 else 16
-    binary, admin = os.environ["ARBITER_BIN"], os.environ["ARBITER_ADMIN_URL"]
-    db = h.TestDB(admin, prefix="arbiter_statscost_").create()
-    logs = tempfile.mkdtemp(prefix="stats-cost-")
-    s = None
-    try:
-        db.migrate(binary)
-        s = h.Server(binary, db.service_url, logs, name="stats-cost", policy=h.DEFAULT_POLICY)
-        s.start()
-        url = "http://%s:%d" % (s.host, s.port)
-        wrk(url, db.keys["frontend"], 3, conns, "warm")
+    with served("arbiter_statscost_", "stats-cost") as (db, _, url):
+        creates(url, db.keys["frontend"], 3, conns, "warm")
         got = {True: [], False: []}
         for i in range(rounds):
             for on in (True, False) if i % 2 == 0 else (False, True):
                 set_triggers(db, on)
-                r = wrk(url, db.keys["frontend"], secs, conns, "r%d%s" % (i, on))
+                r = creates(url, db.keys["frontend"], secs, conns, "r%d%s" % (i, on))
                 got[on].append(r)
                 print("stats_cost: round %d, counters %s: %.0f creates/s" % (i, "on " if on else "off", r),
                       flush=True)
         set_triggers(db, True)
         top = h.psql_value(db.admin_url, "SELECT round(100.0 * max(n) / sum(n), 1) FROM"
                            " (SELECT count(*) AS n FROM cases GROUP BY shop_id) x")
-        on, off = statistics.median(got[True]), statistics.median(got[False])
-        pairs = statistics.median(a / b for a, b in zip(got[True], got[False]))
-        print("stats_cost: %d connections, Zipf(1.1) over 800 shops (hottest shop %s %% of cases):"
-              " with counters %.0f/s, without %.0f/s (medians of %d rounds of %d s): ratio %.3f;"
-              " median of the rounds' ratios %.3f" % (conns, top, on, off, rounds, secs, on / off, pairs))
-    finally:
-        if s:
-            s.stop()
-        db.drop()
+    on, off = statistics.median(got[True]), statistics.median(got[False])
+    pairs = statistics.median(a / b for a, b in zip(got[True], got[False]))
+    print("stats_cost: %d connections, Zipf(1.1) over 800 shops (hottest shop %s %% of cases):"
+          " with counters %.0f/s, without %.0f/s (medians of %d rounds of %d s): ratio %.3f;"
+          " median of the rounds' ratios %.3f" % (conns, top, on, off, rounds, secs, on / off, pairs))
     return 0
 
 

@@ -18,15 +18,15 @@ each. Prints each round, the medians and the median of the rounds' ratios
 """
 import os
 import re
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "api"))
-import helpers as h  # noqa: E402
+sys.path.insert(0, HERE)
+from scratch import h, served, wrk  # noqa: E402
 
 
 def create_trigger(migration: str) -> str:
@@ -40,81 +40,71 @@ def create_trigger(migration: str) -> str:
     return "BEGIN;\n" + m.group(0) + "COMMIT;\n"
 
 
-def wrk(url, script, env, secs, conns) -> float:
-    env = dict(os.environ, BENCH_LUA_DIR=HERE, BENCH_THREADS="2", **env)
-    cp = subprocess.run(["wrk", "-t2", "-c%d" % conns, "-d%ds" % secs, "--timeout", "10s",
-                         "-s", os.path.join(HERE, script), url],
-                        capture_output=True, text=True, env=env)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", cp.stdout)
-    if cp.returncode != 0 or not m or '"non2xx":0,' not in cp.stdout:
-        raise SystemExit("stats_when: wrk failed:\n" + cp.stdout + cp.stderr)
-    return float(m.group(1))
+def open_cases(db, path: str) -> None:
+    """Writes "id version" of each open case, for wrk_note.lua's If-Match."""
+    with open(path, "w") as f:
+        f.write(h.psql(db.admin_url, "SELECT id || ' ' || version FROM cases"
+                       " WHERE state = 'awaiting_seller'").stdout)
+
+
+def alternate(rounds: int, run) -> dict:
+    """run(which) under 027's trigger and 030's, in alternating order."""
+    got = {"027": [], "030": []}
+    for i in range(rounds):
+        for which in ("027", "030") if i % 2 == 0 else ("030", "027"):
+            got[which].append(run(i, which))
+    return got
 
 
 def main(argv):
     rounds = int(argv[1]) if len(argv) > 1 else 5
     secs = int(argv[2]) if len(argv) > 2 else 8
     conns = int(argv[3]) if len(argv) > 3 else 16
-    binary, admin = os.environ["ARBITER_BIN"], os.environ["ARBITER_ADMIN_URL"]
     triggers = {"027": create_trigger("027_stats_open_gauges.sql"),
                 "030": create_trigger("030_stats_trigger_severity_for_complaints.sql")}
-    db = h.TestDB(admin, prefix="arbiter_statswhen_").create()
-    logs = tempfile.mkdtemp(prefix="stats-when-")
-    s = None
-    try:
-        db.migrate(binary)
-        s = h.Server(binary, db.service_url, logs, name="stats-when", policy=h.DEFAULT_POLICY)
-        s.start()
-        url = "http://%s:%d" % (s.host, s.port)
+    with served("arbiter_statswhen_", "stats-when") as (db, _, url):
         wrk(url, "wrk_create.lua", dict(BENCH_FE_KEY=db.keys["frontend"], BENCH_SHOPS="800",
                                         BENCH_BUYERS="100000", BENCH_RUN_SALT="cases",
-                                        BENCH_SHOP_ZIPF="1.1"), 10, conns)
+                                        BENCH_SHOP_ZIPF="1.1"), 10, conns, "stats_when")
         size = h.psql_value(db.admin_url, "SELECT count(*) || ' cases, decision '"
                             " || round(avg(pg_column_size(decision))) || ' bytes stored, '"
                             " || round(avg(octet_length(decision::text))) || ' as text'"
                             " FROM cases WHERE state = 'awaiting_seller'")
-        actions = os.path.join(logs, "actions.txt")
-        with open(actions, "w") as f:
-            f.write(h.psql(db.admin_url, "SELECT id || ' ' || version FROM cases"
-                           " WHERE state = 'awaiting_seller'").stdout)
+        actions = os.path.join(tempfile.mkdtemp(prefix="stats-when-"), "actions.txt")
         note = dict(BENCH_KEY=db.keys["agent"], BENCH_ACTION_FILE=actions)
-        wrk(url, "wrk_note.lua", note, 3, conns)
-        got = {"027": [], "030": []}
-        for i in range(rounds):
-            for which in ("027", "030") if i % 2 == 0 else ("030", "027"):
-                h.psql(db.admin_url, triggers[which])
-                # the versions moved on: each round reads them afresh
-                with open(actions, "w") as f:
-                    f.write(h.psql(db.admin_url, "SELECT id || ' ' || version FROM cases"
-                                   " WHERE state = 'awaiting_seller'").stdout)
-                r = wrk(url, "wrk_note.lua", note, secs, conns)
-                got[which].append(r)
-                print("stats_when: round %d, %s's WHEN: %.0f notes/s" % (i, which, r), flush=True)
-        # the WHEN alone, in one backend: an UPDATE of every open case's
-        # updated_at fires the trigger for none of them (rolled back)
-        ms = {"027": [], "030": []}
-        for i in range(rounds):
-            for which in ("027", "030") if i % 2 == 0 else ("030", "027"):
-                h.psql(db.admin_url, triggers[which])
-                out = h.psql(db.admin_url, "BEGIN; EXPLAIN (ANALYZE, FORMAT JSON) UPDATE cases"
-                             " SET updated_at = updated_at + interval '1 microsecond'"
-                             " WHERE state = 'awaiting_seller'; ROLLBACK;").stdout
-                ms[which].append(float(re.search(r'"Execution Time": ([\d.]+)', out).group(1)))
+        open_cases(db, actions)
+        wrk(url, "wrk_note.lua", note, 3, conns, "stats_when")
+
+        def notes(i, which):
+            h.psql(db.admin_url, triggers[which])
+            open_cases(db, actions)     # the versions moved on in the last round
+            r = wrk(url, "wrk_note.lua", note, secs, conns, "stats_when")
+            print("stats_when: round %d, %s's WHEN: %.0f notes/s" % (i, which, r), flush=True)
+            return r
+
+        def update_ms(i, which):
+            # the WHEN alone, in one backend: an UPDATE of every open case's
+            # updated_at fires the trigger for none of them (rolled back)
+            h.psql(db.admin_url, triggers[which])
+            out = h.psql(db.admin_url, "BEGIN; EXPLAIN (ANALYZE, FORMAT JSON) UPDATE cases"
+                         " SET updated_at = updated_at + interval '1 microsecond'"
+                         " WHERE state = 'awaiting_seller'; ROLLBACK;").stdout
+            return float(re.search(r'"Execution Time": ([\d.]+)', out).group(1))
+
+        got = alternate(rounds, notes)
+        ms = alternate(rounds, update_ms)
         h.psql(db.admin_url, triggers["030"])
-        per = {k: statistics.median(v) for k, v in ms.items()}
-        upd = statistics.median(b / a for a, b in zip(ms["027"], ms["030"]))
-        print("stats_when: UPDATE of the open cases' updated_at (the WHEN alone, %d rounds):"
-              " 027's %.1f ms, 030's %.1f ms (medians); median of the rounds' ratios (030 / 027) %.3f"
-              % (rounds, per["027"], per["030"], upd))
-        old, new = statistics.median(got["027"]), statistics.median(got["030"])
-        pairs = statistics.median(b / a for a, b in zip(got["027"], got["030"]))
-        print("stats_when: %s; %d connections: notes/s with 030's WHEN %.0f, 027's %.0f"
-              " (medians of %d rounds of %d s): ratio %.3f; median of the rounds' ratios %.3f"
-              % (size, conns, new, old, rounds, secs, new / old, pairs))
-    finally:
-        if s:
-            s.stop()
-        db.drop()
+        shutil.rmtree(os.path.dirname(actions))
+    per = {k: statistics.median(v) for k, v in ms.items()}
+    upd = statistics.median(b / a for a, b in zip(ms["027"], ms["030"]))
+    print("stats_when: UPDATE of the open cases' updated_at (the WHEN alone, %d rounds):"
+          " 027's %.1f ms, 030's %.1f ms (medians); median of the rounds' ratios (030 / 027) %.3f"
+          % (rounds, per["027"], per["030"], upd))
+    old, new = statistics.median(got["027"]), statistics.median(got["030"])
+    pairs = statistics.median(b / a for a, b in zip(got["027"], got["030"]))
+    print("stats_when: %s; %d connections: notes/s with 030's WHEN %.0f, 027's %.0f"
+          " (medians of %d rounds of %d s): ratio %.3f; median of the rounds' ratios %.3f"
+          % (size, conns, new, old, rounds, secs, new / old, pairs))
     return 0
 
 
