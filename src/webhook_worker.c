@@ -866,13 +866,14 @@ static void finish_done(wh_worker *w)
 static void gauges(wh_worker *w)
 {
 	/* what enabled subscriptions wait for (a disabled one's queue is
-	 * paused on purpose) */
+	 * paused on purpose); dead letters from the counts sql/031 keeps, one
+	 * row per subscription, since the dead rows themselves are kept for good */
 	PGresult *r = run(w, "webhook_gauges",
 		"WITH q AS (SELECT d.sub_id, count(*) AS n, min(d.created_at) AS oldest"
 		"    FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.sub_id"
 		"   WHERE d.state = 'pending' AND s.enabled AND NOT s.deleted GROUP BY d.sub_id)"
 		" SELECT coalesce(sum(n), 0), coalesce(extract(epoch FROM now() - min(oldest)), 0),"
-		"  (SELECT count(*) FROM webhook_deliveries WHERE state = 'dead'),"
+		"  (SELECT coalesce(sum(n), 0) FROM webhook_dead_counts),"
 		"  (SELECT json_agg(json_build_object('id', sub_id, 'n', n,"
 		"      'age', extract(epoch FROM now() - oldest)) ORDER BY n DESC, sub_id)"
 		"     FROM (SELECT * FROM q ORDER BY n DESC, sub_id LIMIT 20) t)"

@@ -341,6 +341,27 @@ def test_hanging_receiver_does_not_hold_up_another_subscription(wserver, wdb):
         fast.close()
 
 
+DEAD_STORED = "SELECT count(*) FROM webhook_deliveries WHERE state = 'dead'"
+
+
+DEAD_COUNTED = "SELECT coalesce(sum(n), 0) FROM webhook_dead_counts"
+
+
+def dead_gauge_settles(server, db, truth: str = DEAD_STORED) -> int:
+    """Waits for arbiter_webhook_dead_letters (refreshed every 5 s) to equal
+    truth, read anew each time (other tests' closed receivers may still be
+    killing deliveries); returns that number."""
+    deadline = time.monotonic() + 15 * SLOW
+    while True:
+        want = int(h.psql_value(db.admin_url, truth))
+        m = promparse.parse(server.get("/metrics", key=db.keys["ops"]).raw)
+        got = promparse.value(m, "arbiter_webhook_dead_letters")
+        if got == want:
+            return want
+        assert time.monotonic() < deadline, f"gauge {got}, {want} by {truth}"
+        time.sleep(0.3)
+
+
 def test_dead_letter_then_replay_through_the_api(wserver, wdb):
     shop = h.uniq("DL")
     admin = wdb.keys["admin"]
@@ -366,6 +387,7 @@ def test_dead_letter_then_replay_through_the_api(wserver, wdb):
         assert ids == {d["webhook_id"]}, "every retry carries the same webhook-id"
         m = promparse.parse(wserver.get("/metrics", key=wdb.keys["ops"]).raw)
         assert promparse.value(m, "arbiter_webhook_dead_letters_total") >= 1
+        assert dead_gauge_settles(wserver, wdb) >= 1
         assert "webhook.delivery.exhausted" in wserver.log_tail(400)
         # and stored, with the delivery that died, for whoever sees the subscription
         ev = ops_events(wserver, admin, sub["id"])
@@ -402,6 +424,40 @@ def test_dead_letter_then_replay_through_the_api(wserver, wdb):
         assert r.status == 404, r
     finally:
         rx.close()
+
+
+def test_the_dead_letter_count_follows_every_change_and_the_backfill(wserver, wdb):
+    """sql/031 keeps the dead letters per subscription by trigger, whoever
+    writes: a dead row inserted, set to another state or deleted by hand
+    moves the count, and the backfill rebuilds emptied counts from the rows.
+    The gauge sums the counts, so it must equal the dead rows stored."""
+    sub = subscribe(wserver, wdb.keys["admin"], "http://127.0.0.1:9/", shop_id=h.uniq("DC"))["id"]
+    url = wdb.admin_url
+
+    def count() -> int:
+        return int(h.psql_value(url, "SELECT coalesce((SELECT n FROM webhook_dead_counts"
+                                     f" WHERE sub_id = '{sub}'), 0)"))
+
+    ids = h.psql_value(url, "WITH i AS (INSERT INTO webhook_deliveries (sub_id, kind, type, state)"
+                            f" SELECT '{sub}', 'ping', 'webhook.ping', 'dead'"
+                            " FROM generate_series(1, 3) RETURNING id)"
+                            " SELECT string_agg(id::text, ',' ORDER BY id) FROM i").split(",")
+    assert count() == 3
+    h.psql(url, f"UPDATE webhook_deliveries SET state = 'skipped' WHERE id = {ids[0]}")
+    h.psql(url, f"UPDATE webhook_deliveries SET attempts = 11 WHERE id = {ids[1]}")
+    assert count() == 2, "a change of state away from dead counts, another change does not"
+    h.psql(url, f"DELETE FROM webhook_deliveries WHERE id = {ids[2]}")
+    assert count() == 1
+    h.psql(url, f"UPDATE webhook_deliveries SET state = 'dead' WHERE id = {ids[0]}")
+    assert count() == 2
+    assert dead_gauge_settles(wserver, wdb) >= 2
+
+    # the gauge is the counts' sum, not a count of the rows
+    h.psql(url, "DELETE FROM webhook_dead_counts")
+    assert dead_gauge_settles(wserver, wdb, DEAD_COUNTED) < int(h.psql_value(url, DEAD_STORED))
+    rebuilt = int(h.psql_value(url, "SELECT arbiter_webhook_dead_backfill()"))
+    assert rebuilt >= 2 and count() == 2
+    assert dead_gauge_settles(wserver, wdb) >= rebuilt
 
 
 def test_410_disables_and_reenabling_resumes(wserver, wdb):
